@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup serve test lint typecheck bench checkpoints clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,data,formats]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/s5rf serve --host 127.0.0.1 --port 8000 --checkpoints checkpoints
+
+lint: $(STAMP)
+	$(BIN)/ruff check model server clients cli tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.advance
+	$(BIN)/python -m bench.train_step
+
+checkpoints: $(STAMP)
+	bash scripts/make_checkpoints.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

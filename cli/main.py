@@ -1,0 +1,31 @@
+"""The ``s5rf`` console script: one entry point, one module per command group.
+
+Each command module exposes ``register(subparsers)``; it imports its heavy dependencies
+inside the command so ``s5rf --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Add a command group by appending its module here.
+COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s5rf", description="S5-RF event-stream inference")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
