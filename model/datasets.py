@@ -1,0 +1,142 @@
+"""Event datasets on disk: the SHD/SSC HDF5 layout (cochlea) and our DVS HDF5 layout.
+
+SHD/SSC layout (Cramer et al. 2020), read unchanged from the published files:
+    spikes/times   vlen float (N,)   spike times of each sample in seconds
+    spikes/units   vlen uint16 (N,)  channel of each spike (0 = highest frequency)
+    labels         uint16 (N,)       class ids
+    extra/keys     bytes (C,)        class names, indexed by label
+    extra/...      optional per-sample metadata (speaker, engine, voice, ...)
+DVS layout (this project; docs/datasets.md):
+    events/t       vlen int64 (N,)   timestamps in microseconds
+    events/x, events/y vlen uint16 (N,), events/p vlen uint8 (N,)
+    labels         uint16 (N,)
+    extra/keys     bytes (C,)
+    attrs: sensor="dvs", width, height
+Samples are read lazily, one at a time, with h5py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from model.events import SensorKind, make_events
+
+SHD_CHANNELS = 700
+
+
+def _write_common(
+    f: h5py.File, labels: Sequence[int], keys: Sequence[str], extra: Mapping[str, np.ndarray]
+) -> None:
+    f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+    grp = f.create_group("extra")
+    grp.create_dataset("keys", data=np.array([k.encode() for k in keys]))
+    for name, values in extra.items():
+        values = np.asarray(values)
+        if values.dtype.kind == "U":
+            values = np.char.encode(values)
+        grp.create_dataset(name, data=values)
+
+
+def write_shd(
+    path: str | Path,
+    events: Sequence[np.ndarray],
+    labels: Sequence[int],
+    *,
+    keys: Sequence[str],
+    extra: Mapping[str, np.ndarray] | None = None,
+    channels: int = SHD_CHANNELS,
+) -> None:
+    """Write cochlea recordings (COCHLEA_DTYPE arrays) in the SHD HDF5 layout."""
+    with h5py.File(path, "w") as f:
+        grp = f.create_group("spikes")
+        times = grp.create_dataset("times", (len(events),), dtype=h5py.vlen_dtype(np.float64))
+        units = grp.create_dataset("units", (len(events),), dtype=h5py.vlen_dtype(np.uint16))
+        for i, ev in enumerate(events):
+            times[i] = ev["t"].astype(np.float64) * 1e-6
+            units[i] = ev["channel"]
+        if channels != SHD_CHANNELS:
+            f.attrs["channels"] = channels
+        _write_common(f, labels, keys, extra or {})
+
+
+def write_dvs(
+    path: str | Path,
+    events: Sequence[np.ndarray],
+    labels: Sequence[int],
+    *,
+    width: int,
+    height: int,
+    keys: Sequence[str],
+    extra: Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """Write DVS recordings (DVS_DTYPE arrays) in the project's DVS HDF5 layout."""
+    with h5py.File(path, "w") as f:
+        f.attrs.update(sensor="dvs", width=width, height=height)
+        grp = f.create_group("events")
+        for name, dt in (("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8)):
+            ds = grp.create_dataset(name, (len(events),), dtype=h5py.vlen_dtype(dt))
+            for i, ev in enumerate(events):
+                ds[i] = ev[name]
+        _write_common(f, labels, keys, extra or {})
+
+
+class EventDataset:
+    """Lazy reader of an SHD/SSC or DVS HDF5 file: ``ds[i] -> (events, label)``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        f = self._file
+        if "spikes" in f:
+            self.sensor: SensorKind = "cochlea"
+            self.channels: int | None = int(f.attrs.get("channels", SHD_CHANNELS))
+            self.width = self.height = None
+        elif "events" in f:
+            self.sensor = "dvs"
+            self.channels = None
+            self.width, self.height = int(f.attrs["width"]), int(f.attrs["height"])
+        else:
+            raise ValueError(
+                f"{self.path} is neither SHD/SSC layout (spikes/times, spikes/units) nor the "
+                "DVS layout (events/t, x, y, p); see docs/datasets.md"
+            )
+        self.labels = np.asarray(f["labels"], dtype=np.int64)
+        self.keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples in {self.path}")
+        f = self._file
+        if self.sensor == "cochlea":
+            t = np.rint(np.asarray(f["spikes/times"][i], np.float64) * 1e6).astype(np.int64)
+            ev = make_events("cochlea", t=t, channel=f["spikes/units"][i])
+        else:
+            ev = make_events("dvs", **{n: f[f"events/{n}"][i] for n in ("t", "x", "y", "p")})
+        order = np.argsort(ev["t"], kind="stable")  # published files are not all sorted
+        return ev[order], int(self.labels[i])
+
+    def extra(self, name: str) -> np.ndarray:
+        """Per-sample metadata from ``extra/NAME`` (bytes decoded to str)."""
+        values = np.asarray(self._file[f"extra/{name}"])
+        return np.char.decode(values) if values.dtype.kind == "S" else values
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_dataset(path: str | Path) -> EventDataset:
+    """Open an SHD/SSC or DVS HDF5 file for lazy reading."""
+    return EventDataset(path)
