@@ -52,9 +52,8 @@ def init_projection(key: jax.Array, n_out: int, n_in: int, Vinv: np.ndarray) -> 
     """Complex input projection V^-1 W with W ~ lecun-normal (truncated, fan-in n_in) for
     real and imaginary parts. Returns float32 (n_out, n_in, 2): real and imaginary parts."""
     W = jax.nn.initializers.lecun_normal(in_axis=-1, out_axis=-2)(key, (2, n_out, n_in))
-    Wc = np.asarray(W[0], dtype=np.float64) + 1j * np.asarray(W[1], dtype=np.float64)
-    VW = Vinv @ Wc
-    return jnp.stack([jnp.asarray(VW.real), jnp.asarray(VW.imag)], axis=-1).astype(jnp.float32)
+    VW = jnp.asarray(Vinv, jnp.complex64) @ (W[0] + 1j * W[1])
+    return jnp.stack([VW.real, VW.imag], axis=-1).astype(jnp.float32)
 
 
 def init_log_step(key: jax.Array, n: int, eta_min: float, eta_max: float) -> jax.Array:

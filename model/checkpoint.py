@@ -1,0 +1,133 @@
+"""Checkpoints: a directory with the model card ``model.json`` and ``params.msgpack``.
+
+The model card is the single description of a network (format version, architecture,
+input spec, class labels, measured metrics, provenance). Parameters are serialised with
+flax's msgpack codec. ``load`` validates both and says what is wrong with a bad checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import numpy as np
+from flax import serialization
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model.network import Params, init_params
+from model.spec import InputSpec, ModelConfig, TrainConfig
+
+CARD_FILE = "model.json"
+PARAMS_FILE = "params.msgpack"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message says what to fix."""
+
+
+class ModelCard(BaseModel):
+    """``checkpoints/NAME/model.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: Literal[1] = FORMAT_VERSION
+    name: str
+    description: str = ""
+    architecture: ModelConfig
+    input: InputSpec
+    labels: list[str] = Field(min_length=2)
+    training: TrainConfig | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Measured, with commands.")
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    params_sha256: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    card: ModelCard
+    params: Params
+    path: Path
+
+    @property
+    def cfg(self) -> ModelConfig:
+        return self.card.architecture
+
+
+def save(path: str | Path, card: ModelCard, params: Params) -> ModelCard:
+    """Write ``params`` and the card (with the params' checksum) into directory ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    blob = serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, _to_dict(params)))
+    card = card.model_copy(update={"params_sha256": hashlib.sha256(blob).hexdigest()})
+    (path / PARAMS_FILE).write_bytes(blob)
+    (path / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
+    return card
+
+
+def _to_dict(params: Params) -> dict[str, Any]:
+    """msgpack keeps dicts, not tuples: layers become {"0": ..., "1": ...}."""
+    return {"layers": {str(i): p for i, p in enumerate(params["layers"])},
+            "readout": params["readout"]}
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """Read and validate ``model.json`` of the checkpoint directory ``path``."""
+    card_path = Path(path) / CARD_FILE
+    if not card_path.is_file():
+        raise CheckpointError(f"{card_path} is missing: a checkpoint directory needs {CARD_FILE}")
+    try:
+        card = ModelCard.model_validate_json(card_path.read_text())
+    except ValidationError as exc:
+        raise CheckpointError(f"{card_path} is not a valid model card:\n{exc}") from exc
+    cfg = card.architecture
+    if len(card.labels) != cfg.n_classes:
+        raise CheckpointError(
+            f"{card_path}: {len(card.labels)} labels for {cfg.n_classes} output classes"
+        )
+    if card.input.features != cfg.n_in:
+        raise CheckpointError(
+            f"{card_path}: the input spec gives {card.input.features} features but the "
+            f"network takes n_in={cfg.n_in}"
+        )
+    return card
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Load and validate a checkpoint directory."""
+    path = Path(path)
+    card = read_card(path)
+    params_path = path / PARAMS_FILE
+    if not params_path.is_file():
+        raise CheckpointError(f"{params_path} is missing")
+    blob = params_path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if card.params_sha256 and digest != card.params_sha256:
+        raise CheckpointError(
+            f"{params_path} does not match the card's params_sha256 (file changed or truncated)"
+        )
+    template = jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), card.architecture))
+    try:
+        raw = serialization.msgpack_restore(blob)
+        restored = serialization.from_state_dict(_to_dict(template), raw)
+    except Exception as exc:  # msgpack/flax raise several types for a corrupt file
+        raise CheckpointError(f"{params_path} cannot be decoded: {exc}") from exc
+    params = {"layers": tuple(restored["layers"][str(i)] for i in range(len(template["layers"]))),
+              "readout": restored["readout"]}
+    for (kp, want), got in zip(jax.tree_util.tree_leaves_with_path(template),
+                               jax.tree_util.tree_leaves(params), strict=True):
+        if tuple(np.shape(got)) != tuple(want.shape):
+            raise CheckpointError(
+                f"{params_path}: parameter {jax.tree_util.keystr(kp)} has shape "
+                f"{np.shape(got)}, the architecture in {CARD_FILE} needs {want.shape}"
+            )
+    params = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, jax.numpy.float32), params)
+    return Checkpoint(card=card, params=params, path=path)
+
+
+def discover(root: str | Path) -> list[Path]:
+    """Checkpoint directories directly under ``root`` (those holding a model card)."""
+    return sorted(p.parent for p in Path(root).glob(f"*/{CARD_FILE}"))
