@@ -22,7 +22,6 @@ from model.spec import InputSpec, ModelConfig, TrainConfig
 
 CARD_FILE = "model.json"
 PARAMS_FILE = "params.msgpack"
-FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
@@ -34,7 +33,7 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     name: str
     description: str = ""
     architecture: ModelConfig
@@ -61,17 +60,11 @@ def save(path: str | Path, card: ModelCard, params: Params) -> ModelCard:
     """Write ``params`` and the card (with the params' checksum) into directory ``path``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    blob = serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, _to_dict(params)))
+    blob = serialization.to_bytes(jax.tree_util.tree_map(np.asarray, params))
     card = card.model_copy(update={"params_sha256": hashlib.sha256(blob).hexdigest()})
     (path / PARAMS_FILE).write_bytes(blob)
     (path / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
     return card
-
-
-def _to_dict(params: Params) -> dict[str, Any]:
-    """msgpack keeps dicts, not tuples: layers become {"0": ..., "1": ...}."""
-    return {"layers": {str(i): p for i, p in enumerate(params["layers"])},
-            "readout": params["readout"]}
 
 
 def read_card(path: str | Path) -> ModelCard:
@@ -111,12 +104,11 @@ def load(path: str | Path) -> Checkpoint:
         )
     template = jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), card.architecture))
     try:
-        raw = serialization.msgpack_restore(blob)
-        restored = serialization.from_state_dict(_to_dict(template), raw)
+        params = serialization.from_bytes(template, blob)
     except Exception as exc:  # msgpack/flax raise several types for a corrupt file
-        raise CheckpointError(f"{params_path} cannot be decoded: {exc}") from exc
-    params = {"layers": tuple(restored["layers"][str(i)] for i in range(len(template["layers"]))),
-              "readout": restored["readout"]}
+        raise CheckpointError(
+            f"{params_path} cannot be decoded for the architecture in {CARD_FILE}: {exc}"
+        ) from exc
     for (kp, want), got in zip(jax.tree_util.tree_leaves_with_path(template),
                                jax.tree_util.tree_leaves(params), strict=True):
         if tuple(np.shape(got)) != tuple(want.shape):

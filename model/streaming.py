@@ -110,7 +110,7 @@ class Engine:
         spikes = [np.zeros((n, T, P), bool) for P in self.cfg.neurons] if with_spikes else None
         s_max, t_max = self.session_buckets[-1], self.bin_buckets[-1]
         for lo in range(0, n, s_max):
-            rows = np.arange(lo, min(n, lo + s_max))
+            rows = list(range(lo, min(n, lo + s_max)))
             for t_lo in range(0, max(T, 1), t_max):
                 t_hi = min(max(T, 1), t_lo + t_max)
                 out = self._call(

@@ -1,0 +1,95 @@
+"""Training-time augmentation, on events and on binned batches (numpy, seeded Generators).
+
+Event-level (before binning; tonic offers similar transforms, written here to work on our
+dtype without torch): time jitter, dropped events, channel shift for a cochlea, spatial shift
+for a DVS. Bin-level: the paper's random channel shift, time and channel masking, and CutMix
+for sequences (Huber et al. 2025, after Yun et al. 2019).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from model.spec import InputSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class EventAugment:
+    """Per-sample event augmentation settings (zero disables each one)."""
+
+    jitter_us: float = 0.0  # std of Gaussian time jitter
+    drop: float = 0.0  # probability of dropping each event
+    max_shift: int = 0  # channels (cochlea) or pixels (dvs)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.jitter_us or self.drop or self.max_shift)
+
+
+def augment_events(events: np.ndarray, spec: InputSpec, aug: EventAugment,
+                   rng: np.random.Generator) -> np.ndarray:
+    """A jittered, thinned and shifted copy of a sorted event array (still sorted, in range)."""
+    ev = events[rng.random(len(events)) >= aug.drop] if aug.drop else events.copy()
+    if aug.jitter_us:
+        t = ev["t"] + np.rint(rng.normal(0.0, aug.jitter_us, len(ev))).astype(np.int64)
+        ev["t"] = np.maximum(t, 0)
+        ev = ev[np.argsort(ev["t"], kind="stable")]
+    if aug.max_shift:
+        if spec.sensor == "cochlea":
+            assert spec.channels is not None
+            ch = ev["channel"].astype(np.int64) + rng.integers(-aug.max_shift, aug.max_shift + 1)
+            ev = ev[(ch >= 0) & (ch < spec.channels)]
+            ev["channel"] = ch[(ch >= 0) & (ch < spec.channels)]
+        else:
+            assert spec.width is not None and spec.height is not None
+            dx, dy = rng.integers(-aug.max_shift, aug.max_shift + 1, size=2)
+            x, y = ev["x"].astype(np.int64) + dx, ev["y"].astype(np.int64) + dy
+            keep = (x >= 0) & (x < spec.width) & (y >= 0) & (y < spec.height)
+            ev = ev[keep]
+            ev["x"], ev["y"] = x[keep], y[keep]
+    return ev
+
+
+def random_shift(bins: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The reference code's shift: roll features by +1 (p=0.2) or -1 (p=0.2). (B, T, F)."""
+    u = rng.random()
+    return np.roll(bins, 1, axis=-1) if u < 0.2 else np.roll(bins, -1, axis=-1) if u > 0.8 else bins
+
+
+def mask_time_channels(bins: np.ndarray, rng: np.random.Generator, max_time: int,
+                       max_channels: int) -> np.ndarray:
+    """Zero one random time span (<= max_time bins) and one feature span per sample."""
+    out = bins.copy()
+    B, T, F = out.shape
+    for i in range(B):
+        if max_time:
+            w = int(rng.integers(0, max_time + 1))
+            s = int(rng.integers(0, max(T - w, 0) + 1))
+            out[i, s : s + w] = 0
+        if max_channels:
+            w = int(rng.integers(0, max_channels + 1))
+            s = int(rng.integers(0, max(F - w, 0) + 1))
+            out[i, :, s : s + w] = 0
+    return out
+
+
+def cutmix(bins: np.ndarray, targets: np.ndarray, rng: np.random.Generator
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """CutMix for sequences: paste a time window from a shuffled partner; targets are mixed
+    by the share of input spikes each sample contributes. bins (B, T, F), targets (B, C)."""
+    B, T, _ = bins.shape
+    lam = rng.uniform()
+    partner = rng.permutation(B)
+    centre, width = int(rng.integers(0, T)), int(T * (1.0 - lam))
+    lo, hi = np.clip((centre - width) // 2, 0, T), np.clip((centre + width) // 2, 0, T)
+    pasted = bins[partner, lo:hi].sum(axis=(1, 2))
+    kept = bins.sum(axis=(1, 2)) - bins[:, lo:hi].sum(axis=(1, 2))
+    total = pasted + kept
+    if np.any(total == 0):
+        return bins, targets  # a window that empties a sample carries no label information
+    mixed = bins.copy()
+    mixed[:, lo:hi] = bins[partner, lo:hi]
+    w = (kept / total)[:, None]
+    return mixed, w * targets + (1.0 - w) * targets[partner]

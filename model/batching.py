@@ -1,0 +1,90 @@
+"""Datasets in memory as binned recordings, and padded batches for training and evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from model.augment import EventAugment, augment_events
+from model.binning import bin_recording
+from model.datasets import EventDataset
+from model.spec import InputSpec
+
+
+@dataclasses.dataclass
+class BinnedSet:
+    """Recordings of one dataset: events (for event augmentation) and labels.
+
+    ``bins[i]`` is uint8 (T_i, F), binned with the checkpoint's input spec from t0 = 0.
+    """
+
+    events: list[np.ndarray]
+    bins: list[np.ndarray]
+    labels: np.ndarray  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def parse_filter(expr: str | None) -> tuple[str, str, bool] | None:
+    """``"engine==espeak"`` or ``"engine!=espeak"`` -> (field, value, keep_equal)."""
+    if not expr:
+        return None
+    for op, equal in (("==", True), ("!=", False)):
+        if op in expr:
+            field, value = expr.split(op, 1)
+            return field.strip(), value.strip(), equal
+    raise ValueError(f"filter {expr!r} must look like FIELD==VALUE or FIELD!=VALUE")
+
+
+def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
+                max_bins: int | None = None) -> BinnedSet:
+    """Read every (selected) sample of ``ds`` and bin it; recordings longer than
+    ``max_bins`` bins are cut (the paper's fixed-length inputs are about 1 s)."""
+    idx = np.arange(len(ds))
+    rule = parse_filter(where)
+    if rule is not None:
+        field, value, equal = rule
+        values = ds.extra(field).astype(str)
+        idx = idx[(values == value) == equal]
+    events, bins = [], []
+    for i in idx:
+        ev, _ = ds[int(i)]
+        if max_bins is not None:
+            ev = ev[ev["t"] < max_bins * spec.dt_us]
+        events.append(ev)
+        bins.append(_to_uint8(bin_recording(ev, spec)))
+    return BinnedSet(events=events, bins=bins, labels=ds.labels[idx].copy())
+
+
+def _to_uint8(b: np.ndarray) -> np.ndarray:
+    return np.minimum(b, 255).astype(np.uint8)
+
+
+def batches(data: BinnedSet, batch_size: int, n_bins: int, spec: InputSpec,
+            rng: np.random.Generator | None = None, aug: EventAugment | None = None,
+            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Fixed-shape batches: bins float32 (B, n_bins, F), lengths int32 (B,), labels int64 (B,),
+    weights float32 (B,) (0 for padding rows of the last batch). Shuffled when ``rng`` is
+    given; event augmentation (re-binning) when ``aug`` is enabled."""
+    order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
+    F = spec.features
+    for lo in range(0, len(order), batch_size):
+        sel = order[lo : lo + batch_size]
+        x = np.zeros((batch_size, n_bins, F), np.float32)
+        lengths = np.zeros(batch_size, np.int32)
+        labels = np.zeros(batch_size, np.int64)
+        weights = np.zeros(batch_size, np.float32)
+        for row, i in enumerate(sel):
+            if aug is not None and aug.enabled and rng is not None:
+                b = bin_recording(augment_events(data.events[i], spec, aug, rng), spec)
+            else:
+                b = data.bins[i]
+            T = min(len(b), n_bins)
+            x[row, :T] = b[:T]
+            lengths[row] = max(T, 1)  # an empty recording still has one (empty) bin
+            labels[row] = data.labels[i]
+            weights[row] = 1.0
+        yield x, lengths, labels, weights

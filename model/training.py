@@ -1,0 +1,179 @@
+"""Training: the paper's optimiser, a jitted train step, and a resumable epoch loop.
+
+AdamW with weight decay on weights and Adam with its own learning rate and no decay on the
+SSM parameters (Lambda and Delta), both with cosine decay (Huber et al. 2025).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization
+
+from model.augment import EventAugment, cutmix, mask_time_channels, random_shift
+from model.batching import BinnedSet, batches
+from model.network import Params, advance, init_params, initial_state
+from model.spec import InputSpec, ModelConfig, ScanMethod, TrainConfig
+
+SSM_PARAMS = ("log_neg_re", "im", "log_step")
+TRAIN_STATE_FILE = "train_state.msgpack"
+LOG_FILE = "train_log.jsonl"
+
+
+def make_optimizer(tc: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    """AdamW (weights) and Adam (Lambda, Delta), each with its own cosine-decayed rate."""
+
+    def labels(params: Params) -> Any:
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "ssm" if getattr(path[-1], "key", None) in SSM_PARAMS else "weights",
+            params,
+        )
+
+    steps = max(total_steps, 1)
+    return optax.multi_transform(
+        {
+            "weights": optax.adamw(optax.cosine_decay_schedule(tc.lr, steps, alpha=1e-6),
+                                   weight_decay=tc.weight_decay),
+            "ssm": optax.adam(optax.cosine_decay_schedule(tc.lr_ssm, steps, alpha=1e-6)),
+        },
+        labels,
+    )
+
+
+def loss_and_logits(params: Params, cfg: ModelConfig, bins: jax.Array, lengths: jax.Array,
+                    targets: jax.Array, weights: jax.Array, key: jax.Array | None,
+                    scan: ScanMethod) -> tuple[jax.Array, jax.Array]:
+    """Weighted cross-entropy against (soft) targets float32 (B, C)."""
+    valid = jnp.arange(bins.shape[1])[None, :] < lengths[:, None]
+    _, out = advance(params, initial_state(cfg, bins.shape[0]), bins, valid, cfg, scan=scan,
+                     dropout_key=key)
+    nll = -(targets * out["log_probs"]).sum(-1)
+    return (nll * weights).sum() / jnp.maximum(weights.sum(), 1.0), out["log_probs"]
+
+
+def make_train_step(cfg: ModelConfig, optimizer: optax.GradientTransformation,
+                    scan: ScanMethod) -> Callable[..., Any]:
+    """Jitted ``step(params, opt_state, bins, lengths, targets, weights, key)
+    -> (params, opt_state, loss, log_probs)``."""
+
+    @jax.jit
+    def step(params: Params, opt_state: Any, bins: jax.Array, lengths: jax.Array,
+             targets: jax.Array, weights: jax.Array, key: jax.Array) -> Any:
+        (loss, logp), grads = jax.value_and_grad(loss_and_logits, has_aux=True)(
+            params, cfg, bins, lengths, targets, weights, key, scan)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, logp
+
+    return step
+
+
+def make_eval_step(cfg: ModelConfig, scan: ScanMethod) -> Callable[..., Any]:
+    """Jitted ``eval(params, bins, lengths) -> (state, outputs)`` of the offline path."""
+
+    @jax.jit
+    def evaluate(params: Params, bins: jax.Array, lengths: jax.Array) -> Any:
+        valid = jnp.arange(bins.shape[1])[None, :] < lengths[:, None]
+        return advance(params, initial_state(cfg, bins.shape[0]), bins, valid, cfg, scan=scan)
+
+    return evaluate
+
+
+def accuracy(params: Params, evaluate: Callable[..., Any], data: BinnedSet, spec: InputSpec,
+             batch_size: int, n_bins: int) -> float:
+    correct = 0
+    for x, lengths, labels, weights in batches(data, batch_size, n_bins, spec):
+        _, out = evaluate(params, x, lengths)
+        correct += int(((np.argmax(out["log_probs"], -1) == labels) * weights).sum())
+    return correct / max(len(data), 1)
+
+
+@dataclasses.dataclass
+class TrainRun:
+    """Everything one training run needs; ``out`` is the checkpoint directory."""
+
+    cfg: ModelConfig
+    tc: TrainConfig
+    spec: InputSpec
+    train: BinnedSet
+    test: BinnedSet
+    out: Path
+    scan: ScanMethod = "sequential"
+    aug: EventAugment = dataclasses.field(default_factory=EventAugment)
+    mask_time: int = 0
+    mask_channels: int = 0
+
+
+def _n_bins(run: TrainRun) -> int:
+    return max(max((len(b) for b in run.train.bins), default=1),
+               max((len(b) for b in run.test.bins), default=1))
+
+
+def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
+          progress: Callable[[int, int, float], None] | None = None) -> Params:
+    """Train for ``run.tc.epochs`` epochs, resuming from ``out/train_state.msgpack``.
+
+    ``on_epoch(record, params)`` is called after every epoch (the caller writes the
+    checkpoint, log and plot); ``progress(step, steps_per_epoch, loss)`` after every step.
+    """
+    cfg, tc = run.cfg, run.tc
+    n_bins = _n_bins(run)
+    steps_per_epoch = -(-len(run.train) // tc.batch_size)
+    optimizer = make_optimizer(tc, steps_per_epoch * tc.epochs)
+    params = init_params(jax.random.PRNGKey(tc.seed), cfg)
+    opt_state = optimizer.init(params)
+    start_epoch = 0
+    state_path = run.out / TRAIN_STATE_FILE
+    if state_path.exists():
+        saved = serialization.from_bytes(
+            {"params": params, "opt_state": opt_state, "epoch": 0}, state_path.read_bytes())
+        params, opt_state, start_epoch = saved["params"], saved["opt_state"], int(saved["epoch"])
+    train_step = make_train_step(cfg, optimizer, run.scan)
+    evaluate = make_eval_step(cfg, run.scan)
+    base_key = jax.random.PRNGKey(tc.seed + 1)
+    for epoch in range(start_epoch, tc.epochs):
+        rng = np.random.default_rng([tc.seed, epoch])  # resumable: each epoch has its own
+        t_start = time.perf_counter()
+        losses, correct = [], 0.0
+        for step, (x, lengths, labels, weights) in enumerate(
+                batches(run.train, tc.batch_size, n_bins, run.spec, rng, run.aug)):
+            targets = np.eye(cfg.n_classes, dtype=np.float32)[labels]
+            if tc.random_shift:
+                x = random_shift(x, rng)
+            if run.mask_time or run.mask_channels:
+                x = mask_time_channels(x, rng, run.mask_time, run.mask_channels)
+            if tc.cutmix:
+                x, targets = cutmix(x, targets, rng)
+            key = jax.random.fold_in(base_key, epoch * steps_per_epoch + step)
+            params, opt_state, loss, logp = train_step(params, opt_state, x, lengths, targets,
+                                                       weights, key)
+            losses.append(float(loss))
+            correct += float(((np.argmax(logp, -1) == labels) * weights).sum())
+            if progress is not None:
+                progress(step + 1, steps_per_epoch, losses[-1])
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "train_acc": correct / len(run.train),
+            "test_acc": accuracy(params, evaluate, run.test, run.spec, tc.batch_size, n_bins),
+            "seconds": time.perf_counter() - t_start,
+        }
+        state_path.write_bytes(serialization.to_bytes(
+            {"params": params, "opt_state": opt_state, "epoch": epoch + 1}))
+        with (run.out / LOG_FILE).open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        on_epoch(record, params)
+    return params
+
+
+def read_log(out: Path) -> list[dict[str, Any]]:
+    path = out / LOG_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
