@@ -154,3 +154,14 @@ def test_generated_files_do_not_depend_on_the_worker_count(tmp_path: Path):
         ):
             for i in range(3):
                 np.testing.assert_array_equal(one[i][0], two[i][0])
+
+
+def test_cli_writes_the_dataset_and_its_command(tmp_path: Path, capsys):
+    from cli.main import main
+
+    assert main(["data", "dvs", "--out", str(tmp_path), "--limit", "2", "--copies", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["train"]["samples"] == 2 and printed["test"]["samples"] == 2
+    recipe = json.loads((tmp_path / "recipe.json").read_text())
+    assert recipe["command"].startswith("s5rf data dvs --out ")
+    assert recipe["recipe"]["train_copies"] == 1
