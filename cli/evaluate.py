@@ -1,0 +1,58 @@
+"""``s5rf eval``: measure a checkpoint on a test file (accuracy, spikes, SynOps, confusion)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint on an HDF5 test file")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--filter", help="keep samples by metadata, e.g. engine==festival")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--confusion-png", type=Path, help="where to draw the confusion matrix "
+                   "(default: CHECKPOINT/confusion.png)")
+    p.add_argument("--update-card", action="store_true",
+                   help="record the metrics in the checkpoint's model.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from model import checkpoint
+    from model.batching import load_binned
+    from model.datasets import open_dataset
+    from model.evaluation import evaluate
+    from model.plots import plot_confusion
+
+    ckpt = checkpoint.load(args.checkpoint)
+    spec = ckpt.card.input
+    ds = open_dataset(args.data)
+    if ds.sensor != spec.sensor:
+        print(f"error: {args.data} holds {ds.sensor} data, the model takes {spec.sensor}",
+              file=sys.stderr)
+        return 2
+    data = load_binned(ds, spec, args.filter)
+    metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
+    metrics["command"] = "s5rf " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("s5rf") else \
+        f"s5rf eval --checkpoint {args.checkpoint} --data {args.data}"
+    plot_confusion(metrics["confusion"], ckpt.card.labels,
+                   args.confusion_png or args.checkpoint / "confusion.png")
+    if args.update_card:
+        card = ckpt.card.model_copy(update={"metrics": {**ckpt.card.metrics, "eval": metrics}})
+        checkpoint.save(args.checkpoint, card, ckpt.params)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"accuracy {metrics['accuracy']:.4f} on {metrics['samples']} samples")
+        for layer, s in enumerate(metrics["mean_spikes_per_sample_per_layer"]):
+            print(f"layer {layer}: {s:.1f} spikes per sample")
+        print(f"SynOps per sample {metrics['synops_per_sample']:.3g} "
+              f"(dense MACs {metrics['dense_macs_per_sample']:.3g})")
+        print("accuracy after seeing " + ", ".join(
+            f"{float(f):.0%}: {a:.3f}" for f, a in metrics["accuracy_vs_fraction_seen"].items()))
+    return 0

@@ -1,0 +1,128 @@
+"""``s5rf train``: train an S5-RF network on an SHD/SSC or DVS HDF5 file and write a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network and write a checkpoint directory")
+    p.add_argument("--data", required=True, type=Path, help="training HDF5 (SHD layout or DVS)")
+    p.add_argument("--test", required=True, type=Path, help="test HDF5, same layout")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint directory")
+    p.add_argument("--preset", default="shd", help="architecture preset: shd, ssc, tiny")
+    p.add_argument("--name", help="model name (default: the --out directory's name)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--lr-ssm", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--neurons", type=int, nargs="+", help="neurons per layer (overrides preset)")
+    p.add_argument("--blocks", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--cutmix", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--dt-us", type=int, default=4000, help="time-bin width (us)")
+    p.add_argument("--downsample", type=int, default=5, help="cochlea channel pooling factor")
+    p.add_argument("--pool", type=int, default=1, help="DVS spatial pooling factor")
+    p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
+    p.add_argument("--max-ms", type=float, help="cut recordings after this many milliseconds")
+    p.add_argument("--train-filter", help="keep training samples by metadata, e.g. engine!=festival")
+    p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival")
+    p.add_argument("--jitter-us", type=float, default=0.0, help="event time-jitter std")
+    p.add_argument("--drop", type=float, default=0.0, help="event drop probability")
+    p.add_argument("--shift", type=int, default=0, help="max channel/pixel shift of events")
+    p.add_argument("--mask-time", type=int, default=0, help="max masked time span (bins)")
+    p.add_argument("--mask-channels", type=int, default=0, help="max masked feature span")
+    p.add_argument("--scan", choices=["sequential", "associative"],
+                   help="recurrence implementation (default: the faster for the backend)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from model import checkpoint
+    from model.augment import EventAugment
+    from model.batching import load_binned
+    from model.datasets import open_dataset
+    from model.plots import plot_training
+    from model.spec import PRESETS, InputSpec, preset_config
+    from model.ssm import default_scan
+    from model.training import TrainRun, read_log, train
+
+    train_ds, test_ds = open_dataset(args.data), open_dataset(args.test)
+    spec_fields: dict[str, Any] = dict(sensor=train_ds.sensor, dt_us=args.dt_us,
+                                       binarize=not args.counts)
+    if train_ds.sensor == "cochlea":
+        spec_fields.update(channels=train_ds.channels, downsample=args.downsample)
+    else:
+        spec_fields.update(width=train_ds.width, height=train_ds.height, pool=args.pool)
+    spec = InputSpec(**spec_fields)
+    overrides = {k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
+    if args.neurons:
+        overrides["neurons"] = tuple(args.neurons)
+    cfg = preset_config(args.preset, spec.features, len(train_ds.keys), **overrides)
+    tc = dataclasses.replace(PRESETS[args.preset].train, **{
+        k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                          ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
+                          ("cutmix", args.cutmix)) if v is not None})
+    max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"binning {args.data} and {args.test} ...", file=sys.stderr)
+    train_set = load_binned(train_ds, spec, args.train_filter, max_bins)
+    test_set = load_binned(test_ds, spec, args.test_filter, max_bins)
+    print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
+          file=sys.stderr)
+    run_cfg = TrainRun(
+        cfg=cfg, tc=tc, spec=spec, train=train_set, test=test_set, out=args.out,
+        scan=args.scan or default_scan(),
+        aug=EventAugment(jitter_us=args.jitter_us, drop=args.drop, max_shift=args.shift),
+        mask_time=args.mask_time, mask_channels=args.mask_channels,
+    )
+    name = args.name or args.out.name
+    provenance = {
+        "data": {"train": str(args.data), "test": str(args.test),
+                 "train_filter": args.train_filter, "test_filter": args.test_filter},
+        "commit": _git_commit(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": "s5rf " + " ".join(sys.argv[1:]),
+    }
+
+    def on_epoch(record: dict[str, Any], params: Any) -> None:
+        log = read_log(args.out)
+        card = checkpoint.ModelCard(
+            name=name, architecture=cfg, input=spec, labels=train_ds.keys, training=tc,
+            metrics={"test_accuracy": record["test_acc"], "epochs_trained": record["epoch"],
+                     "train_seconds": sum(r["seconds"] for r in log)},
+            provenance=provenance,
+        )
+        checkpoint.save(args.out, card, params)
+        plot_training(log, args.out / "training_curves.png")
+        print(json.dumps(record), file=sys.stderr)
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+                  TimeRemainingColumn()) as bar:
+        task = bar.add_task("epoch", total=1, loss=float("nan"))
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=loss)
+
+        train(run_cfg, on_epoch, progress)
+    return 0
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
