@@ -48,17 +48,19 @@ class SaccadeConfig:
 
     ``vertices`` are the triangle's corners (x, y offsets); the three saccades go 0 -> 1 -> 2
     -> 0. ``black`` is the monitor's black relative to its white, as the camera sees it
-    (glare keeps it well above 0). Jitter draws each corner with a Gaussian spread
-    ``jitter_px`` and stretches each saccade by up to ``jitter_time`` (a fraction).
+    (glare keeps it well above 0). Jitter moves each corner by up to ``jitter_px`` in x and
+    y and stretches each saccade by up to ``jitter_time`` (a fraction), uniformly, so the
+    mean jittered path is the nominal one; the nominal corners keep ``jitter_px`` clear of
+    the canvas edges so that no jitter has to be clipped.
     """
 
     canvas: int = 34
     digit: int = 28
     frame_us: int = 1000
     saccade_us: int = 100_000
-    vertices: tuple[tuple[float, float], ...] = ((3.0, 0.0), (6.0, 6.0), (0.0, 6.0))
+    vertices: tuple[tuple[float, float], ...] = ((3.0, 1.0), (5.0, 5.0), (1.0, 5.0))
     black: float = 0.15
-    jitter_px: float = 0.5
+    jitter_px: float = 1.0
     jitter_time: float = 0.1
 
 
@@ -147,8 +149,7 @@ def digit_recording(
     vertices = np.asarray(scene.vertices, dtype=np.float64)
     durations = np.full(len(vertices), float(scene.saccade_us))
     if jitter:
-        vertices = vertices + rng.normal(0.0, scene.jitter_px, vertices.shape)
-        vertices = np.clip(vertices, 0.0, scene.canvas - scene.digit)
+        vertices = vertices + rng.uniform(-scene.jitter_px, scene.jitter_px, vertices.shape)
         durations *= 1 + rng.uniform(-scene.jitter_time, scene.jitter_time, len(durations))
     total = durations.sum()
     times = np.linspace(0.0, total, int(np.ceil(total / scene.frame_us)) + 1)
