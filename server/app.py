@@ -1,0 +1,79 @@
+"""The app factory: ``create_app(settings, registry=None)``.
+
+The lifespan loads every checkpoint (unless a registry is injected, as tests do), starts one
+micro-batcher per model and the session-expiry task, and compiles every bucketed program in a
+worker thread; /readyz turns 200 and the model routes open when that is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from server.batcher import Batcher
+from server.encode import api_error_handler, validation_error_handler
+from server.errors import ApiError
+from server.metrics import Metrics, RequestMetrics
+from server.registry import ModelRegistry, load_registry
+from server.routes import health, infer, models, sessions, stream
+from server.runtime import Runtime
+from server.sessions import SessionManager
+from server.settings import Settings
+
+log = logging.getLogger("s5rf.server")
+
+
+def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
+    """Build the app; ``registry`` replaces loading checkpoints from ``settings.checkpoints``."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        models = registry if registry is not None else await asyncio.to_thread(
+            load_registry, settings)
+        metrics.watch(models)
+        batchers = {m.name: Batcher(m, settings.batch_max_wait_ms / 1e3, metrics)
+                    for m in models}
+        runtime = Runtime(settings=settings, registry=models, metrics=metrics,
+                          batchers=batchers,
+                          sessions=SessionManager(settings, batchers, metrics))
+        app.state.runtime = runtime
+        for batcher in batchers.values():
+            batcher.start()
+        expiry = asyncio.create_task(runtime.sessions.expiry_loop())
+        warm = asyncio.create_task(_warm(runtime))
+        try:
+            yield
+        finally:
+            for task in (warm, expiry):
+                task.cancel()
+            await asyncio.gather(warm, expiry, return_exceptions=True)
+            runtime.sessions.close_all()
+            for batcher in batchers.values():
+                await batcher.stop()
+            log.info("server_stopped")
+
+    app = FastAPI(title="s5rf-serve", version="1", lifespan=lifespan,
+                  summary="Streaming inference for S5-RF spiking networks on event streams")
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    for module in (health, models, sessions, infer, stream):
+        app.include_router(module.router)
+    return app
+
+
+async def _warm(runtime: Runtime) -> None:
+    start = time.perf_counter()
+    await asyncio.to_thread(runtime.registry.warm, runtime.settings.warm_spikes)
+    runtime.ready = True
+    log.info("server_ready", extra={"fields": {
+        "models": [m.name for m in runtime.registry],
+        "warmup_s": round(time.perf_counter() - start, 2)}})

@@ -1,0 +1,120 @@
+"""Per-model micro-batcher: many sessions' chunks -> one jitted Engine.step, off the event loop.
+
+Requests ``submit`` a chunk of closed bins for a slot and await its outputs. A single task per
+model takes the first waiting chunk, gathers whatever else arrives within ``max_wait_s`` (up to
+the largest session bucket), and runs ``Engine.step`` on the model's one worker thread. Every
+other engine operation (reset, read, write) runs on that same thread, so they are ordered with
+the steps and never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+from server.metrics import Metrics
+from server.registry import LoadedModel
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotStep:
+    """One slot's outputs of an engine call.
+
+    log_probs float32 (C,); spike_counts int64 (L,); spikes: per layer bool (T, P) or None.
+    """
+
+    log_probs: np.ndarray
+    spike_counts: np.ndarray
+    spikes: tuple[np.ndarray, ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    slot: int
+    bins: np.ndarray
+    with_spikes: bool
+    future: asyncio.Future[SlotStep]
+    enqueued: float
+
+
+class Batcher:
+    """Gathers chunks for one model's engine. A slot must have at most one chunk in flight."""
+
+    def __init__(self, model: LoadedModel, max_wait_s: float, metrics: Metrics):
+        self.model = model
+        self.max_wait_s = max_wait_s
+        self.max_batch = model.engine.session_buckets[-1]
+        self.metrics = metrics
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{model.name}")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"batcher-{self.model.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.cancel()
+        self._executor.shutdown(wait=True)
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        """Run an engine operation on the model's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def submit(self, slot: int, bins: np.ndarray, with_spikes: bool) -> SlotStep:
+        """Advance ``slot`` by ``bins`` float32 (T, F) in the next engine call."""
+        future: asyncio.Future[SlotStep] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(slot, bins, with_spikes, future, time.perf_counter()))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            deadline = time.perf_counter() + self.max_wait_s
+            while len(jobs) < self.max_batch:
+                if not self._queue.empty():
+                    jobs.append(self._queue.get_nowait())
+                    continue
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    jobs.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            for flag in (False, True):  # with_spikes is a compile-time switch of the engine
+                group = [j for j in jobs if j.with_spikes == flag and not j.future.cancelled()]
+                if group:
+                    await self._step(group, flag)
+
+    async def _step(self, jobs: list[_Job], with_spikes: bool) -> None:
+        name = self.model.name
+        start = time.perf_counter()
+        for job in jobs:
+            self.metrics.queue_delay.labels(model=name).observe(start - job.enqueued)
+        self.metrics.batch_sessions.labels(model=name).observe(len(jobs))
+        try:
+            out = await self.call(self.model.engine.step, [j.slot for j in jobs],
+                                  [j.bins for j in jobs], with_spikes)
+        except Exception as exc:  # the engine failed: every waiting request gets the error
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        self.metrics.step_seconds.labels(model=name).observe(time.perf_counter() - start)
+        for i, job in enumerate(jobs):
+            spikes = (tuple(layer[i, : len(job.bins)] for layer in out.spikes)
+                      if out.spikes is not None else None)
+            if not job.future.done():
+                job.future.set_result(SlotStep(out.log_probs[i], out.spike_counts[i], spikes))

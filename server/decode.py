@@ -1,0 +1,118 @@
+"""Request bodies -> (events in the model's dtype, raw option fields).
+
+Three encodings, by content type:
+  application/json          columnar ``{"t": [...], "channel": [...], ...options}`` (orjson)
+  application/octet-stream  the model's event dtype, little-endian, packed (docs/wire-format.md)
+  application/x-npy         a ``.npy`` file of a structured array with the sensor's fields
+Every failure is an ApiError saying what is wrong and where: 415, 413 or 422.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+
+from model.events import EVENT_DTYPES, EventError, SensorKind, as_events, empty_events, make_events
+from server.errors import ApiError
+
+JSON, RAW, NPY = "application/json", "application/octet-stream", "application/x-npy"
+CONTENT_TYPES = (JSON, RAW, NPY)
+COLUMNS = ("t", "channel", "x", "y", "p")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing (413) one over ``max_bytes`` before reading all of it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(int(declared), max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, max_bytes: int) -> ApiError:
+    return ApiError(413, f"body of {size}+ bytes is over the {max_bytes}-byte limit; "
+                         "send the events in smaller batches")
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type header; 415 unless it is one we decode."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind not in CONTENT_TYPES:
+        raise ApiError(415, f"content type {content_type!r} is not supported; "
+                            f"use one of {', '.join(CONTENT_TYPES)}")
+    return kind
+
+
+def decode(body: bytes, kind: str, sensor: SensorKind,
+           max_events: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Events (the sensor's canonical dtype) and the non-column fields of a JSON body."""
+    options: dict[str, Any] = {}
+    try:
+        if kind == JSON:
+            events, options = _decode_json(body, sensor)
+        elif kind == RAW:
+            events = decode_raw(body, sensor)
+        else:
+            events = _decode_npy(body, sensor)
+    except EventError as exc:
+        raise ApiError(422, str(exc)) from exc
+    if len(events) > max_events:
+        raise ApiError(413, f"{len(events)} events in one request is over the limit of "
+                            f"{max_events}; send them in smaller batches")
+    return events, options
+
+
+def decode_raw(body: bytes, sensor: SensorKind) -> np.ndarray:
+    """Packed little-endian events of the sensor's wire dtype."""
+    dtype = EVENT_DTYPES[sensor]
+    if len(body) % dtype.itemsize:
+        raise EventError(f"a binary body of {len(body)} bytes is not a whole number of "
+                         f"{dtype.itemsize}-byte {sensor} events ({dtype.descr})")
+    return np.frombuffer(body, dtype=dtype)
+
+
+def _decode_json(body: bytes, sensor: SensorKind) -> tuple[np.ndarray, dict[str, Any]]:
+    try:
+        doc = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise EventError("the JSON body must be an object with event columns and options")
+    columns = {k: doc.pop(k) for k in COLUMNS if k in doc and doc[k] is not None}
+    if not columns:  # options only: a watermark or flush without new events
+        return empty_events(sensor), doc
+    arrays = {}
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise EventError(f"column {name!r} must be a list of numbers")
+        try:
+            arrays[name] = np.asarray(values) if values else np.zeros(0, np.int64)
+        except (ValueError, OverflowError) as exc:
+            raise EventError(f"column {name!r} must be a flat list of numbers") from exc
+        if arrays[name].ndim != 1 or arrays[name].dtype.kind not in "iuf":
+            raise EventError(f"column {name!r} must be a flat list of numbers")
+    return make_events(sensor, **arrays), doc
+
+
+def _decode_npy(body: bytes, sensor: SensorKind) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise EventError(f"the body is not a readable .npy file: {exc}") from exc
+    if array.ndim != 1 or array.dtype.names is None:
+        raise EventError(f"a .npy body must hold a 1-d structured array with fields "
+                         f"{list(EVENT_DTYPES[sensor].names or ())}, got dtype {array.dtype} "
+                         f"and shape {array.shape}")
+    try:
+        return as_events(array, sensor)
+    except (ValueError, TypeError) as exc:
+        raise EventError(str(exc)) from exc

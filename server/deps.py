@@ -1,0 +1,59 @@
+"""Annotated dependencies: the runtime, a model by name, an authorised session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+from starlette.requests import HTTPConnection
+
+from server.errors import ApiError, busy
+from server.registry import LoadedModel
+from server.runtime import Runtime
+from server.sessions import Session
+
+
+def get_runtime(conn: HTTPConnection) -> Runtime:
+    runtime: Runtime = conn.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
+    """The runtime, or 503 while the engines are still compiling."""
+    if not runtime.ready:
+        raise busy("the models are still warming up; retry shortly",
+                   runtime.settings.retry_after_s)
+    return runtime
+
+
+ReadyDep = Annotated[Runtime, Depends(get_ready_runtime)]
+
+
+def find_model(runtime: Runtime, name: str) -> LoadedModel:
+    model = runtime.registry.get(name)
+    if model is None:
+        known = ", ".join(m.name for m in runtime.registry) or "none"
+        raise ApiError(404, f"no model {name!r}; models served: {known}")
+    return model
+
+
+def get_model(name: str, runtime: RuntimeDep) -> LoadedModel:
+    return find_model(runtime, name)
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
+def get_session(
+    session_id: str,
+    runtime: ReadyDep,
+    x_session_token: Annotated[str | None, Header(description="Token from session creation.")]
+    = None,
+) -> Session:
+    return runtime.sessions.authorize(session_id, x_session_token)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,200 @@
+"""Events -> bins -> engine -> result, for a session's batch or a whole recording.
+
+A batch is binned with the pure ``feed`` first; only when that succeeds does the engine step,
+and only after the step are the session's binner, counters and sequence number replaced. The
+step and the commit run in a task shielded from the request's cancellation, so a client that
+hangs up mid-request never leaves the engine state and the session's bookkeeping out of step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import numpy as np
+
+from model.binning import BinnerResult, BinnerState, LatePolicy, feed
+from model.events import EventError
+from server.batcher import Batcher, SlotStep
+from server.errors import ApiError, busy
+from server.metrics import Metrics
+from server.registry import LoadedModel
+from server.schemas import (
+    T0,
+    ChunkOptions,
+    EventCounts,
+    EventsResult,
+    InferOptions,
+    Pair,
+    PerLayer,
+    Raster,
+    TopK,
+)
+from server.sessions import Session, Totals, fresh_stream
+from server.settings import Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one batch did: binning, the engine's outputs (None when no bin closed) and the
+    stream's totals and output afterwards."""
+
+    fed: BinnerResult
+    step: SlotStep | None
+    first_bin: int
+    batch_spikes: np.ndarray
+    batch_synops: int
+    totals: Totals
+    log_probs: np.ndarray
+
+
+async def process_chunk(session: Session, events: np.ndarray, opts: ChunkOptions,
+                        batcher: Batcher, settings: Settings, metrics: Metrics) -> EventsResult:
+    """Apply one batch of events to a session, all or nothing, and describe the result."""
+    start = time.perf_counter()
+    task = asyncio.ensure_future(_locked_apply(session, events, opts, batcher, settings, metrics))
+    outcome = await asyncio.shield(task)
+    return build_result(session.model, outcome, session.id, opts.seq, opts.top_k, start)
+
+
+async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions,
+                        batcher: Batcher, settings: Settings, metrics: Metrics) -> Outcome:
+    async with session.lock:
+        if not session.alive:
+            raise ApiError(404, f"session {session.id!r} was deleted or expired")
+        if opts.seq is not None and opts.seq <= session.seq:
+            raise ApiError(409, f"seq {opts.seq} was already applied (last applied seq is "
+                                f"{session.seq}); send the next batch with a higher seq")
+        fed = _feed(session.binner, events, session.model, opts.until_us, opts.flush,
+                    session.late, settings)
+        outcome = await _advance(session.model, batcher, session.slot, fed, session.binner,
+                                 session.totals, session.log_probs, opts.include_spikes)
+        session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
+            outcome.log_probs
+        if opts.seq is not None:
+            session.seq = opts.seq
+        session.touch()
+    _count(metrics, session.model, outcome)
+    return outcome
+
+
+async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOptions,
+                          batcher: Batcher, settings: Settings, metrics: Metrics,
+                          ) -> EventsResult:
+    """Run a whole recording from a zero state through the streaming engine, flushing at the
+    end, on a temporary slot: the same path, and so the same numbers, as a session."""
+    start = time.perf_counter()
+    t0 = _origin(opts.t0_us)
+    binner, totals, log_probs = fresh_stream(model, t0)
+    fed = _feed(binner, events, model, None, True, "reject", settings)
+    slot = model.slots.take()
+    if slot is None:
+        raise busy(f"model {model.name!r} has no free slot for /infer; retry later",
+                   settings.retry_after_s)
+    task = asyncio.ensure_future(_infer_on_slot(model, batcher, slot, fed, binner, totals,
+                                                log_probs, opts.include_spikes))
+    outcome = await asyncio.shield(task)
+    _count(metrics, model, outcome)
+    return build_result(model, outcome, None, None, opts.top_k, start)
+
+
+async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerResult,
+                         binner: BinnerState, totals: Totals, log_probs: np.ndarray,
+                         with_spikes: bool) -> Outcome:
+    try:
+        await batcher.call(model.engine.reset, slot)
+        return await _advance(model, batcher, slot, fed, binner, totals, log_probs, with_spikes)
+    finally:
+        model.slots.give(slot)
+
+
+def _origin(t0_us: T0) -> int | None:
+    return None if t0_us == "first_event" else int(t0_us)
+
+
+def _feed(binner: BinnerState, events: np.ndarray, model: LoadedModel, until_us: int | None,
+          flush: bool, late: LatePolicy, settings: Settings) -> BinnerResult:
+    try:
+        return feed(binner, events, model.card.input, until_us=until_us, flush=flush,
+                    late=late, max_new_bins=settings.max_bins_per_request)
+    except EventError as exc:
+        raise ApiError(422, str(exc)) from exc
+
+
+async def _advance(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerResult,
+                   before: BinnerState, totals: Totals, log_probs: np.ndarray,
+                   with_spikes: bool) -> Outcome:
+    """Step the engine on the closed bins (if any) and compute the new totals."""
+    step = await batcher.submit(slot, fed.bins, with_spikes) if len(fed.bins) else None
+    L = model.card.architecture.n_layers
+    batch_spikes = step.spike_counts if step is not None else np.zeros(L, np.int64)
+    activity = int(fed.bins.sum())
+    fan = model.fan_out
+    batch_synops = int(activity * fan[0] + (batch_spikes * fan[1:]).sum())
+    new_totals = Totals(
+        events_accepted=totals.events_accepted + fed.accepted,
+        events_dropped=totals.events_dropped + fed.dropped,
+        input_activity=totals.input_activity + activity,
+        synops=totals.synops + batch_synops,
+        spikes=totals.spikes + batch_spikes,
+    )
+    return Outcome(fed=fed, step=step, first_bin=before.closed, batch_spikes=batch_spikes,
+                   batch_synops=batch_synops, totals=new_totals,
+                   log_probs=step.log_probs if step is not None else log_probs)
+
+
+def _count(metrics: Metrics, model: LoadedModel, outcome: Outcome) -> None:
+    name = model.name
+    metrics.events.labels(model=name).inc(outcome.fed.accepted)
+    metrics.dropped.labels(model=name).inc(outcome.fed.dropped)
+    metrics.bins.labels(model=name).inc(len(outcome.fed.bins))
+    metrics.spikes.labels(model=name).inc(int(outcome.batch_spikes.sum()))
+
+
+def firing_rates(spikes: np.ndarray, neurons: tuple[int, ...], bins: int) -> list[float]:
+    """Spikes / (neurons × bins) per layer; 0 before any bin."""
+    if bins == 0:
+        return [0.0] * len(neurons)
+    return (spikes / (np.asarray(neurons) * bins)).tolist()
+
+
+def probabilities(log_probs: np.ndarray) -> np.ndarray:
+    """float64 (C,) summing to 1."""
+    p = np.exp(log_probs.astype(np.float64))
+    return p / p.sum()
+
+
+def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, seq: int | None,
+                 top_k: int, start: float) -> EventsResult:
+    labels = model.card.labels
+    neurons = model.card.architecture.neurons
+    probs = probabilities(outcome.log_probs)
+    order = np.argsort(-probs, kind="stable")[:top_k]
+    n_batch, n_total = len(outcome.fed.bins), outcome.fed.state.closed
+    rasters = None
+    if outcome.step is not None and outcome.step.spikes is not None:
+        rasters = []
+        for i, layer in enumerate(outcome.step.spikes):
+            b, n = np.nonzero(layer)
+            rasters.append(Raster(layer=i, bin=(b + outcome.first_bin).tolist(),
+                                  neuron=n.tolist()))
+    totals = outcome.totals
+    return EventsResult(
+        model=model.name, version=model.version, session=session_id, seq=seq,
+        probabilities=probs.tolist(), label=labels[int(order[0])],
+        top_k=[TopK(label=labels[int(i)], index=int(i), probability=float(probs[i]))
+               for i in order],
+        bins=Pair(batch=n_batch, total=n_total),
+        spikes=PerLayer(batch=outcome.batch_spikes.tolist(), total=totals.spikes.tolist()),
+        firing_rate=PerLayer(batch=firing_rates(outcome.batch_spikes, neurons, n_batch),
+                             total=firing_rates(totals.spikes, neurons, n_total)),
+        synops=Pair(batch=outcome.batch_synops, total=totals.synops),
+        events=EventCounts(accepted=outcome.fed.accepted, dropped=outcome.fed.dropped,
+                           total_accepted=totals.events_accepted,
+                           total_dropped=totals.events_dropped,
+                           pending=len(outcome.fed.state.pending)),
+        last_t_us=outcome.fed.state.last_t,
+        server_time_ms=(time.perf_counter() - start) * 1e3,
+        rasters=rasters,
+    )

@@ -1,0 +1,84 @@
+"""Prometheus metrics of one app, in a registry of its own (so tests can build many apps)."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.registry import ModelRegistry
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Metrics:
+    """Every metric the server exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("s5rf_requests", "HTTP requests and WS connections",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("s5rf_request_seconds", "Request latency", ["route", "method"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_sessions = Histogram("s5rf_batch_sessions", "Session chunks per engine call",
+                                        ["model"], buckets=BATCH_BUCKETS, registry=r)
+        self.queue_delay = Histogram("s5rf_queue_delay_seconds",
+                                     "Time a chunk waited for its engine call", ["model"],
+                                     buckets=LATENCY_BUCKETS, registry=r)
+        self.step_seconds = Histogram("s5rf_engine_step_seconds", "Engine call duration",
+                                      ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.active_sessions = Gauge("s5rf_active_sessions", "Live sessions", ["model"],
+                                     registry=r)
+        self.events = Counter("s5rf_events", "Events accepted", ["model"], registry=r)
+        self.dropped = Counter("s5rf_events_dropped", "Late events dropped", ["model"],
+                               registry=r)
+        self.bins = Counter("s5rf_bins", "Session time bins processed", ["model"], registry=r)
+        self.spikes = Counter("s5rf_spikes", "Neuron spikes", ["model"], registry=r)
+        self.compilations = Gauge("s5rf_compilations", "Engine programs compiled", ["model"],
+                                  registry=r)
+
+    def watch(self, models: ModelRegistry) -> None:
+        """Report each engine's compilation counter and start every model's series at 0."""
+        for m in models:
+            self.compilations.labels(model=m.name).set_function(
+                functools.partial(getattr, m.engine, "compilations"))
+            self.active_sessions.labels(model=m.name).set(0)
+            for counter in (self.events, self.dropped, self.bins, self.spikes):
+                counter.labels(model=m.name).inc(0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestMetrics:
+    """ASGI middleware: count and time every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+            self.metrics.latency.labels(route=route, method=method).observe(
+                time.perf_counter() - start)

@@ -1,0 +1,96 @@
+"""The models a server holds: each checkpoint's card, its Engine and the engine's free slots."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+
+from model.checkpoint import Checkpoint, ModelCard, discover, load
+from model.streaming import SCRATCH_SLOT, Engine
+from server.settings import Settings
+
+log = logging.getLogger("s5rf.server")
+
+
+class SlotPool:
+    """Free rows of an Engine's slot table (row 0, the scratch row, is never handed out)."""
+
+    def __init__(self, capacity: int):
+        self._free = list(range(capacity, SCRATCH_SLOT, -1))
+
+    def take(self) -> int | None:
+        """A free slot, or None when every slot is in use."""
+        return self._free.pop() if self._free else None
+
+    def give(self, slot: int) -> None:
+        self._free.append(slot)
+
+    def __len__(self) -> int:
+        return len(self._free)
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """One servable network: its card, its engine and the engine's slot pool."""
+
+    card: ModelCard
+    engine: Engine
+    slots: SlotPool
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def version(self) -> str:
+        """Short parameter checksum: a session belongs to exactly these weights."""
+        return self.card.params_sha256[:12]
+
+    @property
+    def fan_out(self) -> np.ndarray:
+        """int64 (L + 1,): fan-out of an input feature, then of a neuron of each layer."""
+        return np.asarray(self.card.architecture.fan_out(), np.int64)
+
+
+class ModelRegistry:
+    """Name -> LoadedModel, built once at start-up (or by a test) and shared read-only."""
+
+    def __init__(self, models: list[LoadedModel]):
+        self._models = {m.name: m for m in models}
+
+    def get(self, name: str) -> LoadedModel | None:
+        return self._models.get(name)
+
+    def __iter__(self) -> Iterator[LoadedModel]:
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def warm(self, with_spikes: bool) -> None:
+        """Compile every bucketed program of every engine (blocking; run it in a thread)."""
+        flags = (False, True) if with_spikes else (False,)
+        for m in self:
+            m.engine.warmup(with_spikes=flags)
+            log.info("model_warm", extra={"fields": {
+                "model": m.name, "compilations": m.engine.compilations}})
+
+
+def build_model(ckpt: Checkpoint, settings: Settings) -> LoadedModel:
+    """Wrap a loaded checkpoint in an Engine sized for the settings' caps."""
+    capacity = settings.max_sessions + settings.max_concurrent_infer
+    engine = Engine(ckpt.cfg, ckpt.params, capacity=capacity,
+                    session_buckets=settings.session_buckets, bin_buckets=settings.bin_buckets)
+    return LoadedModel(card=ckpt.card, engine=engine, slots=SlotPool(capacity))
+
+
+def load_registry(settings: Settings) -> ModelRegistry:
+    """Load every checkpoint under ``settings.checkpoints``."""
+    models = []
+    for path in discover(settings.checkpoints):
+        models.append(build_model(load(path), settings))
+        log.info("model_loaded", extra={"fields": {"model": models[-1].name, "path": str(path)}})
+    return ModelRegistry(models)

@@ -1,0 +1,176 @@
+"""WS /v1/stream: a session over one connection, with backpressure and resumption.
+
+Protocol (docs/api.md): the first text message is a ``StreamOpen``; the server answers
+``{"type": "opened", ...session}``; then every binary frame (packed events) or JSON frame
+(columns + options) is applied in order and answered with ``{"type": "result", ...}`` (every
+``result_every`` frames and on flush) or ``{"type": "error", "status", "detail", "frame"}``,
+which changed nothing and keeps the connection open. Fatal problems close the connection with
+a 44xx code mirroring the HTTP status. A reader task moves frames into a bounded queue; when it
+is full the server stops reading, so a fast client is slowed down by TCP, not buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+from starlette.types import Message
+
+from model.events import EventError
+from server.decode import JSON, decode, decode_raw
+from server.deps import RuntimeDep, find_model
+from server.encode import describe
+from server.errors import ApiError
+from server.inference import process_chunk
+from server.routes.sessions import session_info
+from server.runtime import Runtime
+from server.schemas import ChunkOptions, SessionCreated, StreamOpen
+from server.sessions import Session
+
+router = APIRouter(tags=["stream"])
+log = logging.getLogger("s5rf.server")
+
+CLOSE_BAD_OPEN = 4400
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_OPEN_TIMEOUT = 4408
+CLOSE_GONE = 4410
+CLOSE_TOO_LARGE = 4413
+CLOSE_BUSY = 4503
+CLOSE_INTERNAL = 1011
+
+
+class StreamClosed(Exception):
+    """End the connection with ``code`` and ``reason``."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket, runtime: RuntimeDep) -> None:
+    """Stream events to a session and receive a result per processed frame."""
+    await websocket.accept()
+    code = 1000
+    try:
+        session, opened = await _open(websocket, runtime)
+        await _serve(websocket, runtime, session, opened)
+    except StreamClosed as closed:
+        code = closed.code
+        with contextlib.suppress(Exception):  # the peer may be gone already
+            await websocket.close(code, closed.reason[:120])
+    except WebSocketDisconnect:
+        pass
+    finally:
+        runtime.metrics.requests.labels(route="/v1/stream", method="WS", status=str(code)).inc()
+
+
+async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, StreamOpen]:
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(),
+                                      runtime.settings.ws_open_timeout_s)
+    except TimeoutError as exc:
+        raise StreamClosed(CLOSE_OPEN_TIMEOUT, "no open message in time") from exc
+    except KeyError as exc:  # a binary frame where the open message belongs
+        raise StreamClosed(CLOSE_BAD_OPEN, "the first message must be JSON text") from exc
+    try:
+        opened = StreamOpen.model_validate(orjson.loads(text))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        detail = describe(exc) if isinstance(exc, ValidationError) else "invalid JSON"
+        raise StreamClosed(CLOSE_BAD_OPEN, f"bad open message: {detail}") from exc
+    if not runtime.ready:
+        raise StreamClosed(CLOSE_BUSY, "the models are still warming up; retry shortly")
+    try:
+        if opened.session is not None:
+            session = runtime.sessions.authorize(opened.session, opened.token)
+        elif opened.model is not None:
+            model = find_model(runtime, opened.model)
+            t0 = None if opened.t0_us == "first_event" else opened.t0_us
+            session = await runtime.sessions.create(model, t0, opened.late)
+        else:
+            raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
+    except ApiError as exc:
+        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}.get(exc.status, CLOSE_BUSY)
+        raise StreamClosed(code, exc.detail) from exc
+    info = session_info(session, runtime.settings.session_ttl_s)
+    await websocket.send_bytes(orjson.dumps({
+        "type": "opened", "resumed": opened.session is not None,
+        **SessionCreated(**info.model_dump(), token=session.token).model_dump()}))
+    return session, opened
+
+
+async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
+                 opened: StreamOpen) -> None:
+    """Apply frames in order until the peer closes; frames already received are applied even
+    if the peer is gone (a resuming client finds them in the session's ``seq``)."""
+    queue: asyncio.Queue[Message | None] = asyncio.Queue(runtime.settings.ws_queue_size)
+    reader = asyncio.create_task(_read(websocket, queue))
+    connected = True
+    try:
+        frame = 0
+        while (message := await queue.get()) is not None:
+            if not session.alive:
+                raise StreamClosed(CLOSE_GONE, "the session was deleted or expired")
+            reply = await _apply(message, frame, runtime, session, opened)
+            frame += 1
+            if reply is None or not connected:
+                continue
+            try:
+                await websocket.send_bytes(orjson.dumps(reply))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                connected = False
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _read(websocket: WebSocket, queue: asyncio.Queue[Message | None]) -> None:
+    """Move frames into the bounded queue; waiting on a full queue is the backpressure."""
+    try:
+        while (message := await websocket.receive())["type"] != "websocket.disconnect":
+            await queue.put(message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    await queue.put(None)
+
+
+async def _apply(message: Message, frame: int, runtime: Runtime, session: Session,
+                 opened: StreamOpen) -> dict[str, object] | None:
+    """One frame -> the result to push (or None at this cadence), or an error reply."""
+    settings = runtime.settings
+    data: bytes | None = message.get("bytes")
+    text: str | None = message.get("text")
+    size = len(data if data is not None else (text or "").encode())
+    if size > settings.max_body_bytes:
+        raise StreamClosed(CLOSE_TOO_LARGE, f"a frame of {size} bytes is over the "
+                                            f"{settings.max_body_bytes}-byte limit")
+    sensor = session.model.card.input.sensor
+    opts = ChunkOptions(include_spikes=opened.include_spikes, top_k=opened.top_k)
+    try:
+        if data is not None:
+            try:
+                events = decode_raw(data, sensor)
+            except EventError as exc:
+                raise ApiError(422, str(exc)) from exc
+        else:
+            events, fields = decode((text or "").encode(), JSON, sensor,
+                                    settings.max_events_per_request)
+            try:
+                opts = ChunkOptions.model_validate({**opts.model_dump(), **fields})
+            except ValidationError as exc:
+                raise ApiError(422, describe(exc, "frame")) from exc
+        result = await process_chunk(session, events, opts, runtime.batchers[session.model.name],
+                                     settings, runtime.metrics)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise StreamClosed(CLOSE_GONE, exc.detail) from exc
+        return {"type": "error", "status": exc.status, "detail": exc.detail, "frame": frame}
+    if (frame + 1) % opened.result_every and not opts.flush:
+        return None
+    return {"type": "result", "frame": frame, **result.model_dump()}

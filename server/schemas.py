@@ -1,0 +1,183 @@
+"""Pydantic models of every request and response body (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from model.binning import LatePolicy
+from model.spec import InputSpec
+
+T0 = int | Literal["first_event"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- models -----------------------------------------------------------------------------------
+class ModelSummary(BaseModel):
+    name: str
+    version: str = Field(description="First 12 hex digits of the parameters' sha256.")
+    description: str
+    input: InputSpec
+    labels: list[str]
+
+
+class ModelDetail(ModelSummary):
+    architecture: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="Measured metrics and the commands behind them.")
+    provenance: dict[str, Any]
+    event_fields: list[str] = Field(description="Columns of an event batch for this sensor.")
+    wire_dtype: str = Field(description="numpy dtype string of the binary wire format.")
+
+
+# -- sessions ---------------------------------------------------------------------------------
+class SessionCreate(Strict):
+    model: str
+    t0_us: T0 = Field(default=0, description="Bin origin (µs), or the first event's time.")
+    late: LatePolicy | None = Field(default=None,
+                                    description="Events in closed bins: 422, or drop and count.")
+
+
+class LayerStats(BaseModel):
+    spikes: list[int] = Field(description="Spikes per layer.")
+    firing_rate: list[float] = Field(description="Spikes / (neurons × bins), per layer.")
+
+
+class SessionInfo(BaseModel):
+    id: str
+    model: str
+    version: str
+    late: LatePolicy
+    t0_us: int | None = Field(description="Bin origin; null until the first event "
+                                          "when the origin is the first event.")
+    bins: int = Field(description="Bins processed so far.")
+    last_t_us: int = Field(description="Latest event timestamp; -1 before any event.")
+    pending_events: int = Field(description="Events waiting in still-open bins.")
+    events_accepted: int
+    events_dropped: int
+    seq: int = Field(description="Last client sequence number applied; -1 if none.")
+    probabilities: list[float]
+    label: str
+    totals: LayerStats
+    synops: int
+    idle_s: float
+    expires_in_s: float
+
+
+class SessionCreated(SessionInfo):
+    token: str = Field(description="Send it as X-Session-Token on every later request.")
+
+
+# -- events -----------------------------------------------------------------------------------
+class ChunkOptions(Strict):
+    """Options of one batch of a session's events (JSON fields or query parameters)."""
+
+    until_us: int | None = Field(default=None, ge=0,
+                                 description="Watermark: close every bin ending at or before.")
+    flush: bool = Field(default=False, description="Close the bin holding the latest event.")
+    include_spikes: bool = Field(default=False, description="Return per-bin spike rasters.")
+    seq: int | None = Field(default=None, ge=0,
+                            description="Client sequence number; must increase (replays 409).")
+    top_k: int = Field(default=5, ge=1, le=1000)
+
+
+class InferOptions(Strict):
+    """Options of a whole-recording inference (JSON fields or query parameters)."""
+
+    t0_us: T0 = 0
+    include_spikes: bool = False
+    top_k: int = Field(default=5, ge=1, le=1000)
+
+
+class EventColumns(BaseModel):
+    """Columnar events: ``t`` (µs, sorted) with ``channel`` (cochlea) or ``x, y, p`` (DVS)."""
+
+    t: list[int] = Field(default_factory=list)
+    channel: list[int] | None = None
+    x: list[int] | None = None
+    y: list[int] | None = None
+    p: list[int] | None = None
+
+
+class ChunkBody(ChunkOptions, EventColumns):
+    """A JSON batch of a session's events."""
+
+
+class InferBody(InferOptions, EventColumns):
+    """A JSON recording for /infer."""
+
+
+class TopK(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class Pair(BaseModel):
+    batch: int
+    total: int
+
+
+class PerLayer(BaseModel):
+    batch: list[float]
+    total: list[float]
+
+
+class EventCounts(BaseModel):
+    accepted: int
+    dropped: int
+    total_accepted: int
+    total_dropped: int
+    pending: int = Field(description="Accepted events still in open bins.")
+
+
+class Raster(BaseModel):
+    """Spikes of one layer in this batch as (bin, neuron) pairs; bins count from the origin."""
+
+    layer: int
+    bin: list[int]
+    neuron: list[int]
+
+
+class EventsResult(BaseModel):
+    """The network's answer to a batch of events (or a whole recording)."""
+
+    model: str
+    version: str
+    session: str | None
+    seq: int | None
+    probabilities: list[float] = Field(description="Aligned with the model's labels.")
+    label: str
+    top_k: list[TopK]
+    bins: Pair = Field(description="Bins processed by this batch and in total.")
+    spikes: PerLayer = Field(description="Spike counts per layer.")
+    firing_rate: PerLayer = Field(description="Spikes / (neurons × bins), per layer.")
+    synops: Pair = Field(description="Synaptic operations: Σ spikes × fan-out, with the "
+                                     "input spikes × first-layer fan-out.")
+    events: EventCounts
+    last_t_us: int
+    server_time_ms: float
+    rasters: list[Raster] | None = None
+
+
+# -- websocket --------------------------------------------------------------------------------
+class StreamOpen(Strict):
+    """First message of a /v1/stream connection: open (``model``) or resume (``session``)."""
+
+    model: str | None = None
+    session: str | None = None
+    token: str | None = None
+    t0_us: T0 = 0
+    late: LatePolicy | None = None
+    include_spikes: bool = False
+    result_every: int = Field(default=1, ge=1,
+                              description="Push a result every N frames (and on flush).")
+    top_k: int = Field(default=5, ge=1, le=1000)
+
+
+class HealthStatus(BaseModel):
+    status: str
+    models: list[str] = Field(default_factory=list)

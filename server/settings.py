@@ -1,0 +1,46 @@
+"""The server's one settings object, read from ``S5RF_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.binning import LatePolicy
+
+
+class Settings(BaseSettings):
+    """Every knob of one server process; the CLI's flags override the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="S5RF_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    checkpoints: Path = Field(default=Path("checkpoints"),
+                              description="Directory holding one checkpoint per sub-directory.")
+    session_ttl_s: float = Field(default=600.0, gt=0, description="Idle time before expiry.")
+    expiry_interval_s: float = Field(default=5.0, gt=0, description="How often expiry runs.")
+    max_sessions: int = Field(default=256, gt=0, description="Live sessions, all models.")
+    max_concurrent_infer: int = Field(default=8, gt=0, description="/infer calls per model.")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After when at a cap.")
+    max_body_bytes: int = Field(default=16 << 20, gt=0)
+    max_events_per_request: int = Field(default=1_000_000, gt=0)
+    max_bins_per_request: int = Field(default=20_000, gt=0,
+                                      description="Bins one request may close (time-jump guard).")
+    batch_max_wait_ms: float = Field(default=2.0, ge=0,
+                                     description="How long the batcher waits for more chunks.")
+    session_buckets: tuple[int, ...] = (1, 8, 32, 128)
+    bin_buckets: tuple[int, ...] = (1, 4, 16, 64)
+    warm_spikes: bool = Field(default=True, description="Also compile the spike-raster programs.")
+    late_default: LatePolicy = "reject"
+    ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
+    ws_open_timeout_s: float = Field(default=10.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("session_buckets", "bin_buckets")
+    @classmethod
+    def _positive_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or min(value) < 1:
+            raise ValueError("buckets must be a non-empty list of positive sizes")
+        return tuple(sorted(set(value)))

@@ -1,0 +1,142 @@
+"""Fixtures: two tiny random-init checkpoints (cochlea and DVS), one warmed model registry
+shared by every app of the run, in-process clients and a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["JAX_PLATFORMS"] = "cpu"  # before jax is imported anywhere
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import jax
+import numpy as np
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from model.checkpoint import ModelCard, load, save
+from model.events import make_events
+from model.network import init_params
+from model.spec import InputSpec, preset_config
+from server.app import create_app
+from server.registry import ModelRegistry, build_model
+from server.settings import Settings
+
+COCHLEA = "tiny-cochlea"
+DVS = "tiny-dvs"
+
+
+def _write(root: Path, name: str, spec: InputSpec, n_classes: int, seed: int) -> None:
+    cfg = preset_config("tiny", n_in=spec.features, n_classes=n_classes)
+    card = ModelCard(name=name, architecture=cfg, input=spec,
+                     labels=[f"class{i}" for i in range(n_classes)],
+                     metrics={"accuracy": 0.0, "command": "random init (tests)"})
+    save(root / name, card, init_params(jax.random.PRNGKey(seed), cfg))
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("checkpoints")
+    _write(root, COCHLEA, InputSpec(sensor="cochlea", dt_us=1000, channels=16), 4, seed=1)
+    _write(root, DVS, InputSpec(sensor="dvs", dt_us=2000, width=8, height=8, pool=2), 3, seed=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def base_settings(checkpoints: Path) -> Settings:
+    return Settings(checkpoints=checkpoints, session_buckets=(1, 16, 64), bin_buckets=(1, 16),
+                    max_sessions=64, max_concurrent_infer=4, batch_max_wait_ms=2.0,
+                    expiry_interval_s=0.05)
+
+
+@pytest.fixture(scope="session")
+def registry(checkpoints: Path, base_settings: Settings) -> ModelRegistry:
+    """Built and compiled once; apps share it (one app runs at a time)."""
+    reg = ModelRegistry([build_model(load(checkpoints / n), base_settings)
+                         for n in (COCHLEA, DVS)])
+    reg.warm(with_spikes=True)
+    return reg
+
+
+def wait_ready(client: TestClient) -> None:
+    deadline = time.monotonic() + 60
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the app never became ready"
+        time.sleep(0.01)
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(base_settings: Settings, registry: ModelRegistry) -> Iterator[ClientFactory]:
+    """Build a started, ready in-process client with setting overrides."""
+    opened: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        settings = base_settings.model_copy(update=overrides)
+        client = TestClient(create_app(settings, registry))
+        client.__enter__()
+        opened.append(client)
+        wait_ready(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def live_url(base_settings: Settings, registry: ModelRegistry) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, in a thread."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(base_settings, registry), host="127.0.0.1", port=port,
+                            log_level="warning", ws_max_size=base_settings.max_body_bytes)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "uvicorn never became ready"
+        time.sleep(0.02)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def cochlea_recording(seed: int, n: int = 400, duration_us: int = 150_000) -> np.ndarray:
+    """Sorted random cochlea events over ``duration_us`` on 16 channels."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, duration_us, n))
+    return make_events("cochlea", t=t, channel=rng.integers(0, 16, n))
+
+
+def dvs_recording(seed: int, n: int = 400, duration_us: int = 150_000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, duration_us, n))
+    return make_events("dvs", t=t, x=rng.integers(0, 8, n), y=rng.integers(0, 8, n),
+                       p=rng.integers(0, 2, n))
+
+
+def columns(events: np.ndarray) -> dict[str, list[int]]:
+    """JSON columns of an event array."""
+    return {name: events[name].tolist() for name in events.dtype.names or ()}

@@ -1,0 +1,80 @@
+"""A recording gives /infer's probabilities however it is cut and however it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+import websockets
+from fastapi.testclient import TestClient
+
+from tests.server.conftest import COCHLEA, DVS, columns, cochlea_recording, dvs_recording
+
+RECORDINGS = {COCHLEA: cochlea_recording, DVS: dvs_recording}
+
+
+def random_cuts(n: int, rng: np.random.Generator, pieces: int) -> list[int]:
+    return [0, *sorted(rng.choice(np.arange(1, n), pieces - 1, replace=False)), n]
+
+
+def infer(client: TestClient, model: str, events: np.ndarray) -> dict:
+    r = client.post(f"/v1/models/{model}/infer", content=events.tobytes(),
+                    headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("model", [COCHLEA, DVS])
+def test_http_stream_in_random_cuts_matches_infer(client: TestClient, model: str) -> None:
+    events = RECORDINGS[model](seed=3)
+    expected = infer(client, model, events)
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        session = client.post("/v1/sessions", json={"model": model}).json()
+        headers = {"X-Session-Token": session["token"]}
+        cuts = random_cuts(len(events), rng, pieces=5 + 4 * trial)
+        for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+            last = i == len(cuts) - 2
+            piece = events[lo:hi]
+            if i % 2:  # alternate JSON and binary bodies
+                r = client.post(f"/v1/sessions/{session['id']}/events",
+                                json={**columns(piece), "flush": last}, headers=headers)
+            else:
+                r = client.post(f"/v1/sessions/{session['id']}/events?flush={str(last).lower()}",
+                                content=piece.tobytes(),
+                                headers={**headers, "content-type": "application/octet-stream"})
+            assert r.status_code == 200, r.text
+        result = r.json()
+        np.testing.assert_allclose(result["probabilities"], expected["probabilities"], atol=1e-5)
+        assert result["bins"]["total"] == expected["bins"]["total"]
+        assert result["spikes"]["total"] == expected["spikes"]["total"]
+        assert result["synops"]["total"] == expected["synops"]["total"]
+        assert result["events"]["total_accepted"] == len(events)
+
+
+def test_ws_stream_in_random_cuts_matches_infer(client: TestClient, live_url: str) -> None:
+    events = cochlea_recording(seed=4)
+    expected = infer(client, COCHLEA, events)
+    cuts = random_cuts(len(events), np.random.default_rng(1), pieces=9)
+
+    async def run() -> dict:
+        async with websockets.connect(live_url.replace("http", "ws") + "/v1/stream") as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = orjson.loads(await ws.recv())
+            assert opened["type"] == "opened" and not opened["resumed"]
+            for lo, hi in zip(cuts[:-2], cuts[1:-1], strict=True):
+                await ws.send(events[lo:hi].tobytes())
+            await ws.send(orjson.dumps({**columns(events[cuts[-2]:]), "flush": True}).decode())
+            results = [orjson.loads(await ws.recv()) for _ in range(len(cuts) - 1)]
+        assert [r["type"] for r in results] == ["result"] * (len(cuts) - 1)
+        assert [r["frame"] for r in results] == list(range(len(cuts) - 1))
+        return results[-1]
+
+    last = asyncio.run(run())
+    np.testing.assert_allclose(last["probabilities"], expected["probabilities"], atol=1e-5)
+    assert last["spikes"]["total"] == expected["spikes"]["total"]
+    async_check = httpx.get(f"{live_url}/v1/models/{COCHLEA}")
+    assert async_check.status_code == 200
