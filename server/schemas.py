@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.binning import LatePolicy
 from model.spec import InputSpec
 
-T0 = int | Literal["first_event"]
+MAX_US = 2**62  # keeps every timestamp sum inside int64
+Micros = Annotated[int, Field(ge=0, le=MAX_US)]
+T0 = Micros | Literal["first_event"]
 
 
 class Strict(BaseModel):
@@ -75,11 +77,11 @@ class SessionCreated(SessionInfo):
 class ChunkOptions(Strict):
     """Options of one batch of a session's events (JSON fields or query parameters)."""
 
-    until_us: int | None = Field(default=None, ge=0,
+    until_us: Micros | None = Field(default=None,
                                  description="Watermark: close every bin ending at or before.")
     flush: bool = Field(default=False, description="Close the bin holding the latest event.")
     include_spikes: bool = Field(default=False, description="Return per-bin spike rasters.")
-    seq: int | None = Field(default=None, ge=0,
+    seq: int | None = Field(default=None, ge=0, le=MAX_US,
                             description="Client sequence number; must increase (replays 409).")
     top_k: int = Field(default=5, ge=1, le=1000)
 

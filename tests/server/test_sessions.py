@@ -1,0 +1,125 @@
+"""Session lifecycle: auth, reset, delete, TTL expiry, the session cap, and no recompilation."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from server.registry import ModelRegistry
+from tests.server.conftest import COCHLEA, DVS, cochlea_recording, columns, dvs_recording
+from tests.server.test_errors import open_session
+
+
+def test_tokens_guard_sessions(client: TestClient) -> None:
+    a, a_headers = open_session(client)
+    b, _ = open_session(client)
+    assert client.get(f"/v1/sessions/{a}", headers=a_headers).status_code == 200
+    assert client.get(f"/v1/sessions/{a}").status_code == 403
+    assert client.get(f"/v1/sessions/{a}", headers={"X-Session-Token": "x"}).status_code == 403
+    r = client.post(f"/v1/sessions/{b}/events", json={}, headers=a_headers)
+    assert r.status_code == 403 and "X-Session-Token" in r.json()["detail"]
+    assert client.get("/v1/sessions/unknown", headers=a_headers).status_code == 404
+
+
+def test_new_session_reports_uniform_probabilities_and_its_origin(client: TestClient) -> None:
+    r = client.post("/v1/sessions", json={"model": COCHLEA, "t0_us": "first_event"})
+    info = r.json()
+    assert r.status_code == 201 and info["t0_us"] is None and info["bins"] == 0
+    np.testing.assert_allclose(info["probabilities"], [0.25] * 4, atol=1e-6)
+    headers = {"X-Session-Token": info["token"]}
+    client.post(f"/v1/sessions/{info['id']}/events", json={"t": [5000, 7500], "channel": [1, 2]},
+                headers=headers)
+    info = client.get(f"/v1/sessions/{info['id']}", headers=headers).json()
+    assert info["t0_us"] == 5000 and info["bins"] == 2 and info["last_t_us"] == 7500
+    assert info["pending_events"] == 1 and info["events_accepted"] == 2
+
+
+def test_reset_replays_to_the_same_result(client: TestClient) -> None:
+    events = cochlea_recording(seed=11)
+    sid, headers = open_session(client)
+    url = f"/v1/sessions/{sid}/events"
+    first = client.post(url, json={**columns(events), "flush": True, "seq": 3},
+                        headers=headers).json()
+    info = client.post(f"/v1/sessions/{sid}/reset", headers=headers).json()
+    assert info["bins"] == 0 and info["seq"] == -1 and info["events_accepted"] == 0
+    again = client.post(url, json={**columns(events), "flush": True, "seq": 0},
+                        headers=headers).json()
+    assert again["probabilities"] == first["probabilities"]
+    assert again["spikes"] == first["spikes"]
+
+
+def test_delete_frees_the_session(client: TestClient) -> None:
+    sid, headers = open_session(client)
+    assert client.delete(f"/v1/sessions/{sid}", headers=headers).status_code == 204
+    assert client.get(f"/v1/sessions/{sid}", headers=headers).status_code == 404
+
+
+def test_idle_sessions_expire_after_the_ttl(make_client: Any) -> None:
+    client = make_client(session_ttl_s=0.3, expiry_interval_s=0.05)
+    idle, idle_headers = open_session(client)
+    busy, busy_headers = open_session(client)
+    for _ in range(8):  # keep one session in use
+        time.sleep(0.1)
+        assert client.get(f"/v1/sessions/{busy}", headers=busy_headers).status_code == 200
+    assert client.get(f"/v1/sessions/{idle}", headers=idle_headers).status_code == 404
+    metrics = client.get("/metrics").text
+    assert f's5rf_active_sessions{{model="{COCHLEA}"}} 1.0' in metrics
+
+
+def test_session_cap_answers_503_with_retry_after(make_client: Any) -> None:
+    client = make_client(max_sessions=2, retry_after_s=7)
+    first, headers = open_session(client)
+    open_session(client)
+    r = client.post("/v1/sessions", json={"model": DVS})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+    assert "maximum of 2 sessions" in r.json()["detail"]
+    client.delete(f"/v1/sessions/{first}", headers=headers)
+    assert client.post("/v1/sessions", json={"model": DVS}).status_code == 201
+
+
+def test_no_recompilation_after_warmup(client: TestClient, registry: ModelRegistry) -> None:
+    before = {m.name: m.engine.compilations for m in registry}
+    rng = np.random.default_rng(5)
+    for model, recording in ((COCHLEA, cochlea_recording), (DVS, dvs_recording)):
+        events = recording(seed=12, n=600, duration_us=400_000)  # up to 200+ bins: split calls
+        for spikes in (False, True):
+            r = client.post(f"/v1/models/{model}/infer",
+                            json={**columns(events), "include_spikes": spikes})
+            assert r.status_code == 200
+            sid, headers = open_session(client, model=model)
+            cuts = np.sort(rng.choice(len(events), 6, replace=False))
+            for piece in np.split(events, cuts):
+                r = client.post(f"/v1/sessions/{sid}/events?include_spikes={str(spikes).lower()}",
+                                content=piece.tobytes(),
+                                headers={**headers, "content-type": "application/octet-stream"})
+                assert r.status_code == 200, r.text
+            client.post(f"/v1/sessions/{sid}/reset", headers=headers)
+            client.delete(f"/v1/sessions/{sid}", headers=headers)
+    assert {m.name: m.engine.compilations for m in registry} == before
+    assert f's5rf_compilations{{model="{COCHLEA}"}} {float(before[COCHLEA])}' in \
+        client.get("/metrics").text
+
+
+def test_rasters_list_each_layers_spikes_by_absolute_bin(client: TestClient) -> None:
+    events = cochlea_recording(seed=13)
+    sid, headers = open_session(client)
+    half = len(events) // 2
+    url = f"/v1/sessions/{sid}/events"
+    a = client.post(url, json={**columns(events[:half]), "include_spikes": True},
+                    headers=headers).json()
+    b = client.post(url, json={**columns(events[half:]), "include_spikes": True, "flush": True},
+                    headers=headers).json()
+    for result in (a, b):
+        assert [len(r["bin"]) for r in result["rasters"]] == result["spikes"]["batch"]
+    assert min(b["rasters"][0]["bin"], default=a["bins"]["total"]) >= a["bins"]["total"]
+    whole = client.post(f"/v1/models/{COCHLEA}/infer",
+                        json={**columns(events), "include_spikes": True}).json()
+    assert sorted(zip(whole["rasters"][0]["bin"], whole["rasters"][0]["neuron"], strict=True)) \
+        == sorted(zip(a["rasters"][0]["bin"] + b["rasters"][0]["bin"],
+                      a["rasters"][0]["neuron"] + b["rasters"][0]["neuron"], strict=True))
+    neurons = 32
+    assert whole["firing_rate"]["total"][0] == whole["spikes"]["total"][0] / (
+        neurons * whole["bins"]["total"])
