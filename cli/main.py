@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Add a command group by appending its module here.
-COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate", "cli.data")
+COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate", "cli.data", "cli.cochlea")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,134 @@
+"""The cochlea against lauscher, the package that made SHD: exact where it is deterministic,
+equal in distribution where it is stochastic. A short clip and few channels keep lauscher's
+pure-Python loops to a few seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from cli.main import main
+from model import cochlea
+from model.events import COCHLEA_DTYPE
+
+lauscher = pytest.importorskip("lauscher.transformations")
+from lauscher.audiowaves import MonoAudioWave  # noqa: E402
+from lauscher.firing_probability import FiringProbability  # noqa: E402
+
+FS = cochlea.SAMPLE_RATE
+CHANNELS = 40
+
+
+def _close(ours: np.ndarray, ref: np.ndarray, rel: float = 1e-9) -> None:
+    np.testing.assert_allclose(ours, ref, rtol=rel, atol=rel * np.abs(ref).max())
+
+
+@pytest.fixture(scope="module")
+def word() -> np.ndarray:
+    """A 0.25 s vowel-like sound: a 140 Hz harmonic series under two formants, gliding."""
+    t = np.arange(int(0.25 * FS)) / FS
+    f0 = 140 * (1 + 0.2 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / FS
+    x = sum(np.sin(k * phase) / k * (1 + 3 * ((700 < k * 140 < 1200) | (k * 140 > 2200)))
+            for k in range(1, 40))  # fmt: skip
+    return np.asarray(x * (1 + np.sin(2 * np.pi * 8 * t)), dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def signal(word: np.ndarray) -> np.ndarray:
+    return cochlea.prepare_waveform(word, FS, n_samples=word.size)
+
+
+@pytest.fixture(scope="module")
+def lauscher_bm(signal: np.ndarray) -> np.ndarray:
+    bm = lauscher.BasilarMembrane(channels=CHANNELS)(MonoAudioWave(signal.copy(), FS))
+    return np.asarray(bm.channels)
+
+
+def test_prepare_waveform_normalises_and_windows_like_lauscher(word: np.ndarray) -> None:
+    wave = MonoAudioWave(word.copy(), FS)
+    ref = lauscher.HanningWindow()(lauscher.RmsNormalizer(0.3)(wave)).samples
+    _close(cochlea.prepare_waveform(word, FS, n_samples=word.size), ref)
+
+
+def test_prepare_waveform_resamples_then_zero_pads_the_windowed_word(word: np.ndarray) -> None:
+    at_16k = word[::3]
+    out = cochlea.prepare_waveform(at_16k, 16_000)
+    assert out.shape == (cochlea.CLIP_SAMPLES,)
+    assert np.all(out[3 * at_16k.size :] == 0)
+    assert np.sqrt(np.mean(out[: 3 * at_16k.size] ** 2)) < 0.3  # normalised, then ramped
+
+
+def test_basilar_membrane_matches_lauscher(signal: np.ndarray, lauscher_bm: np.ndarray) -> None:
+    ours = cochlea.basilar_membrane(signal, FS, CHANNELS)
+    assert ours.shape == (CHANNELS, signal.size // 2 + 1)
+    _close(ours, lauscher_bm)
+
+
+def test_hair_cell_matches_lauscher(lauscher_bm: np.ndarray) -> None:
+    ours = cochlea.hair_cell(lauscher_bm, FS // 2)
+    rows = [0, CHANNELS // 2, CHANNELS - 1]
+    ref = np.array([lauscher.HairCell()._meddis(lauscher_bm[i], FS // 2) for i in rows])
+    _close(ours[rows], ref)
+
+
+def test_bushy_cells_match_lauscher_in_distribution() -> None:
+    # Firing probabilities spanning SHD's range, modulated in time: enough spikes (~3000) that
+    # the statistics below measure the model, not sampling noise.
+    fs, n_t = FS // 2, int(0.2 * FS // 2)
+    phase = 2 * np.pi * 15 * np.arange(n_t) / fs + np.linspace(0, 3, CHANNELS)[:, None]
+    prob = np.linspace(0.002, 0.03, CHANNELS)[:, None] * (1 + np.sin(phase))
+    np.random.seed(0)
+    ref = lauscher.BushyCell()(FiringProbability(prob, fs))
+    ref_t, ref_ch = ref.spike_times, ref.spike_labels.astype(int)
+    ev = cochlea.raster_to_events(cochlea.bushy_cells(prob, fs, np.random.default_rng(0)), fs)
+    t, ch = ev["t"] * 1e-6, ev["channel"].astype(int)
+
+    assert abs(t.size - ref_t.size) <= 0.05 * ref_t.size
+    counts = np.bincount(ch, minlength=CHANNELS)
+    ref_counts = np.bincount(ref_ch, minlength=CHANNELS)
+    assert np.corrcoef(counts, ref_counts)[0, 1] >= 0.9
+    edges = np.arange(0, n_t / fs + 1e-9, 0.01)
+    psth, ref_psth = np.histogram(t, edges)[0], np.histogram(ref_t, edges)[0]
+    assert np.corrcoef(psth, ref_psth)[0, 1] >= 0.98
+
+
+def test_audio_to_events_is_sorted_seeded_and_in_range(word: np.ndarray) -> None:
+    a = cochlea.audio_to_events(word, FS, np.random.default_rng(1), channels=CHANNELS)
+    b = cochlea.audio_to_events(word, FS, np.random.default_rng(1), channels=CHANNELS)
+    assert a.dtype == COCHLEA_DTYPE and a.size > 0
+    assert np.array_equal(a, b)
+    assert np.all(np.diff(a["t"]) >= 0)
+    assert a["channel"].max() < CHANNELS
+    assert a["t"].max() < cochlea.CLIP_SAMPLES / FS * 1e6
+
+
+def test_padded_length_has_a_5_smooth_half_spectrum() -> None:
+    assert cochlea.padded_length(47_990) == cochlea.CLIP_SAMPLES
+    for n in (1, 1001, 60_001):
+        length = cochlea.padded_length(n)
+        m = length // 2 + 1
+        assert length >= n and length % 2 == 0
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        assert m == 1
+
+
+def test_prepare_waveform_rejects_a_silent_or_too_long_word() -> None:
+    with pytest.raises(ValueError, match="silent"):
+        cochlea.prepare_waveform(np.zeros(100), FS)
+    with pytest.raises(ValueError, match="n_samples"):
+        cochlea.prepare_waveform(np.ones(200), FS, n_samples=100)
+
+
+def test_cli_writes_events_npz(tmp_path, word: np.ndarray) -> None:
+    wav, out = tmp_path / "word.wav", tmp_path / "word.npz"
+    soundfile.write(wav, word[::3] / np.abs(word).max(), 16_000)
+    assert main(["cochlea", str(wav), str(out), "--channels", "16"]) == 0
+    with np.load(out) as f:
+        ev = f["events"]
+        assert ev.dtype == COCHLEA_DTYPE and ev.size > 0
+        assert np.all(np.diff(ev["t"]) >= 0) and ev["channel"].max() < 16
+        assert np.array_equal(f["t"], ev["t"]) and np.array_equal(f["channel"], ev["channel"])
