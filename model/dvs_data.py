@@ -3,10 +3,10 @@
 N-MNIST (Orchard et al. 2015) moved an ATIS camera in three ~100 ms saccades along a
 triangle in front of MNIST digits shown on a monitor, giving 34 x 34 pixel recordings of
 about 300 ms with both polarities. Here the digits are scikit-learn's bundled ``load_digits``
-(the UCI optdigits test set: 1,797 8 x 8 digits), upsampled smoothly to 28 x 28 and moved
-along the same kind of path over a 34 x 34 canvas; ``model.dvs_emulator`` turns the 1 kHz
-frames into events. One sensor (threshold mismatch) records the whole dataset, as one
-camera recorded N-MNIST.
+(the UCI optdigits test set: 1,797 8 x 8 digits by 13 writers), upsampled smoothly to
+28 x 28 and moved along the same kind of path over a 34 x 34 canvas; ``model.dvs_emulator``
+turns the 1 kHz frames into events. One sensor (threshold mismatch) records the whole
+dataset, as one camera recorded N-MNIST.
 
 Offsets are (x, y) of the digit's top-left corner on the canvas, in pixels.
 """
@@ -33,7 +33,7 @@ from model.dvs_emulator import EmulatorConfig, Sensor, emulate, make_sensor
 DIGIT_KEYS = tuple(str(d) for d in range(10))
 SOURCE = (
     "scikit-learn load_digits: the UCI optdigits test set, 1,797 8x8 handwritten digits "
-    "(block counts of 32x32 NIST bitmaps), upsampled to 28x28 by cubic spline"
+    "by 13 writers (block counts of 32x32 NIST bitmaps), upsampled to 28x28 by cubic spline"
 )
 SPLIT_NOTE = (
     "load_digits has no writer ids, so train/test is a stratified split by sample "
