@@ -11,6 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="generate a training/test dataset")
     datasets = p.add_subparsers(dest="dataset", required=True)
     register_dvs(datasets)
+    register_speech(datasets)
 
 
 def register_dvs(datasets: argparse._SubParsersAction) -> None:
@@ -55,4 +56,43 @@ def run_dvs(args: argparse.Namespace) -> int:
             command=command,
         )
     print(json.dumps({"out": str(args.out), "seconds": info["seconds"], **info["splits"]}))
+    return 0
+
+
+def register_speech(datasets: argparse._SubParsersAction) -> None:
+    p = datasets.add_parser(
+        "speech",
+        help="spoken digits (SHD's 20 classes) from speech synthesisers, cochlea-encoded",
+        description="Synthesise English and German digits with every installed espeak-ng and "
+        "festival voice, augment them (speaker, room, noise, channel), encode them with the "
+        "cochlea and write train.h5/test.h5 (SHD layout, split by voice) and recipe.json. "
+        "Resumable: recordings are cached under OUT/cache; rerun to continue or extend.",
+    )
+    p.add_argument("--out", type=Path, default=Path("data/speech"), help="output directory")
+    p.add_argument("--train", type=int, default=10_000, help="training recordings")
+    p.add_argument("--test", type=int, default=2_000, help="test recordings (held-out voices)")
+    p.add_argument("--seed", type=int, default=0, help="synthesis and augmentation seed")
+    p.add_argument("--workers", type=int, default=2, help="processes (output is the same)")
+    p.add_argument("--channels", type=int, default=700, help="cochlea channels")
+    p.set_defaults(func=run_speech)
+
+
+def run_speech(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from model.speech_data import Recipe, generate
+
+    recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn()) as bar:
+        task = bar.add_task("speaking digits", total=None)
+        for done, total in generate(recipe, args.out, workers=args.workers):
+            bar.update(task, completed=done, total=total)
+    print(json.dumps({"out": str(args.out), "train": args.train, "test": args.test}))
     return 0

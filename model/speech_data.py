@@ -1,0 +1,235 @@
+"""The spoken-digits dataset: SHD's 20 classes from synthetic voices, augmented, cochlea-encoded.
+
+Recipe -> per-utterance specs (pure functions of the seed and the index) -> recordings cached
+one file each (resumable; an interrupted run picks up where it stopped, a larger count extends
+it) -> ``train.h5`` / ``test.h5`` in the SHD layout with ``recipe.json`` beside them.
+
+Splits are by voice: a test voice is never heard in training. Every sample stores its
+``engine`` and ``voice`` in ``extra/`` so training can also hold out a whole engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from model import audio_augment as aug
+from model.cochlea import CHANNELS, audio_to_events
+from model.datasets import write_shd
+from model.speech_synth import (
+    ENGINES,
+    ESPEAK_ENGLISH_ACCENTS,
+    KEYS,
+    Engine,
+    Prosody,
+    Voice,
+    available_voices,
+    synthesize,
+)
+
+Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
+TEST_EVERY = 5  # every 5th voice of an engine (sorted by name) is a test voice
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the dataset; saved as recipe.json."""
+
+    seed: int = 0
+    n_train: int = 10_000
+    n_test: int = 2_000
+    channels: int = CHANNELS
+    rate_range: tuple[float, float] = (0.75, 1.35)
+    pitch_range: tuple[int, int] = (15, 85)
+    augment: aug.AugmentConfig = dataclasses.field(default_factory=aug.AugmentConfig)
+
+    def count(self, split: Split) -> int:
+        return self.n_train if split == "train" else self.n_test
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    """One recording to make: digit ``label`` said by ``voice`` with ``prosody``."""
+
+    split: Split
+    index: int
+    label: int
+    voice: Voice
+    prosody: Prosody
+
+
+def split_voices(voices: Sequence[Voice]) -> dict[Split, tuple[Voice, ...]]:
+    """Voices per split: every TEST_EVERY-th voice of each engine goes to test (the last one
+    if that picks none); an engine with a single voice stays in training only."""
+    test: list[Voice] = []
+    for engine in ENGINES:
+        mine = sorted((v for v in voices if v.engine == engine), key=lambda v: v.name)
+        if len(mine) < 2:
+            continue
+        picked = mine[TEST_EVERY - 1 :: TEST_EVERY] or mine[-1:]
+        test += picked
+    return {
+        "train": tuple(v for v in voices if v not in test),
+        "test": tuple(test),
+    }
+
+
+def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([recipe.seed, SPLITS.index(split), index, stream])
+
+
+def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice]) -> Utterance:
+    """The ``index``-th utterance of a split; independent of the split's size, so a larger
+    count only adds utterances. Engines take turns (each is equally represented however many
+    voices it has) and labels cycle within each engine."""
+    rng = _rng(recipe, split, index, 0)
+    engines = [e for e in ENGINES if any(v.engine == e for v in voices)]
+    engine: Engine = engines[index % len(engines)]
+    label = (index // len(engines)) % len(KEYS)
+    mine = [v for v in voices if v.engine == engine]
+    prosody = Prosody(
+        rate=round(float(rng.uniform(*recipe.rate_range)), 3),
+        pitch=int(rng.integers(recipe.pitch_range[0], recipe.pitch_range[1] + 1)),
+        accent=str(rng.choice(ESPEAK_ENGLISH_ACCENTS)),
+    )
+    return Utterance(split, index, label, mine[int(rng.integers(len(mine)))], prosody)
+
+
+def clean_word(label: int, voice: Voice, prosody: Prosody) -> np.ndarray:
+    """Synthesised word, silence-trimmed, at WORK_RATE. float64 (T,)."""
+    audio, rate = synthesize(label, voice, prosody)
+    return aug.trim_silence(aug.resample(audio, aug.WORK_RATE / rate), aug.WORK_RATE)
+
+
+def babble(voices: Sequence[Voice], rng: np.random.Generator, n: int) -> np.ndarray:
+    """3-6 overlapping words by espeak-ng voices of the same split. float64 (n,)."""
+    pool = [v for v in voices if v.engine.startswith("espeak-ng")] or list(voices)
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(3, 7))):
+        voice = pool[int(rng.integers(len(pool)))]
+        prosody = Prosody(float(rng.uniform(0.8, 1.3)), int(rng.integers(10, 90)))
+        w = clean_word(int(rng.integers(len(KEYS))), voice, prosody)[:n]
+        start = int(rng.integers(0, n - w.size + 1))
+        out[start : start + w.size] += w * rng.uniform(0.5, 1.5) / (np.std(w) + 1e-12)
+    return out
+
+
+def make_recording(
+    recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Synthesise, augment and encode one utterance: COCHLEA_DTYPE events and its metadata."""
+    rng = _rng(recipe, utt.split, utt.index, 1)
+    word = clean_word(utt.label, utt.voice, utt.prosody)
+    audio, settings = aug.augment(
+        word, rng, lambda r, n: babble(voices, r, n), recipe.augment, aug.WORK_RATE
+    )
+    events = audio_to_events(audio, aug.WORK_RATE, rng, channels=recipe.channels)
+    meta = {
+        "label": utt.label,
+        "engine": utt.voice.engine,
+        "voice": utt.voice.name,
+        "prosody": dataclasses.asdict(utt.prosody),
+        "augment": settings,
+    }
+    return events, meta
+
+
+def _cache_path(out: Path, split: Split, index: int) -> Path:
+    return out / "cache" / split / f"{index:06d}.npz"
+
+
+def _make_and_cache(job: tuple[Recipe, Path, Split, int]) -> None:
+    recipe, out, split, index = job
+    voices = split_voices(available_voices())[split]
+    events, meta = make_recording(recipe, utterance(recipe, split, index, voices), voices)
+    path = _cache_path(out, split, index)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, events=events, meta=json.dumps(meta))
+    os.replace(tmp, path)  # atomic: a killed worker never leaves a half-written recording
+
+
+def pending(recipe: Recipe, out: Path) -> list[tuple[Split, int]]:
+    """Recordings not yet cached, train and test interleaved so both grow together."""
+    todo = {s: [i for i in range(recipe.count(s)) if not _cache_path(out, s, i).exists()]
+            for s in SPLITS}  # fmt: skip
+    ratio = max(len(todo["train"]), 1) / max(len(todo["test"]), 1)
+    keyed = [(i / ratio if s == "test" else i, s, i) for s in SPLITS for i in todo[s]]
+    return [(s, i) for _, s, i in sorted(keyed, key=lambda k: (k[0], k[1]))]
+
+
+def _check_recipe(recipe: Recipe, out: Path) -> None:
+    """Refuse to mix cached recordings of different recipes (only the counts may change)."""
+    path = out / "cache" / "recipe.json"
+    new = json.loads(json.dumps(recipe.to_json()))
+    if path.exists():
+        old = json.loads(path.read_text())
+        differs = [k for k in new if k not in ("n_train", "n_test") and old.get(k) != new[k]]
+        if differs:
+            raise ValueError(
+                f"{out} holds recordings of a different recipe ({', '.join(differs)} differ); "
+                "use another --out or delete it"
+            )
+    path.write_text(json.dumps(new, indent=2))
+
+
+def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tuple[int, int]]:
+    """Make every missing recording with ``workers`` processes, yielding (done, total) as
+    they finish; then write train.h5 and test.h5."""
+    out = Path(out)
+    for split in SPLITS:
+        (out / "cache" / split).mkdir(parents=True, exist_ok=True)
+    _check_recipe(recipe, out)
+    jobs = [(recipe, out, s, i) for s, i in pending(recipe, out)]
+    yield 0, len(jobs)
+    if jobs:
+        ctx = multiprocessing.get_context("spawn")  # numba and fork do not mix well
+        with ctx.Pool(max(1, workers)) as pool:
+            for done, _ in enumerate(pool.imap_unordered(_make_and_cache, jobs), 1):
+                yield done, len(jobs)
+    for split in SPLITS:
+        write_split(recipe, out, split)
+    # Beside the files it describes, written last: it always matches train.h5 and test.h5.
+    (out / "recipe.json").write_text(json.dumps(recipe.to_json(), indent=2))
+
+
+def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
+    """Gather the cached recordings of a split into ``out/{split}.h5`` (SHD layout)."""
+    events, labels, engines, names, settings = [], [], [], [], []
+    for i in range(recipe.count(split)):
+        with np.load(_cache_path(out, split, i)) as f:
+            meta = json.loads(str(f["meta"]))
+            events.append(f["events"])
+        labels.append(meta["label"])
+        engines.append(meta["engine"])
+        names.append(meta["voice"])
+        settings.append(json.dumps({"prosody": meta["prosody"], "augment": meta["augment"]}))
+    voice_ids = [v.id for v in available_voices()]  # sorted: the same ids in both splits
+    speaker = [voice_ids.index(f"{e}/{n}") for e, n in zip(engines, names, strict=True)]
+    path = out / f"{split}.h5"
+    tmp = path.with_suffix(".tmp.h5")
+    write_shd(
+        tmp,
+        events,
+        labels,
+        keys=KEYS,
+        channels=recipe.channels,
+        extra={
+            "engine": np.array(engines),
+            "voice": np.array(names),
+            "speaker": np.asarray(speaker, dtype=np.uint16),
+            "settings": np.array(settings),
+        },
+    )
+    os.replace(tmp, path)  # readers never see a half-written file
+    return path

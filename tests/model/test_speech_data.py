@@ -1,0 +1,115 @@
+"""The spoken-digits generator: valid SHD files from every engine, voice-disjoint splits,
+SHD's labels and keys, and recordings that depend only on the seed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import speech_data as sd
+from model import speech_synth
+from model.datasets import open_dataset
+from model.events import COCHLEA_DTYPE
+
+pytestmark = pytest.mark.engines
+
+SMALL = sd.Recipe(seed=3, n_train=8, n_test=3, channels=16)
+
+
+def _install_engines() -> list[speech_synth.Engine]:
+    """apt-get the engines once if any is missing; returns the engines still missing."""
+    if speech_synth.missing_engines() and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", *speech_synth.APT_PACKAGES],
+                       capture_output=True, check=False, timeout=600)  # fmt: skip
+        speech_synth.available_voices.cache_clear()
+    return speech_synth.missing_engines()
+
+
+@pytest.fixture(scope="module")
+def voices() -> tuple[speech_synth.Voice, ...]:
+    missing = _install_engines()
+    if missing:
+        install = " ".join(speech_synth.APT_PACKAGES)
+        pytest.skip(
+            f"speech engines {missing} are not installed and apt-get could not install them; "
+            f"run `apt-get install -y {install}`"
+        )
+    return speech_synth.available_voices()
+
+
+@pytest.fixture(scope="module")
+def generated(voices, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("speech")
+    for _ in sd.generate(SMALL, out, workers=1):
+        pass
+    return out
+
+
+def test_every_engine_speaks_every_language(voices) -> None:
+    for engine in speech_synth.ENGINES:
+        voice = next(v for v in voices if v.engine == engine)
+        for label in (7, 17):
+            word = sd.clean_word(label, voice, speech_synth.Prosody())
+            assert 0.1 < word.size / sd.aug.WORK_RATE < 1.5, (voice, label)
+            assert np.abs(word).max() > 0.01
+
+
+def test_test_voices_are_never_training_voices(voices) -> None:
+    splits = sd.split_voices(voices)
+    assert not set(splits["train"]) & set(splits["test"])
+    assert set(splits["train"]) | set(splits["test"]) == set(voices)
+    assert {v.engine for v in splits["train"]} == set(speech_synth.ENGINES)
+    assert len(splits["test"]) >= 0.15 * len(voices)
+
+
+def test_utterances_cycle_engines_and_all_20_labels(voices) -> None:
+    train = sd.split_voices(voices)["train"]
+    utts = [sd.utterance(SMALL, "train", i, train) for i in range(80)]
+    assert {(u.voice.engine, u.label) for u in utts} == {
+        (e, label) for e in speech_synth.ENGINES for label in range(20)
+    }
+    assert sd.utterance(SMALL, "train", 5, train) == utts[5]  # independent of the split size
+
+
+def test_generate_writes_shd_files_with_labels_keys_and_sources(generated: Path, voices) -> None:
+    engines_seen = set()
+    for split in sd.SPLITS:
+        n = SMALL.count(split)
+        with open_dataset(generated / f"{split}.h5") as ds:
+            assert len(ds) == n and ds.sensor == "cochlea" and ds.channels == SMALL.channels
+            assert ds.keys == list(speech_synth.KEYS)
+            assert ds.keys[0] == "zero" and ds.keys[10] == "null" and ds.keys[19] == "neun"
+            engines, names = ds.extra("engine"), ds.extra("voice")
+            expect = [
+                sd.utterance(SMALL, split, i, sd.split_voices(voices)[split]) for i in range(n)
+            ]
+            assert list(ds.labels) == [u.label for u in expect]
+            assert list(engines) == [u.voice.engine for u in expect]
+            assert list(names) == [u.voice.name for u in expect]
+            for i in range(n):
+                ev, _ = ds[i]
+                assert ev.dtype == COCHLEA_DTYPE and ev.size > 0
+                assert ev["channel"].max() < SMALL.channels and ev["t"].max() < 1_000_000
+            engines_seen |= set(engines)
+    assert engines_seen == set(speech_synth.ENGINES)
+    recipe = json.loads((generated / "recipe.json").read_text())
+    assert recipe["seed"] == SMALL.seed and recipe["n_train"] == SMALL.n_train
+
+
+def test_a_regenerated_recording_is_identical(generated: Path) -> None:
+    cached = generated / "cache" / "train" / "000001.npz"
+    before = np.load(cached)["events"]
+    cached.unlink()
+    progress = list(sd.generate(SMALL, generated, workers=1))
+    assert progress[0] == (0, 1)  # resumed: only the missing recording was made
+    assert np.array_equal(np.load(cached)["events"], before)
+
+
+def test_a_different_recipe_is_refused_in_the_same_directory(generated: Path) -> None:
+    with pytest.raises(ValueError, match="different recipe"):
+        list(sd.generate(sd.Recipe(seed=4, n_train=8, n_test=3, channels=16), generated))
