@@ -98,29 +98,41 @@ def client(make_client: ClientFactory) -> TestClient:
 
 
 @pytest.fixture
-def live_url(base_settings: Settings, registry: ModelRegistry) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port, in a thread."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(base_settings, registry), host="127.0.0.1", port=port,
-                            log_level="warning", ws_max_size=base_settings.max_body_bytes)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "uvicorn never became ready"
-        time.sleep(0.02)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+def make_live(base_settings: Settings, registry: ModelRegistry) -> Iterator[Callable[..., str]]:
+    """Start a real uvicorn server on a free loopback port, in a thread; returns its URL."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(**overrides: object) -> str:
+        settings = base_settings.model_copy(update=overrides)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = uvicorn.Config(create_app(settings, registry), host="127.0.0.1", port=port,
+                                log_level="warning", ws_max_size=settings.max_body_bytes)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "uvicorn never became ready"
+            time.sleep(0.02)
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(make_live: Callable[..., str]) -> str:
+    return make_live()
 
 
 def cochlea_recording(seed: int, n: int = 400, duration_us: int = 150_000) -> np.ndarray:

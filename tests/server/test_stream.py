@@ -1,0 +1,130 @@
+"""WS /v1/stream over real uvicorn: open, per-frame errors, cadence, resumption, close codes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from tests.server.conftest import COCHLEA, cochlea_recording, columns
+
+
+def ws_url(live_url: str) -> str:
+    return live_url.replace("http", "ws") + "/v1/stream"
+
+
+async def recv(ws: Any) -> dict[str, Any]:
+    return orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+
+
+async def close_code(live_url: str, first: str | bytes) -> tuple[int, str]:
+    async with websockets.connect(ws_url(live_url)) as ws:
+        await ws.send(first)
+        with pytest.raises(ConnectionClosed) as info:
+            await recv(ws)
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code, info.value.rcvd.reason
+
+
+def test_bad_open_messages_close_with_documented_codes(live_url: str) -> None:
+    async def run() -> None:
+        assert (await close_code(live_url, "{nope"))[0] == 4400
+        assert (await close_code(live_url, b"\x00" * 10))[0] == 4400
+        assert (await close_code(live_url, '{"late": "never"}'))[0] == 4400
+        code, reason = await close_code(live_url, '{"model": "missing"}')
+        assert code == 4404 and "missing" in reason
+        assert (await close_code(live_url, '{"session": "x", "token": "y"}'))[0] == 4404
+
+    asyncio.run(run())
+
+
+def test_frame_errors_keep_the_connection_and_the_state(live_url: str) -> None:
+    events = cochlea_recording(seed=21)
+    half = len(events) // 2
+
+    async def run() -> None:
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = await recv(ws)
+            await ws.send(events[:half].tobytes())
+            first = await recv(ws)
+            await ws.send(b"\x00" * 7)  # not whole events
+            error = await recv(ws)
+            assert error == {"type": "error", "status": 422, "frame": 1,
+                             "detail": error["detail"]}
+            assert "not a whole number" in error["detail"]
+            await ws.send(orjson.dumps({"t": [0], "channel": [0]}).decode())  # late
+            assert (await recv(ws))["status"] == 422
+            await ws.send(orjson.dumps({**columns(events[half:]), "flush": True}).decode())
+            last = await recv(ws)
+        assert first["type"] == last["type"] == "result"
+        assert last["events"]["total_accepted"] == len(events)
+        assert last["session"] == opened["id"]
+
+    asyncio.run(run())
+
+
+def test_resume_after_a_dropped_connection_continues_the_same_stream(live_url: str) -> None:
+    events = cochlea_recording(seed=22)
+    cuts = [0, 100, 250, len(events)]
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA, "result_every": 2}).decode())
+            opened = await recv(ws)
+            await ws.send(orjson.dumps({**columns(events[:100]), "seq": 0}).decode())
+            await ws.send(orjson.dumps({**columns(events[100:250]), "seq": 1}).decode())
+            pushed = await recv(ws)  # result_every=2: only after the second frame
+            assert pushed["frame"] == 1 and pushed["seq"] == 1
+        resume = {"session": opened["id"], "token": opened["token"]}
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps(resume).decode())
+            again = await recv(ws)
+            assert again["resumed"] and again["seq"] == 1 and again["id"] == opened["id"]
+            await ws.send(orjson.dumps({**columns(events[100:250]), "seq": 1}).decode())
+            assert (await recv(ws))["status"] == 409  # the replayed frame is refused
+            await ws.send(orjson.dumps({**columns(events[250:]), "seq": 2,
+                                        "flush": True}).decode())
+            resumed_last = await recv(ws)
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps({**resume, "token": "wrong"}).decode())
+            with pytest.raises(ConnectionClosed) as info:
+                await recv(ws)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4403
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            await recv(ws)
+            for lo, hi in itertools.pairwise(cuts):
+                await ws.send(orjson.dumps({**columns(events[lo:hi]),
+                                            "flush": hi == len(events)}).decode())
+                straight = await recv(ws)
+        return resumed_last, straight
+
+    resumed_last, straight = asyncio.run(run())
+    np.testing.assert_allclose(resumed_last["probabilities"], straight["probabilities"],
+                               atol=1e-6)
+    assert resumed_last["spikes"]["total"] == straight["spikes"]["total"]
+
+
+def test_a_fast_sender_is_answered_in_order(live_url: str) -> None:
+    """More frames than the queue holds: reading pauses, nothing is lost or reordered."""
+    events = cochlea_recording(seed=23, n=2000, duration_us=300_000)
+    pieces = np.array_split(events, 40)
+
+    async def run() -> list[dict[str, Any]]:
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            await recv(ws)
+            for piece in pieces:
+                await ws.send(piece.tobytes())
+            return [await recv(ws) for _ in pieces]
+
+    results = asyncio.run(run())
+    assert [r["frame"] for r in results] == list(range(len(pieces)))
+    assert results[-1]["events"]["total_accepted"] == len(events)
