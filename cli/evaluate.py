@@ -38,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     data = load_binned(ds, spec, args.filter)
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
-    metrics["command"] = "s5rf " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("s5rf") else \
-        f"s5rf eval --checkpoint {args.checkpoint} --data {args.data}"
+    metrics["command"] = args.command_line
     plot_confusion(metrics["confusion"], ckpt.card.labels,
                    args.confusion_png or args.checkpoint / "confusion.png")
     if args.update_card:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                  "train_filter": args.train_filter, "test_filter": args.test_filter},
         "commit": _git_commit(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "s5rf " + " ".join(sys.argv[1:]),
+        "command": args.command_line,
     }
 
     def on_epoch(record: dict[str, Any], params: Any) -> None:

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from model.binning import BinnerState, bin_recording, feed
+from model.events import EventError, empty_events, make_events
+from model.spec import InputSpec
+
+SPEC = InputSpec(sensor="cochlea", channels=8, downsample=2, dt_us=1000)
+DVS = InputSpec(sensor="dvs", width=4, height=6, pool=2, dt_us=1000, binarize=False)
+
+
+def ev(t, ch):
+    return make_events("cochlea", t=np.asarray(t), channel=np.asarray(ch))
+
+
+def test_empty_recording_has_no_bins():
+    assert bin_recording(empty_events("cochlea"), SPEC).shape == (0, 4)
+
+
+def test_single_event_lands_in_its_bin_and_pooled_channel():
+    bins = bin_recording(ev([2500], [5]), SPEC)
+    assert bins.shape == (3, 4)
+    assert bins[2, 2] == 1 and bins.sum() == 1
+
+
+def test_events_on_bin_edges_belong_to_the_later_bin():
+    bins = bin_recording(ev([0, 999, 1000, 2000], [0, 0, 0, 0]), SPEC)
+    np.testing.assert_array_equal(bins[:, 0], [1, 1, 1])
+    counts = bin_recording(ev([0, 999, 1000], [0, 1, 0]), SPEC.model_copy(update={"binarize": False}))
+    np.testing.assert_array_equal(counts[:, 0], [2, 1])
+
+
+def test_unsorted_input_is_rejected_with_the_index():
+    with pytest.raises(EventError, match=r"sorted by t: t\[2\]=5 < t\[1\]=9"):
+        bin_recording(ev([1, 9, 5], [0, 0, 0]), SPEC)
+
+
+@pytest.mark.parametrize(
+    ("t", "ch", "message"),
+    [([5], [8], "channel 8 at index 0 is out of range"), ([-1], [0], "negative timestamp")],
+)
+def test_invalid_events_are_rejected(t, ch, message):
+    with pytest.raises(EventError, match=message):
+        bin_recording(ev(t, ch), SPEC)
+
+
+def test_dvs_features_are_polarity_y_x_of_the_pooled_grid():
+    e = make_events("dvs", t=np.array([0, 10, 20]), x=np.array([3, 3, 0]),
+                    y=np.array([5, 5, 0]), p=np.array([1, 1, 0]))
+    bins = bin_recording(e, DVS)
+    assert bins.shape == (1, 2 * 2 * 3)
+    assert bins[0, 1 * 6 + 2 * 2 + 1] == 2  # p=1, y=5//2=2, x=3//2=1, counted twice
+    assert bins[0, 0] == 1
+
+
+def test_a_bin_closes_only_when_an_event_at_or_past_its_end_arrives():
+    state = BinnerState.start(SPEC)
+    r = feed(state, ev([100, 900], [0, 0]), SPEC)
+    assert r.bins.shape[0] == 0 and r.state.closed == 0 and len(r.state.pending) == 2
+    r = feed(r.state, ev([1000], [0]), SPEC)
+    assert r.bins.shape[0] == 1 and len(r.state.pending) == 1
+
+
+def test_watermark_and_flush_close_bins():
+    r = feed(BinnerState.start(SPEC), ev([100], [0]), SPEC, until_us=3000)
+    assert r.state.closed == 3
+    r = feed(BinnerState.start(SPEC), ev([100, 1500], [0, 0]), SPEC, flush=True)
+    assert r.state.closed == 2 and len(r.state.pending) == 0
+    again = feed(r.state, empty_events("cochlea"), SPEC, flush=True)
+    assert again.bins.shape[0] == 0  # nothing new to close
+
+
+def test_late_events_are_rejected_or_dropped_and_counted():
+    state = feed(BinnerState.start(SPEC), ev([100, 2100], [0, 0]), SPEC).state
+    with pytest.raises(EventError, match="already closed"):
+        feed(state, ev([500, 2200], [0, 0]), SPEC)
+    r = feed(state, ev([500, 2200], [0, 0]), SPEC, late="drop")
+    assert (r.accepted, r.dropped) == (1, 1)
+
+
+def test_first_event_origin_aligns_bins_to_the_first_event():
+    r = feed(BinnerState.start(SPEC, None), ev([10_000_500, 10_001_600], [0, 2]), SPEC, flush=True)
+    assert r.state.t0_us == 10_000_500
+    np.testing.assert_array_equal(r.bins[:, :2], [[1, 0], [0, 1]])
+
+
+def test_a_jump_far_into_the_future_is_refused():
+    with pytest.raises(EventError, match="would close 1000000 bins"):
+        feed(BinnerState.start(SPEC), ev([10**9], [0]), SPEC, max_new_bins=1000)
+
+
+RECORDING = ev(np.sort(np.random.default_rng(1).integers(0, 20_000, 300)),
+               np.random.default_rng(2).integers(0, 8, 300))
+
+
+@given(st.lists(st.integers(0, 300), max_size=10).map(sorted),
+       st.lists(st.integers(0, 25_000), max_size=4))
+def test_streamed_bins_equal_offline_bins_for_any_cut(cuts, watermarks):
+    state = BinnerState.start(SPEC)
+    out = []
+    bounds = [0, *cuts, len(RECORDING)]
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        chunk = RECORDING[lo:hi]
+        # a watermark is only legal up to the next event still to come
+        limit = RECORDING["t"][hi] if hi < len(RECORDING) else None
+        until = watermarks[i] if i < len(watermarks) else None
+        if until is not None and limit is not None:
+            until = min(until, int(limit))
+        r = feed(state, chunk, SPEC, until_us=until)
+        out.append(r.bins)
+        state = r.state
+    out.append(feed(state, empty_events("cochlea"), SPEC, flush=True).bins)
+    streamed = np.concatenate(out)
+    offline = bin_recording(RECORDING, SPEC)
+    n = len(offline)
+    np.testing.assert_array_equal(streamed[:n], offline)
+    assert not streamed[n:].any()  # watermarks may close trailing empty bins

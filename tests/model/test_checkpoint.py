@@ -1,0 +1,65 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from model import checkpoint
+from model.network import init_params
+from model.spec import InputSpec, preset_config
+
+SPEC = InputSpec(sensor="cochlea", channels=700, downsample=5, dt_us=4000)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    tmp_path = tmp_path / "ckpt"
+    cfg = preset_config("tiny", 140, 3)
+    params = init_params(jax.random.PRNGKey(0), cfg)
+    card = checkpoint.ModelCard(name="t", architecture=cfg, input=SPEC, labels=["a", "b", "c"])
+    checkpoint.save(tmp_path, card, params)
+    return tmp_path, params
+
+
+def test_round_trip_restores_every_parameter(saved):
+    path, params = saved
+    ckpt = checkpoint.load(path)
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(ckpt.params),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert ckpt.card.input == SPEC and ckpt.cfg.neurons == (32, 32)
+    (path.parent / "not-a-checkpoint").mkdir()
+    assert checkpoint.discover(path.parent) == [path]
+
+
+def _edit_card(path, **changes):
+    card = json.loads((path / "model.json").read_text())
+    card.update(changes)
+    (path / "model.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "model.json").unlink(), "model.json is missing"),
+        (lambda p: (p / "params.msgpack").unlink(), "params.msgpack is missing"),
+        (lambda p: _edit_card(p, labels=["a", "b"]), "2 labels for 3 output classes"),
+        (lambda p: _edit_card(p, format_version=7), "not a valid model card"),
+        (lambda p: (p / "params.msgpack").write_bytes(b"junk"), "does not match"),
+    ],
+)
+def test_a_bad_checkpoint_is_explained(saved, damage, message):
+    path, _ = saved
+    damage(path)
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        checkpoint.load(path)
+
+
+def test_parameters_of_another_architecture_are_explained(saved):
+    path, _ = saved
+    card = json.loads((path / "model.json").read_text())
+    card["architecture"]["neurons"] = [16, 16]
+    card["params_sha256"] = ""
+    (path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(checkpoint.CheckpointError, match=r"has shape \(32, 140, 2\)"):
+        checkpoint.load(path)

@@ -1,0 +1,58 @@
+import h5py
+import numpy as np
+import pytest
+
+from model.datasets import open_dataset, write_dvs, write_shd
+from model.events import make_events
+
+
+def test_reads_the_published_shd_layout(tmp_path):
+    """A file written by hand exactly as SHD publishes it (float seconds, unsorted allowed)."""
+    path = tmp_path / "shd_like.h5"
+    with h5py.File(path, "w") as f:
+        times = f.create_dataset("spikes/times", (2,), dtype=h5py.vlen_dtype(np.float16))
+        units = f.create_dataset("spikes/units", (2,), dtype=h5py.vlen_dtype(np.uint16))
+        times[0] = np.array([0.5, 0.001, 0.25], np.float16)
+        units[0] = np.array([699, 0, 3], np.uint16)
+        times[1] = np.array([], np.float16)
+        units[1] = np.array([], np.uint16)
+        f.create_dataset("labels", data=np.array([7, 19], np.uint16))
+        f.create_dataset("extra/keys", data=np.array([f"k{i}".encode() for i in range(20)]))
+        f.create_dataset("extra/speaker", data=np.array([3, 4]))
+    ds = open_dataset(path)
+    assert (ds.sensor, ds.channels, len(ds), ds.keys[19]) == ("cochlea", 700, 2, "k19")
+    events, label = ds[0]
+    assert label == 7
+    np.testing.assert_array_equal(events["channel"], [0, 3, 699])
+    np.testing.assert_array_equal(events["t"], [1000, 250_000, 500_000])
+    assert len(ds[1][0]) == 0
+    np.testing.assert_array_equal(ds.extra("speaker"), [3, 4])
+    with pytest.raises(IndexError):
+        ds[2]
+
+
+def test_shd_writer_round_trips(tmp_path):
+    ev = make_events("cochlea", t=np.array([0, 4000, 123_456]), channel=np.array([1, 2, 3]))
+    write_shd(tmp_path / "a.h5", [ev], [5], keys=[str(i) for i in range(20)],
+              extra={"engine": np.array(["espeak"])}, channels=40)
+    ds = open_dataset(tmp_path / "a.h5")
+    np.testing.assert_array_equal(ds[0][0], ev)
+    assert ds.channels == 40 and list(ds.extra("engine")) == ["espeak"]
+
+
+def test_dvs_layout_round_trips(tmp_path):
+    ev = make_events("dvs", t=np.array([5, 10]), x=np.array([33, 0]), y=np.array([1, 2]),
+                     p=np.array([1, 0]))
+    write_dvs(tmp_path / "d.h5", [ev, ev[:1]], [3, 4], width=34, height=34,
+              keys=[str(i) for i in range(10)])
+    ds = open_dataset(tmp_path / "d.h5")
+    assert (ds.sensor, ds.width, ds.height) == ("dvs", 34, 34)
+    np.testing.assert_array_equal(ds[0][0], ev)
+    assert ds[1][1] == 4
+
+
+def test_an_unknown_layout_is_explained(tmp_path):
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("labels", data=[1])
+    with pytest.raises(ValueError, match="neither SHD/SSC layout"):
+        open_dataset(tmp_path / "x.h5")

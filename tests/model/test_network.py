@@ -1,0 +1,97 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from model.network import advance, init_params, initial_state
+from model.spec import ModelConfig
+
+CFG = ModelConfig(n_in=24, n_classes=5, neurons=(16, 16, 16), blocks=4, dropout=0.2)
+
+
+def driven_params(cfg: ModelConfig, gain: float = 6.0):
+    """Random-init parameters with the input projections scaled so the layers spike."""
+    p = init_params(jax.random.PRNGKey(3), cfg)
+    layers = tuple({**lay, "B": lay["B"] * gain} for lay in p["layers"])
+    return {**p, "layers": layers}
+
+
+PARAMS = driven_params(CFG)
+RNG = np.random.default_rng(0)
+RECORDING = (RNG.random((2, 60, CFG.n_in)) < 0.3).astype(np.float32)
+
+
+STEP = jax.jit(lambda p, s, b, v: advance(p, s, b, v, CFG))
+
+
+def run_chunks(cuts: list[int]):
+    """Stream the recording in chunks, each padded to one shape (as the server does)."""
+    state = initial_state(CFG, 2)
+    readouts, counts = [], 0
+    for lo, hi in zip([0, *cuts], [*cuts, 60], strict=True):
+        chunk = np.zeros_like(RECORDING)
+        chunk[:, : hi - lo] = RECORDING[:, lo:hi]
+        valid = np.arange(60)[None, :].repeat(2, 0) < hi - lo
+        state, out = STEP(PARAMS, state, chunk, valid)
+        readouts.append(np.asarray(out["readout"])[:, : hi - lo])
+        counts = counts + np.asarray(out["spike_counts"])
+    return np.concatenate(readouts, axis=1), np.asarray(out["log_probs"]), counts
+
+
+WHOLE = run_chunks([])
+
+
+def test_the_network_spikes_on_this_input():
+    assert (WHOLE[2] > 0).all()
+
+
+@given(st.lists(st.integers(1, 59), max_size=8, unique=True).map(sorted))
+def test_streaming_in_any_chunks_equals_the_whole_recording(cuts):
+    readout, log_probs, counts = run_chunks(cuts)
+    np.testing.assert_allclose(readout, WHOLE[0], atol=1e-5)
+    np.testing.assert_allclose(log_probs, WHOLE[1], atol=1e-5)
+    np.testing.assert_array_equal(counts, WHOLE[2])
+
+
+def test_padding_bins_leave_the_state_untouched():
+    state = initial_state(CFG, 2)
+    s1, out1 = advance(PARAMS, state, RECORDING[:, :10], np.ones((2, 10), bool), CFG)
+    padded = np.concatenate([RECORDING[:, :10], np.ones((2, 5, CFG.n_in), np.float32)], axis=1)
+    valid = np.zeros((2, 15), bool)
+    valid[:, :10] = True
+    s2, out2 = advance(PARAMS, state, padded, valid, CFG)
+    for a, b in zip(jax.tree_util.tree_leaves(s1), jax.tree_util.tree_leaves(s2), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out1["spike_counts"], out2["spike_counts"])
+
+
+def test_associative_and_sequential_paths_agree_on_the_network():
+    valid = np.ones((2, 60), bool)
+    _, seq = advance(PARAMS, initial_state(CFG, 2), RECORDING, valid, CFG, scan="sequential")
+    _, par = advance(PARAMS, initial_state(CFG, 2), RECORDING, valid, CFG, scan="associative")
+    np.testing.assert_allclose(par["readout"], seq["readout"], atol=1e-4)
+
+
+def test_rasters_sum_to_the_spike_counts():
+    _, out = advance(PARAMS, initial_state(CFG, 2), RECORDING, np.ones((2, 60), bool), CFG,
+                     with_spikes=True)
+    sums = np.stack([s.sum(axis=(1, 2)) for s in out["spikes"]], axis=-1)
+    np.testing.assert_array_equal(sums, out["spike_counts"])
+
+
+@pytest.mark.parametrize("disc", ["dirac", "zoh", "bilinear"])
+def test_gradient_reaches_every_parameter_through_the_surrogate(disc):
+    cfg = ModelConfig(n_in=24, n_classes=5, neurons=(16, 16, 16), blocks=4, discretization=disc)
+    params = driven_params(cfg)
+
+    def loss(p):
+        _, out = advance(p, initial_state(cfg, 2), RECORDING, np.ones((2, 60), bool), cfg,
+                         dropout_key=jax.random.PRNGKey(0))
+        return -out["log_probs"][:, 0].sum()
+
+    grads = jax.grad(loss)(params)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert jnp.all(jnp.isfinite(g)), path
+        assert jnp.abs(g).max() > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"

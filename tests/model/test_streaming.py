@@ -1,0 +1,76 @@
+import jax
+import numpy as np
+import pytest
+
+from model.network import init_params
+from model.spec import ModelConfig
+from model.streaming import Engine, bucket_for, run_offline
+
+CFG = ModelConfig(n_in=12, n_classes=3, neurons=(16, 16), blocks=4)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    params = init_params(jax.random.PRNGKey(0), CFG)
+    params = {**params, "layers": tuple({**p, "B": p["B"] * 6} for p in params["layers"])}
+    e = Engine(CFG, params, capacity=6, session_buckets=(1, 4), bin_buckets=(2, 8))
+    e.warmup(with_spikes=(False, True))
+    return e
+
+
+def recording(seed, T=21):
+    return (np.random.default_rng(seed).random((T, CFG.n_in)) < 0.4).astype(np.float32)
+
+
+def test_bucket_for_picks_the_smallest_that_fits():
+    assert [bucket_for(n, (1, 8, 64)) for n in (0, 1, 2, 8, 9, 65)] == [1, 1, 8, 8, 64, 64]
+
+
+def test_sessions_streamed_together_in_chunks_match_offline_runs(engine):
+    slots = [1, 2, 3, 4, 5]
+    for s in slots:
+        engine.reset(s)
+    recs = [recording(s, T=15 + s) for s in slots]
+    cuts = [0, 3, 4, 13, 40]
+    last = None
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        last = engine.step(slots, [r[lo:hi] for r in recs])
+    for s, r, got in zip(slots, recs, last.log_probs, strict=True):
+        _, want = run_offline(CFG, engine.params, r[None], np.array([len(r)]))
+        np.testing.assert_allclose(got, want["log_probs"][0], atol=1e-5, err_msg=f"slot {s}")
+
+
+def test_no_compilation_after_warmup(engine):
+    before = engine.compilations
+    engine.reset(1)
+    engine.step([1, 2, 3], [recording(0, 1), recording(1, 7), recording(2, 20)], with_spikes=True)
+    engine.write(2, engine.read(1))
+    assert engine.compilations == before
+
+
+def test_padding_rows_do_not_touch_other_sessions(engine):
+    engine.reset(1)
+    engine.step([1], [recording(3)])
+    snapshot = engine.read(6)
+    engine.step([1], [recording(4)])  # padded to 4 rows, the padding writes the scratch slot
+    for a, b in zip(jax.tree_util.tree_leaves(snapshot),
+                    jax.tree_util.tree_leaves(engine.read(6)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_state_read_and_written_back_resumes_identically(engine):
+    engine.reset(1)
+    engine.reset(2)
+    r = recording(5)
+    engine.step([1], [r[:10]])
+    engine.write(2, engine.read(1))
+    a, b = engine.step([1], [r[10:]]), engine.step([2], [r[10:]])
+    np.testing.assert_array_equal(a.log_probs, b.log_probs)
+
+
+def test_rasters_match_counts(engine):
+    engine.reset(1)
+    out = engine.step([1], [recording(6)], with_spikes=True)
+    assert out.spikes is not None
+    np.testing.assert_array_equal([s.sum() for s in out.spikes], out.spike_counts[0])
+    assert out.spike_counts.sum() > 0

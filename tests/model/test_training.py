@@ -1,0 +1,83 @@
+import json
+import time
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from model import checkpoint
+from model.augment import EventAugment, augment_events, cutmix
+from model.datasets import write_shd
+from model.spec import InputSpec
+from model.synthetic import order_task
+from model.training import read_log
+
+SPEC = InputSpec(sensor="cochlea", channels=40, dt_us=5000)
+
+
+@pytest.fixture(scope="module")
+def order_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("order")
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 512), ("test", 128)):
+        events, labels = order_task(n, rng)
+        write_shd(root / f"{name}.h5", events, labels, keys=["ab", "ba", "cd", "dc"],
+                  channels=40)
+    return root
+
+
+def train_args(root, out, epochs):
+    return ["train", "--data", str(root / "train.h5"), "--test", str(root / "test.h5"),
+            "--out", str(out), "--preset", "tiny", "--epochs", str(epochs), "--dt-us", "5000",
+            "--downsample", "1", "--lr", "0.03"]
+
+
+def test_tiny_network_learns_the_temporal_order_task_in_under_a_minute(order_data, tmp_path):
+    start = time.perf_counter()
+    assert main(train_args(order_data, tmp_path / "ck", 10)) == 0
+    assert time.perf_counter() - start < 60
+    log = read_log(tmp_path / "ck")
+    assert log[-1]["test_acc"] > 0.9
+    card = checkpoint.read_card(tmp_path / "ck")
+    assert card.metrics["test_accuracy"] == log[-1]["test_acc"]
+    assert card.provenance["command"].startswith("s5rf train")
+    assert (tmp_path / "ck" / "training_curves.png").stat().st_size > 1000
+
+
+def test_training_resumes_where_it_stopped(order_data, tmp_path):
+    main(train_args(order_data, tmp_path / "ck", 2))
+    main(train_args(order_data, tmp_path / "ck", 4))
+    assert [r["epoch"] for r in read_log(tmp_path / "ck")] == [1, 2, 3, 4]
+
+
+def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
+    main(train_args(order_data, tmp_path / "ck", 6))
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5"), "--json", "--update-card"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["samples"] == 128
+    assert set(metrics["accuracy_vs_fraction_seen"]) == {"0.1", "0.25", "0.5", "0.75", "1.0"}
+    assert len(metrics["mean_spikes_per_sample_per_layer"]) == 2
+    assert 0 < metrics["synops_per_sample"]
+    assert sum(map(sum, metrics["confusion"])) == 128
+    card = checkpoint.read_card(tmp_path / "ck")
+    assert card.metrics["eval"]["accuracy"] == metrics["accuracy"]
+    assert (tmp_path / "ck" / "confusion.png").exists()
+
+
+def test_event_augmentation_keeps_events_sorted_and_in_range():
+    events, _ = order_task(1, np.random.default_rng(1))
+    aug = EventAugment(jitter_us=2000, drop=0.3, max_shift=3)
+    out = augment_events(events[0], SPEC, aug, np.random.default_rng(2))
+    assert 0 < len(out) < len(events[0])
+    assert np.all(np.diff(out["t"]) >= 0) and out["channel"].max() < 40
+
+
+def test_cutmix_targets_stay_distributions():
+    rng = np.random.default_rng(0)
+    bins = (rng.random((8, 50, 10)) < 0.3).astype(np.float32)
+    targets = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
+    mixed, t = cutmix(bins, targets, rng)
+    np.testing.assert_allclose(t.sum(1), 1, rtol=1e-6)
+    assert mixed.shape == bins.shape
