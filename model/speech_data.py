@@ -164,7 +164,7 @@ def pending(recipe: Recipe, out: Path) -> list[tuple[Split, int]]:
     todo = {s: [i for i in range(recipe.count(s)) if not _cache_path(out, s, i).exists()]
             for s in SPLITS}  # fmt: skip
     ratio = max(len(todo["train"]), 1) / max(len(todo["test"]), 1)
-    keyed = [(i / ratio if s == "test" else i, s, i) for s in SPLITS for i in todo[s]]
+    keyed = [(i * ratio if s == "test" else i, s, i) for s in SPLITS for i in todo[s]]
     return [(s, i) for _, s, i in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 

@@ -113,3 +113,12 @@ def test_a_regenerated_recording_is_identical(generated: Path) -> None:
 def test_a_different_recipe_is_refused_in_the_same_directory(generated: Path) -> None:
     with pytest.raises(ValueError, match="different recipe"):
         list(sd.generate(sd.Recipe(seed=4, n_train=8, n_test=3, channels=16), generated))
+
+
+def test_pending_skips_cached_recordings_and_interleaves_the_splits(tmp_path: Path) -> None:
+    recipe = sd.Recipe(n_train=10, n_test=2)
+    (tmp_path / "cache" / "train").mkdir(parents=True)
+    (tmp_path / "cache" / "train" / "000000.npz").touch()
+    order = sd.pending(recipe, tmp_path)
+    assert ("train", 0) not in order and len(order) == 11
+    assert order.index(("test", 1)) == 5  # midway through train, not at either end
