@@ -152,3 +152,4 @@ def dvs_recording(seed: int, n: int = 400, duration_us: int = 150_000) -> np.nda
 def columns(events: np.ndarray) -> dict[str, list[int]]:
     """JSON columns of an event array."""
     return {name: events[name].tolist() for name in events.dtype.names or ()}
+
