@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", type=int, default=1, help="DVS spatial pooling factor")
     p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
     p.add_argument("--max-ms", type=float, help="cut recordings after this many milliseconds")
-    p.add_argument("--train-filter", help="keep training samples by metadata, e.g. engine!=festival")
+    p.add_argument("--train-filter",
+                   help="keep training samples by metadata, e.g. engine!=festival")
     p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival")
     p.add_argument("--jitter-us", type=float, default=0.0, help="event time-jitter std")
     p.add_argument("--drop", type=float, default=0.0, help="event drop probability")
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec_fields.update(width=train_ds.width, height=train_ds.height, pool=args.pool)
     spec = InputSpec(**spec_fields)
-    overrides = {k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
     if args.neurons:
         overrides["neurons"] = tuple(args.neurons)
     cfg = preset_config(args.preset, spec.features, len(train_ds.keys), **overrides)

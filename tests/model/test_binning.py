@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -28,7 +30,8 @@ def test_single_event_lands_in_its_bin_and_pooled_channel():
 def test_events_on_bin_edges_belong_to_the_later_bin():
     bins = bin_recording(ev([0, 999, 1000, 2000], [0, 0, 0, 0]), SPEC)
     np.testing.assert_array_equal(bins[:, 0], [1, 1, 1])
-    counts = bin_recording(ev([0, 999, 1000], [0, 1, 0]), SPEC.model_copy(update={"binarize": False}))
+    counting = SPEC.model_copy(update={"binarize": False})
+    counts = bin_recording(ev([0, 999, 1000], [0, 1, 0]), counting)
     np.testing.assert_array_equal(counts[:, 0], [2, 1])
 
 
@@ -101,7 +104,7 @@ def test_streamed_bins_equal_offline_bins_for_any_cut(cuts, watermarks):
     state = BinnerState.start(SPEC)
     out = []
     bounds = [0, *cuts, len(RECORDING)]
-    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         chunk = RECORDING[lo:hi]
         # a watermark is only legal up to the next event still to come
         limit = RECORDING["t"][hi] if hi < len(RECORDING) else None

@@ -1,3 +1,5 @@
+import itertools
+
 import jax
 import numpy as np
 import pytest
@@ -33,7 +35,7 @@ def test_sessions_streamed_together_in_chunks_match_offline_runs(engine):
     recs = [recording(s, T=15 + s) for s in slots]
     cuts = [0, 3, 4, 13, 40]
     last = None
-    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+    for lo, hi in itertools.pairwise(cuts):
         last = engine.step(slots, [r[lo:hi] for r in recs])
     for s, r, got in zip(slots, recs, last.log_probs, strict=True):
         _, want = run_offline(CFG, engine.params, r[None], np.array([len(r)]))
