@@ -168,28 +168,37 @@ def pending(recipe: Recipe, out: Path) -> list[tuple[Split, int]]:
     return [(s, i) for _, s, i in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
-def _check_recipe(recipe: Recipe, out: Path) -> None:
+def describe(recipe: Recipe, voices: Sequence[Voice]) -> dict[str, Any]:
+    """The recipe plus the voices of each split: what recipe.json records. The voices matter
+    because utterances are drawn from the installed ones."""
+    splits = split_voices(voices)
+    described = {**recipe.to_json(), "voices": {s: [v.id for v in splits[s]] for s in SPLITS}}
+    return json.loads(json.dumps(described))  # tuples as lists, as read back
+
+
+def _check_recipe(described: dict[str, Any], out: Path) -> None:
     """Refuse to mix cached recordings of different recipes (only the counts may change)."""
     path = out / "cache" / "recipe.json"
-    new = json.loads(json.dumps(recipe.to_json()))
     if path.exists():
         old = json.loads(path.read_text())
-        differs = [k for k in new if k not in ("n_train", "n_test") and old.get(k) != new[k]]
+        counts = ("n_train", "n_test")
+        differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:
             raise ValueError(
                 f"{out} holds recordings of a different recipe ({', '.join(differs)} differ); "
                 "use another --out or delete it"
             )
-    path.write_text(json.dumps(new, indent=2))
+    path.write_text(json.dumps(described, indent=2))
 
 
 def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tuple[int, int]]:
     """Make every missing recording with ``workers`` processes, yielding (done, total) as
-    they finish; then write train.h5 and test.h5."""
+    they finish; then write train.h5, test.h5 and recipe.json."""
     out = Path(out)
     for split in SPLITS:
         (out / "cache" / split).mkdir(parents=True, exist_ok=True)
-    _check_recipe(recipe, out)
+    described = describe(recipe, available_voices())
+    _check_recipe(described, out)
     jobs = [(recipe, out, s, i) for s, i in pending(recipe, out)]
     yield 0, len(jobs)
     if jobs:
@@ -200,7 +209,7 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     for split in SPLITS:
         write_split(recipe, out, split)
     # Beside the files it describes, written last: it always matches train.h5 and test.h5.
-    (out / "recipe.json").write_text(json.dumps(recipe.to_json(), indent=2))
+    (out / "recipe.json").write_text(json.dumps(described, indent=2))
 
 
 def write_split(recipe: Recipe, out: Path, split: Split) -> Path:

@@ -54,6 +54,7 @@ ESPEAK_ENGLISH_ACCENTS = (
     "en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
     "en-029", "en-us-nyc",
 )  # fmt: skip
+FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
 FESTIVAL_VOICES: dict[str, Engine] = {
     "kal_diphone": "festival-diphone",
     "ked_diphone": "festival-diphone",
@@ -103,9 +104,8 @@ def available_voices() -> tuple[Voice, ...]:
             klatt = "klatt" in f.read_text(errors="ignore").lower()
             voices.append(Voice("espeak-ng-klatt" if klatt else "espeak-ng", f.name))
     if shutil.which("text2wave"):
-        for root in (Path("/usr/share/festival/voices"),):
-            names = {p.name for p in root.glob("*/*") if p.is_dir()}
-            voices += [Voice(e, n) for n, e in FESTIVAL_VOICES.items() if n in names]
+        installed = {p.name for p in FESTIVAL_VOICE_DIR.glob("*/*") if p.is_dir()}
+        voices += [Voice(e, n) for n, e in FESTIVAL_VOICES.items() if n in installed]
     return tuple(sorted(voices, key=lambda v: v.id))
 
 
