@@ -31,8 +31,9 @@ from server.schemas import (
     Raster,
     TopK,
 )
-from server.sessions import Session, Totals, fresh_stream
+from server.sessions import Session, fresh_stream
 from server.settings import Settings
+from server.state_codec import Totals
 
 
 @dataclasses.dataclass(frozen=True)

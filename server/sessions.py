@@ -24,23 +24,9 @@ from server.errors import ApiError, busy
 from server.metrics import Metrics
 from server.registry import LoadedModel
 from server.settings import Settings
+from server.state_codec import SessionSnapshot, Totals
 
 log = logging.getLogger("s5rf.server")
-
-
-@dataclasses.dataclass
-class Totals:
-    """Cumulative counters of one stream.
-
-    spikes int64 (L,) per layer; input_activity is the sum of every closed bin's entries (the
-    input spikes the network saw); synops counts synaptic operations (NeuroBench).
-    """
-
-    events_accepted: int = 0
-    events_dropped: int = 0
-    input_activity: int = 0
-    synops: int = 0
-    spikes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclasses.dataclass
@@ -118,6 +104,41 @@ class SessionManager:
     async def create(self, model: LoadedModel, t0_us: int | None,
                      late: LatePolicy | None) -> Session:
         """A new session with a zeroed state row; 503 + Retry-After at the session cap."""
+        slot = self._take_slot(model)
+        try:
+            await self.batchers[model.name].call(model.engine.reset, slot)
+        except BaseException:
+            model.slots.give(slot)
+            raise
+        binner, totals, log_probs = fresh_stream(model, t0_us)
+        return self._add(Session(id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24),
+                                 model=model, slot=slot, t0_us=t0_us, binner=binner,
+                                 totals=totals, log_probs=log_probs,
+                                 late=late or self.settings.late_default))
+
+    async def snapshot(self, session: Session) -> SessionSnapshot:
+        """The session's whole stream state (call it holding ``session.lock``)."""
+        model = session.model
+        row = await self.batchers[model.name].call(model.engine.read, session.slot)
+        return SessionSnapshot(
+            model=model.name, version=model.version, sensor=model.card.input.sensor,
+            late=session.late, origin=session.t0_us, seq=session.seq, binner=session.binner,
+            totals=session.totals, log_probs=session.log_probs, state=row)
+
+    async def restore(self, model: LoadedModel, snap: SessionSnapshot) -> Session:
+        """A new session (new id and token) continuing the snapshot's stream."""
+        slot = self._take_slot(model)
+        try:
+            await self.batchers[model.name].call(model.engine.write, slot, snap.state)
+        except BaseException:
+            model.slots.give(slot)
+            raise
+        return self._add(Session(id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24),
+                                 model=model, slot=slot, t0_us=snap.origin, binner=snap.binner,
+                                 totals=snap.totals, log_probs=snap.log_probs, late=snap.late,
+                                 seq=snap.seq))
+
+    def _take_slot(self, model: LoadedModel) -> int:
         if len(self.store) >= self.settings.max_sessions:
             raise busy(f"the server holds its maximum of {self.settings.max_sessions} sessions; "
                        "delete idle sessions or retry later", self.settings.retry_after_s)
@@ -125,19 +146,13 @@ class SessionManager:
         if slot is None:
             raise busy(f"model {model.name!r} has no free state slot; retry later",
                        self.settings.retry_after_s)
-        try:
-            await self.batchers[model.name].call(model.engine.reset, slot)
-        except BaseException:
-            model.slots.give(slot)
-            raise
-        binner, totals, log_probs = fresh_stream(model, t0_us)
-        session = Session(id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24),
-                          model=model, slot=slot, t0_us=t0_us, binner=binner, totals=totals,
-                          log_probs=log_probs, late=late or self.settings.late_default)
+        return slot
+
+    def _add(self, session: Session) -> Session:
         self.store.put(session)
-        self.metrics.active_sessions.labels(model=model.name).inc()
-        log.info("session_created", extra={"fields": {
-            "session": session.id, "model": model.name, "slot": slot}})
+        self.metrics.active_sessions.labels(model=session.model.name).inc()
+        log.info("session_opened", extra={"fields": {
+            "session": session.id, "model": session.model.name, "slot": session.slot}})
         return session
 
     def authorize(self, session_id: str, token: str | None) -> Session:

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     checkpoints: Path = Field(default=Path("checkpoints"),
                               description="Directory holding one checkpoint per sub-directory.")
+    samples: Path = Field(default=Path("samples"),
+                          description="Sample recordings: NAME/index.json and .npy files.")
     session_ttl_s: float = Field(default=600.0, gt=0, description="Idle time before expiry.")
     expiry_interval_s: float = Field(default=5.0, gt=0, description="How often expiry runs.")
     max_sessions: int = Field(default=256, gt=0, description="Live sessions, all models.")

@@ -1,0 +1,119 @@
+"""The one serialised form of a session: engine state row + binner + counters, versioned.
+
+A snapshot is msgpack: ``{"format": 1, "model", "version", "sensor", "late", "origin",
+"seq", "binner": {"t0_us", "closed", "last_t", "pending"}, "totals": {...}, "log_probs",
+"state": {"layers": [...], "li", "sum", "count"}}``. Arrays are ``{"dtype", "shape", "data"}``
+with little-endian dtype strings; pending events are the wire format of the sensor's dtype.
+Decoding refuses another format version or a snapshot of other weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from model.binning import BinnerState, LatePolicy
+from model.events import EVENT_DTYPES, SensorKind
+from model.network import State
+
+FORMAT = 1
+
+
+@dataclasses.dataclass
+class Totals:
+    """Cumulative counters of one stream.
+
+    spikes int64 (L,) per layer; input_activity is the sum of every closed bin's entries (the
+    input spikes the network saw); synops counts synaptic operations (NeuroBench).
+    """
+
+    events_accepted: int = 0
+    events_dropped: int = 0
+    input_activity: int = 0
+    synops: int = 0
+    spikes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be restored; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionSnapshot:
+    """Everything needed to continue a stream elsewhere.
+
+    ``origin`` is the session's configured t0 (None: the first event); ``state`` is the
+    engine's row: {"layers": (complex64 (P,), ...), "li": float32 (C,), "sum": float32 (C,),
+    "count": float32 ()}.
+    """
+
+    model: str
+    version: str
+    sensor: SensorKind
+    late: LatePolicy
+    origin: int | None
+    seq: int
+    binner: BinnerState
+    totals: Totals
+    log_probs: np.ndarray
+    state: State
+
+
+def _pack_array(a: np.ndarray) -> dict[str, Any]:
+    a = np.asarray(a, dtype=np.asarray(a).dtype.newbyteorder("<"), order="C")  # keeps 0-d
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+
+
+def _unpack_array(d: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(d["data"], dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
+
+
+def encode(snap: SessionSnapshot) -> bytes:
+    state = snap.state
+    return msgpack.packb({
+        "format": FORMAT, "model": snap.model, "version": snap.version, "sensor": snap.sensor,
+        "late": snap.late, "origin": snap.origin, "seq": snap.seq,
+        "binner": {"t0_us": snap.binner.t0_us, "closed": snap.binner.closed,
+                   "last_t": snap.binner.last_t,
+                   "pending": np.ascontiguousarray(snap.binner.pending).tobytes()},
+        "totals": {"events_accepted": snap.totals.events_accepted,
+                   "events_dropped": snap.totals.events_dropped,
+                   "input_activity": snap.totals.input_activity, "synops": snap.totals.synops,
+                   "spikes": _pack_array(snap.totals.spikes)},
+        "log_probs": _pack_array(snap.log_probs),
+        "state": {"layers": [_pack_array(np.asarray(x)) for x in state["layers"]],
+                  **{k: _pack_array(np.asarray(state[k])) for k in ("li", "sum", "count")}},
+    })
+
+
+def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
+    """Parse a snapshot meant for ``model`` at parameter ``version``."""
+    try:
+        d = msgpack.unpackb(blob)
+        if d.get("format") != FORMAT:
+            raise SnapshotError(f"snapshot format {d.get('format')!r}; this server reads {FORMAT}")
+        if (d["model"], d["version"]) != (model, version):
+            raise SnapshotError(f"the snapshot is of {d['model']}@{d['version']}, "
+                                f"not {model}@{version}")
+        b, t = d["binner"], d["totals"]
+        return SessionSnapshot(
+            model=d["model"], version=d["version"], sensor=d["sensor"], late=d["late"],
+            origin=d["origin"], seq=d["seq"],
+            binner=BinnerState(t0_us=b["t0_us"], closed=b["closed"], last_t=b["last_t"],
+                               pending=np.frombuffer(b["pending"],
+                                                     EVENT_DTYPES[d["sensor"]]).copy()),
+            totals=Totals(events_accepted=t["events_accepted"],
+                          events_dropped=t["events_dropped"],
+                          input_activity=t["input_activity"], synops=t["synops"],
+                          spikes=_unpack_array(t["spikes"])),
+            log_probs=_unpack_array(d["log_probs"]),
+            state={"layers": tuple(_unpack_array(x) for x in d["state"]["layers"]),
+                   **{k: _unpack_array(d["state"][k]) for k in ("li", "sum", "count")}},
+        )
+    except SnapshotError:
+        raise
+    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as exc:
+        raise SnapshotError(f"not a readable session snapshot: {exc}") from exc
