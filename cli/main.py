@@ -12,7 +12,8 @@ import shlex
 import sys
 
 # Add a command group by appending its module here.
-COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate", "cli.data", "cli.cochlea")
+COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate", "cli.data", "cli.cochlea",
+                                  "cli.serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,42 @@
+"""``s5rf serve``: run the inference server with uvicorn; flags override S5RF_* settings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve every checkpoint over HTTP and WebSocket")
+    p.add_argument("--host", help="bind address (default 127.0.0.1, env S5RF_HOST)")
+    p.add_argument("--port", type=int, help="port (default 8000, env S5RF_PORT)")
+    p.add_argument("--checkpoints", type=Path,
+                   help="directory of checkpoints (default checkpoints, env S5RF_CHECKPOINTS)")
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment settings with the given flags on top."""
+    from server.settings import Settings
+
+    overrides = {k: getattr(args, k) for k in ("host", "port", "checkpoints")
+                 if getattr(args, k) is not None}
+    return Settings(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server import logs
+    from server.app import create_app
+
+    settings = settings_from(args)
+    logs.configure(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                ws_max_size=settings.max_body_bytes, log_level=settings.log_level.lower(),
+                access_log=False)
+    return 0
