@@ -12,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     datasets = p.add_subparsers(dest="dataset", required=True)
     register_dvs(datasets)
     register_speech(datasets)
+    register_samples(datasets)
 
 
 def register_dvs(datasets: argparse._SubParsersAction) -> None:
@@ -95,4 +96,25 @@ def run_speech(args: argparse.Namespace) -> int:
         for done, total in generate(recipe, args.out, workers=args.workers):
             bar.update(task, completed=done, total=total)
     print(json.dumps({"out": str(args.out), "train": args.train, "test": args.test}))
+    return 0
+
+
+def register_samples(datasets: argparse._SubParsersAction) -> None:
+    p = datasets.add_parser(
+        "samples", help="copy a few test recordings per class into samples/NAME for demos")
+    p.add_argument("--data", type=Path, required=True, help="test HDF5 file")
+    p.add_argument("--out", type=Path, required=True, help="e.g. samples/digits-dvs")
+    p.add_argument("--per-class", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-events", type=int, help="skip recordings with more events")
+    p.set_defaults(func=run_samples)
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    from model.datasets import open_dataset
+    from model.samples import export_samples
+
+    index = export_samples(open_dataset(args.data), args.out, args.per_class, args.seed,
+                           args.max_events)
+    print(json.dumps({"out": str(args.out), "samples": len(index)}))
     return 0
