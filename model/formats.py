@@ -1,0 +1,341 @@
+"""Recordings in the formats sensors and datasets use -> events in the project's dtype.
+
+``read_recording(path)`` picks a reader by magic bytes, then by suffix:
+
+=================  ==========================  ==============================================
+format             suffix / magic              read with
+=================  ==========================  ==============================================
+SHD/SSC, DVS HDF5  .h5 .hdf5 / ``\\x89HDF``      model.datasets.open_dataset (one sample)
+AEDAT4 (iniVation) .aedat4 / ``#!AER-DAT4.0``  the ``aedat`` package
+Prophesee RAW      .raw / ``% `` header        ``expelliarmus`` (EVT 2.0); EVT 3.0: ours
+N-MNIST binary     .bin                        our reader (no package reads it alone)
+numpy (tonic)      .npy .npz / ``\\x93NUMPY``    numpy; cochlea ``x`` accepted for ``channel``
+CSV                .csv                        numpy; header ``t,channel`` or ``t,x,y,p``
+=================  ==========================  ==============================================
+
+Every reader returns ``(events, sensor, meta)``: events sorted by ``t`` in the sensor's
+canonical dtype (model.events), and ``meta`` with at least ``format`` and ``t0_us``, the
+recording's natural time origin: 0 for dataset samples (their clocks start with the sample),
+the first event's time for camera files (whose clocks count from power-up or the epoch).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.events import EventError, SensorKind, as_events, empty_events, make_events
+
+Meta = dict[str, Any]
+Recording = tuple[np.ndarray, SensorKind, Meta]
+Reader = Callable[[Path, int | None], Recording]
+
+
+class FormatError(ValueError):
+    """A file that is not a readable recording; the message says what was expected."""
+
+
+# -- HDF5 datasets ----------------------------------------------------------------------------
+def read_hdf5(path: Path, index: int | None) -> Recording:
+    """One sample of an SHD/SSC (cochlea) or DVS HDF5 dataset; ``index`` is required when the
+    file holds more than one sample."""
+    from model.datasets import open_dataset
+
+    with open_dataset(path) as ds:
+        if index is None:
+            if len(ds) != 1:
+                raise FormatError(f"{path} holds {len(ds)} samples; choose one with an index "
+                                  f"in [0, {len(ds)})")
+            index = 0
+        events, label = ds[index]
+        meta: Meta = {"format": "hdf5", "t0_us": 0, "index": index, "samples": len(ds),
+                      "label": label, "label_name": ds.keys[label] if label < len(ds.keys)
+                      else str(label)}
+        if ds.sensor == "cochlea":
+            meta["channels"] = ds.channels
+        else:
+            meta.update(width=ds.width, height=ds.height)
+        return events, ds.sensor, meta
+
+
+# -- AEDAT4 -----------------------------------------------------------------------------------
+def read_aedat4(path: Path, index: int | None) -> Recording:
+    """The events of an AEDAT4 file (iniVation DV), read with the ``aedat`` package.
+
+    ``index`` selects the event stream when the file has several (default: the first).
+    """
+    import aedat
+
+    decoder = aedat.Decoder(str(path))
+    streams = {i: s for i, s in decoder.id_to_stream().items() if s.get("type") == "events"}
+    if not streams:
+        raise FormatError(f"{path} has no event stream (streams: {decoder.id_to_stream()})")
+    ids = sorted(streams)
+    if not 0 <= (index or 0) < len(ids):
+        raise FormatError(f"{path} has {len(ids)} event stream(s); there is no index {index}")
+    stream_id = ids[index or 0]
+    packets = [p["events"] for p in decoder if p["stream_id"] == stream_id and "events" in p]
+    if packets:
+        raw = np.concatenate(packets)
+        events = make_events("dvs", t=raw["t"].astype(np.int64), x=raw["x"], y=raw["y"],
+                             p=raw["on"].astype(np.uint8))
+    else:
+        events = empty_events("dvs")
+    events = _sorted(events)
+    stream = streams[stream_id]
+    return events, "dvs", {"format": "aedat4", "t0_us": _first_t(events), "stream": stream_id,
+                           "width": stream.get("width"), "height": stream.get("height")}
+
+
+# -- Prophesee RAW (EVT 2.0 / EVT 3.0) --------------------------------------------------------
+def read_prophesee_raw(path: Path) -> Recording:
+    """A Prophesee ``.raw`` file: EVT 2.0 read with ``expelliarmus``, EVT 3.0 with our decoder.
+
+    The encoding and geometry come from the ASCII header (``% evt 3.0``, ``% format EVT3;
+    height=720;width=1280``, ``% geometry 1280x720``).
+    """
+    header, start = _raw_header(path)
+    encoding = _raw_encoding(header, path)
+    if encoding == "EVT2":
+        from expelliarmus import Wizard
+
+        raw = Wizard(encoding="EVT2").read(str(path))
+    else:
+        raw = decode_evt3(np.fromfile(path, dtype="<u2", offset=start))
+    events = _sorted(make_events("dvs", t=raw["t"], x=raw["x"], y=raw["y"], p=raw["p"]))
+    meta: Meta = {"format": encoding.lower(), "t0_us": _first_t(events),
+                  **_raw_geometry(header)}
+    return events, "dvs", meta
+
+
+EVT3_ADDR_Y, EVT3_ADDR_X, EVT3_VECT_BASE_X, EVT3_VECT_12, EVT3_VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
+EVT3_TIME_LOW, EVT3_TIME_HIGH = 0x6, 0x8
+
+
+def decode_evt3(words: np.ndarray) -> np.ndarray:
+    """Decode EVT 3.0 words (uint16 (W,)) into DVS events, in stream order.
+
+    Our own decoder: expelliarmus 1.1 also counts every drop of EVT_TIME_LOW as a carry into
+    the time-high bits although the stream sends EVT_TIME_HIGH itself, so it shifts every
+    event after the first time-high change by 4096 µs per change. Here, as in the format
+    spec (and OpenEB), t = time_high << 12 | time_low, with 24-bit time-high wrap-arounds
+    counted; y, time and the vector base/polarity hold until the next word that sets them.
+    """
+    words = words.astype(np.int64)
+    kind, payload = words >> 12, words & 0xFFF
+    pos = np.arange(len(words))
+
+    def held(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """At each word, the value of the latest word where ``mask`` holds (0 before any)."""
+        last = np.maximum.accumulate(np.where(mask, pos, -1))
+        return np.where(last >= 0, values[np.maximum(last, 0)], 0)
+
+    is_high = kind == EVT3_TIME_HIGH
+    high = payload.copy()
+    wraps = np.cumsum(np.diff(payload[is_high], prepend=0) < 0)  # 24-bit wrap-arounds
+    high[is_high] += wraps << 12
+    t = (held(is_high, high) << 12) | held(kind == EVT3_TIME_LOW, payload)
+    y = held(kind == EVT3_ADDR_Y, payload & 0x7FF)
+
+    is_base = kind == EVT3_VECT_BASE_X
+    width = np.select([kind == EVT3_VECT_12, kind == EVT3_VECT_8], [12, 8], 0)
+    consumed = np.cumsum(width) - width  # vector bits before each word
+    base_x = held(is_base, payload & 0x7FF) + consumed - held(is_base, consumed)
+    vec = np.flatnonzero(width)
+    bits = (payload[vec, None] >> np.arange(12)) & 1
+    bits[:, 8:] *= (width[vec] == 12)[:, None]
+    vec_word, vec_bit = np.nonzero(bits)
+
+    single = np.flatnonzero(kind == EVT3_ADDR_X)
+    word = np.concatenate([single, vec[vec_word]])
+    x = np.concatenate([payload[single] & 0x7FF, base_x[vec][vec_word] + vec_bit])
+    p = np.concatenate([payload[single] >> 11, held(is_base, payload >> 11)[vec][vec_word]])
+    order = np.lexsort((x, word))  # stream order; a vector's events by increasing x
+    return make_events("dvs", t=t[word][order], x=x[order], y=y[word][order], p=p[order])
+
+
+def _raw_header(path: Path) -> tuple[dict[str, str], int]:
+    """``% key value`` lines at the start of a RAW file (up to ``% end`` or the first word),
+    and the byte offset of the first event word."""
+    header: dict[str, str] = {}
+    with path.open("rb") as f:
+        while f.peek(1)[:1] == b"%":
+            line = f.readline().decode("ascii", "replace").strip("% \r\n")
+            if line == "end":
+                break
+            key, _, value = line.partition(" ")
+            header[key.lower()] = value.strip()
+        return header, f.tell()
+
+
+def _raw_encoding(header: dict[str, str], path: Path) -> str:
+    fmt = header.get("format", "").split(";")[0].upper()
+    evt = header.get("evt", "")
+    if fmt == "EVT3" or evt.startswith("3"):
+        return "EVT3"
+    if fmt == "EVT2" or evt.startswith("2"):
+        return "EVT2"
+    raise FormatError(f"{path}: the RAW header names no EVT 2.0/3.0 encoding "
+                      f"(header: {header}); only EVT2 and EVT3 are read")
+
+
+def _raw_geometry(header: dict[str, str]) -> dict[str, int]:
+    fields = dict(kv.split("=", 1) for kv in header.get("format", "").split(";")[1:] if "=" in kv)
+    if "width" in fields and "height" in fields:
+        return {"width": int(fields["width"]), "height": int(fields["height"])}
+    if "x" in header.get("geometry", ""):
+        width, height = header["geometry"].split("x")
+        return {"width": int(width), "height": int(height)}
+    return {}
+
+
+# -- N-MNIST binary ---------------------------------------------------------------------------
+NMNIST_OVERFLOW_Y = 240  # a record with y == 240 marks a timestamp overflow, not an event
+NMNIST_OVERFLOW_US = 2**13  # added to every later timestamp per overflow record
+
+
+def read_nmnist(path: Path) -> Recording:
+    """An N-MNIST / N-Caltech101 ``.bin`` file: 5-byte records, big-endian bit fields.
+
+    Byte 0 is x, byte 1 is y, bit 7 of byte 2 the polarity and the remaining 23 bits the
+    timestamp (µs). Records with y == 240 are overflow markers that advance the clock by
+    2**13 µs (Orchard et al.'s reference reader, also used by tonic). No package reads these
+    files apart from a whole dataset loader, hence this reader.
+    """
+    raw = np.fromfile(path, dtype=np.uint8)
+    if len(raw) % 5:
+        raise FormatError(f"{path} has {len(raw)} bytes, not a whole number of 5-byte "
+                          "N-MNIST events")
+    rec = raw.reshape(-1, 5).astype(np.int64)
+    y = rec[:, 1]
+    overflow = y == NMNIST_OVERFLOW_Y
+    t = ((rec[:, 2] & 0x7F) << 16) | (rec[:, 3] << 8) | rec[:, 4]
+    t = t + np.cumsum(overflow) * NMNIST_OVERFLOW_US
+    keep = ~overflow
+    events = _sorted(make_events("dvs", t=t[keep], x=rec[keep, 0], y=y[keep],
+                                 p=rec[keep, 2] >> 7))
+    return events, "dvs", {"format": "nmnist", "t0_us": 0, "width": 34, "height": 34}
+
+
+# -- numpy and CSV ----------------------------------------------------------------------------
+def read_numpy(path: Path) -> Recording:
+    """A ``.npy`` structured array, or an ``.npz`` with an ``events`` array or one array per
+    field (as ``s5rf cochlea`` writes). tonic's fields are accepted: ``x`` alone is a cochlea
+    channel; ``x, y, p`` are DVS."""
+    if path.suffix == ".npz" or zipfile.is_zipfile(path):
+        with np.load(path, allow_pickle=False) as npz:
+            if "events" in npz:
+                array = npz["events"]
+            else:
+                array = _structured({k: npz[k] for k in npz.files})
+    else:
+        array = np.load(path, allow_pickle=False)
+    if array.dtype.names is None or array.ndim != 1:
+        raise FormatError(f"{path} holds dtype {array.dtype} shape {array.shape}; expected a "
+                          "1-d structured array with fields t and channel (or x), or t, x, y, p")
+    return _from_fields(array, path, "numpy")
+
+
+def read_csv(path: Path) -> Recording:
+    """A CSV with a header row ``t,channel`` (or tonic's ``t,x``) or ``t,x,y,p``; t in µs."""
+    with path.open() as f:
+        names = [n.strip() for n in f.readline().strip().split(",")]
+    data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    if data.size and data.shape[1] != len(names):
+        raise FormatError(f"{path}: the header names {len(names)} columns but rows have "
+                          f"{data.shape[1]}")
+    data = data.reshape(-1, len(names))
+    return _from_fields(_structured({n: data[:, i] for i, n in enumerate(names)}), path, "csv")
+
+
+def _structured(columns: dict[str, np.ndarray]) -> np.ndarray:
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise FormatError(f"columns have different lengths: "
+                          f"{ {k: len(v) for k, v in columns.items()} }")
+    out = np.empty(lengths.pop() if lengths else 0,
+                   dtype=[(k, np.asarray(v).dtype) for k, v in columns.items()])
+    for k, v in columns.items():
+        out[k] = v
+    return out
+
+
+def _from_fields(array: np.ndarray, path: Path, fmt: str) -> Recording:
+    names = set(array.dtype.names or ())
+    if {"t", "x", "y", "p"} <= names:
+        sensor: SensorKind = "dvs"
+    elif "t" in names and ("channel" in names or "x" in names):
+        sensor = "cochlea"
+    else:
+        raise FormatError(f"{path}: fields {sorted(names)} are neither cochlea (t, channel; "
+                          "tonic: t, x) nor DVS (t, x, y, p)")
+    try:
+        events = _sorted(as_events(array, sensor))
+    except EventError as exc:
+        raise FormatError(f"{path}: {exc}") from exc
+    return events, sensor, {"format": fmt, "t0_us": 0}
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+def _single(read: Callable[[Path], Recording]) -> Reader:
+    """A reader of a one-recording format, refusing an index other than 0."""
+
+    def reader(path: Path, index: int | None) -> Recording:
+        if index not in (None, 0):
+            raise FormatError(f"{path} holds a single recording; there is no index {index}")
+        return read(path)
+
+    return reader
+
+
+_raw, _nmnist, _numpy, _csv = map(_single, (read_prophesee_raw, read_nmnist, read_numpy,
+                                             read_csv))
+MAGIC: tuple[tuple[bytes, Reader], ...] = (
+    (b"\x89HDF\r\n\x1a\n", read_hdf5),
+    (b"#!AER-DAT4", read_aedat4),
+    (b"\x93NUMPY", _numpy),
+    (b"PK\x03\x04", _numpy),
+    (b"% ", _raw),
+)
+SUFFIXES: dict[str, Reader] = {
+    ".h5": read_hdf5, ".hdf5": read_hdf5, ".aedat4": read_aedat4, ".raw": _raw,
+    ".bin": _nmnist, ".npy": _numpy, ".npz": _numpy, ".csv": _csv,
+}
+
+
+def read_recording(path: str | Path, index: int | None = None,
+                   sensor: SensorKind | None = None) -> Recording:
+    """Read one recording: ``(events sorted by t, sensor kind, meta)``.
+
+    ``index`` picks a sample of a multi-sample file (HDF5 datasets) or a stream (AEDAT4);
+    ``sensor``, when given, must match what the file holds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path} is not a file")
+    with path.open("rb") as f:
+        head = f.read(16)
+    reader = next((r for magic, r in MAGIC if head.startswith(magic)), None)
+    reader = reader or SUFFIXES.get(path.suffix.lower())
+    if reader is None:
+        raise FormatError(f"{path}: unknown recording format; supported suffixes: "
+                          f"{', '.join(sorted(SUFFIXES))}")
+    events, kind, meta = reader(path, index)
+    if sensor is not None and sensor != kind:
+        raise FormatError(f"{path} holds {kind} events, not {sensor}")
+    return events, kind, meta
+
+
+def _sorted(events: np.ndarray) -> np.ndarray:
+    """Events in time order (stable: same-time events keep the file's order)."""
+    if len(events) and np.any(np.diff(events["t"]) < 0):
+        return events[np.argsort(events["t"], kind="stable")]
+    return events
+
+
+def _first_t(events: np.ndarray) -> int:
+    return int(events["t"][0]) if len(events) else 0

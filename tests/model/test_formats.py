@@ -1,0 +1,226 @@
+"""Every reader round-trips a file written in its real format.
+
+AEDAT4 files are written with iniVation's own dv-processing; EVT 2.0/3.0 and N-MNIST files
+are encoded here word by word from the public format specifications, independently of the
+readers (so a reader and a writer cannot share a mistake).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.datasets import write_dvs, write_shd
+from model.events import make_events
+from model.formats import FormatError, read_recording
+
+
+def dvs_events(n: int = 300, seed: int = 0, t0: int = 0, size: int = 34) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 2_000_000, n)) + t0
+    return make_events("dvs", t=t, x=rng.integers(0, size, n), y=rng.integers(0, size, n),
+                       p=rng.integers(0, 2, n))
+
+
+def cochlea_events(n: int = 300, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return make_events("cochlea", t=np.sort(rng.integers(0, 1_000_000, n)),
+                       channel=rng.integers(0, 700, n))
+
+
+# -- HDF5 -------------------------------------------------------------------------------------
+def test_shd_sample_by_index(tmp_path: Path) -> None:
+    samples = [cochlea_events(seed=s) for s in range(3)]
+    write_shd(tmp_path / "shd.h5", samples, [0, 2, 1], keys=["zero", "one", "two"])
+    events, sensor, meta = read_recording(tmp_path / "shd.h5", index=1)
+    np.testing.assert_array_equal(events, samples[1])
+    assert sensor == "cochlea"
+    assert meta | {"label_name": "two", "samples": 3, "channels": 700} == meta
+    with pytest.raises(FormatError, match="holds 3 samples"):
+        read_recording(tmp_path / "shd.h5")
+
+
+def test_dvs_hdf5_single_sample_needs_no_index(tmp_path: Path) -> None:
+    ev = dvs_events()
+    write_dvs(tmp_path / "d.hdf5", [ev], [4], width=34, height=34, keys=list("abcde"))
+    events, sensor, meta = read_recording(tmp_path / "d.hdf5", sensor="dvs")
+    np.testing.assert_array_equal(events, ev)
+    assert (sensor, meta["width"], meta["label_name"]) == ("dvs", 34, "e")
+
+
+# -- AEDAT4 -----------------------------------------------------------------------------------
+def test_aedat4_written_by_dv_processing(tmp_path: Path) -> None:
+    dv = pytest.importorskip("dv_processing")
+    ev = dvs_events(t0=1_700_000_000_000_000, size=32)  # DV timestamps are epoch µs
+    path = tmp_path / "rec.aedat4"
+    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.EventOnlyConfig(
+        "DVXplorer_test", (32, 24)))
+    store = dv.EventStore()
+    for e in ev:
+        store.push_back(int(e["t"]), int(e["x"]), int(e["y"]) % 24, bool(e["p"]))
+    writer.writeEvents(store)
+    del writer  # closes and finalises the file
+    events, sensor, meta = read_recording(path)
+    expected = ev.copy()
+    expected["y"] %= 24
+    np.testing.assert_array_equal(events, expected)
+    assert sensor == "dvs"
+    assert meta == {"format": "aedat4", "t0_us": int(ev["t"][0]), "stream": 0, "width": 32,
+                    "height": 24}
+
+
+# -- Prophesee EVT 2.0 / 3.0 ------------------------------------------------------------------
+def encode_evt2(events: np.ndarray) -> bytes:
+    """EVT 2.0: 32-bit words, type in bits 31..28. CD_OFF=0x0 / CD_ON=0x1 carry t[5:0] in
+    27..22, x in 21..11, y in 10..0; EVT_TIME_HIGH=0x8 carries t[33:6] in 27..0."""
+    words, high = [], None
+    for e in events:
+        t = int(e["t"])
+        if t >> 6 != high:
+            high = t >> 6
+            words.append((0x8 << 28) | high)
+        words.append((int(e["p"]) << 28) | ((t & 0x3F) << 22) | (int(e["x"]) << 11)
+                     | int(e["y"]))
+    return struct.pack(f"<{len(words)}I", *words)
+
+
+def encode_evt3(events: np.ndarray) -> bytes:
+    """EVT 3.0: 16-bit words, type in bits 15..12. EVT_TIME_HIGH=0x8 (t[23:12]),
+    EVT_TIME_LOW=0x6 (t[11:0]), EVT_ADDR_Y=0x0 (y), EVT_ADDR_X=0x2 (polarity bit 11, x).
+    Events of one time and row with consecutive x are sent as VECT_BASE_X=0x3 + VECT_12=0x4
+    (bit i of the mask: an event at base_x + i)."""
+    words: list[int] = []
+    high = low = y = None
+    i = 0
+    while i < len(events):
+        e = events[i]
+        t = int(e["t"])
+        if (t >> 12) & 0xFFF != high:  # 12 bits: wraps every 2**24 µs
+            high = (t >> 12) & 0xFFF
+            words.append((0x8 << 12) | high)
+        if t & 0xFFF != low:
+            low = t & 0xFFF
+            words.append((0x6 << 12) | low)
+        if int(e["y"]) != y:
+            y = int(e["y"])
+            words.append(y)
+        run = 1  # a vector: same t, y, p and x increasing by one
+        while (i + run < len(events) and run < 12 and events[i + run]["t"] == t
+               and events[i + run]["y"] == y and events[i + run]["p"] == e["p"]
+               and events[i + run]["x"] == e["x"] + run):
+            run += 1
+        if run > 1:
+            words.append((0x3 << 12) | (int(e["p"]) << 11) | int(e["x"]))
+            words.append((0x4 << 12) | ((1 << run) - 1))
+        else:
+            words.append((0x2 << 12) | (int(e["p"]) << 11) | int(e["x"]))
+        i += run
+    return struct.pack(f"<{len(words)}H", *words)
+
+
+def with_vector(events: np.ndarray) -> np.ndarray:
+    """Append five events of one instant in a row of adjacent pixels (an EVT3 vector)."""
+    t = int(events["t"][-1]) + 10
+    row = make_events("dvs", t=np.full(5, t), x=np.arange(100, 105), y=np.full(5, 7),
+                      p=np.ones(5, np.uint8))
+    return np.concatenate([events, row])
+
+
+EVT3_HEADER = "% evt 3.0\n% format EVT3;height=480;width=640\n% end\n"
+
+
+@pytest.mark.parametrize(("encode", "header", "fmt", "t0"), [
+    (encode_evt2, "% evt 2.0\n% geometry 640x480\n% end\n", "evt2", 5_000_000),
+    (encode_evt3, EVT3_HEADER, "evt3", 5_000_000),
+    (encode_evt3, EVT3_HEADER, "evt3", 16_000_000),  # crosses the 24-bit time wrap-around
+])
+def test_prophesee_raw(tmp_path: Path, encode: Callable[[np.ndarray], bytes], header: str,
+                       fmt: str, t0: int) -> None:
+    ev = with_vector(dvs_events(size=480, t0=t0))
+    path = tmp_path / "rec.raw"
+    path.write_bytes(header.encode() + encode(ev))
+    events, sensor, meta = read_recording(path)
+    np.testing.assert_array_equal(events, ev)
+    assert sensor == "dvs"
+    assert meta == {"format": fmt, "t0_us": int(ev["t"][0]), "width": 640, "height": 480}
+
+
+def test_raw_without_an_evt_encoding_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.raw").write_bytes(b"% evt 4.0\n% end\n\x00\x00")
+    with pytest.raises(FormatError, match="EVT2 and EVT3"):
+        read_recording(tmp_path / "x.raw")
+
+
+# -- N-MNIST ----------------------------------------------------------------------------------
+def encode_nmnist(events: np.ndarray, overflow_after: int) -> bytes:
+    """5-byte records: x, y, then polarity in bit 7 and the 23-bit timestamp. One overflow
+    record (y=240) after ``overflow_after`` events adds 2**13 µs to the later timestamps."""
+    out = bytearray()
+    for i, e in enumerate(events):
+        if i == overflow_after:
+            out += bytes([0, 240, 0, 0, 0])
+        t = int(e["t"]) - (2**13 if i >= overflow_after else 0)
+        out += bytes([int(e["x"]), int(e["y"]), (int(e["p"]) << 7) | (t >> 16), (t >> 8) & 0xFF,
+                      t & 0xFF])
+    return bytes(out)
+
+
+def test_nmnist_binary_with_an_overflow_record(tmp_path: Path) -> None:
+    ev = dvs_events()
+    ev["t"] = np.sort(ev["t"] % 300_000) + 2**13
+    (tmp_path / "00002.bin").write_bytes(encode_nmnist(ev, overflow_after=100))
+    events, sensor, meta = read_recording(tmp_path / "00002.bin")
+    np.testing.assert_array_equal(events, ev)
+    assert (sensor, meta["width"], meta["height"]) == ("dvs", 34, 34)
+    (tmp_path / "bad.bin").write_bytes(b"\x00" * 7)
+    with pytest.raises(FormatError, match="5-byte"):
+        read_recording(tmp_path / "bad.bin")
+
+
+# -- numpy and CSV ----------------------------------------------------------------------------
+def test_tonic_cochlea_npy_uses_x_for_the_channel(tmp_path: Path) -> None:
+    ev = cochlea_events()
+    tonic = np.zeros(len(ev), dtype=[("t", "<f8"), ("x", "<i8"), ("p", "<i8")])  # tonic SHD
+    tonic["t"], tonic["x"], tonic["p"] = ev["t"], ev["channel"], 1
+    np.save(tmp_path / "shd.npy", tonic)
+    events, sensor, _ = read_recording(tmp_path / "shd.npy")
+    np.testing.assert_array_equal(events, ev)
+    assert sensor == "cochlea"
+
+
+def test_npz_with_an_events_array_or_columns(tmp_path: Path) -> None:
+    ev = dvs_events()
+    np.savez(tmp_path / "a.npz", events=ev)
+    np.savez(tmp_path / "b.npz", t=ev["t"], x=ev["x"], y=ev["y"], p=ev["p"])
+    for name in ("a.npz", "b.npz"):
+        events, sensor, _ = read_recording(tmp_path / name)
+        np.testing.assert_array_equal(events, ev)
+        assert sensor == "dvs"
+
+
+def test_csv_with_either_header(tmp_path: Path) -> None:
+    dvs, coch = dvs_events(n=20), cochlea_events(n=20)
+    for name, ev in (("d.csv", dvs), ("c.csv", coch)):
+        cols = ev.dtype.names or ()
+        rows = [",".join(str(e[c]) for c in cols) for e in ev]
+        (tmp_path / name).write_text(",".join(cols) + "\n" + "\n".join(rows) + "\n")
+        events, _, meta = read_recording(tmp_path / name)
+        np.testing.assert_array_equal(events, ev)
+        assert meta == {"format": "csv", "t0_us": 0}
+    (tmp_path / "one.csv").write_text("t,channel\n5,3\n")
+    assert read_recording(tmp_path / "one.csv")[0].tolist() == [(5, 3)]
+
+
+def test_dispatch_errors_say_what_is_supported(tmp_path: Path) -> None:
+    (tmp_path / "x.wav").write_bytes(b"RIFF....")
+    with pytest.raises(FormatError, match=r"\.aedat4"):
+        read_recording(tmp_path / "x.wav")
+    np.save(tmp_path / "c.npy", cochlea_events(n=5))
+    with pytest.raises(FormatError, match="cochlea events, not dvs"):
+        read_recording(tmp_path / "c.npy", sensor="dvs")
+    with pytest.raises(FormatError, match="single recording"):
+        read_recording(tmp_path / "c.npy", index=3)
