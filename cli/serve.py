@@ -37,6 +37,5 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     logs.configure(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                ws_max_size=settings.max_body_bytes, log_level=settings.log_level.lower(),
-                access_log=False)
+                ws_max_size=settings.max_body_bytes, log_config=None, access_log=False)
     return 0

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     max_events_per_request: int = Field(default=1_000_000, gt=0)
     max_bins_per_request: int = Field(default=20_000, gt=0,
                                       description="Bins one request may close (time-jump guard).")
-    batch_max_wait_ms: float = Field(default=2.0, ge=0,
+    batch_max_wait_ms: float = Field(default=0.5, ge=0,
                                      description="How long the batcher waits for more chunks.")
     session_buckets: tuple[int, ...] = (1, 8, 32, 128)
     bin_buckets: tuple[int, ...] = (1, 4, 16, 64)
