@@ -122,3 +122,10 @@ def test_pending_skips_cached_recordings_and_interleaves_the_splits(tmp_path: Pa
     order = sd.pending(recipe, tmp_path)
     assert ("train", 0) not in order and len(order) == 11
     assert order.index(("test", 1)) == 5  # midway through train, not at either end
+
+
+def test_a_short_reverberation_in_a_large_room_still_gets_a_room() -> None:
+    # Sabine's formula cannot reach 0.1 s in a 10 x 8 x 4 m room; a smaller room is drawn.
+    for seed in range(20):
+        h = sd.aug.room_impulse_response(sd.aug.WORK_RATE, 0.1, np.random.default_rng(seed))
+        assert np.isfinite(h).all() and np.abs(h).max() > 0
