@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from model.batching import load_binned
     from model.datasets import open_dataset
     from model.evaluation import evaluate
-    from model.plots import plot_confusion
+    from model.plots import plot_confusion, plot_early_accuracy
 
     ckpt = checkpoint.load(args.checkpoint)
     spec = ckpt.card.input
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     metrics["command"] = args.command_line
     plot_confusion(metrics["confusion"], ckpt.card.labels,
                    args.confusion_png or args.checkpoint / "confusion.png")
+    plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]},
+                        args.checkpoint / "early_accuracy.png")
     if args.update_card:
         card = ckpt.card.model_copy(update={"metrics": {**ckpt.card.metrics, "eval": metrics}})
         checkpoint.save(args.checkpoint, card, ckpt.params)
