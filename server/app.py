@@ -21,7 +21,7 @@ from server.encode import api_error_handler, validation_error_handler
 from server.errors import ApiError
 from server.metrics import Metrics, RequestMetrics
 from server.registry import ModelRegistry, load_registry
-from server.routes import health, infer, models, sessions, stream
+from server.routes import dashboard, health, infer, models, samples, sessions, stream
 from server.runtime import Runtime
 from server.sessions import SessionManager
 from server.settings import Settings
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for module in (health, models, sessions, infer, stream):
+    for module in (health, models, sessions, infer, stream, samples, dashboard):
         app.include_router(module.router)
     return app
 

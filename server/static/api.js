@@ -1,0 +1,51 @@
+// The server's public API, as the Python clients use it: JSON over HTTP and /v1/stream.
+
+async function get(path, as = "json") {
+  const response = await fetch(path);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(`${path}: ${body.detail ?? response.statusText}`);
+  }
+  return as === "json" ? response.json() : response.arrayBuffer();
+}
+
+export const listModels = () => get("/v1/models");
+export const getModel = (name) => get(`/v1/models/${encodeURIComponent(name)}`);
+export const listSamples = () => get("/v1/samples");
+export const getSample = (model, file) =>
+  get(`/v1/samples/${encodeURIComponent(model)}/${encodeURIComponent(file)}`, "buffer");
+
+/** A /v1/stream session. ``onMessage`` gets every reply after "opened" (results and frame
+ *  errors, in frame order); ``onClose(code, reason)`` any close not asked for by ``close()``. */
+export class Stream {
+  constructor(open, { onMessage, onClose }) {
+    const url = new URL("/v1/stream", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    this.ws = new WebSocket(url);
+    this.ws.binaryType = "arraybuffer";  // the server sends its JSON in binary frames
+    this.closing = false;
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.onopen = () => this.ws.send(JSON.stringify(open));
+      this.ws.onmessage = (event) => {
+        const text = typeof event.data === "string" ? event.data
+          : new TextDecoder().decode(event.data);
+        const message = JSON.parse(text);
+        if (message.type === "opened") resolve(message);
+        else onMessage(message);
+      };
+      this.ws.onclose = (event) => {
+        reject(new Error(event.reason || `connection closed (${event.code})`));
+        if (!this.closing) onClose(event.code, event.reason);
+      };
+    });
+  }
+
+  send(frame) {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  close() {
+    this.closing = true;
+    this.ws.close(1000);
+  }
+}

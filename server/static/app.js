@@ -1,0 +1,283 @@
+// The dashboard: pick a model and a recording, play it through /v1/stream, watch the network.
+
+import { getModel, getSample, listModels, listSamples } from "./api.js";
+import { classColor, EventFrame, Lines, Raster } from "./charts.js";
+import { Player } from "./player.js";
+import { makeRecording, parseCsv, parseNpy } from "./recording.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = Object.fromEntries(["model", "sample", "file", "speed", "play", "stop", "input",
+  "input-caption", "layers", "decision", "decision-state", "confidence", "truth", "bars",
+  "lines", "activity", "clock", "counts", "status"].map((id) => [id, $(id)]));
+
+const INPUT_RGB = [120, 190, 255];
+const SPIKE_RGB = [255, 196, 92];
+const RATE_WINDOW_US = 500_000;  // spikes/s are averaged over this much sensor time
+const DVS_TAU_US = 30_000;
+
+let samplesByModel = {};
+let model = null;       // GET /v1/models/{name}
+let recording = null;   // {rec, truth: sample index entry or null, name}
+let player = null;
+let views = null;
+let dirty = false;
+
+function status(text, isError = false) {
+  ui.status.textContent = text;
+  ui.status.classList.toggle("error", isError);
+}
+
+const seconds = (us) => `${(us / 1e6).toFixed(2)} s`;
+
+function option(value, text) {
+  const el = document.createElement("option");
+  Object.assign(el, { value, textContent: text });
+  return el;
+}
+
+async function init() {
+  const [models, samples] = await Promise.all([listModels(), listSamples()]);
+  samplesByModel = Object.fromEntries(samples.map((s) => [s.model, s.samples]));
+  if (!models.length) throw new Error("the server serves no models");
+  ui.model.replaceChildren(...models.map((m) => option(m.name, `${m.name} (${m.input.sensor})`)));
+  await selectModel();
+}
+
+async function selectModel() {
+  stop();
+  model = await getModel(ui.model.value);
+  const samples = samplesByModel[model.name] ?? [];
+  ui.sample.replaceChildren(option("", samples.length ? "choose…" : "none shipped"),
+    ...samples.map((s) => option(s.file, s.label_name ? `${s.file} (${s.label_name})` : s.file)));
+  ui.sample.disabled = !samples.length;
+  recording = null;
+  ui.play.disabled = true;
+  status(`${model.name}: ${model.labels.length} classes, ${model.architecture.neurons.length} ` +
+         "layers. Pick a sample or a file.");
+}
+
+async function selectSample() {
+  if (!ui.sample.value) return;
+  const entry = samplesByModel[model.name].find((s) => s.file === ui.sample.value);
+  const buffer = await getSample(model.name, entry.file);
+  useRecording(makeRecording(parseNpy(buffer), model.input.sensor), entry, entry.file);
+}
+
+async function selectFile() {
+  const file = ui.file.files[0];
+  if (!file) return;
+  const columns = file.name.toLowerCase().endsWith(".csv") ? parseCsv(await file.text())
+    : parseNpy(await file.arrayBuffer());
+  ui.sample.value = "";
+  useRecording(makeRecording(columns, model.input.sensor), null, file.name);
+}
+
+function useRecording(rec, truth, name) {
+  stop();
+  recording = { rec, truth, name };
+  buildViews();
+  ui.play.disabled = false;
+  status(`${name}: ${rec.n} events over ${seconds(rec.tEnd - rec.t0)}. Press Play (Space).`);
+}
+
+/** Fresh views for the current model and recording. */
+function buildViews() {
+  const { input, architecture, labels } = model;
+  const { rec } = recording;
+  // Rasters scroll over the last 1.5 s (100 to 600 bins), or span a shorter recording.
+  const bins = Math.ceil((rec.tEnd - rec.t0) / input.dt_us) + 1;
+  const window = Math.min(bins, 600, Math.max(100, Math.round(1.5e6 / input.dt_us)));
+  const inputView = input.sensor === "cochlea"
+    ? new Raster(ui.input, input.channels, window, INPUT_RGB, 3)
+    : new EventFrame(ui.input, input.width, input.height, DVS_TAU_US);
+  ui["input-caption"].textContent = input.sensor === "cochlea"
+    ? `${input.channels} channels × last ${seconds(window * input.dt_us)}`
+    : `${input.width}×${input.height} DVS, ON green / OFF magenta, τ ${DVS_TAU_US / 1000} ms`;
+  ui.input.closest("article").dataset.sensor = input.sensor;
+  ui.layers.replaceChildren();
+  const layers = architecture.neurons.map((n, i) => {
+    const panel = document.createElement("article");
+    panel.className = "panel layer";
+    panel.innerHTML = `<h2>Layer ${i + 1} spikes <small>${n} neurons × last ` +
+      `${seconds(window * input.dt_us)}</small></h2><canvas role="img"></canvas>`;
+    const canvas = panel.querySelector("canvas");
+    canvas.setAttribute("aria-label", `Layer ${i + 1} spike raster`);
+    ui.layers.append(panel);
+    return new Raster(canvas, n, window, SPIKE_RGB);
+  });
+  const lines = new Lines(ui.lines, labels.length, rec.tEnd - rec.t0 + input.dt_us);
+  ui.bars.replaceChildren(...labels.map((label, i) => {
+    const li = document.createElement("li");
+    li.innerHTML = '<span class="name"></span><span class="bar"><span></span></span>' +
+      '<span class="value">–</span>';
+    li.querySelector(".name").textContent = label;
+    li.querySelector(".bar span").style.background = classColor(i);
+    return li;
+  }));
+  ui.activity.tBodies[0].replaceChildren(...["input", ...architecture.neurons].map((n, i) => {
+    const row = document.createElement("tr");
+    row.innerHTML = "<th scope='row'></th><td></td><td>–</td><td>–</td>";
+    row.cells[0].textContent = i ? `Layer ${i}` : "Input events";
+    row.cells[1].textContent = i ? n : "";
+    return row;
+  }));
+  views = { input: inputView, layers, lines, recent: [], events: 0 };
+  ui.decision.textContent = "–";
+  ui.decision.style.color = "";
+  ui.decision.dataset.state = "idle";
+  ui["decision-state"].textContent = "waiting";
+  ui.confidence.textContent = "no events yet";
+  ui.truth.textContent = truthText(null);
+  tick(rec.t0);
+  dirty = true;
+}
+
+function truthText(decision) {
+  const truth = recording?.truth;
+  if (!truth?.label_name) return "";
+  const mark = decision === null ? "" : decision === truth.label_name ? " ✓" : " ✗";
+  return `true label: ${truth.label_name}${mark}`;
+}
+
+function togglePlay() {
+  if (!recording) return;
+  if (!player || player.finished) {
+    buildViews();
+    player = new Player(recording.rec, model, { result, tick, end, error });
+  }
+  if (player.playing) {
+    player.pause();
+    status("Paused.");
+  } else {
+    player.speed = Number(ui.speed.value);
+    player.play();
+    status(`Playing ${recording.name}…`);
+  }
+  ui.play.textContent = player.playing ? "Pause" : "Play";
+  ui.stop.disabled = false;
+}
+
+function stop() {
+  player?.stop();
+  player = null;
+  ui.play.textContent = "Play";
+  ui.stop.disabled = true;
+}
+
+function tick(clock) {
+  const { rec } = recording;
+  ui.clock.textContent = `${seconds(clock - rec.t0)} / ${seconds(rec.tEnd - rec.t0)}`;
+}
+
+/** One reply of the stream: the events of its frame, the bins it closed, the outputs. */
+function result(msg, frame) {
+  const { rec } = recording;
+  const dt = model.input.dt_us;
+  const head = msg.bins.total;
+  const [i0, i1] = frame.events;
+  const { t, channel, x, y, p } = rec.cols;
+  if (views.input instanceof Raster) {
+    views.input.advance(head);
+    for (let i = i0; i < i1; i++) views.input.add(Math.floor((t[i] - rec.t0) / dt), channel[i]);
+  } else {
+    views.input.decayTo(frame.until);
+    for (let i = i0; i < i1; i++) views.input.add(x[i], y[i], p[i], t[i]);
+  }
+  for (const raster of views.layers) raster.advance(head);
+  for (const { layer, bin, neuron } of msg.rasters ?? []) {
+    bin.forEach((b, k) => views.layers[layer].add(b, neuron[k]));
+  }
+  if (msg.bins.batch) views.lines.add(head * dt, msg.probabilities);
+  showRates(msg, i1 - i0);
+  showDecision(msg, head * dt);
+  views.events += i1 - i0;
+  ui.counts.textContent = `${views.events} events · ${head} bins · ` +
+    `server ${msg.server_time_ms.toFixed(1)} ms/frame`;
+  dirty = true;
+}
+
+function showDecision(msg, tUs) {
+  const best = msg.top_k[0];
+  ui.decision.textContent = best.label;
+  ui.decision.dataset.index = best.index;
+  ui.decision.style.color = classColor(best.index);
+  ui.confidence.textContent = `${(best.probability * 100).toFixed(1)}% confidence ` +
+    `after ${seconds(tUs)}`;
+  ui.truth.textContent = truthText(null);
+  ui.bars.querySelectorAll("li").forEach((li, i) => {
+    const p = msg.probabilities[i];
+    li.querySelector(".bar span").style.width = `${(p * 100).toFixed(1)}%`;
+    li.querySelector(".value").textContent = `${(p * 100).toFixed(1)}%`;
+    li.classList.toggle("top", i === best.index);
+  });
+}
+
+/** Spikes per second of sensor time, per layer, over the last RATE_WINDOW_US. */
+function showRates(msg, events) {
+  const { recent } = views;
+  const dt = model.input.dt_us;
+  recent.push({ bins: msg.bins.batch, counts: [events, ...msg.spikes.batch] });
+  while (recent.length > 1 && dt * (recent.reduce((s, r) => s + r.bins, 0)
+    - recent[0].bins) >= RATE_WINDOW_US) recent.shift();
+  const span = recent.reduce((s, r) => s + r.bins, 0) * dt / 1e6;
+  if (!span) return;
+  const rows = ui.activity.tBodies[0].rows;
+  ["input", ...model.architecture.neurons].forEach((n, i) => {
+    const rate = recent.reduce((s, r) => s + r.counts[i], 0) / span;
+    rows[i].cells[2].textContent = Math.round(rate).toLocaleString("en");
+    rows[i].cells[3].textContent = i ? (rate / n).toFixed(1) : "";
+  });
+}
+
+function end() {
+  const decision = ui.decision.textContent;
+  ui.decision.dataset.state = "final";
+  ui["decision-state"].textContent = "final";
+  ui.truth.textContent = truthText(decision);
+  ui.play.textContent = "Replay";
+  status(`Finished ${recording.name}: ${decision} (${ui.confidence.textContent}).`);
+}
+
+function error(text) {
+  ui.play.textContent = "Replay";
+  ui.decision.dataset.state = "error";
+  status(`Error: ${text}`, true);
+}
+
+function render() {
+  if (dirty && views) {
+    views.input.draw();
+    views.layers.forEach((r) => r.draw());
+    views.lines.draw();
+    dirty = false;
+  }
+  requestAnimationFrame(render);
+}
+
+/** Run an async handler, reporting its failure in the status line (not as a console error). */
+const guarded = (fn) => (...args) => fn(...args).catch((err) => status(`Error: ${err.message}`,
+  true));
+
+ui.model.addEventListener("change", guarded(selectModel));
+ui.sample.addEventListener("change", guarded(selectSample));
+ui.file.addEventListener("change", guarded(selectFile));
+ui.speed.addEventListener("change", () => {
+  if (player) player.speed = Number(ui.speed.value);
+});
+ui.play.addEventListener("click", togglePlay);
+ui.stop.addEventListener("click", () => {
+  stop();
+  status("Stopped.");
+});
+document.addEventListener("keydown", (event) => {
+  // Space plays/pauses from anywhere except where it already means something: a button
+  // (it clicks it) or the file picker (it opens it).
+  const target = event.target;
+  if (event.code !== "Space" || target.tagName === "BUTTON" || target.type === "file") return;
+  event.preventDefault();
+  togglePlay();
+});
+window.addEventListener("resize", () => { dirty = true; });
+
+guarded(init)();
+requestAnimationFrame(render);

@@ -1,0 +1,108 @@
+// Plays a recording into a /v1/stream session at sensor time × speed.
+//
+// A sensor clock advances with wall time; each animation frame sends the events up to the
+// clock with the clock as the ``until_us`` watermark, so bins close as the sensor would close
+// them even through silences. The watermark stops at the last event and the final frame
+// flushes, which closes exactly the bins /v1/models/{name}/infer closes for the same file.
+// At most MAX_IN_FLIGHT frames await a reply; at "max" speed that paces to the server.
+
+import { Stream } from "./api.js";
+import { frameColumns, indexAt } from "./recording.js";
+
+const MAX_IN_FLIGHT = 2;
+// Each reply is one point of the probability lines, so at max speed this sets their time
+// resolution; 4 is also one of the engine's compiled bin buckets.
+const FRAME_BINS = 4;
+
+export class Player {
+  /** ``on``: {result(msg, frame), tick(clock), end(), error(text)}; ``frame`` is
+   *  {until, last, events: [i0, i1]}, what the reply answers. */
+  constructor(rec, model, on) {
+    this.rec = rec;
+    this.dt = model.input.dt_us;
+    this.on = on;
+    this.clock = rec.t0;       // sensor time (µs) played so far
+    this.sentUntil = rec.t0;   // watermark of the last frame sent
+    this.nextEvent = 0;        // first event not sent yet
+    this.inFlight = [];        // frame ends awaiting their reply
+    this.speed = 1;
+    this.playing = false;
+    this.done = false;
+    this.stream = new Stream(
+      { model: model.name, t0_us: rec.t0, include_spikes: true, top_k: model.labels.length },
+      { onMessage: (msg) => this.#reply(msg), onClose: (code, reason) =>
+        this.#fail(`stream closed (${code}) ${reason}`) });
+    this.stream.opened.catch((err) => this.#fail(err.message));
+  }
+
+  get finished() {
+    return this.done;
+  }
+
+  play() {
+    if (this.playing || this.done) return;
+    this.playing = true;
+    let last = performance.now();
+    const step = (now) => {
+      if (!this.playing) return;
+      const elapsedUs = Math.max(0, now - last) * 1e3;
+      this.clock = this.speed === Infinity ? this.rec.tEnd
+        : Math.min(this.rec.tEnd, this.clock + elapsedUs * this.speed);
+      last = now;
+      this.on.tick(this.clock);
+      this.stream.opened.then(() => this.#pump(), () => {});
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  }
+
+  pause() {
+    this.playing = false;
+  }
+
+  stop() {
+    this.playing = false;
+    this.stream.close();
+  }
+
+  #pump() {
+    while (this.inFlight.length < MAX_IN_FLIGHT && this.sentUntil < this.clock) {
+      const until = Math.min(this.clock, this.sentUntil + FRAME_BINS * this.dt);
+      const last = until >= this.rec.tEnd;
+      const binNow = Math.floor((until - this.rec.t0) / this.dt);
+      if (!last && binNow === Math.floor((this.sentUntil - this.rec.t0) / this.dt)) return;
+      // The last frame takes every remaining event (those at tEnd too) and flushes.
+      const end = last ? this.rec.n : indexAt(this.rec, until);
+      const frame = frameColumns(this.rec, this.nextEvent, end);
+      this.stream.send(last ? { ...frame, flush: true } : { ...frame, until_us: until });
+      this.inFlight.push({ until, last, events: [this.nextEvent, end] });
+      this.nextEvent = end;
+      this.sentUntil = last ? Infinity : until;
+    }
+  }
+
+  #reply(msg) {
+    const frame = this.inFlight.shift();
+    if (msg.type === "error") {
+      this.#fail(`frame ${msg.frame}: ${msg.detail}`);
+      return;
+    }
+    this.on.result(msg, frame);
+    if (frame?.last) {
+      this.done = true;
+      this.playing = false;
+      this.stream.close();
+      this.on.end();
+    } else if (this.playing) {
+      this.#pump();
+    }
+  }
+
+  #fail(text) {
+    if (this.done) return;
+    this.done = true;
+    this.playing = false;
+    this.stream.close();
+    this.on.error(text);
+  }
+}

@@ -1,0 +1,105 @@
+// Recordings in the browser: .npy / CSV files -> sorted event columns in the wire field names.
+// The server's wire dtype is packed little-endian ("t" int64 µs, then "channel" or "x, y, p");
+// any integer widths or byte orders numpy may write are accepted here and converted.
+
+const FIELDS = { cochlea: ["t", "channel"], dvs: ["t", "x", "y", "p"] };
+
+const READERS = {
+  i1: [1, (v, o) => v.getInt8(o)], u1: [1, (v, o) => v.getUint8(o)],
+  i2: [2, (v, o, le) => v.getInt16(o, le)], u2: [2, (v, o, le) => v.getUint16(o, le)],
+  i4: [4, (v, o, le) => v.getInt32(o, le)], u4: [4, (v, o, le) => v.getUint32(o, le)],
+  i8: [8, (v, o, le) => Number(v.getBigInt64(o, le))],
+  u8: [8, (v, o, le) => Number(v.getBigUint64(o, le))],
+  f4: [4, (v, o, le) => v.getFloat32(o, le)], f8: [8, (v, o, le) => v.getFloat64(o, le)],
+};
+
+/** Parse a .npy holding a 1-d structured array -> {name: Float64Array}. */
+export function parseNpy(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const magic = String.fromCharCode(...bytes.subarray(1, 6));
+  if (bytes[0] !== 0x93 || magic !== "NUMPY") throw new Error("not a .npy file");
+  const view = new DataView(buffer);
+  const major = bytes[6];
+  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const start = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(bytes.subarray(start, start + headerLen));
+  const shape = /'shape':\s*\((\d+),?\)/.exec(header);
+  if (!shape || /'fortran_order':\s*True/.test(header)) {
+    throw new Error(`expected a 1-d structured array, got header ${header.trim()}`);
+  }
+  const fields = [];
+  let itemsize = 0;
+  for (const [, name, order, code] of header.matchAll(/\('([^']*)',\s*'([<>|=]?)(\w+)'\)/g)) {
+    const size = READERS[code]?.[0] ?? /^V(\d+)$/.exec(code)?.[1];  // V: padding bytes
+    if (size === undefined) throw new Error(`unsupported field type ${code} of ${name}`);
+    if (name && READERS[code]) fields.push({ name, read: READERS[code][1], offset: itemsize,
+                                             le: order !== ">" });
+    itemsize += Number(size);
+  }
+  if (!fields.length) throw new Error("a .npy of events needs a structured dtype (t, ...)");
+  const n = Number(shape[1]);
+  const data = start + headerLen;
+  if (buffer.byteLength < data + n * itemsize) throw new Error(".npy file is truncated");
+  const columns = {};
+  for (const { name, read, offset, le } of fields) {
+    const col = new Float64Array(n);
+    for (let i = 0, o = data + offset; i < n; i++, o += itemsize) col[i] = read(view, o, le);
+    columns[name] = col;
+  }
+  return columns;
+}
+
+/** Parse CSV with a header row naming the columns (t,channel or t,x,y,p). */
+export function parseCsv(text) {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() && !l.startsWith("#"));
+  const names = lines.shift()?.split(",").map((s) => s.trim()) ?? [];
+  if (!names.includes("t")) throw new Error("the CSV needs a header row naming a `t` column");
+  const columns = Object.fromEntries(names.map((k) => [k, new Float64Array(lines.length)]));
+  lines.forEach((line, i) => {
+    line.split(",").forEach((v, j) => {
+      const x = Number(v);
+      if (!Number.isFinite(x)) throw new Error(`CSV line ${i + 2}: ${JSON.stringify(v)}`);
+      if (j < names.length) columns[names[j]][i] = x;
+    });
+  });
+  return columns;
+}
+
+/** Columns -> a recording for ``sensor``: {sensor, n, cols, t0, tEnd}, sorted by t.
+ *  ``t0`` is the bin origin; 0 keeps the bins of offline evaluation, but a recording that
+ *  starts late (camera clock) would then open with thousands of empty bins. */
+export function makeRecording(columns, sensor) {
+  if (sensor === "cochlea" && !columns.channel && columns.x) columns.channel = columns.x;
+  const missing = FIELDS[sensor].filter((k) => !columns[k]);
+  if (missing.length) {
+    throw new Error(`a ${sensor} recording needs fields ${FIELDS[sensor].join(", ")}; ` +
+                    `missing ${missing.join(", ")}`);
+  }
+  const n = columns.t.length;
+  if (!n) throw new Error("the recording holds no events");
+  const order = Array.from({ length: n }, (_, i) => i);
+  if (columns.t.some((v, i) => i && v < columns.t[i - 1])) {
+    order.sort((a, b) => columns.t[a] - columns.t[b] || a - b);
+  }
+  const cols = Object.fromEntries(FIELDS[sensor].map((k) => [k, Float64Array.from(
+    order, (i) => columns[k][i])]));
+  const first = cols.t[0];
+  return { sensor, n, cols, t0: first > 1e6 ? first : 0, tEnd: cols.t[n - 1] };
+}
+
+/** Index of the first event at or after ``t`` (binary search). */
+export function indexAt(rec, t) {
+  let lo = 0, hi = rec.n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rec.cols.t[mid] < t) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** Events [i0, i1) as JSON columns of a /v1/stream frame. */
+export function frameColumns(rec, i0, i1) {
+  if (i1 <= i0) return {};
+  return Object.fromEntries(Object.entries(rec.cols).map(([k, col]) => [
+    k, Array.from(col.subarray(i0, i1))]));
+}
