@@ -160,6 +160,8 @@ def main() -> None:
     ap.add_argument("--duration-s", type=float, default=1.0, help="recording length")
     ap.add_argument("--chunk-ms", type=float, default=20.0)
     ap.add_argument("--rate-hz", type=float, default=10_000, help="events per second")
+    ap.add_argument("--transports", nargs="+", default=["ws", "http", "naive http"],
+                    choices=["ws", "http", "naive http"])
     ap.add_argument("--naive-max-sessions", type=int, default=16,
                     help="skip the naive server above this many sessions (its cost is O(t^2))")
     args = ap.parse_args()
@@ -191,7 +193,8 @@ def main() -> None:
                 events = sum(len(c) for rec in recordings for c in rec)
                 bins = n * int(args.duration_s * 1e6) // DT_US
                 raw = raw_engine_rate(engine, n, bins_per_chunk, features)
-                for name, run in transports.items():
+                for name in args.transports:
+                    run = transports[name]
                     if name.startswith("naive") and n > args.naive_max_sessions:
                         continue
                     for pace_name, pace_s in (("sensor", args.chunk_ms / 1e3), ("flat out", None)):

@@ -60,8 +60,7 @@ async def post_events(request: Request, session: SessionDep, runtime: ReadyDep,
                       query: Annotated[ChunkOptions, Query()]) -> Response:
     """Feed a session its next batch of events; get probabilities and spike statistics."""
     events, opts = await read_events(request, runtime, session.model, query)
-    result = await process_chunk(session, events, opts, runtime.batchers[session.model.name],
-                                 runtime.settings, runtime.metrics)
+    result = await process_chunk(session, events, opts, runtime.sessions)
     return json_response(result)
 
 

@@ -88,7 +88,7 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
         raise StreamClosed(CLOSE_BUSY, "the models are still warming up; retry shortly")
     try:
         if opened.session is not None:
-            session = runtime.sessions.authorize(opened.session, opened.token)
+            session = await runtime.sessions.authorize(opened.session, opened.token)
         elif opened.model is not None:
             model = find_model(runtime, opened.model)
             t0 = None if opened.t0_us == "first_event" else opened.t0_us
@@ -165,12 +165,12 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
                 opts = ChunkOptions.model_validate({**opts.model_dump(), **fields})
             except ValidationError as exc:
                 raise ApiError(422, describe(exc, "frame")) from exc
-        result = await process_chunk(session, events, opts, runtime.batchers[session.model.name],
-                                     settings, runtime.metrics)
+        result = await process_chunk(session, events, opts, runtime.sessions)
     except ApiError as exc:
         if exc.status == 404:
             raise StreamClosed(CLOSE_GONE, exc.detail) from exc
-        return {"type": "error", "status": exc.status, "detail": exc.detail, "frame": frame}
+        return {"type": "error", "status": exc.status, "detail": exc.detail, "frame": frame,
+                **exc.body}
     if (frame + 1) % opened.result_every and not opts.flush:
         return None
     return {"type": "result", "frame": frame, **result.model_dump()}
