@@ -25,6 +25,7 @@ from server.routes import dashboard, health, infer, models, samples, sessions, s
 from server.runtime import Runtime
 from server.sessions import SessionManager
 from server.settings import Settings
+from server.store import open_store
 
 log = logging.getLogger("s5rf.server")
 
@@ -41,9 +42,11 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         metrics.watch(models)
         batchers = {m.name: Batcher(m, settings.batch_max_wait_ms / 1e3, metrics)
                     for m in models}
+        shared = open_store(settings.session_store, settings.session_store_prefix,
+                            settings.session_ttl_s)
         runtime = Runtime(settings=settings, registry=models, metrics=metrics,
                           batchers=batchers,
-                          sessions=SessionManager(settings, batchers, metrics))
+                          sessions=SessionManager(settings, batchers, metrics, shared=shared))
         app.state.runtime = runtime
         for batcher in batchers.values():
             batcher.start()
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
                 task.cancel()
             await asyncio.gather(warm, expiry, return_exceptions=True)
             runtime.sessions.close_all()
+            if shared is not None:
+                await shared.close()
             for batcher in batchers.values():
                 await batcher.stop()
             log.info("server_stopped")

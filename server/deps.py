@@ -47,13 +47,13 @@ def get_model(name: str, runtime: RuntimeDep) -> LoadedModel:
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
-def get_session(
+async def get_session(
     session_id: str,
     runtime: ReadyDep,
     x_session_token: Annotated[str | None, Header(description="Token from session creation.")]
     = None,
 ) -> Session:
-    return runtime.sessions.authorize(session_id, x_session_token)
+    return await runtime.sessions.authorize(session_id, x_session_token)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

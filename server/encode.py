@@ -30,7 +30,7 @@ def describe(exc: ValidationError | RequestValidationError, where: str = "") -> 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return json_response({"detail": exc.detail}, exc.status, exc.headers)
+    return json_response({"detail": exc.detail, **exc.body}, exc.status, exc.headers)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:

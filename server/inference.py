@@ -13,6 +13,7 @@ import dataclasses
 import time
 
 import numpy as np
+import orjson
 
 from model.binning import BinnerResult, BinnerState, LatePolicy, feed
 from model.events import EventError
@@ -31,9 +32,10 @@ from server.schemas import (
     Raster,
     TopK,
 )
-from server.sessions import Session, fresh_stream
+from server.sessions import Session, SessionManager, fresh_stream
 from server.settings import Settings
 from server.state_codec import Totals
+from server.store import StaleVersion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,33 +53,56 @@ class Outcome:
 
 
 async def process_chunk(session: Session, events: np.ndarray, opts: ChunkOptions,
-                        batcher: Batcher, settings: Settings, metrics: Metrics) -> EventsResult:
-    """Apply one batch of events to a session, all or nothing, and describe the result."""
-    start = time.perf_counter()
-    task = asyncio.ensure_future(_locked_apply(session, events, opts, batcher, settings, metrics))
-    outcome = await asyncio.shield(task)
-    return build_result(session.model, outcome, session.id, opts.seq, opts.top_k, start)
+                        sessions: SessionManager) -> EventsResult:
+    """Apply one batch of events to a session, all or nothing, and describe the result.
+
+    With a shared store the new state is saved there before the result is returned; a batch
+    whose ``seq`` was already applied is refused with 409, carrying the result it got then.
+    """
+    task = asyncio.ensure_future(_locked_apply(session, events, opts, sessions))
+    return await asyncio.shield(task)
 
 
 async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions,
-                        batcher: Batcher, settings: Settings, metrics: Metrics) -> Outcome:
+                        sessions: SessionManager) -> EventsResult:
+    start = time.perf_counter()
+    model, settings = session.model, sessions.settings
     async with session.lock:
-        if not session.alive:
-            raise ApiError(404, f"session {session.id!r} was deleted or expired")
-        if opts.seq is not None and opts.seq <= session.seq:
-            raise ApiError(409, f"seq {opts.seq} was already applied (last applied seq is "
-                                f"{session.seq}); send the next batch with a higher seq")
-        fed = _feed(session.binner, events, session.model, opts.until_us, opts.flush,
-                    session.late, settings)
-        outcome = await _advance(session.model, batcher, session.slot, fed, session.binner,
-                                 session.totals, session.log_probs, opts.include_spikes)
-        session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
-            outcome.log_probs
-        if opts.seq is not None:
-            session.seq = opts.seq
+        for attempt in range(2):  # after a conflict, once more from the state saved elsewhere
+            await sessions.refresh(session)
+            if not session.alive:
+                raise ApiError(404, f"session {session.id!r} was deleted or expired")
+            if opts.seq is not None and opts.seq <= session.seq:
+                raise _already_applied(session, opts.seq)
+            fed = _feed(session.binner, events, model, opts.until_us, opts.flush, session.late,
+                        settings)
+            outcome = await _advance(model, sessions.batchers[model.name], session.slot, fed,
+                                     session.binner, session.totals, session.log_probs,
+                                     opts.include_spikes)
+            result = build_result(model, outcome, session.id, opts.seq, opts.top_k, start)
+            session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
+                outcome.log_probs
+            if opts.seq is not None:
+                session.seq = opts.seq
+                session.ack = orjson.dumps(result.model_dump(), option=orjson.OPT_SERIALIZE_NUMPY)
+            try:
+                await sessions.persist(session)
+                break
+            except StaleVersion as exc:
+                if attempt:
+                    raise ApiError(409, f"session {session.id!r} is being advanced by another "
+                                        "replica at the same time; nothing was applied, "
+                                        "retry") from exc
         session.touch()
-    _count(metrics, session.model, outcome)
-    return outcome
+    _count(sessions.metrics, model, outcome)
+    return result
+
+
+def _already_applied(session: Session, seq: int) -> ApiError:
+    body = ({"applied": orjson.loads(session.ack)} if seq == session.seq and session.ack
+            else {})
+    return ApiError(409, f"seq {seq} was already applied (last applied seq is "
+                         f"{session.seq}); send the next batch with a higher seq", body=body)
 
 
 async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOptions,

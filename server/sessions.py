@@ -2,13 +2,19 @@
 
 A session's recurrent state lives in its engine's slot table (device memory); everything else
 (the binner's open-bin buffer, counters, the latest probabilities, the client's sequence
-number) lives in the ``Session`` object. Sessions are kept behind ``SessionStore`` so another
-store (Redis) can replace the in-memory one.
+number) lives in the ``Session`` object, kept in this process's ``SessionStore``.
+
+With a shared ``StateStore`` (Redis) the local sessions are a hot cache: every accepted batch is
+saved to the shared store before it is acknowledged, a session unknown here is loaded from it,
+and a cached session whose write was refused (another replica advanced it, or the store was
+down) is marked ``stale`` and reloaded before its next use. Evicting a cached session loses
+nothing, so at the slot cap the least recently used idle one makes room.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -16,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
+import jax
 import numpy as np
 
 from model.binning import BinnerState, LatePolicy
@@ -24,14 +31,19 @@ from server.errors import ApiError, busy
 from server.metrics import Metrics
 from server.registry import LoadedModel
 from server.settings import Settings
-from server.state_codec import SessionSnapshot, Totals
+from server.state_codec import SessionSnapshot, SnapshotError, Totals, decode, encode
+from server.store import StaleVersion, StateStore, StoredSession, StoreUnavailable, token_digest
 
 log = logging.getLogger("s5rf.server")
 
 
 @dataclasses.dataclass
 class Session:
-    """One client's stream on one model. ``log_probs`` float32 (C,) is the latest output."""
+    """One client's stream on one model. ``log_probs`` float32 (C,) is the latest output.
+
+    ``ack`` is the JSON result of batch ``seq`` (answered again if that batch is retried);
+    ``version`` is the shared store's record version this copy was loaded or saved as.
+    """
 
     id: str
     token: str
@@ -43,6 +55,9 @@ class Session:
     totals: Totals
     log_probs: np.ndarray
     seq: int = -1
+    ack: bytes = b""
+    version: int = 0
+    stale: bool = False
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
@@ -95,11 +110,12 @@ class SessionManager:
     """Creates, authorises, resets, deletes and expires sessions."""
 
     def __init__(self, settings: Settings, batchers: Mapping[str, Batcher], metrics: Metrics,
-                 store: SessionStore | None = None):
+                 store: SessionStore | None = None, shared: StateStore | None = None):
         self.settings = settings
         self.batchers = batchers
         self.metrics = metrics
         self.store: SessionStore = store if store is not None else MemoryStore()
+        self.shared = shared
 
     async def create(self, model: LoadedModel, t0_us: int | None,
                      late: LatePolicy | None) -> Session:
@@ -111,10 +127,16 @@ class SessionManager:
             model.slots.give(slot)
             raise
         binner, totals, log_probs = fresh_stream(model, t0_us)
-        return self._add(Session(id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24),
-                                 model=model, slot=slot, t0_us=t0_us, binner=binner,
-                                 totals=totals, log_probs=log_probs,
-                                 late=late or self.settings.late_default))
+        session = self._add(Session(id=secrets.token_urlsafe(12),
+                                    token=secrets.token_urlsafe(24), model=model, slot=slot,
+                                    t0_us=t0_us, binner=binner, totals=totals,
+                                    log_probs=log_probs, late=late or self.settings.late_default))
+        try:
+            await self.persist(session)
+        except BaseException:
+            self.evict(session, "not_saved")
+            raise
+        return session
 
     async def snapshot(self, session: Session) -> SessionSnapshot:
         """The session's whole stream state (call it holding ``session.lock``)."""
@@ -125,28 +147,68 @@ class SessionManager:
             late=session.late, origin=session.t0_us, seq=session.seq, binner=session.binner,
             totals=session.totals, log_probs=session.log_probs, state=row)
 
-    async def restore(self, model: LoadedModel, snap: SessionSnapshot) -> Session:
-        """A new session (new id and token) continuing the snapshot's stream."""
+    async def restore(self, model: LoadedModel, snap: SessionSnapshot,
+                      session_id: str | None = None, token: str | None = None) -> Session:
+        """A session continuing the snapshot's stream (a new id and token unless given)."""
         slot = self._take_slot(model)
         try:
             await self.batchers[model.name].call(model.engine.write, slot, snap.state)
         except BaseException:
             model.slots.give(slot)
             raise
-        return self._add(Session(id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24),
+        return self._add(Session(id=session_id or secrets.token_urlsafe(12),
+                                 token=token or secrets.token_urlsafe(24),
                                  model=model, slot=slot, t0_us=snap.origin, binner=snap.binner,
                                  totals=snap.totals, log_probs=snap.log_probs, late=snap.late,
                                  seq=snap.seq))
 
+    async def replace(self, session: Session, snap: SessionSnapshot, ack: bytes = b"") -> None:
+        """Make ``session`` continue ``snap``'s stream (call it holding ``session.lock``)."""
+        model = session.model
+        await self.batchers[model.name].call(model.engine.write, session.slot, snap.state)
+        session.binner, session.totals, session.log_probs = snap.binner, snap.totals, \
+            snap.log_probs
+        session.t0_us, session.late, session.seq, session.ack = snap.origin, snap.late, \
+            snap.seq, ack
+
+    async def import_state(self, session: Session, snap: SessionSnapshot) -> None:
+        """Replace the session's stream by an exported one (hold ``session.lock``); 422 if its
+        arrays do not fit this model's state."""
+        model = session.model
+        await self.validate(session)
+        current = await self.batchers[model.name].call(model.engine.read, session.slot)
+        want = [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(current)]
+        got = [(np.shape(a), np.asarray(a).dtype) for a in jax.tree_util.tree_leaves(snap.state)]
+        if got != want or len(snap.log_probs) != model.card.architecture.n_classes:
+            raise ApiError(422, f"the snapshot's state arrays {got} do not fit model "
+                                f"{model.name!r}, whose state is {want}")
+        await self.replace(session, snap)
+        await self._persist_or_conflict(session)
+
     def _take_slot(self, model: LoadedModel) -> int:
+        if len(self.store) >= self.settings.max_sessions:
+            self._make_room(None)
         if len(self.store) >= self.settings.max_sessions:
             raise busy(f"the server holds its maximum of {self.settings.max_sessions} sessions; "
                        "delete idle sessions or retry later", self.settings.retry_after_s)
         slot = model.slots.take()
+        if slot is None and self._make_room(model):
+            slot = model.slots.take()
         if slot is None:
             raise busy(f"model {model.name!r} has no free state slot; retry later",
                        self.settings.retry_after_s)
         return slot
+
+    def _make_room(self, model: LoadedModel | None) -> bool:
+        """With a shared store, evict the least recently used idle session (of ``model``)."""
+        if self.shared is None:
+            return False
+        idle = [s for s in self.store if not s.lock.locked()
+                and (model is None or s.model is model)]
+        if not idle:
+            return False
+        self.evict(min(idle, key=lambda s: s.last_used), "evicted")
+        return True
 
     def _add(self, session: Session) -> Session:
         self.store.put(session)
@@ -155,9 +217,14 @@ class SessionManager:
             "session": session.id, "model": session.model.name, "slot": session.slot}})
         return session
 
-    def authorize(self, session_id: str, token: str | None) -> Session:
-        """The session, if the token matches: 404 unknown id, 403 missing or wrong token."""
+    async def authorize(self, session_id: str, token: str | None) -> Session:
+        """The session, if the token matches: 404 unknown id, 403 missing or wrong token.
+
+        A session this process does not hold is loaded from the shared store, if any.
+        """
         session = self.store.get(session_id)
+        if session is None and self.shared is not None:
+            session = await self._load(session_id, token)
         if session is None:
             raise ApiError(404, f"no session {session_id!r}: it never existed, was deleted "
                                 "or expired after being idle; create a new one")
@@ -166,15 +233,111 @@ class SessionManager:
         session.touch()
         return session
 
+    async def _load(self, session_id: str, token: str | None) -> Session | None:
+        assert self.shared is not None
+        with self._store_errors():
+            record = await self.shared.load(session_id)
+        if record is None:
+            return None
+        if token is None or not secrets.compare_digest(token_digest(token), record.token_sha256):
+            raise ApiError(403, "missing or wrong X-Session-Token for this session")
+        model, snap = self._decode(record)
+        session = self.store.get(session_id)  # another request may have loaded it meanwhile
+        if session is None:
+            session = await self.restore(model, snap, session_id, token)
+            session.version, session.ack = record.version, record.ack
+        return session
+
+    def _decode(self, record: StoredSession) -> tuple[LoadedModel, SessionSnapshot]:
+        """The record's model and snapshot, for a model this server holds at the same weights."""
+        batcher = self.batchers.get(record.model)
+        if batcher is None:
+            raise ApiError(409, f"this session is on model {record.model!r}, which this replica "
+                                "does not serve; route it to a replica that does")
+        model = batcher.model
+        try:
+            return model, decode(record.snapshot, model.name, model.version)
+        except SnapshotError as exc:
+            raise ApiError(409, f"this session's stored state cannot continue here: {exc}; "
+                                "run every replica with the same checkpoints") from exc
+
+    async def refresh(self, session: Session) -> None:
+        """Reload a stale session from the shared store (call it holding ``session.lock``)."""
+        if not session.stale or self.shared is None:
+            return
+        with self._store_errors():
+            record = await self.shared.load(session.id)
+        if record is None:
+            self.evict(session, "gone_from_store")
+            raise ApiError(404, f"session {session.id!r} was deleted or expired")
+        _, snap = self._decode(record)
+        await self.replace(session, snap, record.ack)
+        session.version, session.stale = record.version, False
+
+    async def validate(self, session: Session) -> None:
+        """Bring a cached session up to the shared store's version (hold ``session.lock``)."""
+        if self.shared is None:
+            return
+        with self._store_errors():
+            version = await self.shared.version(session.id)
+        if version != session.version:
+            session.stale = True
+        await self.refresh(session)
+
+    async def persist(self, session: Session) -> None:
+        """Save the session to the shared store as its next version (hold ``session.lock``).
+
+        Raises ``StaleVersion`` if another replica saved it first, 503 if the store is down;
+        either way the local copy is marked stale, so it is reloaded before its next use.
+        """
+        if self.shared is None:
+            return
+        try:
+            snap = await self.snapshot(session)
+            record = StoredSession(version=session.version + 1, model=session.model.name,
+                                   token_sha256=token_digest(session.token),
+                                   snapshot=encode(snap), ack=session.ack)
+            with self._store_errors():
+                await self.shared.save(session.id, record)
+        except BaseException:
+            session.stale = True
+            raise
+        session.version = record.version
+
+    @contextlib.contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable", extra={"fields": {"error": str(exc)}})
+            raise busy("the session store is unavailable; nothing was changed, retry later",
+                       self.settings.retry_after_s) from exc
+
     async def reset(self, session: Session) -> None:
         """Start the stream again from its origin: zero state, empty buffer and counters."""
+        await self.validate(session)
         await self.batchers[session.model.name].call(session.model.engine.reset, session.slot)
         session.binner, session.totals, session.log_probs = fresh_stream(session.model,
                                                                          session.t0_us)
-        session.seq = -1
+        session.seq, session.ack = -1, b""
+        await self._persist_or_conflict(session)
 
-    def delete(self, session: Session, reason: str) -> None:
-        """Forget the session and free its slot."""
+    async def _persist_or_conflict(self, session: Session) -> None:
+        try:
+            await self.persist(session)
+        except StaleVersion as exc:
+            raise ApiError(409, f"session {session.id!r} was changed concurrently on another "
+                                "replica; nothing was changed here, retry") from exc
+
+    async def delete(self, session: Session, reason: str) -> None:
+        """Forget the session everywhere: the shared store first, then this process."""
+        if self.shared is not None:
+            with self._store_errors():
+                await self.shared.delete(session.id)
+        self.evict(session, reason)
+
+    def evict(self, session: Session, reason: str) -> None:
+        """Forget the session in this process and free its slot (the shared store keeps it)."""
         if self.store.pop(session.id) is None:
             return
         session.alive = False
@@ -183,11 +346,11 @@ class SessionManager:
         log.info("session_closed", extra={"fields": {"session": session.id, "reason": reason}})
 
     def expire(self, now: float) -> int:
-        """Delete sessions idle for longer than the TTL (not those busy with a request)."""
+        """Evict sessions idle for longer than the TTL (not those busy with a request)."""
         expired = [s for s in self.store
                    if now - s.last_used > self.settings.session_ttl_s and not s.lock.locked()]
         for session in expired:
-            self.delete(session, "expired")
+            self.evict(session, "expired")
         return len(expired)
 
     async def expiry_loop(self) -> None:
@@ -198,4 +361,4 @@ class SessionManager:
 
     def close_all(self) -> None:
         for session in self.store:
-            self.delete(session, "shutdown")
+            self.evict(session, "shutdown")

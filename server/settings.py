@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
     ws_open_timeout_s: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
+    session_store: str = Field(
+        default="memory", pattern=r"^(memory|rediss?://.+|unix://.+)$",
+        description="Where sessions live: `memory` (this process) or a Redis URL shared by "
+                    "every replica, e.g. redis://redis:6379/0.")
+    session_store_prefix: str = Field(default="s5rf:",
+                                      description="Prefix of every key in the shared store.")
 
     @field_validator("session_buckets", "bin_buckets")
     @classmethod

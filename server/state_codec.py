@@ -41,6 +41,10 @@ class SnapshotError(ValueError):
     """A snapshot that cannot be restored; the message says why."""
 
 
+class OtherModel(SnapshotError):
+    """A readable snapshot of another model or of other weights."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SessionSnapshot:
     """Everything needed to continue a stream elsewhere.
@@ -96,7 +100,7 @@ def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
         if d.get("format") != FORMAT:
             raise SnapshotError(f"snapshot format {d.get('format')!r}; this server reads {FORMAT}")
         if (d["model"], d["version"]) != (model, version):
-            raise SnapshotError(f"the snapshot is of {d['model']}@{d['version']}, "
+            raise OtherModel(f"the snapshot is of {d['model']}@{d['version']}, "
                                 f"not {model}@{version}")
         b, t = d["binner"], d["totals"]
         return SessionSnapshot(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from server.decode import read_body
 from server.deps import ReadyDep, SessionDep, find_model
+from server.errors import ApiError
 from server.inference import firing_rates, probabilities
 from server.schemas import LayerStats, SessionCreate, SessionCreated, SessionInfo
 from server.sessions import Session
+from server.state_codec import OtherModel, SnapshotError, decode, encode
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+STATE_TYPE = "application/vnd.s5rf.session-state+msgpack"
 ERRORS: dict[int | str, dict[str, object]] = {
     403: {"description": "Missing or wrong X-Session-Token"},
     404: {"description": "Unknown or expired session"},
@@ -50,6 +54,8 @@ async def create_session(body: SessionCreate, runtime: ReadyDep) -> SessionCreat
 @router.get("/{session_id}", responses=ERRORS)
 async def get_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
     """Where a session stands: bins, last timestamp, probabilities, cumulative spikes."""
+    async with session.lock:
+        await runtime.sessions.validate(session)
     return session_info(session, runtime.settings.session_ttl_s)
 
 
@@ -65,6 +71,36 @@ async def reset_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
 async def delete_session(session: SessionDep, runtime: ReadyDep) -> Response:
     """Close a session and free its state slot."""
     async with session.lock:
-        runtime.sessions.delete(session, "deleted")
+        await runtime.sessions.delete(session, "deleted")
     return Response(status_code=204)
 
+
+
+@router.get("/{session_id}/state", response_class=Response, responses={
+    **ERRORS, 200: {"content": {STATE_TYPE: {}}, "description": "The session's snapshot"}})
+async def export_state(session: SessionDep, runtime: ReadyDep) -> Response:
+    """Export a session's whole stream state (versioned msgpack) to import elsewhere."""
+    async with session.lock:
+        await runtime.sessions.validate(session)
+        blob = encode(await runtime.sessions.snapshot(session))
+    return Response(blob, media_type=STATE_TYPE)
+
+
+@router.put("/{session_id}/state", responses={
+    **ERRORS, 409: {"description": "Snapshot of another model or other weights"},
+    422: {"description": "Not a readable snapshot of this model's state"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        STATE_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
+async def import_state(request: Request, session: SessionDep, runtime: ReadyDep) -> SessionInfo:
+    """Continue an exported stream in this session (same model and weights)."""
+    blob = await read_body(request, runtime.settings.max_body_bytes)
+    model = session.model
+    try:
+        snap = decode(blob, model.name, model.version)
+    except OtherModel as exc:
+        raise ApiError(409, f"{exc}; import it into a session of that model") from exc
+    except SnapshotError as exc:
+        raise ApiError(422, f"{exc}; send the body of GET /v1/sessions/{{id}}/state") from exc
+    async with session.lock:
+        await runtime.sessions.import_state(session, snap)
+    return session_info(session, runtime.settings.session_ttl_s)

@@ -1,0 +1,80 @@
+"""Session records in Redis: one hash per session, written by an atomic check-and-set script.
+
+Key ``{prefix}session:{id}`` holds ``version``, ``model``, ``token``, ``snapshot`` and ``ack``.
+The Lua script compares the stored version with the writer's and replaces the whole hash and its TTL
+in one step, so a record is never half-written and two replicas never both advance a session
+from the same version. One round trip per write.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis.asyncio as aioredis
+from redis import exceptions as rx
+
+from server.store import StaleVersion, StoredSession, StoreUnavailable
+
+_CHECK_AND_SET = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if current ~= tonumber(ARGV[1]) - 1 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'model', ARGV[2], 'token', ARGV[3],
+           'snapshot', ARGV[4], 'ack', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+_DOWN = (rx.ConnectionError, rx.TimeoutError, OSError)
+
+
+class RedisStore:
+    """``StateStore`` on a Redis server (``redis://host:port/db``)."""
+
+    def __init__(self, url: str, prefix: str, ttl_s: float):
+        # Short timeouts: a Redis that is down must turn into a prompt 503, not a hung request.
+        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0,
+                                              socket_timeout=2.0)
+        self.prefix = prefix
+        self.ttl_ms = int(ttl_s * 1000)
+        self._cas = self.client.register_script(_CHECK_AND_SET)
+
+    def _key(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    async def load(self, session_id: str) -> StoredSession | None:
+        try:
+            fields = cast(dict[bytes, bytes], await self.client.hgetall(self._key(session_id)))
+        except _DOWN as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        if not fields:
+            return None
+        return StoredSession(version=int(fields[b"version"]), model=fields[b"model"].decode(),
+                             token_sha256=fields[b"token"].decode(),
+                             snapshot=fields[b"snapshot"], ack=fields.get(b"ack", b""))
+
+    async def version(self, session_id: str) -> int:
+        try:
+            value = await self.client.hget(self._key(session_id), "version")
+        except _DOWN as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        return int(value) if value is not None else 0
+
+    async def save(self, session_id: str, record: StoredSession) -> None:
+        try:
+            saved = await self._cas(keys=[self._key(session_id)], args=[
+                record.version, record.model, record.token_sha256, record.snapshot, record.ack,
+                self.ttl_ms])
+        except _DOWN as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        if not saved:
+            raise StaleVersion(session_id)
+
+    async def delete(self, session_id: str) -> None:
+        try:
+            await self.client.delete(self._key(session_id))
+        except _DOWN as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.aclose()

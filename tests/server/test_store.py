@@ -1,0 +1,215 @@
+"""Shared session store (Redis): two apps act as two replicas of one server.
+
+Any replica serves any session with the same results as one; a stale copy is reloaded, never
+merged; a retried batch that landed is answered with its first result, not applied twice;
+records expire; the state export of one server continues on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from scripts.topology import Redis, redis_answers
+from server.store import StaleVersion, StoredSession
+from server.store_redis import RedisStore
+from tests.server.conftest import COCHLEA, DVS, ClientFactory, cochlea_recording, columns
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    """The shared Redis on 127.0.0.1:6379, else one of our own, else skip."""
+    if redis_answers("127.0.0.1", 6379):
+        yield Redis(6379)
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("no Redis: nothing answers on 127.0.0.1:6379 and redis-server is not on "
+                    "PATH (apt-get install redis-server)")
+    server = Redis.start(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def prefix(redis_server: Redis) -> Iterator[str]:
+    """A key prefix of this test alone, deleted afterwards."""
+    value = f"s5rf-test-{uuid.uuid4().hex[:8]}:"
+    yield value
+    client = redis.Redis(port=redis_server.port)
+    keys = list(client.scan_iter(f"{value}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def pair(make_client: ClientFactory, redis_server: Redis,
+         prefix: str) -> tuple[TestClient, TestClient]:
+    settings = {"session_store": redis_server.url, "session_store_prefix": prefix}
+    return make_client(**settings), make_client(**settings)
+
+
+def open_on(client: TestClient, model: str = COCHLEA) -> tuple[str, dict[str, str]]:
+    r = client.post("/v1/sessions", json={"model": model})
+    assert r.status_code == 201, r.text
+    return r.json()["id"], {"X-Session-Token": r.json()["token"]}
+
+
+def feed(client: TestClient, sid: str, headers: dict[str, str], events: np.ndarray,
+         **opts: Any) -> dict[str, Any]:
+    r = client.post(f"/v1/sessions/{sid}/events", json={**columns(events), **opts},
+                    headers=headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def stream(clients: list[TestClient], events: np.ndarray, cuts: int = 6) -> dict[str, Any]:
+    """Open a session on the first client, send batch i to clients[i % len(clients)]."""
+    sid, headers = open_on(clients[0])
+    chunks = np.array_split(events, cuts)
+    result: dict[str, Any] = {}
+    for i, chunk in enumerate(chunks):
+        result = feed(clients[i % len(clients)], sid, headers, chunk, seq=i,
+                      flush=i == cuts - 1)
+    return result
+
+
+def totals(result: dict[str, Any]) -> dict[str, Any]:
+    """What a stream has seen so far, however it was cut into batches."""
+    return {"bins": result["bins"]["total"], "spikes": result["spikes"]["total"],
+            "synops": result["synops"]["total"], "label": result["label"],
+            "accepted": result["events"]["total_accepted"],
+            "dropped": result["events"]["total_dropped"]}
+
+
+def assert_same_stream(got: dict[str, Any], want: dict[str, Any]) -> None:
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-6)
+    assert totals(got) == totals(want)
+
+
+def test_batches_alternating_between_replicas_match_one_replica(
+        pair: tuple[TestClient, TestClient]) -> None:
+    a, b = pair
+    events = cochlea_recording(seed=51)
+    alternating = stream([a, b], events)
+    assert_same_stream(alternating, stream([a], events))
+    assert alternating["events"]["total_accepted"] == len(events)
+
+
+def test_retried_batch_that_landed_is_acknowledged_not_applied_again(
+        pair: tuple[TestClient, TestClient]) -> None:
+    a, b = pair
+    events = cochlea_recording(seed=52)
+    sid, headers = open_on(a)
+    feed(a, sid, headers, events[:150], seq=0)
+    first = feed(a, sid, headers, events[150:300], seq=1)
+    retry = b.post(f"/v1/sessions/{sid}/events", json={**columns(events[150:300]), "seq": 1},
+                   headers=headers)  # as if replica a died before answering
+    assert retry.status_code == 409 and "already applied" in retry.json()["detail"]
+    applied = retry.json()["applied"]
+    assert {k: v for k, v in applied.items() if k != "server_time_ms"} == \
+        {k: v for k, v in first.items() if k != "server_time_ms"}
+    info = b.get(f"/v1/sessions/{sid}", headers=headers).json()
+    assert info["events_accepted"] == 300 and info["seq"] == 1
+    last = feed(b, sid, headers, events[300:], seq=2, flush=True)
+    ref_id, ref_headers = open_on(a)
+    feed(a, ref_id, ref_headers, events[:300])
+    assert_same_stream(last, feed(a, ref_id, ref_headers, events[300:], flush=True))
+
+
+def test_stale_copy_is_reloaded_not_merged(pair: tuple[TestClient, TestClient]) -> None:
+    a, b = pair
+    events = cochlea_recording(seed=53)
+    sid, headers = open_on(a)
+    feed(a, sid, headers, events[:100], seq=0)
+    feed(b, sid, headers, events[100:200], seq=1)  # b now caches the session
+    feed(a, sid, headers, events[200:300], seq=2)  # b's copy is now one version behind
+    last = feed(b, sid, headers, events[300:], seq=3, flush=True)  # refused, reloaded, redone
+    assert last["events"]["total_accepted"] == len(events)
+    ref_id, ref_headers = open_on(a)
+    assert_same_stream(last, feed(a, ref_id, ref_headers, events, flush=True))
+
+
+def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
+                                                       prefix: str) -> None:
+    async def race() -> list[BaseException | None]:
+        store = RedisStore(redis_server.url, prefix, ttl_s=60)
+        base = StoredSession(version=1, model=COCHLEA, token_sha256="t", snapshot=b"v1")
+        await store.save("s", base)
+        writes = [StoredSession(version=2, model=COCHLEA, token_sha256="t", snapshot=s)
+                  for s in (b"from-a", b"from-b")]
+        outcomes = await asyncio.gather(*(store.save("s", w) for w in writes),
+                                        return_exceptions=True)
+        stored = await store.load("s")
+        await store.close()
+        assert stored is not None and stored.version == 2
+        assert stored.snapshot in (b"from-a", b"from-b")
+        return [o if isinstance(o, BaseException) else None for o in outcomes]
+
+    outcomes = asyncio.run(race())
+    assert sorted(type(o).__name__ for o in outcomes) == ["NoneType", "StaleVersion"]
+    assert any(isinstance(o, StaleVersion) for o in outcomes)
+
+
+def test_records_expire_hold_no_token_and_deletion_reaches_every_replica(
+        pair: tuple[TestClient, TestClient], redis_server: Redis, prefix: str) -> None:
+    a, b = pair
+    sid, headers = open_on(a)
+    feed(b, sid, headers, cochlea_recording(seed=54)[:50], seq=0)
+    client = redis.Redis(port=redis_server.port)
+    key = f"{prefix}session:{sid}"
+    ttl_ms = a.app.state.runtime.settings.session_ttl_s * 1000  # type: ignore[attr-defined]
+    assert 0 < client.pttl(key) <= ttl_ms
+    stored = [str(v) for v in client.hgetall(key).values()]
+    assert not any(headers["X-Session-Token"] in v for v in stored)
+    assert b.get(f"/v1/sessions/{sid}", headers={"X-Session-Token": "wrong"}).status_code == 403
+    assert a.delete(f"/v1/sessions/{sid}", headers=headers).status_code == 204
+    assert b.get(f"/v1/sessions/{sid}", headers=headers).status_code == 404
+
+
+def test_a_full_replica_evicts_idle_cached_sessions(make_client: ClientFactory,
+                                                    redis_server: Redis, prefix: str) -> None:
+    settings = {"session_store": redis_server.url, "session_store_prefix": prefix}
+    a, small = make_client(**settings), make_client(max_sessions=2, **settings)
+    opened = [open_on(a) for _ in range(3)]
+    events = cochlea_recording(seed=55)
+    for round_ in range(2):
+        for sid, headers in opened:
+            feed(small, sid, headers, events[round_ * 100:(round_ + 1) * 100], seq=round_)
+    for sid, headers in opened:
+        assert a.get(f"/v1/sessions/{sid}", headers=headers).json()["events_accepted"] == 200
+
+
+def test_exported_state_continues_on_another_server(make_client: ClientFactory) -> None:
+    one, two = make_client(), make_client()
+    events = cochlea_recording(seed=56)
+    sid, headers = open_on(one)
+    feed(one, sid, headers, events[:170], seq=7)
+    exported = one.get(f"/v1/sessions/{sid}/state", headers=headers)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "application/vnd.s5rf.session-state+msgpack"
+    moved, moved_headers = open_on(two)
+    r = two.put(f"/v1/sessions/{moved}/state", content=exported.content, headers=moved_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["seq"] == 7 and r.json()["events_accepted"] == 170
+    assert_same_stream(feed(two, moved, moved_headers, events[170:], seq=8, flush=True),
+                       feed(one, sid, headers, events[170:], seq=8, flush=True))
+
+
+def test_import_refuses_other_models_and_garbage(client: TestClient) -> None:
+    dvs, dvs_headers = open_on(client, DVS)
+    blob = client.get(f"/v1/sessions/{dvs}/state", headers=dvs_headers).content
+    sid, headers = open_on(client)
+    r = client.put(f"/v1/sessions/{sid}/state", content=blob, headers=headers)
+    assert r.status_code == 409 and f"snapshot is of {DVS}" in r.json()["detail"]
+    r = client.put(f"/v1/sessions/{sid}/state", content=b"\x93junk", headers=headers)
+    assert r.status_code == 422 and "not a readable" in r.json()["detail"]
+    assert client.get(f"/v1/sessions/{sid}", headers=headers).json()["seq"] == -1
