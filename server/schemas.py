@@ -178,6 +178,9 @@ class StreamOpen(Strict):
     result_every: int = Field(default=1, ge=1,
                               description="Push a result every N frames (and on flush).")
     top_k: int = Field(default=5, ge=1, le=1000)
+    seq_prefix: bool = Field(default=False,
+                             description="Binary frames start with their seq (int64 LE), so a "
+                                         "resuming client knows which of them were applied.")
 
 
 class HealthStatus(BaseModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -42,6 +43,7 @@ CLOSE_GONE = 4410
 CLOSE_TOO_LARGE = 4413
 CLOSE_BUSY = 4503
 CLOSE_INTERNAL = 1011
+SEQ_PREFIX = struct.Struct("<q")  # binary frames of a `seq_prefix` stream start with their seq
 
 
 class StreamClosed(Exception):
@@ -140,6 +142,16 @@ async def _read(websocket: WebSocket, queue: asyncio.Queue[Message | None]) -> N
     await queue.put(None)
 
 
+def _split_seq(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:
+    """A binary frame of a ``seq_prefix`` stream: its seq (int64 LE), then packed events."""
+    if len(data) < SEQ_PREFIX.size:
+        raise EventError(f"a frame of {len(data)} bytes has no {SEQ_PREFIX.size}-byte seq prefix")
+    (seq,) = SEQ_PREFIX.unpack_from(data)
+    if seq < 0:
+        raise EventError(f"the frame's seq prefix {seq} is negative")
+    return data[SEQ_PREFIX.size:], opts.model_copy(update={"seq": seq})
+
+
 async def _apply(message: Message, frame: int, runtime: Runtime, session: Session,
                  opened: StreamOpen) -> dict[str, object] | None:
     """One frame -> the result to push (or None at this cadence), or an error reply."""
@@ -155,6 +167,8 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
     try:
         if data is not None:
             try:
+                if opened.seq_prefix:
+                    data, opts = _split_seq(data, opts)
                 events = decode_raw(data, sensor)
             except EventError as exc:
                 raise ApiError(422, str(exc)) from exc

@@ -1,0 +1,200 @@
+"""Async HTTP client: models, sessions, batches of events and one-shot inference.
+
+Every request is retried with backoff when the connection fails or the server answers 503/429,
+as long as repeating it is safe: reads, ``/infer``, and session batches, which carry a
+sequence number so the server applies each batch at most once. A batch whose first attempt
+landed but whose answer was lost is answered on retry with 409 and the result it got then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+
+from clients import wire
+from clients.errors import RETRYABLE, AlreadyApplied, ConnectionLost, NotFound, from_response
+from clients.retry import DEFAULT_RETRY, Retry
+from clients.schemas import EventsResult, ModelDetail, ModelSummary, SessionCreated, SessionInfo
+from clients.stream import AsyncStream
+
+T0 = int | Literal["first_event"]
+Late = Literal["reject", "drop"]
+OCTET = {"content-type": "application/octet-stream"}
+
+
+class AsyncClient:
+    """``async with AsyncClient("http://127.0.0.1:8000") as c: await c.models()``.
+
+    ``binary`` picks the encoding of events (packed wire format, or JSON columns).
+    """
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", *, timeout_s: float = 30.0,
+                 retry: Retry = DEFAULT_RETRY, binary: bool = True):
+        self.url = url.rstrip("/")
+        self.retry = retry
+        self.binary = binary
+        self.timeout_s = timeout_s
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, *, idempotent: bool = True,
+                      **kwargs: Any) -> httpx.Response:
+        """Send a request, retrying on connection loss (only if ``idempotent``, or if the
+        connection was refused and so nothing was sent) and on 503/429. Errors are raised as
+        the ServerError subclass of their status."""
+        delays = self.retry.delays()
+        while True:
+            retry_after = None
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if not (idempotent or isinstance(exc, httpx.ConnectError)):
+                    raise ConnectionLost(f"{method} {path}: {exc!r}; it may have been "
+                                         "applied, so it was not retried") from exc
+                failure: Exception = exc
+            else:
+                if response.is_success:
+                    return response
+                error = from_response(response.status_code, response.content,
+                                      dict(response.headers))
+                if not isinstance(error, RETRYABLE):
+                    raise error
+                failure, retry_after = error, error.retry_after_s
+            delay = next(delays, None)
+            if delay is None:
+                if isinstance(failure, RETRYABLE):
+                    raise failure
+                raise ConnectionLost(f"{method} {self.url}{path} failed after "
+                                     f"{self.retry.attempts} retries: {failure!r}") from failure
+            await asyncio.sleep(Retry.wait(delay, retry_after))
+
+    async def models(self) -> list[ModelSummary]:
+        """The served models with their input specs and labels."""
+        response = await self.request("GET", "/v1/models")
+        return [ModelSummary.model_validate(m) for m in response.json()]
+
+    async def model(self, name: str) -> ModelDetail:
+        """One model's card: input spec, labels, architecture, metrics, wire dtype."""
+        return ModelDetail.model_validate_json((await self.request(
+            "GET", f"/v1/models/{name}")).content)
+
+    async def infer(self, model: str, events: np.ndarray, *, t0_us: T0 = 0,
+                    include_spikes: bool = False, top_k: int = 5) -> EventsResult:
+        """Classify a whole recording (every bin closed at its end), without a session."""
+        options = {"t0_us": t0_us, "include_spikes": include_spikes, "top_k": top_k}
+        response = await self.request("POST", f"/v1/models/{model}/infer",
+                                      **event_request(events, options, self.binary))
+        return EventsResult.model_validate_json(response.content)
+
+    async def open_session(self, model: str, *, t0_us: T0 = 0,
+                           late: Late | None = None) -> AsyncSession:
+        """A new session on ``model``; bins are aligned to ``t0_us``."""
+        body: dict[str, Any] = {"model": model, "t0_us": t0_us}
+        if late is not None:
+            body["late"] = late
+        response = await self.request("POST", "/v1/sessions", idempotent=False, json=body)
+        created = SessionCreated.model_validate_json(response.content)
+        return AsyncSession(self, created, created.token)
+
+    async def resume_session(self, session_id: str, token: str) -> AsyncSession:
+        """A handle on an existing session, continuing after its last applied ``seq``."""
+        session = AsyncSession(self, None, token, session_id)
+        await session.info()
+        return session
+
+    def stream(self, model: str | None = None, *, session: tuple[str, str] | None = None,
+               t0_us: T0 = 0, late: Late | None = None, include_spikes: bool = False,
+               top_k: int = 5, window: int = 8) -> AsyncStream:
+        """A WebSocket stream on a new session of ``model``, or on ``session=(id, token)``."""
+        return AsyncStream(self, model=model, session=session, t0_us=t0_us, late=late,
+                           include_spikes=include_spikes, top_k=top_k, window=window)
+
+
+
+def event_request(events: np.ndarray | None, options: dict[str, Any],
+                  binary: bool) -> dict[str, Any]:
+    """httpx arguments carrying events (or none: options only) and options: a packed body
+    with the options as query parameters, or one JSON object of columns and options."""
+    if binary:
+        params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in options.items()}
+        content = wire.body(events) if events is not None else b""
+        return {"content": content, "params": params, "headers": dict(OCTET)}
+    return {"json": {**(wire.columns(events) if events is not None else {}), **options},
+            "headers": {}}
+
+
+class AsyncSession:
+    """A session on the server: send batches in order, read its state, reset or close it.
+
+    Batches are numbered (``seq``) from the session's last applied one, so retries and
+    resumption after a lost connection never apply a batch twice.
+    """
+
+    def __init__(self, client: AsyncClient, info: SessionInfo | None, token: str,
+                 session_id: str | None = None):
+        self.client = client
+        self.token = token
+        self.id = info.id if info is not None else str(session_id)
+        self.last: SessionInfo | None = info
+        self.next_seq = info.seq + 1 if info is not None else 0
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"x-session-token": self.token}
+
+    async def send(self, events: np.ndarray | None = None, *, until_us: int | None = None,
+                   flush: bool = False, include_spikes: bool = False,
+                   top_k: int = 5) -> EventsResult:
+        """Apply the next batch (sorted events, possibly none) with its options."""
+        seq = self.next_seq
+        options: dict[str, Any] = {"seq": seq, "flush": flush, "include_spikes": include_spikes,
+                                   "top_k": top_k}
+        if until_us is not None:
+            options["until_us"] = until_us
+        request = event_request(events, options, self.client.binary)
+        request["headers"].update(self._headers)
+        try:
+            response = await self.client.request("POST", f"/v1/sessions/{self.id}/events",
+                                                 **request)
+        except AlreadyApplied as exc:
+            # A retry of this very batch (we number them): the first attempt landed.
+            self.next_seq = seq + 1
+            if exc.applied is None or exc.applied.get("seq") != seq:
+                raise
+            return EventsResult.model_validate(exc.applied)
+        self.next_seq = seq + 1
+        return EventsResult.model_validate_json(response.content)
+
+    async def info(self) -> SessionInfo:
+        """Where the session stands; also realigns ``next_seq`` with the server's ``seq``."""
+        response = await self.client.request("GET", f"/v1/sessions/{self.id}",
+                                             headers=self._headers)
+        self.last = SessionInfo.model_validate_json(response.content)
+        self.next_seq = max(self.next_seq, self.last.seq + 1)
+        return self.last
+
+    async def reset(self) -> SessionInfo:
+        """Back to the origin: zero state, counters and ``seq`` cleared."""
+        response = await self.client.request("POST", f"/v1/sessions/{self.id}/reset",
+                                             headers=self._headers)
+        self.last = SessionInfo.model_validate_json(response.content)
+        self.next_seq = 0
+        return self.last
+
+    async def close(self) -> None:
+        """Delete the session and free its slot."""
+        with contextlib.suppress(NotFound):  # a retried delete whose first attempt landed
+            await self.client.request("DELETE", f"/v1/sessions/{self.id}",
+                                      headers=self._headers)

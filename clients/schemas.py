@@ -1,0 +1,120 @@
+"""Typed results: pydantic models mirroring the server's response bodies (docs/api.md).
+
+Unknown fields are ignored, so a newer server with extra fields still parses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from clients.wire import SensorKind
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class InputSpec(Body):
+    sensor: SensorKind
+    dt_us: int
+    channels: int | None = None
+    downsample: int = 1
+    width: int | None = None
+    height: int | None = None
+    pool: int = 1
+    binarize: bool = True
+
+
+class ModelSummary(Body):
+    name: str
+    version: str
+    description: str
+    input: InputSpec
+    labels: list[str]
+
+
+class ModelDetail(ModelSummary):
+    architecture: dict[str, Any]
+    metrics: dict[str, Any]
+    provenance: dict[str, Any]
+    event_fields: list[str]
+    wire_dtype: str
+
+
+class LayerStats(Body):
+    spikes: list[int]
+    firing_rate: list[float]
+
+
+class SessionInfo(Body):
+    id: str
+    model: str
+    version: str
+    late: Literal["reject", "drop"]
+    t0_us: int | None
+    bins: int
+    last_t_us: int
+    pending_events: int
+    events_accepted: int
+    events_dropped: int
+    seq: int
+    probabilities: list[float]
+    label: str
+    totals: LayerStats
+    synops: int
+
+
+class SessionCreated(SessionInfo):
+    token: str
+
+
+class TopK(Body):
+    label: str
+    index: int
+    probability: float
+
+
+class Pair(Body):
+    batch: int
+    total: int
+
+
+class PerLayer(Body):
+    batch: list[float]
+    total: list[float]
+
+
+class EventCounts(Body):
+    accepted: int
+    dropped: int
+    total_accepted: int
+    total_dropped: int
+    pending: int
+
+
+class Raster(Body):
+    layer: int
+    bin: list[int]
+    neuron: list[int]
+
+
+class EventsResult(Body):
+    """The answer to a batch of events (or a whole recording)."""
+
+    model: str
+    version: str
+    session: str | None
+    seq: int | None
+    probabilities: list[float]
+    label: str
+    top_k: list[TopK]
+    bins: Pair
+    spikes: PerLayer
+    firing_rate: PerLayer
+    synops: Pair
+    events: EventCounts
+    last_t_us: int
+    server_time_ms: float
+    rasters: list[Raster] | None = None

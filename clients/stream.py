@@ -1,0 +1,212 @@
+"""WebSocket streaming (``WS /v1/stream``) that survives lost connections.
+
+Every frame carries a sequence number (binary frames as a ``seq_prefix``, JSON frames as a
+``seq`` field) and stays buffered until the server acknowledges it with its result. When the
+connection drops the stream reconnects with backoff, resumes the same session, forgets the
+frames the server reports applied (its ``seq``) and sends the rest again; a resent frame that
+had landed after all is refused with 409, which acknowledges it. So no frame is lost and none
+is applied twice. At most ``window`` frames are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from clients import wire
+from clients.errors import RETRYABLE, AlreadyApplied, ConnectionLost, error_for, from_close
+from clients.schemas import EventsResult, SessionCreated
+
+if TYPE_CHECKING:
+    from clients.aio import T0, AsyncClient, Late
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One frame: sorted events (or none) with an optional watermark or flush."""
+
+    events: np.ndarray | None = None
+    until_us: int | None = None
+    flush: bool = False
+
+
+Batches = Iterable[Batch | np.ndarray] | AsyncIterable[Batch | np.ndarray]
+_END = Batch()  # sentinel: the caller's batches are exhausted
+
+
+class AsyncStream:
+    """``async with client.stream("model") as s: async for r in s.run(batches): ...``."""
+
+    def __init__(self, client: AsyncClient, *, model: str | None,
+                 session: tuple[str, str] | None, t0_us: T0, late: Late | None,
+                 include_spikes: bool, top_k: int, window: int):
+        if (model is None) == (session is None):
+            raise ValueError("give either a model (new session) or session=(id, token)")
+        self.client = client
+        self.window = window
+        self._options: dict[str, Any] = {"include_spikes": include_spikes, "top_k": top_k,
+                                         "seq_prefix": True}
+        self._create: dict[str, Any] = {"model": model, "t0_us": t0_us}
+        if late is not None:
+            self._create["late"] = late
+        self._resume = session
+        self.session: SessionCreated | None = None
+        self.reconnects = 0
+        self.resent = 0  # frames sent again after a reconnect
+        self._ws: ClientConnection | None = None
+        self._unacked: dict[int, bytes | str] = {}  # seq -> frame, in sending order
+        self._frame_seqs: list[int] = []  # seq of each frame sent on this connection
+        self._next_seq = 0
+
+    @property
+    def id(self) -> str:
+        assert self.session is not None, "the stream is not open"
+        return self.session.id
+
+    @property
+    def token(self) -> str:
+        assert self.session is not None, "the stream is not open"
+        return self.session.token
+
+    async def __aenter__(self) -> AsyncStream:
+        await self._connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection; the session lives on until it expires (or is deleted)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def run(self, batches: Batches) -> AsyncGenerator[EventsResult, None]:
+        """Send the batches in order and yield each one's result, resuming after drops."""
+        source = _aiter(batches)
+        exhausted, resend = False, False
+        while True:
+            try:
+                if resend:
+                    resend = False
+                    for seq in list(self._unacked):
+                        self.resent += 1
+                        await self._send(seq)
+                while not exhausted and len(self._unacked) < self.window:
+                    batch = await anext(source, _END)
+                    if batch is _END:
+                        exhausted = True
+                        break
+                    seq = self._next_seq
+                    self._next_seq += 1
+                    self._unacked[seq] = self._frame(seq, batch)
+                    await self._send(seq)
+                if not self._unacked:
+                    return
+                result = await self._receive()
+                if result is not None:
+                    yield result
+            except (ConnectionClosed, OSError) as exc:
+                _raise_if_refused(exc)
+                self.reconnects += 1
+                await self._connect()
+                resend = True
+
+    def _frame(self, seq: int, batch: Batch | np.ndarray) -> bytes | str:
+        if isinstance(batch, np.ndarray):
+            batch = Batch(batch)
+        if batch.until_us is None and not batch.flush and batch.events is not None:
+            return wire.seq_frame(seq, batch.events)
+        fields: dict[str, Any] = {"seq": seq, "flush": batch.flush}
+        if batch.until_us is not None:
+            fields["until_us"] = batch.until_us
+        if batch.events is not None:
+            fields.update(wire.columns(batch.events))
+        return json.dumps(fields)
+
+    async def _send(self, seq: int) -> None:
+        assert self._ws is not None
+        self._frame_seqs.append(seq)
+        await self._ws.send(self._unacked[seq])
+
+    async def _receive(self) -> EventsResult | None:
+        """The next message: a result (acknowledging its frame and those before), or a
+        refused frame, raised unless it is a resent frame that had landed (409)."""
+        assert self._ws is not None
+        message = json.loads(await self._ws.recv())
+        if message.get("type") == "result":
+            result = EventsResult.model_validate(message)
+            self._ack(result.seq)
+            return result
+        seq = self._frame_seqs[message["frame"]]
+        error = error_for(message["status"], message["detail"], message)
+        if not isinstance(error, AlreadyApplied):
+            raise error
+        self._ack(seq)
+        applied = error.applied
+        return EventsResult.model_validate(applied) if applied and applied.get("seq") == seq \
+            else None
+
+    def _ack(self, seq: int | None) -> None:
+        for done in [s for s in self._unacked if seq is not None and s <= seq]:
+            del self._unacked[done]
+
+    async def _connect(self) -> None:
+        """Open (or, once open, resume) the session, retrying with backoff; then forget the
+        frames the server has applied."""
+        if self.session is not None:
+            first: dict[str, Any] = {"session": self.id, "token": self.token}
+        elif self._resume is not None:
+            first = {"session": self._resume[0], "token": self._resume[1]}
+        else:
+            first = self._create
+        url = self.client.url.replace("http", "ws", 1) + "/v1/stream"
+        delays = self.client.retry.delays()
+        while True:
+            try:
+                ws = await connect(url, max_size=None, open_timeout=self.client.timeout_s)
+                await ws.send(json.dumps({**first, **self._options}))
+                opened = json.loads(await asyncio.wait_for(ws.recv(), self.client.timeout_s))
+                break
+            except (ConnectionClosed, OSError, InvalidHandshake, TimeoutError) as exc:
+                error = _refusal(exc)
+                if error is not None and not isinstance(error, RETRYABLE):
+                    raise error from exc
+                delay = next(delays, None)
+                if delay is None:
+                    raise ConnectionLost(f"could not reach {url} after "
+                                         f"{self.client.retry.attempts} retries: {exc!r}") from exc
+                await asyncio.sleep(delay)
+        self._ws = ws
+        self.session = SessionCreated.model_validate(opened)
+        self._next_seq = max(self._next_seq, self.session.seq + 1)
+        self._ack(self.session.seq)
+        self._frame_seqs = []
+
+
+def _refusal(exc: BaseException) -> Exception | None:
+    """The server's reason for closing, when it closed on purpose with a 44xx/45xx code."""
+    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
+        return from_close(exc.rcvd.code, exc.rcvd.reason)
+    return None
+
+
+def _raise_if_refused(exc: BaseException) -> None:
+    error = _refusal(exc)
+    if error is not None and not isinstance(error, RETRYABLE):
+        raise error from exc
+
+
+async def _aiter(batches: Batches) -> AsyncIterator[Batch | np.ndarray]:
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            yield batch
+    else:
+        for batch in batches:
+            yield batch

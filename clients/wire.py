@@ -1,0 +1,58 @@
+"""The documented wire format (docs/wire-format.md), defined here so the client needs neither
+the server nor the model packages. tests/clients/test_wire.py checks these dtypes against
+model.events, so the two never drift.
+
+Events are numpy structured arrays, packed little-endian: ``t`` (int64 µs) with ``channel``
+(cochlea) or ``x``, ``y``, ``p`` (DVS). A binary body is ``events.tobytes()``; a binary frame of
+a ``seq_prefix`` WebSocket stream is its seq as an int64 LE followed by that body.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Literal
+
+import numpy as np
+
+SensorKind = Literal["cochlea", "dvs"]
+
+COCHLEA_DTYPE = np.dtype([("t", "<i8"), ("channel", "<u2")])
+DVS_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
+EVENT_DTYPES: dict[SensorKind, np.dtype] = {"cochlea": COCHLEA_DTYPE, "dvs": DVS_DTYPE}
+SEQ_PREFIX = struct.Struct("<q")
+
+
+def sensor_of(events: np.ndarray) -> SensorKind:
+    """The sensor an event array belongs to, from its field names."""
+    names = set(events.dtype.names or ())
+    if {"t", "x", "y", "p"} <= names:
+        return "dvs"
+    if {"t", "channel"} <= names:
+        return "cochlea"
+    raise ValueError(f"events need fields (t, channel) or (t, x, y, p); got {events.dtype}")
+
+
+def to_wire(events: np.ndarray) -> np.ndarray:
+    """The events in their sensor's wire dtype (no copy when they already are)."""
+    dtype = EVENT_DTYPES[sensor_of(events)]
+    if events.dtype == dtype:
+        return events
+    out = np.empty(len(events), dtype)
+    for name in dtype.names or ():
+        out[name] = events[name]
+    return out
+
+
+def body(events: np.ndarray) -> bytes:
+    """A binary (application/octet-stream) body."""
+    return to_wire(events).tobytes()
+
+
+def seq_frame(seq: int, events: np.ndarray) -> bytes:
+    """A binary frame of a ``seq_prefix`` stream."""
+    return SEQ_PREFIX.pack(seq) + body(events)
+
+
+def columns(events: np.ndarray) -> dict[str, list[int]]:
+    """JSON columns: ``{"t": [...], "channel": [...]}`` or ``{"t", "x", "y", "p"}``."""
+    return {name: events[name].tolist() for name in EVENT_DTYPES[sensor_of(events)].names or ()}

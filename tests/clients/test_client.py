@@ -1,0 +1,117 @@
+"""Sync and async clients against a real server: typed results and mapped errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+
+from clients import (
+    AlreadyApplied,
+    AsyncClient,
+    Client,
+    Forbidden,
+    InvalidEvents,
+    NotFound,
+    Retry,
+    TooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from clients.errors import RateLimited, from_response
+from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
+
+NO_RETRY = Retry(attempts=0)
+
+
+def test_models_sessions_and_infer_binary_and_json_agree(live_url: str) -> None:
+    events = dvs_recording(seed=41)
+    with Client(live_url) as binary, Client(live_url, binary=False) as as_json:
+        names = {m.name: m for m in binary.models()}
+        assert names[DVS].input.width == 8 and names[COCHLEA].labels[0] == "class0"
+        assert binary.model(DVS).wire_dtype == str(np.dtype(events.dtype).descr)
+        whole = binary.infer(DVS, events)
+        assert whole.session is None and whole.events.total_accepted == len(events)
+        for client in (binary, as_json):
+            session = client.open_session(DVS)
+            for piece in np.array_split(events, 3):
+                result = session.send(piece)
+            last = session.send(flush=True)
+            assert result.seq == 2 and last.seq == 3
+            np.testing.assert_allclose(last.probabilities, whole.probabilities, atol=1e-6)
+            info = session.info()
+            assert info.seq == 3 and info.events_accepted == len(events)
+            assert session.reset().bins == 0 and session.aio.next_seq == 0
+            session.close()
+            session.close()  # already gone: nothing to do
+
+
+def test_async_client_resumes_a_session_by_id_and_token(live_url: str) -> None:
+    events = cochlea_recording(seed=42)
+
+    async def run() -> None:
+        async with AsyncClient(live_url) as client:
+            first = await client.open_session(COCHLEA, late="drop")
+            await first.send(events[:200])
+            again = await client.resume_session(first.id, first.token)
+            assert again.next_seq == 1
+            last = await again.send(events[200:], flush=True)
+            whole = await client.infer(COCHLEA, events)
+            assert last.seq == 1
+            np.testing.assert_allclose(last.probabilities, whole.probabilities, atol=1e-6)
+
+    asyncio.run(run())
+
+
+def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: ignore[no-untyped-def]
+    url = make_live(max_sessions=1, max_body_bytes=4096)
+    events = cochlea_recording(seed=43)
+    with Client(url, retry=NO_RETRY) as client:
+        with pytest.raises(NotFound, match="no model 'nope'"):
+            client.infer("nope", events)
+        session = client.open_session(COCHLEA)
+        with pytest.raises(Unavailable) as busy:
+            client.open_session(COCHLEA)
+        assert busy.value.retry_after_s is not None and busy.value.retry_after_s >= 1
+        with pytest.raises(InvalidEvents, match="sorted"):
+            session.send(events[::-1])
+        with pytest.raises(TooLarge):
+            session.send(cochlea_recording(seed=1, n=1000))
+        session.send(events[:10])
+        stale = client.resume_session(session.id, session.token)
+        session.send(events[10:20])
+        session.send(events[20:30])
+        with pytest.raises(AlreadyApplied, match="seq 1 was already applied"):
+            stale.send(events[30:40])  # numbered 1, but batch 1 was another one
+        with pytest.raises(Forbidden):
+            client.resume_session(session.id, "wrong")
+        with pytest.raises(NotFound):
+            client.resume_session("missing", "token")
+        with pytest.raises(UnsupportedMediaType):
+            asyncio.run(_post_text(url, session.id, session.token))
+
+
+async def _post_text(url: str, session_id: str, token: str) -> None:
+    async with AsyncClient(url, retry=NO_RETRY) as client:
+        await client.request("POST", f"/v1/sessions/{session_id}/events", content=b"t,channel",
+                             headers={"content-type": "text/csv", "x-session-token": token})
+
+
+def test_error_bodies_map_by_status_with_retry_after() -> None:
+    error = from_response(429, b'{"detail": "slow down"}', {"retry-after": "3"})
+    assert isinstance(error, RateLimited) and error.retry_after_s == 3.0
+    assert str(error) == "429: slow down"
+    odd = from_response(418, b"teapot", {})
+    assert odd.status == 418 and "teapot" in str(odd)
+
+
+def test_connection_refused_is_retried_then_reported() -> None:
+    from clients import ConnectionLost
+
+    with httpx.Client() as probe, pytest.raises(httpx.ConnectError):
+        probe.get("http://127.0.0.1:9/healthz")
+    with Client("http://127.0.0.1:9", retry=Retry(attempts=2, base_s=0.001)) as client, \
+            pytest.raises(ConnectionLost, match="after 2 retries"):
+        client.models()

@@ -1,0 +1,30 @@
+"""The client speaks the documented wire format without importing the server or model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from clients import wire
+from model import events
+
+
+def test_wire_dtypes_equal_the_models() -> None:
+    assert wire.EVENT_DTYPES == events.EVENT_DTYPES
+    assert wire.COCHLEA_DTYPE.itemsize == 10 and wire.DVS_DTYPE.itemsize == 13
+
+
+def test_clients_import_without_server_model_or_jax() -> None:
+    code = ("import sys, clients; heavy = {'model', 'server', 'jax', 'h5py', 'fastapi', "
+            "'orjson'} & set(sys.modules); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_to_wire_converts_other_widths_and_field_orders() -> None:
+    other = np.zeros(2, [("p", "i8"), ("y", "i4"), ("x", "i4"), ("t", "f8")])
+    other["t"], other["x"], other["y"], other["p"] = [1, 2], [3, 4], [5, 6], [0, 1]
+    out = wire.to_wire(other)
+    assert out.dtype == wire.DVS_DTYPE and out.tolist() == [(1, 3, 5, 0), (2, 4, 6, 1)]
+    assert wire.seq_frame(7, out)[:8] == (7).to_bytes(8, "little")
