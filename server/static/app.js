@@ -45,7 +45,10 @@ async function init() {
 
 async function selectModel() {
   stop();
-  model = await getModel(ui.model.value);
+  const name = ui.model.value;
+  const card = await getModel(name);
+  if (name !== ui.model.value) return;  // another model was picked meanwhile
+  model = card;
   const samples = samplesByModel[model.name] ?? [];
   ui.sample.replaceChildren(option("", samples.length ? "choose…" : "none shipped"),
     ...samples.map((s) => option(s.file, s.label_name ? `${s.file} (${s.label_name})` : s.file)));
@@ -198,6 +201,8 @@ function result(msg, frame) {
 
 function showDecision(msg, tUs) {
   const best = msg.top_k[0];
+  ui.decision.dataset.state = "live";
+  ui["decision-state"].textContent = "live";
   ui.decision.textContent = best.label;
   ui.decision.dataset.index = best.index;
   ui.decision.style.color = classColor(best.index);

@@ -67,7 +67,7 @@ export class Player {
 
   #pump() {
     while (this.inFlight.length < MAX_IN_FLIGHT && this.sentUntil < this.clock) {
-      const until = Math.min(this.clock, this.sentUntil + FRAME_BINS * this.dt);
+      const until = Math.floor(Math.min(this.clock, this.sentUntil + FRAME_BINS * this.dt));
       const last = until >= this.rec.tEnd;
       const binNow = Math.floor((until - this.rec.t0) / this.dt);
       if (!last && binNow === Math.floor((this.sentUntil - this.rec.t0) / this.dt)) return;

@@ -85,11 +85,11 @@ def write_samples(root: Path, model: str) -> Path:
 @pytest.fixture(scope="session")
 def base_settings(target: Target, checkpoints: Path,  # noqa: F811
                   tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings of the target's server: one session at a time; bins in the page's
-    4-bin frames and /infer's long runs."""
+    """Settings of the target's server: one session at a time, compiled for the page's
+    4-bin frames (fewer programs to compile keep the test short)."""
     samples = target.samples or write_samples(tmp_path_factory.mktemp("samples"), target.model)
     return Settings(checkpoints=target.checkpoints or checkpoints, samples=samples,
-                    session_buckets=(1,), bin_buckets=(1, 4, 64), max_sessions=4,
+                    session_buckets=(1,), bin_buckets=(1, 4), max_sessions=4,
                     max_concurrent_infer=2)
 
 

@@ -1,13 +1,15 @@
-"""The dashboard end to end in headless Chromium: pick a sample, play it at max speed over
-/v1/stream, and get the decision /v1/models/{name}/infer gives for the same file."""
+"""The dashboard end to end in headless Chromium: pick a sample (or upload a file), play it
+over /v1/stream, and get the decision /v1/models/{name}/infer gives for the same file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.dashboard.conftest import REPO, Target
@@ -15,11 +17,72 @@ from tests.dashboard.conftest import REPO, Target
 ARTIFACTS = REPO / "artifacts"
 
 
+class Dashboard:
+    """The page at ``url`` in a 1366×768 tab, recording console errors."""
+
+    def __init__(self, browser: Any, url: str):
+        self.page = browser.new_page(viewport={"width": 1366, "height": 768})
+        self.errors: list[str] = []
+        self.page.on("console",
+                     lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.goto(url)
+
+    def choose(self, model: str, sample: str | None = None) -> None:
+        """Pick the model (the page loads the first one by itself) and maybe a sample."""
+        page = self.page
+        page.wait_for_selector("#sample option", state="attached")  # the first model loaded
+        if page.input_value("#model") != model:
+            page.select_option("#model", model)
+        if sample is not None:
+            page.wait_for_selector(f"#sample option[value='{sample}']", state="attached")
+            page.select_option("#sample", sample)
+            page.wait_for_selector("#play:enabled")
+
+    def play_to_end(self, speed: str = "Infinity") -> None:
+        self.page.select_option("#speed", speed)
+        self.page.keyboard.press("Space")  # focus is on the speed select: Space still plays
+        self.page.wait_for_selector("#decision[data-state='final']", timeout=30_000)
+
+    def decision(self) -> tuple[int, list[float]]:
+        """The top class index and the probability bars (percent)."""
+        top = int(self.page.get_attribute("#decision", "data-index") or -1)
+        bars = self.page.locator("#bars .value").all_inner_texts()
+        return top, [float(v.rstrip("%")) for v in bars]
+
+    def screenshot(self, name: str) -> Path:
+        self.page.wait_for_timeout(100)  # one more paint of the canvases
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        print(f"dashboard screenshot: {path}")
+        return path
+
+
+@pytest.fixture
+def dashboard(browser: Any, make_live: Callable[..., str]) -> Iterator[Dashboard]:
+    board = Dashboard(browser, make_live())
+    yield board
+    board.page.close()
+    assert not board.errors, board.errors
+
+
+def first_sample(url: str, model: str) -> tuple[dict[str, Any], bytes]:
+    sample = httpx.get(f"{url}/v1/samples").json()[0]["samples"][0]
+    return sample, httpx.get(f"{url}/v1/samples/{model}/{sample['file']}").content
+
+
 def infer(url: str, model: str, npy: bytes) -> dict[str, Any]:
     response = httpx.post(f"{url}/v1/models/{model}/infer", content=npy,
                           headers={"content-type": "application/x-npy"}, timeout=60)
     response.raise_for_status()
     return response.json()
+
+
+def assert_same_decision(board: Dashboard, expected: dict[str, Any]) -> None:
+    top, bars = board.decision()
+    assert top == expected["top_k"][0]["index"]
+    assert bars == pytest.approx([100 * p for p in expected["probabilities"]], abs=0.06)
 
 
 def test_samples_are_listed_and_served(target: Target, make_live: Callable[..., str]) -> None:
@@ -42,48 +105,51 @@ def test_static_files_stay_inside_the_static_folder(make_live: Callable[..., str
         assert httpx.get(f"{url}/static/{name}").status_code == 404, name
 
 
-def test_dashboard_plays_a_sample_to_the_servers_decision(
-        target: Target, make_live: Callable[..., str], browser: Any) -> None:
-    url = make_live()
-    sample = httpx.get(f"{url}/v1/samples").json()[0]["samples"][0]
-    npy = httpx.get(f"{url}/v1/samples/{target.model}/{sample['file']}").content
-    expected = infer(url, target.model, npy)
-
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(url)
-        page.wait_for_selector(f"#model option[value='{target.model}']", state="attached")
-        page.select_option("#model", target.model)
-        page.wait_for_selector(f"#sample option[value='{sample['file']}']", state="attached")
-        page.select_option("#sample", sample["file"])
-        page.wait_for_selector("#play:enabled")
-        page.select_option("#speed", "Infinity")
-        page.keyboard.press("Space")  # focus is on the speed select: Space still plays
-        page.wait_for_selector("#decision[data-state='final']", timeout=30_000)
-        page.wait_for_timeout(100)  # one more paint of the canvases for the screenshot
-        shot = screenshot(page, target)
-        top = int(page.get_attribute("#decision", "data-index") or -1)
-        shown = [float(v.rstrip("%")) for v in page.locator("#bars .value").all_inner_texts()]
-        status = page.inner_text("#status")
-        rates = page.locator("#activity tbody td:nth-child(3)").all_inner_texts()
-    finally:
-        page.close()
-    print(f"dashboard screenshot: {shot}")
-    assert not errors, errors
-    assert status.startswith("Finished"), status
-    assert top == expected["top_k"][0]["index"]
-    assert shown == pytest.approx([100 * p for p in expected["probabilities"]], abs=0.06)
+def test_a_sample_played_at_max_speed_gets_the_servers_decision(
+        target: Target, dashboard: Dashboard) -> None:
+    url = dashboard.page.url.rstrip("/")
+    sample, npy = first_sample(url, target.model)
+    dashboard.choose(target.model, sample["file"])
+    dashboard.play_to_end()
+    dashboard.screenshot(f"dashboard-{target.model}")
+    assert dashboard.page.inner_text("#status").startswith("Finished")
+    assert_same_decision(dashboard, infer(url, target.model, npy))
     if target.shipped:  # a trained network: its layers spike and it knows the samples
+        rates = dashboard.page.locator("#activity tbody td:nth-child(3)").all_inner_texts()
         assert all(float(r.replace(",", "")) > 0 for r in rates), rates
         if sample.get("label") is not None:
-            assert top == sample["label"], f"{sample['file']} is a {sample['label_name']}"
+            assert dashboard.decision()[0] == sample["label"], sample
 
 
-def screenshot(page: Any, target: Target) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"dashboard-{target.model}.png"
-    page.screenshot(path=str(path))
-    return path
+def test_pause_holds_the_sensor_clock_and_play_resumes(
+        target: Target, dashboard: Dashboard) -> None:
+    url = dashboard.page.url.rstrip("/")
+    sample, npy = first_sample(url, target.model)
+    dashboard.choose(target.model, sample["file"])
+    page = dashboard.page
+    page.select_option("#speed", "0.5")
+    page.keyboard.press("Space")
+    page.wait_for_selector("#decision[data-state='live']", timeout=10_000)
+    page.keyboard.press("Space")
+    paused = page.inner_text("#clock")
+    page.wait_for_timeout(300)
+    assert page.inner_text("#clock") == paused
+    assert page.inner_text("#status") == "Paused."
+    dashboard.play_to_end()
+    assert_same_decision(dashboard, infer(url, target.model, npy))
+
+
+def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard) -> None:
+    url = dashboard.page.url.rstrip("/")
+    _, npy = first_sample(url, target.model)
+    events = np.load(io.BytesIO(npy))
+    names = events.dtype.names or ()
+    table = np.stack([events[n].astype(np.int64) for n in names], axis=1)
+    csv = io.StringIO()
+    np.savetxt(csv, table, fmt="%d", delimiter=",", header=",".join(names), comments="")
+    dashboard.choose(target.model)
+    dashboard.page.set_input_files("#file", files=[
+        {"name": "upload.csv", "mimeType": "text/csv", "buffer": csv.getvalue().encode()}])
+    dashboard.page.wait_for_selector("#play:enabled")
+    dashboard.play_to_end()
+    assert_same_decision(dashboard, infer(url, target.model, npy))
