@@ -1,0 +1,180 @@
+"""The compose topology for real, on loopback: two ``s5rf serve`` processes, Redis, nginx.
+
+Built once for the module (scripts/topology.py) on a tiny checkpoint. Redis is a redis-server
+of the test's own on a free port when one is on PATH (so it can be stopped), else the shared
+one on 127.0.0.1:6379 under a key prefix of this run. The replica-killing test runs last.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jax
+import numpy as np
+import pytest
+import redis
+
+from model.checkpoint import ModelCard, save
+from model.events import make_events
+from model.network import init_params
+from model.spec import InputSpec, preset_config
+from scripts.topology import Redis, Topology, nginx_binary, redis_answers, topology
+
+MODEL = "tiny-cochlea"
+REPLICA_ENV = {  # small compile set: these replicas start in seconds
+    "S5RF_SESSION_BUCKETS": "[1,8]", "S5RF_BIN_BUCKETS": "[1,16]", "S5RF_WARM_SPIKES": "false",
+    "S5RF_MAX_SESSIONS": "16", "S5RF_RETRY_AFTER_S": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+NO_NGINX = "nginx is not installed (apt-get install nginx; .ci/run does)"
+
+
+def write_checkpoint(root: Path) -> None:
+    spec = InputSpec(sensor="cochlea", dt_us=1000, channels=16)
+    cfg = preset_config("tiny", n_in=spec.features, n_classes=4)
+    card = ModelCard(name=MODEL, architecture=cfg, input=spec,
+                     labels=[f"class{i}" for i in range(4)],
+                     metrics={"accuracy": 0.0, "command": "random init (tests)"})
+    save(root / MODEL, card, init_params(jax.random.PRNGKey(1), cfg))
+
+
+@pytest.fixture(scope="module")
+def top(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    work = tmp_path_factory.mktemp("topology")
+    if shutil.which("redis-server") is not None:
+        store = Redis.start(work / "redis")
+    elif redis_answers("127.0.0.1", 6379):
+        store = Redis(6379)
+    elif nginx_binary() is None:
+        pytest.skip("neither Redis (redis-server, or one on 127.0.0.1:6379) nor nginx here")
+    else:
+        pytest.skip("no Redis: redis-server is not on PATH and nothing answers on "
+                    "127.0.0.1:6379 (apt-get install redis-server)")
+    write_checkpoint(work / "checkpoints")
+    try:
+        with topology(work / "checkpoints", work, store, replica_env=REPLICA_ENV) as built:
+            yield built
+            if store.proc is None:
+                shared = redis.Redis(port=store.port)
+                keys = list(shared.scan_iter(f"{built.key_prefix}*"))
+                if keys:
+                    shared.delete(*keys)
+    finally:
+        store.stop()
+
+
+def recording(seed: int, n: int = 600, duration_us: int = 200_000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, duration_us, n))
+    return make_events("cochlea", t=t, channel=rng.integers(0, 16, n))
+
+
+def body(events: np.ndarray, **opts: Any) -> dict[str, Any]:
+    return {"t": events["t"].tolist(), "channel": events["channel"].tolist(), **opts}
+
+
+def open_session(url: str) -> tuple[str, dict[str, str]]:
+    r = httpx.post(f"{url}/v1/sessions", json={"model": MODEL}, timeout=10)
+    assert r.status_code == 201, r.text
+    return r.json()["id"], {"X-Session-Token": r.json()["token"]}
+
+
+def send(url: str, sid: str, headers: dict[str, str], events: np.ndarray, seq: int,
+         flush: bool = False, patience_s: float = 20) -> dict[str, Any]:
+    """Send batch ``seq`` until it is acknowledged: 200, or 409 carrying its first result."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            r = httpx.post(f"{url}/v1/sessions/{sid}/events", headers=headers, timeout=10,
+                           json=body(events, seq=seq, flush=flush))
+            if r.status_code == 200:
+                result: dict[str, Any] = r.json()
+                return result
+            if r.status_code == 409 and "applied" in r.json():
+                applied: dict[str, Any] = r.json()["applied"]
+                return applied
+            assert r.status_code in (502, 503, 504), r.text
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"batch {seq} never acknowledged"
+        time.sleep(0.2)
+
+
+def reference(url: str, events: np.ndarray) -> dict[str, Any]:
+    """The whole recording in one batch on one replica: the uninterrupted run."""
+    sid, headers = open_session(url)
+    return send(url, sid, headers, events, seq=0, flush=True)
+
+
+def assert_same_stream(got: dict[str, Any], want: dict[str, Any], n_events: int) -> None:
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-6)
+    for key in ("bins", "spikes", "synops"):
+        assert got[key]["total"] == want[key]["total"], key
+    assert got["events"]["total_accepted"] == want["events"]["total_accepted"] == n_events
+    assert got["events"]["total_dropped"] == 0
+
+
+def test_batches_sent_alternately_to_both_replicas_match_one_replica(top: Topology) -> None:
+    events = recording(seed=61)
+    urls = [r.url for r in top.replicas]
+    sid, headers = open_session(urls[0])
+    chunks = np.array_split(events, 6)
+    for i, chunk in enumerate(chunks):
+        last = send(urls[i % 2], sid, headers, chunk, seq=i, flush=i == len(chunks) - 1)
+    assert_same_stream(last, reference(urls[0], events), len(events))
+
+
+def test_redis_outage_is_a_clean_503_and_service_recovers(top: Topology) -> None:
+    if top.redis.proc is None:
+        pytest.skip("the shared Redis is never stopped, and redis-server is not on PATH to "
+                    "start one of the test's own")
+    url = top.nginx_url or top.replicas[0].url
+    events = recording(seed=62)
+    chunks = np.array_split(events, 6)
+    sid, headers = open_session(url)
+    for i in range(3):
+        send(url, sid, headers, chunks[i], seq=i)
+    top.redis.stop()
+    try:
+        r = httpx.post(f"{url}/v1/sessions/{sid}/events", headers=headers, timeout=10,
+                       json=body(chunks[3], seq=3))
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        assert "session store is unavailable" in r.json()["detail"]
+        assert httpx.post(f"{url}/v1/sessions", json={"model": MODEL},
+                          timeout=10).status_code == 503
+        assert httpx.get(f"{url}/v1/sessions/{sid}", headers=headers,
+                         timeout=10).status_code == 503
+    finally:
+        top.redis.restart()
+    for i in range(3, len(chunks)):  # the same replicas, never restarted
+        last = send(url, sid, headers, chunks[i], seq=i, flush=i == len(chunks) - 1)
+    assert_same_stream(last, reference(url, events), len(events))
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason=NO_NGINX)
+def test_killing_the_replica_serving_a_stream_loses_nothing(top: Topology) -> None:
+    assert top.nginx_url is not None
+    url = top.nginx_url
+    events = recording(seed=63)
+    chunks = np.array_split(events, 8)
+    sid, headers = open_session(url)
+    last: dict[str, Any] = {}
+    for i, chunk in enumerate(chunks):
+        if i == 4:  # SIGKILL the replica that served batch 3, while batch 4 is on its way
+            serving = top.served_by()
+            victim = next(r for r in top.replicas if r.address == serving)
+            threading.Timer(0.005, victim.kill).start()
+        last = send(url, sid, headers, chunk, seq=i, flush=i == len(chunks) - 1)
+    survivor = next(r for r in top.replicas if r.proc.poll() is None)
+    assert top.served_by() == survivor.address
+    assert_same_stream(last, reference(survivor.url, events), len(events))
