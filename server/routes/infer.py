@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
@@ -36,7 +37,7 @@ def body_doc(schema: type[BaseModel]) -> dict[str, Any]:
 
 
 async def read_events(request: Request, runtime: Runtime, model: LoadedModel,
-                      query: O) -> tuple[Any, O]:
+                      query: O) -> tuple[np.ndarray, O]:
     """Decode the body into events and merge its option fields over the query's."""
     settings = runtime.settings
     kind = media_type(request.headers.get("content-type"))
