@@ -13,7 +13,7 @@ import sys
 
 # Add a command group by appending its module here.
 COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate", "cli.data", "cli.cochlea",
-                                  "cli.serve")
+                                  "cli.serve", "cli.replay")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@ imported rather than duplicated), optionally behind a proxy that breaks connecti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,16 +23,3 @@ def proxy(live_url: str) -> Iterator[Proxy]:  # noqa: F811
     p = Proxy(int(live_url.rsplit(":", 1)[1]))
     yield p
     p.close()
-
-
-@pytest.fixture
-def make_proxy(make_live: Callable[..., str]) -> Iterator[Callable[..., Proxy]]:  # noqa: F811
-    proxies: list[Proxy] = []
-
-    def start(**settings: object) -> Proxy:
-        proxies.append(Proxy(int(make_live(**settings).rsplit(":", 1)[1])))
-        return proxies[-1]
-
-    yield start
-    for p in proxies:
-        p.close()

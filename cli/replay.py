@@ -1,0 +1,188 @@
+"""``s5rf replay FILE --model NAME`` and ``s5rf listen AUDIO --model NAME``: stream a recording
+(or audio turned into cochlea spikes) to a running server with a live terminal view.
+
+The view (rich Live) shows the top classes with bars, bins and events sent, spikes per layer
+and latency; a summary follows, and with ``--json`` the final result is printed to stdout as
+JSON (the live view then goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console, RenderableType
+
+    from clients.replay import Progress
+    from clients.schemas import ModelDetail
+
+# A loader gets the model's card (to match its sensor and channels) and returns
+# (events sorted by t, their time origin t0_us, a description for the view and the summary).
+Loader = Callable[["ModelDetail"], "tuple[np.ndarray, int, dict[str, Any]]"]
+
+
+def speed(text: str) -> float | None:
+    """``max`` (no pacing) or a positive factor of real time."""
+    if text == "max":
+        return None
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive, or `max`")
+    return value
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from model.formats import read_recording
+
+    def load(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
+        events, sensor, meta = read_recording(args.file, args.index, card.input.sensor)
+        return events, int(meta["t0_us"]), {"file": str(args.file), **meta, "sensor": sensor}
+
+    return _stream(args, load)
+
+
+def _listen(args: argparse.Namespace) -> int:
+    import numpy as np
+    import soundfile
+
+    from model.cochlea import audio_to_events
+
+    def load(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
+        if card.input.sensor != "cochlea" or card.input.channels is None:
+            raise ValueError(f"model {card.name!r} takes {card.input.sensor} events; "
+                             "`listen` needs a cochlea model")
+        audio, rate = soundfile.read(args.audio, dtype="float64", always_2d=True)
+        events = audio_to_events(audio.mean(axis=1), int(rate),
+                                 np.random.default_rng(args.seed),
+                                 channels=card.input.channels)
+        return events, 0, {"file": str(args.audio), "format": "audio", "sample_rate": rate,
+                           "sensor": "cochlea"}
+
+    return _stream(args, load)
+
+
+def _stream(args: argparse.Namespace, load: Loader) -> int:
+    from rich.console import Console
+
+    from clients import ClientError
+
+    console = Console(stderr=args.json)
+    try:
+        summary = asyncio.run(_run(args, load, console))
+    except (ClientError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+async def _run(args: argparse.Namespace, load: Loader, console: Console) -> dict[str, Any]:
+    import numpy as np
+    from rich.live import Live
+
+    from clients import AsyncClient
+    from clients.replay import replay
+
+    async with AsyncClient(args.url) as client:
+        card = await client.model(args.model)
+        events, t0_us, source = load(card)
+        latencies: list[float] = []
+        last: Progress | None = None
+        start = time.perf_counter()
+        with Live(console=console, refresh_per_second=10) as live:
+            async for progress in replay(client, args.model, events, t0_us=t0_us,
+                                         transport=args.transport, speed=args.speed,
+                                         chunk_us=int(args.chunk_ms * 1000), top_k=args.top_k):
+                latencies.append(progress.latency_ms)
+                last = progress
+                live.update(view(card, source, progress, len(events), latencies))
+        wall_s = time.perf_counter() - start
+    assert last is not None
+    result = last.result
+    lat = np.asarray(latencies)
+    duration_s = (int(events["t"][-1]) - int(events["t"][0])) / 1e6 if len(events) else 0.0
+    console.print(f"[bold]{result.label}[/bold] (p={result.top_k[0].probability:.3f}) after "
+                  f"{result.bins.total} bins and {result.events.total_accepted} events; "
+                  f"{duration_s:.2f} s of recording in {wall_s:.2f} s over {args.transport}, "
+                  f"latency mean {lat.mean():.1f} ms, p95 {np.percentile(lat, 95):.1f} ms")
+    return {
+        "model": result.model, "version": result.version, "transport": args.transport,
+        "speed": args.speed, "source": source, "label": result.label,
+        "probabilities": result.probabilities,
+        "top_k": [t.model_dump() for t in result.top_k],
+        "bins": result.bins.total, "events": result.events.model_dump(),
+        "spikes": result.spikes.total, "synops": result.synops.total,
+        "batches": len(latencies), "reconnects": last.reconnects, "wall_s": wall_s,
+        "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
+                       "p95": float(np.percentile(lat, 95)), "max": float(lat.max())},
+    }
+
+
+def view(card: ModelDetail, source: dict[str, Any], progress: Progress, total_events: int,
+         latencies: list[float]) -> RenderableType:
+    """The live panel: top classes with bars, then bins, events, spikes and latency."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    result = progress.result
+    classes = Table.grid(padding=(0, 1))
+    for top in result.top_k:
+        bar = "█" * round(30 * top.probability)
+        classes.add_row(top.label, f"{top.probability:6.3f}", f"[green]{bar}[/green]")
+    stats = Table.grid(padding=(0, 2))
+    stats.add_row("bins", f"{result.bins.total} × {card.input.dt_us / 1000:g} ms")
+    stats.add_row("events sent", f"{progress.events_sent} / {total_events}")
+    stats.add_row("spikes / layer", " ".join(str(int(s)) for s in result.spikes.total))
+    stats.add_row("latency", f"{progress.latency_ms:.1f} ms (server {result.server_time_ms:.1f}"
+                             f" ms, mean {sum(latencies) / len(latencies):.1f} ms)")
+    stats.add_row("reconnects", str(progress.reconnects))
+    title = f"{card.name} ← {source['file']}"
+    return Panel(Group(classes, "", stats), title=title, expand=False)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="served model name")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="server URL")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--ws", dest="transport", action="store_const", const="ws",
+                     help="stream over WebSocket /v1/stream (default)")
+    way.add_argument("--http", dest="transport", action="store_const", const="http",
+                     help="send batches to a session over HTTP")
+    p.set_defaults(transport="ws")
+    p.add_argument("--speed", type=speed, default=1.0,
+                   help="times real time (1.0: sensor pace), or `max` for no pacing")
+    p.add_argument("--chunk-ms", type=float, default=10.0,
+                   help="events are sent in chunks of this much recording time")
+    p.add_argument("--top-k", type=int, default=5, help="classes shown")
+    p.add_argument("--json", action="store_true",
+                   help="print the final result as JSON on stdout (the view goes to stderr)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "replay", help="stream a recording to a server with a live view",
+        description="Stream a recording (SHD/DVS HDF5, AEDAT4, Prophesee RAW EVT2/3, N-MNIST "
+        ".bin, .npy/.npz, CSV; see docs/clients.md) to a running server at sensor pace or "
+        "flat out, showing the classes, bins, spikes and latency as they come.")
+    p.add_argument("file", help="the recording")
+    p.add_argument("--index", type=int, default=None,
+                   help="sample of a multi-sample HDF5 file (stream of an AEDAT4 file)")
+    _common(p)
+    p.set_defaults(func=_replay)
+
+    q = subparsers.add_parser(
+        "listen", help="turn audio into cochlea spikes and stream them",
+        description="Encode an audio file with the project's cochlea model (as `s5rf "
+        "cochlea`, with the model's channel count) and stream the spikes like `replay`.")
+    q.add_argument("audio", help="audio file (WAV, FLAC, ...; mixed down to mono)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the stochastic spike stage")
+    _common(q)
+    q.set_defaults(func=_listen)

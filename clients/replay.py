@@ -1,0 +1,106 @@
+"""Replay a recording to a model: cut it into time chunks, send them at sensor pace (or flat
+out) over a session (HTTP) or a stream (WebSocket), and report each result as it comes.
+
+The session's bins are aligned to the recording's origin ``t0_us`` and the last batch
+flushes, so the final result is the one ``/infer`` gives for the whole recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Literal
+
+import numpy as np
+
+from clients.aio import AsyncClient, AsyncSession
+from clients.schemas import EventsResult
+from clients.stream import Batch
+
+Transport = Literal["ws", "http"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """One result with what the client measured: events sent so far, the batch's round trip
+    (ms) and the WebSocket reconnections so far (HTTP retries happen inside each request)."""
+
+    result: EventsResult
+    events_sent: int
+    latency_ms: float
+    reconnects: int
+
+
+def time_chunks(events: np.ndarray, t0_us: int, chunk_us: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(end_us, events)`` of consecutive ``chunk_us`` windows from ``t0_us``, skipping empty
+    ones. events: sorted by ``t``."""
+    if not len(events):
+        return
+    t = events["t"]
+    k = (t - t0_us) // chunk_us
+    bounds = np.flatnonzero(np.diff(k)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(t)], strict=True):
+        yield t0_us + (int(k[lo]) + 1) * chunk_us, events[lo:hi]
+
+
+async def paced(chunks: Iterator[tuple[int, np.ndarray]], speed: float | None,
+                clock: Callable[[], float] = time.perf_counter,
+                ) -> AsyncIterator[np.ndarray]:
+    """Yield each chunk once its end time has passed on the sensor's clock, run ``speed``
+    times faster than real time (``None``: no waiting)."""
+    start = first = None
+    for end_us, chunk in chunks:
+        if speed is not None:
+            if start is None:
+                start, first = clock(), int(chunk["t"][0])
+            assert first is not None
+            await asyncio.sleep(max(0.0, start + (end_us - first) / 1e6 / speed - clock()))
+        yield chunk
+
+
+async def replay(client: AsyncClient, model: str, events: np.ndarray, *, t0_us: int,
+                 transport: Transport = "ws", speed: float | None = None,
+                 chunk_us: int = 10_000, top_k: int = 5) -> AsyncIterator[Progress]:
+    """Stream ``events`` (sorted) to ``model`` on a new session; yield a Progress per batch,
+    the last one answering the final flush."""
+    chunks = paced(time_chunks(events, t0_us, chunk_us), speed)
+    if transport == "http":
+        session = await client.open_session(model, t0_us=t0_us)
+        sent = 0
+        try:
+            async for chunk in chunks:
+                sent += len(chunk)
+                start = time.perf_counter()
+                result = await session.send(chunk, top_k=top_k)
+                yield Progress(result, sent, _ms_since(start), 0)
+            start = time.perf_counter()
+            yield Progress(await session.send(flush=True, top_k=top_k), sent, _ms_since(start), 0)
+        finally:
+            await session.close()
+        return
+    sent_at: dict[int, tuple[float, int]] = {}  # seq -> (send time, events sent by then)
+
+    async def batches() -> AsyncIterator[Batch]:
+        total = 0
+        async for chunk in chunks:
+            total += len(chunk)
+            sent_at[len(sent_at)] = (time.perf_counter(), total)
+            yield Batch(chunk)
+        sent_at[len(sent_at)] = (time.perf_counter(), total)
+        yield Batch(flush=True)
+
+    async with client.stream(model, t0_us=t0_us, top_k=top_k) as stream:
+        try:
+            async for result in stream.run(batches()):
+                assert result.seq is not None
+                at, total = sent_at[result.seq]
+                yield Progress(result, total, _ms_since(at), stream.reconnects)
+        finally:
+            assert stream.session is not None
+            await AsyncSession(client, stream.session, stream.token).close()
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3

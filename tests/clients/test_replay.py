@@ -1,0 +1,82 @@
+"""``s5rf replay --json`` and ``s5rf listen --json`` agree with ``/infer`` on the same events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from clients import Client
+from model.datasets import write_shd
+from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
+
+
+def replay_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("transport", ["--ws", "--http"])
+def test_replay_of_an_shd_sample_matches_infer(tmp_path: Path, live_url: str, transport: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    samples = [cochlea_recording(seed=61), cochlea_recording(seed=62)]
+    write_shd(tmp_path / "shd.h5", samples, [0, 3], keys=["a", "b", "c", "d"], channels=16)
+    out = replay_json(capsys, "replay", str(tmp_path / "shd.h5"), "--index", "1", "--model",
+                      COCHLEA, "--url", live_url, transport, "--speed", "max", "--json")
+    with Client(live_url) as client:
+        whole = client.infer(COCHLEA, samples[1])
+    np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
+    assert out["label"] == whole.label and out["spikes"] == whole.spikes.total
+    assert out["bins"] == whole.bins.total and out["events"]["total_accepted"] == len(samples[1])
+    assert out["source"]["label_name"] == "d" and out["batches"] >= 10
+
+
+def test_replay_of_a_camera_file_at_sensor_pace_uses_its_first_event_as_origin(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    dv = pytest.importorskip("dv_processing")
+    events = dvs_recording(seed=63, duration_us=120_000)
+    events["t"] += 1_700_000_000_000_000  # DV cameras stamp events with epoch µs
+    path = tmp_path / "cam.aedat4"
+    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.EventOnlyConfig(
+        "DVXplorer_test", (8, 8)))
+    store = dv.EventStore()
+    for e in events:
+        store.push_back(int(e["t"]), int(e["x"]), int(e["y"]), bool(e["p"]))
+    writer.writeEvents(store)
+    del writer
+    out = replay_json(capsys, "replay", str(path), "--model", DVS, "--url", live_url,
+                      "--speed", "2", "--chunk-ms", "20", "--json")
+    with Client(live_url) as client:
+        whole = client.infer(DVS, events, t0_us=int(events["t"][0]))
+    np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
+    assert out["wall_s"] >= 0.9 * (events["t"][-1] - events["t"][0]) / 1e6 / 2  # paced
+
+
+def test_listen_streams_the_cochlea_encoding_of_the_audio(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import soundfile
+
+    from model.cochlea import audio_to_events
+
+    rate = 16_000
+    t = np.arange(int(0.3 * rate)) / rate
+    audio = np.sin(2 * np.pi * (300 + 2000 * t) * t) * np.hanning(len(t))
+    soundfile.write(tmp_path / "word.wav", audio, rate)
+    out = replay_json(capsys, "listen", str(tmp_path / "word.wav"), "--model", COCHLEA,
+                      "--url", live_url, "--speed", "max", "--seed", "3", "--json")
+    read, _ = soundfile.read(tmp_path / "word.wav", dtype="float64")
+    events = audio_to_events(read, rate, np.random.default_rng(3), channels=16)
+    with Client(live_url) as client:
+        whole = client.infer(COCHLEA, events)
+    assert out["events"]["total_accepted"] == len(events) > 0
+    np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
+
+
+def test_replay_reports_a_sensor_mismatch(tmp_path: Path, live_url: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "c.npy", cochlea_recording(seed=64))
+    assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", live_url]) == 1
+    assert "cochlea events, not dvs" in capsys.readouterr().out
