@@ -117,10 +117,13 @@ export class EventFrame {
     const ctx = fit(this.canvas);
     const small = this.pixels.getContext("2d");
     const image = small.createImageData(this.width, this.height);
-    for (let i = 0; i < this.on.length; i++) {
+    const rgba = image.data;  // clamps each channel to 255
+    for (let i = 0, j = 0; i < this.on.length; i++, j += 4) {
       const on = Math.min(1, this.on[i] / 2), off = Math.min(1, this.off[i] / 2);
-      image.data.set([BACKGROUND[0] + 220 * off, BACKGROUND[1] + 225 * on,
-                      BACKGROUND[2] + 90 * on + 220 * off, 255], i * 4);
+      rgba[j] = BACKGROUND[0] + 220 * off;
+      rgba[j + 1] = BACKGROUND[1] + 225 * on;
+      rgba[j + 2] = BACKGROUND[2] + 90 * on + 220 * off;
+      rgba[j + 3] = 255;
     }
     small.putImageData(image, 0, 0);
     const { width: w, height: h } = this.canvas;
