@@ -91,12 +91,14 @@ def room_impulse_response(rate: int, rt60: float, rng: np.random.Generator) -> n
     import pyroomacoustics as pra  # heavy import, only needed here
 
     dims = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
-    while True:
+    for _ in range(10):
         try:
             e_abs, order = pra.inverse_sabine(rt60, dims)
             break
         except ValueError:  # walls cannot absorb enough for so short an RT60: a smaller room
             dims = np.maximum(dims * 0.8, 1.5)
+    else:
+        raise ValueError(f"no room of at least 1.5 m reaches RT60 = {rt60} s; use RT60 >= 0.1 s")
     room = pra.ShoeBox(dims, fs=rate, materials=pra.Material(e_abs), max_order=min(order, 40))
     room.add_source(rng.uniform(0.5, dims - 0.5))
     room.add_microphone(rng.uniform(0.5, dims - 0.5))
