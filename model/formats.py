@@ -51,6 +51,8 @@ def read_hdf5(path: Path, index: int | None) -> Recording:
                 raise FormatError(f"{path} holds {len(ds)} samples; choose one with an index "
                                   f"in [0, {len(ds)})")
             index = 0
+        if not -len(ds) <= index < len(ds):
+            raise FormatError(f"{path} holds {len(ds)} samples; there is no index {index}")
         events, label = ds[index]
         meta: Meta = {"format": "hdf5", "t0_us": 0, "index": index, "samples": len(ds),
                       "label": label, "label_name": ds.keys[label] if label < len(ds.keys)

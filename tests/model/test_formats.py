@@ -40,8 +40,10 @@ def test_shd_sample_by_index(tmp_path: Path) -> None:
     np.testing.assert_array_equal(events, samples[1])
     assert sensor == "cochlea"
     assert meta | {"label_name": "two", "samples": 3, "channels": 700} == meta
-    with pytest.raises(FormatError, match="holds 3 samples"):
+    with pytest.raises(FormatError, match="holds 3 samples; choose one"):
         read_recording(tmp_path / "shd.h5")
+    with pytest.raises(FormatError, match="no index 3"):
+        read_recording(tmp_path / "shd.h5", index=3)
 
 
 def test_dvs_hdf5_single_sample_needs_no_index(tmp_path: Path) -> None:
