@@ -1,0 +1,144 @@
+"""What the shared session store costs per batch: memory vs Redis, side by side.
+
+One ``s5rf serve`` process per store (``S5RF_SESSION_STORE=memory``, then the Redis URL), run
+one after the other on the same checkpoint. S sessions stream concurrently, each sending
+``--batches`` batches of ``--batch-ms`` of random sensor events flat out (the next as soon as
+the previous is answered), so the server still batches across sessions. With Redis every
+batch also reads the session's state row, encodes it and writes it with the check-and-set
+script before it is answered. Reported per S: client-side latency per batch (p50, p99),
+batches/s sustained, the snapshot size and the Redis/memory ratios.
+
+    python -m bench.store [--checkpoints checkpoints] [--model digits-dvs] [--sessions 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+
+from bench.common import print_table
+from model.checkpoint import discover, read_card
+from model.events import make_events
+from model.spec import InputSpec
+from scripts.topology import ready, start_replica, wait_until
+
+SERVER_ENV = {"S5RF_SESSION_BUCKETS": "[1,8,32]", "S5RF_BIN_BUCKETS": "[4,16]",
+              "S5RF_WARM_SPIKES": "false", "S5RF_MAX_SESSIONS": "64"}
+
+
+def batch_events(spec: InputSpec, rng: np.random.Generator, t0: int, span_us: int,
+                 n: int) -> np.ndarray:
+    """``n`` random events of the model's sensor in [t0, t0 + span_us), sorted."""
+    t = np.sort(rng.integers(t0, t0 + span_us, n))
+    if spec.sensor == "cochlea":
+        return make_events("cochlea", t=t, channel=rng.integers(0, spec.channels or 1, n))
+    return make_events("dvs", t=t, x=rng.integers(0, spec.width or 1, n),
+                       y=rng.integers(0, spec.height or 1, n), p=rng.integers(0, 2, n))
+
+
+async def one_session(client: httpx.AsyncClient, model: str, spec: InputSpec, seed: int,
+                      batches: int, batch_us: int, n_events: int,
+                      latencies: list[float]) -> None:
+    r = await client.post("/v1/sessions", json={"model": model})
+    r.raise_for_status()
+    sid, headers = r.json()["id"], {"X-Session-Token": r.json()["token"]}
+    rng = np.random.default_rng(seed)
+    for i in range(batches):
+        ev = batch_events(spec, rng, i * batch_us, batch_us, n_events)
+        body = {name: ev[name].tolist() for name in ev.dtype.names or ()}
+        start = time.perf_counter()
+        r = await client.post(f"/v1/sessions/{sid}/events", headers=headers,
+                              json={**body, "seq": i})
+        latencies.append(time.perf_counter() - start)
+        r.raise_for_status()
+    await client.delete(f"/v1/sessions/{sid}", headers=headers)
+
+
+async def load(url: str, model: str, spec: InputSpec, sessions: int, batches: int,
+               batch_us: int, n_events: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=sessions + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(one_session(client, model, spec, s, batches, batch_us,
+                                           n_events, latencies) for s in range(sessions)))
+        return latencies, time.perf_counter() - start
+
+
+async def snapshot_bytes(url: str, model: str) -> int:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        r = await client.post("/v1/sessions", json={"model": model})
+        r.raise_for_status()
+        state = await client.get(f"/v1/sessions/{r.json()['id']}/state",
+                                 headers={"X-Session-Token": r.json()["token"]})
+        return len(state.content)
+
+
+def run_store(store: str, args: argparse.Namespace, spec: InputSpec,
+              work: Path) -> dict[int, tuple[float, float, float]]:
+    """S -> (p50 ms, p99 ms, batches/s) on a fresh server using ``store``."""
+    prefix = f"s5rf-bench-{uuid.uuid4().hex[:8]}:"
+    replica = start_replica(args.checkpoints, store, prefix, work / f"{store[:5]}.log",
+                            SERVER_ENV)
+    out = {}
+    try:
+        wait_until(lambda: ready(replica.url), f"server ({store})", 600)
+        asyncio.run(load(replica.url, args.model, spec, 1, 5, args.batch_ms * 1000,
+                         args.events))  # warm the HTTP path
+        for S in args.sessions:
+            lat, wall = asyncio.run(load(replica.url, args.model, spec, S, args.batches,
+                                         args.batch_ms * 1000, args.events))
+            out[S] = (float(np.percentile(lat, 50)) * 1e3, float(np.percentile(lat, 99)) * 1e3,
+                      len(lat) / wall)
+        if store != "memory":
+            print(f"snapshot: {asyncio.run(snapshot_bytes(replica.url, args.model)):,} bytes "
+                  "per session")
+    finally:
+        replica.proc.terminate()
+        replica.proc.wait(30)
+        if store != "memory":
+            client = redis.Redis.from_url(store)
+            keys = list(client.scan_iter(f"{prefix}*"))
+            if keys:
+                client.delete(*keys)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    ap.add_argument("--model", help="checkpoint name (default: the first found)")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--sessions", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--batches", type=int, default=40, help="batches per session")
+    ap.add_argument("--batch-ms", type=int, default=20, help="sensor time per batch")
+    ap.add_argument("--events", type=int, default=200, help="events per batch")
+    args = ap.parse_args()
+    cards = {c.name: c for c in map(read_card, discover(args.checkpoints))}
+    args.model = args.model or next(iter(cards))
+    spec = cards[args.model].input
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = run_store("memory", args, spec, Path(tmp))
+        shared = run_store(args.redis, args, spec, Path(tmp))
+    rows = []
+    for S in args.sessions:
+        (m50, m99, mbps), (r50, r99, rbps) = memory[S], shared[S]
+        rows.append((S, m50, r50, r50 / m50, m99, r99, mbps, rbps, rbps / mbps))
+    print_table(
+        f"per batch, memory vs Redis: {args.model}, {args.events} events / {args.batch_ms} ms "
+        f"per batch, {os.cpu_count()} cores (server and client share them)",
+        ["sessions", "p50 ms mem", "p50 ms redis", "p50 ratio", "p99 ms mem", "p99 ms redis",
+         "batches/s mem", "batches/s redis", "throughput ratio"], rows)
+
+
+if __name__ == "__main__":
+    main()
