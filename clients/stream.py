@@ -121,7 +121,9 @@ class AsyncStream:
     def _frame(self, seq: int, batch: Batch | np.ndarray) -> bytes | str:
         if isinstance(batch, np.ndarray):
             batch = Batch(batch)
-        if batch.until_us is None and not batch.flush and batch.events is not None:
+        # Binary frames carry events only; options ride in a JSON frame.
+        if self.client.binary and batch.events is not None and batch.until_us is None \
+                and not batch.flush:
             return wire.seq_frame(seq, batch.events)
         fields: dict[str, Any] = {"seq": seq, "flush": batch.flush}
         if batch.until_us is not None:
