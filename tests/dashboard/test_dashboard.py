@@ -127,7 +127,7 @@ def test_pause_holds_the_sensor_clock_and_play_resumes(
     sample, npy = first_sample(url, target.model)
     dashboard.choose(target.model, sample["file"])
     page = dashboard.page
-    page.select_option("#speed", "0.5")
+    page.select_option("#speed", "0.1")  # slow enough to pause before the end
     page.keyboard.press("Space")
     page.wait_for_selector("#decision[data-state='live']", timeout=10_000)
     page.keyboard.press("Space")
