@@ -33,6 +33,7 @@ export class Raster {
     Object.assign(this, { canvas, rows, window });
     this.cells = new Uint8Array(window * rows);
     this.head = 0;  // bins closed: the right edge of the view
+    this.seen = false;  // any count added yet
     this.lut = Uint32Array.from({ length: 256 }, (_, v) => blend(rgb, Math.min(1, v / saturate)));
   }
 
@@ -52,6 +53,7 @@ export class Raster {
     if (bin < this.head - this.window || bin >= this.head || row >= this.rows) return;
     const i = this.#slot(bin) + row;
     if (this.cells[i] < 255) this.cells[i]++;
+    this.seen = true;
   }
 
   draw() {
@@ -81,6 +83,13 @@ export class Raster {
     const pixels = new Uint32Array(this.image.data.buffer);
     for (let i = 0; i < plane.length; i++) pixels[i] = this.lut[plane[i]];
     ctx.putImageData(this.image, 0, 0);
+    if (!this.seen && this.head) {  // an empty raster would look like a broken one
+      ctx.fillStyle = TEXT;
+      ctx.font = `${12 * (window.devicePixelRatio || 1)}px system-ui, sans-serif`;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText("no spikes so far", w / 2, h / 2);
+    }
   }
 }
 

@@ -15,6 +15,13 @@ import pytest
 from tests.dashboard.conftest import REPO, Target
 
 ARTIFACTS = REPO / "artifacts"
+# Pixels of each layer raster brighter than the background (spikes drawn).
+PAINTED_PIXELS = """() => [...document.querySelectorAll('#layers canvas')].map((canvas) => {
+  const {data} = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] > 200) n++;  // spike colour, not text or background
+  return n;
+})"""
 
 
 class Dashboard:
@@ -117,6 +124,7 @@ def test_a_sample_played_at_max_speed_gets_the_servers_decision(
     if target.shipped:  # a trained network: its layers spike and it knows the samples
         rates = dashboard.page.locator("#activity tbody td:nth-child(3)").all_inner_texts()
         assert all(float(r.replace(",", "")) > 0 for r in rates), rates
+        assert all(painted > 100 for painted in dashboard.page.evaluate(PAINTED_PIXELS))
         if sample.get("label") is not None:
             assert dashboard.decision()[0] == sample["label"], sample
 
