@@ -15,11 +15,11 @@ import pytest
 from tests.dashboard.conftest import REPO, Target
 
 ARTIFACTS = REPO / "artifacts"
-# Pixels of each layer raster brighter than the background (spikes drawn).
+# Pixels of each layer raster in the spike colour (red > 200: not text, not background).
 PAINTED_PIXELS = """() => [...document.querySelectorAll('#layers canvas')].map((canvas) => {
   const {data} = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
   let n = 0;
-  for (let i = 0; i < data.length; i += 4) if (data[i] > 200) n++;  // spike colour, not text or background
+  for (let i = 0; i < data.length; i += 4) if (data[i] > 200) n++;
   return n;
 })"""
 
