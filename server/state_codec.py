@@ -10,10 +10,11 @@ Decoding refuses another format version or a snapshot of other weights.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgpack
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.binning import BinnerState, LatePolicy
 from model.events import EVENT_DTYPES, SensorKind
@@ -71,8 +72,60 @@ def _pack_array(a: np.ndarray) -> dict[str, Any]:
     return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
 
 
-def _unpack_array(d: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(d["data"], dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
+def _unpack_array(a: _Array) -> np.ndarray:
+    dtype = np.dtype(a.dtype)
+    if len(a.data) != int(np.prod(a.shape)) * dtype.itemsize:
+        raise SnapshotError(f"an array of shape {a.shape} and dtype {a.dtype} cannot hold "
+                            f"{len(a.data)} bytes")
+    return np.frombuffer(a.data, dtype=dtype).reshape(a.shape).copy()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _Array(_Strict):
+    dtype: Literal["<c8", "<f4", "<i8"]
+    shape: list[Annotated[int, Field(ge=0, le=1 << 20)]] = Field(max_length=2)
+    data: bytes
+
+
+class _Binner(_Strict):
+    t0_us: int | None = Field(ge=0)
+    closed: int = Field(ge=0)
+    last_t: int = Field(ge=-1)
+    pending: bytes
+
+
+class _Totals(_Strict):
+    events_accepted: int = Field(ge=0)
+    events_dropped: int = Field(ge=0)
+    input_activity: int = Field(ge=0)
+    synops: int = Field(ge=0)
+    spikes: _Array
+
+
+class _State(_Strict):
+    layers: list[_Array]
+    li: _Array
+    sum: _Array
+    count: _Array
+
+
+class _Snapshot(_Strict):
+    """The msgpack document, validated before anything is built from it."""
+
+    format: Literal[1]
+    model: str
+    version: str
+    sensor: SensorKind
+    late: LatePolicy
+    origin: int | None = Field(ge=0)
+    seq: int = Field(ge=-1)
+    binner: _Binner
+    totals: _Totals
+    log_probs: _Array
+    state: _State
 
 
 def encode(snap: SessionSnapshot) -> bytes:
@@ -94,30 +147,41 @@ def encode(snap: SessionSnapshot) -> bytes:
 
 
 def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
-    """Parse a snapshot meant for ``model`` at parameter ``version``."""
+    """Parse a snapshot meant for ``model`` at parameter ``version``.
+
+    Raises OtherModel for a snapshot of other weights, SnapshotError for anything unreadable.
+    """
     try:
-        d = msgpack.unpackb(blob)
-        if d.get("format") != FORMAT:
-            raise SnapshotError(f"snapshot format {d.get('format')!r}; this server reads {FORMAT}")
-        if (d["model"], d["version"]) != (model, version):
-            raise OtherModel(f"the snapshot is of {d['model']}@{d['version']}, "
-                                f"not {model}@{version}")
-        b, t = d["binner"], d["totals"]
-        return SessionSnapshot(
-            model=d["model"], version=d["version"], sensor=d["sensor"], late=d["late"],
-            origin=d["origin"], seq=d["seq"],
-            binner=BinnerState(t0_us=b["t0_us"], closed=b["closed"], last_t=b["last_t"],
-                               pending=np.frombuffer(b["pending"],
-                                                     EVENT_DTYPES[d["sensor"]]).copy()),
-            totals=Totals(events_accepted=t["events_accepted"],
-                          events_dropped=t["events_dropped"],
-                          input_activity=t["input_activity"], synops=t["synops"],
-                          spikes=_unpack_array(t["spikes"])),
-            log_probs=_unpack_array(d["log_probs"]),
-            state={"layers": tuple(_unpack_array(x) for x in d["state"]["layers"]),
-                   **{k: _unpack_array(d["state"][k]) for k in ("li", "sum", "count")}},
-        )
-    except SnapshotError:
-        raise
-    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as exc:
+        raw = msgpack.unpackb(blob)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise SnapshotError(f"not a readable session snapshot: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SnapshotError("not a session snapshot: the document is not a map")
+    if raw.get("format") != FORMAT:
+        raise SnapshotError(f"snapshot format {raw.get('format')!r}; this server reads {FORMAT}")
+    if (raw.get("model"), raw.get("version")) != (model, version):
+        raise OtherModel(f"the snapshot is of {raw.get('model')}@{raw.get('version')}, "
+                         f"not {model}@{version}")
+    try:
+        d = _Snapshot.model_validate(raw)
+    except ValidationError as exc:
+        raise SnapshotError(f"not a valid session snapshot: {exc.errors()[0]['loc']}: "
+                            f"{exc.errors()[0]['msg']}") from exc
+    dtype = EVENT_DTYPES[d.sensor]
+    if len(d.binner.pending) % dtype.itemsize:
+        raise SnapshotError(f"pending events of {len(d.binner.pending)} bytes are not whole "
+                            f"{d.sensor} events")
+    b, t = d.binner, d.totals
+    return SessionSnapshot(
+        model=d.model, version=d.version, sensor=d.sensor, late=d.late, origin=d.origin,
+        seq=d.seq,
+        binner=BinnerState(t0_us=b.t0_us, closed=b.closed, last_t=b.last_t,
+                           pending=np.frombuffer(b.pending, dtype).copy()),
+        totals=Totals(events_accepted=t.events_accepted, events_dropped=t.events_dropped,
+                      input_activity=t.input_activity, synops=t.synops,
+                      spikes=_unpack_array(t.spikes)),
+        log_probs=_unpack_array(d.log_probs),
+        state={"layers": tuple(_unpack_array(x) for x in d.state.layers),
+               "li": _unpack_array(d.state.li), "sum": _unpack_array(d.state.sum),
+               "count": _unpack_array(d.state.count)},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -49,5 +50,19 @@ def test_decode_refuses_other_weights_and_garbage(client: TestClient) -> None:
     wire = encode(client.portal.call(runtime.sessions.snapshot, session))  # type: ignore[union-attr]
     with pytest.raises(SnapshotError, match="not tiny-cochlea@000"):
         decode(wire, COCHLEA, "000")
+    version = session.model.version
     with pytest.raises(SnapshotError, match="not a readable"):
-        decode(b"\x93garbage", COCHLEA, session.model.version)
+        decode(b"\x93garbage", COCHLEA, version)
+    with pytest.raises(SnapshotError, match="not a map"):
+        decode(msgpack.packb(5), COCHLEA, version)
+    doc = msgpack.unpackb(wire)
+    with pytest.raises(SnapshotError, match="format 2"):
+        decode(msgpack.packb({**doc, "format": 2}), COCHLEA, version)
+    with pytest.raises(SnapshotError, match="seq"):
+        decode(msgpack.packb({**doc, "seq": "7"}), COCHLEA, version)
+    with pytest.raises(SnapshotError, match="cannot hold"):
+        decode(msgpack.packb({**doc, "log_probs": {**doc["log_probs"], "shape": [9]}}),
+               COCHLEA, version)
+    with pytest.raises(SnapshotError, match="dtype"):
+        decode(msgpack.packb({**doc, "log_probs": {**doc["log_probs"], "dtype": "|O"}}),
+               COCHLEA, version)
