@@ -1,4 +1,8 @@
-"""Annotated dependencies: the runtime, a model by name, an authorised session."""
+"""Annotated dependencies: the runtime, a model by name, an authorised session.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, one thread
+hop each per request.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from server.runtime import Runtime
 from server.sessions import Session
 
 
-def get_runtime(conn: HTTPConnection) -> Runtime:
+async def get_runtime(conn: HTTPConnection) -> Runtime:
     runtime: Runtime = conn.app.state.runtime
     return runtime
 
@@ -21,7 +25,7 @@ def get_runtime(conn: HTTPConnection) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
+async def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
     """The runtime, or 503 while the engines are still compiling."""
     if not runtime.ready:
         raise busy("the models are still warming up; retry shortly",
@@ -40,7 +44,7 @@ def find_model(runtime: Runtime, name: str) -> LoadedModel:
     return model
 
 
-def get_model(name: str, runtime: RuntimeDep) -> LoadedModel:
+async def get_model(name: str, runtime: RuntimeDep) -> LoadedModel:
     return find_model(runtime, name)
 
 
