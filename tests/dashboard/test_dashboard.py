@@ -161,3 +161,13 @@ def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard
     dashboard.page.wait_for_selector("#play:enabled")
     dashboard.play_to_end()
     assert_same_decision(dashboard, infer(url, target.model, npy))
+
+
+def test_a_file_without_the_sensors_fields_is_refused_with_a_message(
+        target: Target, dashboard: Dashboard) -> None:
+    dashboard.choose(target.model)
+    dashboard.page.set_input_files("#file", files=[
+        {"name": "odd.csv", "mimeType": "text/csv", "buffer": b"t,foo\n0,1\n"}])
+    dashboard.page.wait_for_selector("#status.error")
+    assert "missing" in dashboard.page.inner_text("#status")
+    assert dashboard.page.is_disabled("#play")
