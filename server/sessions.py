@@ -116,6 +116,7 @@ class SessionManager:
         self.metrics = metrics
         self.store: SessionStore = store if store is not None else MemoryStore()
         self.shared = shared
+        self._loading = asyncio.Lock()
 
     async def create(self, model: LoadedModel, t0_us: int | None,
                      late: LatePolicy | None) -> Session:
@@ -235,18 +236,21 @@ class SessionManager:
 
     async def _load(self, session_id: str, token: str | None) -> Session | None:
         assert self.shared is not None
-        with self._store_errors():
-            record = await self.shared.load(session_id)
-        if record is None:
-            return None
-        if token is None or not secrets.compare_digest(token_digest(token), record.token_sha256):
-            raise ApiError(403, "missing or wrong X-Session-Token for this session")
-        model, snap = self._decode(record)
-        session = self.store.get(session_id)  # another request may have loaded it meanwhile
-        if session is None:
+        async with self._loading:  # two requests for one new session must not both load it
+            session = self.store.get(session_id)
+            if session is not None:
+                return session
+            with self._store_errors():
+                record = await self.shared.load(session_id)
+            if record is None:
+                return None
+            if token is None or not secrets.compare_digest(token_digest(token),
+                                                           record.token_sha256):
+                raise ApiError(403, "missing or wrong X-Session-Token for this session")
+            model, snap = self._decode(record)
             session = await self.restore(model, snap, session_id, token)
             session.version, session.ack = record.version, record.ack
-        return session
+            return session
 
     def _decode(self, record: StoredSession) -> tuple[LoadedModel, SessionSnapshot]:
         """The record's model and snapshot, for a model this server holds at the same weights."""
