@@ -34,8 +34,9 @@ export class Stream {
         else onMessage(message);
       };
       this.ws.onclose = (event) => {
+        if (this.closing) return;
         reject(new Error(event.reason || `connection closed (${event.code})`));
-        if (!this.closing) onClose(event.code, event.reason);
+        onClose(event.code, event.reason);
       };
     });
   }
@@ -46,6 +47,8 @@ export class Stream {
 
   close() {
     this.closing = true;
-    this.ws.close(1000);
+    // Closing a socket still connecting logs a console warning in Chromium: wait for it.
+    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.onopen = () => this.ws.close(1000);
+    else this.ws.close(1000);
   }
 }

@@ -144,7 +144,7 @@ function truthText(decision) {
 
 function togglePlay() {
   if (!recording) return;
-  if (!player || player.finished) {
+  if (!player || player.done) {
     buildViews();
     player = new Player(recording.rec, model, { result, tick, end, error });
   }

@@ -24,7 +24,7 @@ export class Player {
     this.clock = rec.t0;       // sensor time (µs) played so far
     this.sentUntil = rec.t0;   // watermark of the last frame sent
     this.nextEvent = 0;        // first event not sent yet
-    this.inFlight = [];        // frame ends awaiting their reply
+    this.inFlight = [];        // frames awaiting their reply
     this.speed = 1;
     this.playing = false;
     this.done = false;
@@ -35,33 +35,29 @@ export class Player {
     this.stream.opened.catch((err) => this.#fail(err.message));
   }
 
-  get finished() {
-    return this.done;
-  }
-
   play() {
     if (this.playing || this.done) return;
     this.playing = true;
     let last = performance.now();
     const step = (now) => {
-      if (!this.playing) return;
       const elapsedUs = Math.max(0, now - last) * 1e3;
       this.clock = this.speed === Infinity ? this.rec.tEnd
         : Math.min(this.rec.tEnd, this.clock + elapsedUs * this.speed);
       last = now;
       this.on.tick(this.clock);
       this.stream.opened.then(() => this.#pump(), () => {});
-      requestAnimationFrame(step);
+      this.frame = requestAnimationFrame(step);
     };
-    requestAnimationFrame(step);
+    this.frame = requestAnimationFrame(step);
   }
 
   pause() {
     this.playing = false;
+    cancelAnimationFrame(this.frame);  // a quick pause/play must not leave two clocks running
   }
 
   stop() {
-    this.playing = false;
+    this.pause();
     this.stream.close();
   }
 
@@ -90,8 +86,7 @@ export class Player {
     this.on.result(msg, frame);
     if (frame?.last) {
       this.done = true;
-      this.playing = false;
-      this.stream.close();
+      this.stop();
       this.on.end();
     } else if (this.playing) {
       this.#pump();
@@ -101,8 +96,7 @@ export class Player {
   #fail(text) {
     if (this.done) return;
     this.done = true;
-    this.playing = false;
-    this.stream.close();
+    this.stop();
     this.on.error(text);
   }
 }

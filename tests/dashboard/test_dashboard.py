@@ -30,8 +30,9 @@ class Dashboard:
     def __init__(self, browser: Any, url: str):
         self.page = browser.new_page(viewport={"width": 1366, "height": 768})
         self.errors: list[str] = []
-        self.page.on("console",
-                     lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.warnings: list[str] = []
+        self.page.on("console", lambda msg: {"error": self.errors, "warning": self.warnings}
+                     .get(msg.type, []).append(msg.text))
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.goto(url)
 
@@ -71,7 +72,7 @@ def dashboard(browser: Any, make_live: Callable[..., str]) -> Iterator[Dashboard
     board = Dashboard(browser, make_live())
     yield board
     board.page.close()
-    assert not board.errors, board.errors
+    assert not board.errors + board.warnings, (board.errors, board.warnings)
 
 
 def first_sample(url: str, model: str) -> tuple[dict[str, Any], bytes]:
@@ -171,3 +172,13 @@ def test_a_file_without_the_sensors_fields_is_refused_with_a_message(
     dashboard.page.wait_for_selector("#status.error")
     assert "missing" in dashboard.page.inner_text("#status")
     assert dashboard.page.is_disabled("#play")
+
+
+def test_stop_right_after_play_closes_quietly(target: Target, dashboard: Dashboard) -> None:
+    url = dashboard.page.url.rstrip("/")
+    sample, _ = first_sample(url, target.model)
+    dashboard.choose(target.model, sample["file"])
+    dashboard.page.evaluate(  # Stop while the socket is still connecting
+        "() => ['play', 'stop'].forEach((id) => document.getElementById(id).click())")
+    assert dashboard.page.inner_text("#status") == "Stopped."
+    dashboard.page.wait_for_timeout(300)  # the socket opens, then closes without a warning
