@@ -109,6 +109,9 @@ function buildViews() {
     return new Raster(canvas, n, window, SPIKE_RGB);
   });
   const lines = new Lines(ui.lines, labels.length, rec.tEnd - rec.t0 + input.dt_us);
+  const columns = Math.ceil(labels.length / 12);
+  ui.bars.style.setProperty("--bar-columns", columns);
+  ui.bars.style.setProperty("--bar-rows", Math.ceil(labels.length / columns));
   ui.bars.replaceChildren(...labels.map((label, i) => {
     const li = document.createElement("li");
     li.innerHTML = '<span class="name"></span><span class="bar"><span></span></span>' +
