@@ -28,9 +28,6 @@ class SlotPool:
     def give(self, slot: int) -> None:
         self._free.append(slot)
 
-    def __len__(self) -> int:
-        return len(self._free)
-
 
 @dataclasses.dataclass
 class LoadedModel:
@@ -66,9 +63,6 @@ class ModelRegistry:
 
     def __iter__(self) -> Iterator[LoadedModel]:
         return iter(self._models.values())
-
-    def __len__(self) -> int:
-        return len(self._models)
 
     def warm(self, with_spikes: bool) -> None:
         """Compile every bucketed program of every engine (blocking; run it in a thread)."""

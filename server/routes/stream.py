@@ -69,6 +69,11 @@ async def stream(websocket: WebSocket, runtime: RuntimeDep) -> None:
             await websocket.close(code, closed.reason[:120])
     except WebSocketDisconnect:
         pass
+    except Exception:  # a bug or an engine failure: log it, tell the client, keep serving
+        code = CLOSE_INTERNAL
+        log.exception("stream_failed")
+        with contextlib.suppress(Exception):
+            await websocket.close(code, "internal error")
     finally:
         runtime.metrics.requests.labels(route="/v1/stream", method="WS", status=str(code)).inc()
 
