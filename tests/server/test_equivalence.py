@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 
 import httpx
@@ -79,3 +80,20 @@ def test_ws_stream_in_random_cuts_matches_infer(client: TestClient, live_url: st
     assert last["spikes"]["total"] == expected["spikes"]["total"]
     async_check = httpx.get(f"{live_url}/v1/models/{COCHLEA}")
     assert async_check.status_code == 200
+
+
+def test_npy_json_and_binary_bodies_give_the_same_answer(client: TestClient) -> None:
+    events = cochlea_recording(seed=5)
+    tonic = np.zeros(len(events), np.dtype([("x", "<i4"), ("t", "<f8")]))  # tonic's names
+    tonic["x"], tonic["t"] = events["channel"], events["t"]
+    buf = io.BytesIO()
+    np.save(buf, tonic)
+    answers = [
+        infer(client, COCHLEA, events),
+        client.post(f"/v1/models/{COCHLEA}/infer", content=buf.getvalue(),
+                    headers={"content-type": "application/x-npy"}).json(),
+        client.post(f"/v1/models/{COCHLEA}/infer", json=columns(events)).json(),
+    ]
+    for answer in answers[1:]:
+        assert answer["probabilities"] == answers[0]["probabilities"]
+        assert answer["events"] == answers[0]["events"]
