@@ -106,6 +106,20 @@ def test_samples_are_listed_and_served(target: Target, make_live: Callable[..., 
     assert httpx.get(f"{url}/v1/samples/missing/{sample['file']}").status_code == 404
 
 
+def test_shipped_samples_are_classified_as_labelled(target: Target,
+                                                   make_live: Callable[..., str]) -> None:
+    if not target.shipped:
+        pytest.skip("random-init checkpoints have no meaningful labels")
+    url = make_live()
+    wrong = []
+    for sample in httpx.get(f"{url}/v1/samples").json()[0]["samples"]:
+        npy = httpx.get(f"{url}/v1/samples/{target.model}/{sample['file']}").content
+        got = infer(url, target.model, npy)["top_k"][0]
+        if sample.get("label") is not None and got["index"] != sample["label"]:
+            wrong.append(f"{sample['file']}: {got['label']}, labelled {sample['label_name']}")
+    assert not wrong, wrong
+
+
 def test_static_files_stay_inside_the_static_folder(make_live: Callable[..., str]) -> None:
     url = make_live()
     assert "javascript" in httpx.get(f"{url}/static/app.js").headers["content-type"]
