@@ -190,11 +190,29 @@ class Topology:
     nginx_prefix: Path | None
     key_prefix: str
 
-    def served_by(self) -> str:
-        """The upstream address nginx sent its latest request to (from its access log)."""
+    def log_mark(self) -> int:
+        """How many requests nginx has logged so far (pass it to ``served_by``)."""
+        return len(self._log_lines())
+
+    def served_by(self, uri: str, since: int, timeout_s: float = 5) -> str:
+        """The replica that answered the first request for ``uri`` logged after ``since``.
+
+        nginx logs a request once it is done, which may be just after the client has its
+        answer (and a WebSocket only when it closes), so this waits for the line.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for line in self._log_lines()[since:]:
+                _, logged_uri, _, upstreams = line.split(" ", 3)
+                if logged_uri == uri:
+                    return upstreams.split(",")[-1].strip()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nginx logged no request for {uri} after line {since}")
+            time.sleep(0.05)
+
+    def _log_lines(self) -> list[str]:
         assert self.nginx_prefix is not None
-        last = (self.nginx_prefix / "access.log").read_text().strip().splitlines()[-1]
-        return last.split()[-1].split(",")[-1].strip()
+        return (self.nginx_prefix / "access.log").read_text().splitlines()
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import asyncio
 import shutil
 import threading
 import time
@@ -21,8 +22,11 @@ from typing import Any
 import httpx
 import jax
 import numpy as np
+import orjson
 import pytest
 import redis
+import websockets
+from websockets.asyncio.client import ClientConnection
 
 from model.checkpoint import ModelCard, save
 from model.events import make_events
@@ -162,6 +166,44 @@ def test_redis_outage_is_a_clean_503_and_service_recovers(top: Topology) -> None
 
 
 @pytest.mark.skipif(nginx_binary() is None, reason=NO_NGINX)
+def test_websocket_through_nginx_resumes_on_the_replica_its_session_hashes_to(
+        top: Topology) -> None:
+    assert top.nginx_url is not None
+    ws_url = top.nginx_url.replace("http://", "ws://") + "/v1/stream"
+    events = recording(seed=64)
+    chunks = np.array_split(events, 4)
+
+    async def frames(ws: ClientConnection, first: int, last: int) -> dict[str, Any]:
+        reply: dict[str, Any] = {}
+        for i in range(first, last):
+            await ws.send(orjson.dumps(body(chunks[i], seq=i, flush=i == 3)).decode())
+            reply = orjson.loads(await ws.recv())
+            assert reply["type"] == "result", reply
+        return reply
+
+    async def run() -> tuple[dict[str, Any], str, str]:
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(orjson.dumps({"model": MODEL}).decode())
+            opened = orjson.loads(await ws.recv())
+            await frames(ws, 0, 2)
+        sid, token = opened["id"], opened["token"]
+        mark = top.log_mark()
+        send(top.nginx_url or "", sid, {"X-Session-Token": token}, chunks[2], seq=2)
+        by_path = top.served_by(f"/v1/sessions/{sid}/events", mark)
+        mark = top.log_mark()
+        async with websockets.connect(f"{ws_url}?session={sid}") as ws:
+            await ws.send(orjson.dumps({"session": sid, "token": token}).decode())
+            resumed = orjson.loads(await ws.recv())
+            assert resumed["resumed"] and resumed["seq"] == 2
+            last = await frames(ws, 3, 4)
+        return last, by_path, top.served_by("/v1/stream", mark)
+
+    last, by_path, by_query = asyncio.run(run())
+    assert by_query == by_path
+    assert_same_stream(last, reference(top.replicas[0].url, events), len(events))
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason=NO_NGINX)
 def test_killing_the_replica_serving_a_stream_loses_nothing(top: Topology) -> None:
     assert top.nginx_url is not None
     url = top.nginx_url
@@ -169,12 +211,14 @@ def test_killing_the_replica_serving_a_stream_loses_nothing(top: Topology) -> No
     chunks = np.array_split(events, 8)
     sid, headers = open_session(url)
     last: dict[str, Any] = {}
+    path, mark = f"/v1/sessions/{sid}/events", top.log_mark()
     for i, chunk in enumerate(chunks):
         if i == 4:  # SIGKILL the replica that served batch 3, while batch 4 is on its way
-            serving = top.served_by()
+            serving = top.served_by(path, mark)
             victim = next(r for r in top.replicas if r.address == serving)
             threading.Timer(0.005, victim.kill).start()
+        mark = top.log_mark()
         last = send(url, sid, headers, chunk, seq=i, flush=i == len(chunks) - 1)
     survivor = next(r for r in top.replicas if r.proc.poll() is None)
-    assert top.served_by() == survivor.address
+    assert top.served_by(path, mark) == survivor.address
     assert_same_stream(last, reference(survivor.url, events), len(events))
