@@ -25,13 +25,15 @@ FROM python:${PYTHON_VERSION}-slim AS runtime
 RUN useradd --system --uid 10001 --create-home --home-dir /home/s5rf s5rf
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root checkpoints /opt/s5rf/checkpoints
+COPY --chown=root:root samples /opt/s5rf/samples
 # Inside a container the server must listen on every interface; the port is published
 # (or kept private to the compose network) by the orchestrator.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     S5RF_HOST=0.0.0.0 \
     S5RF_PORT=8000 \
-    S5RF_CHECKPOINTS=/opt/s5rf/checkpoints
+    S5RF_CHECKPOINTS=/opt/s5rf/checkpoints \
+    S5RF_SAMPLES=/opt/s5rf/samples
 USER s5rf
 WORKDIR /home/s5rf
 EXPOSE 8000

@@ -90,7 +90,9 @@ def test_dockerfile_runs_s5rf_serve_as_non_root_with_a_readiness_check() -> None
     assert re.search(r"^USER s5rf$", final, re.M)
     assert re.search(r"^HEALTHCHECK .*\n?.*/readyz", final, re.M)
     assert 'ENTRYPOINT ["s5rf", "serve"]' in final
-    assert "S5RF_HOST=0.0.0.0" in final and "checkpoints" in final
+    assert "S5RF_HOST=0.0.0.0" in final
+    assert "COPY --chown=root:root checkpoints " in final and "S5RF_CHECKPOINTS=" in final
+    assert "COPY --chown=root:root samples " in final and "S5RF_SAMPLES=" in final
     assert re.search(r"^ARG JAX_VARIANT=cpu$", text, re.M) and '"jax[${JAX_VARIANT}]"' in text
     for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", text, re.M):
         assert list(ROOT.glob(source)), f"COPY {source}: nothing in the build context"
