@@ -145,6 +145,11 @@ def feed(
         if late_mask.any():
             if late == "reject":
                 i = int(np.flatnonzero(late_mask)[0])
+                if events["t"][i] < t0:
+                    raise EventError(
+                        f"event at index {i} (t={events['t'][i]} us) is before the stream's "
+                        f"origin t0_us={t0}; send events at or after the origin"
+                    )
                 raise EventError(
                     f"event at index {i} (t={events['t'][i]} us) falls in bin "
                     f"{(int(events['t'][i]) - t0) // spec.dt_us}, which is already closed "

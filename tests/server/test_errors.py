@@ -134,3 +134,12 @@ def test_unknown_model_is_404_with_the_served_names(client: TestClient) -> None:
     assert COCHLEA in r.json()["detail"] and DVS in r.json()["detail"]
     assert client.get("/v1/models/nope").status_code == 404
     assert client.post("/v1/models/nope/infer", json={}).status_code == 404
+
+
+def test_events_before_the_origin_are_refused_as_such(client: TestClient) -> None:
+    sid, headers = open_session(client, t0_us=5000)
+    r = client.post(f"/v1/sessions/{sid}/events", json={"t": [4000], "channel": [1]},
+                    headers=headers)
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("event at index 0 (t=4000 us) is before the stream's origin "
+                                  "t0_us=5000; send events at or after the origin")
