@@ -89,12 +89,12 @@ function buildViews() {
   const { rec } = recording;
   // Rasters scroll over the last 1.5 s (100 to 600 bins), or span a shorter recording.
   const bins = Math.ceil((rec.tEnd - rec.t0) / input.dt_us) + 1;
-  const window = Math.min(bins, 600, Math.max(100, Math.round(1.5e6 / input.dt_us)));
+  const columns = Math.min(bins, 600, Math.max(100, Math.round(1.5e6 / input.dt_us)));
   const inputView = input.sensor === "cochlea"
-    ? new Raster(ui.input, input.channels, window, INPUT_RGB, 3)
+    ? new Raster(ui.input, input.channels, columns, INPUT_RGB, 3)
     : new EventFrame(ui.input, input.width, input.height, DVS_TAU_US);
   ui["input-caption"].textContent = input.sensor === "cochlea"
-    ? `${input.channels} channels × last ${seconds(window * input.dt_us)}`
+    ? `${input.channels} channels × last ${seconds(columns * input.dt_us)}`
     : `${input.width}×${input.height} DVS, ON green / OFF magenta, τ ${DVS_TAU_US / 1000} ms`;
   ui.input.closest("article").dataset.sensor = input.sensor;
   ui.layers.replaceChildren();
@@ -102,16 +102,16 @@ function buildViews() {
     const panel = document.createElement("article");
     panel.className = "panel layer";
     panel.innerHTML = `<h2>Layer ${i + 1} spikes <small>${n} neurons × last ` +
-      `${seconds(window * input.dt_us)}</small></h2><canvas role="img"></canvas>`;
+      `${seconds(columns * input.dt_us)}</small></h2><canvas role="img"></canvas>`;
     const canvas = panel.querySelector("canvas");
     canvas.setAttribute("aria-label", `Layer ${i + 1} spike raster`);
     ui.layers.append(panel);
-    return new Raster(canvas, n, window, SPIKE_RGB);
+    return new Raster(canvas, n, columns, SPIKE_RGB);
   });
   const lines = new Lines(ui.lines, labels.length, rec.tEnd - rec.t0 + input.dt_us);
-  const columns = Math.ceil(labels.length / 12);
-  ui.bars.style.setProperty("--bar-columns", columns);
-  ui.bars.style.setProperty("--bar-rows", Math.ceil(labels.length / columns));
+  const barColumns = Math.ceil(labels.length / 12);
+  ui.bars.style.setProperty("--bar-columns", barColumns);
+  ui.bars.style.setProperty("--bar-rows", Math.ceil(labels.length / barColumns));
   ui.bars.replaceChildren(...labels.map((label, i) => {
     const li = document.createElement("li");
     li.innerHTML = '<span class="name"></span><span class="bar"><span></span></span>' +

@@ -24,33 +24,33 @@ function blend(rgb, a) {
   return (255 << 24 | b << 16 | g << 8 | r) >>> 0;
 }
 
-/** rows × the last ``window`` bins, scrolling as the stream closes bins. Cells hold counts
+/** rows × the last ``columns`` bins, scrolling as the stream closes bins. Cells hold counts
  *  (saturating at 255) coloured up to ``saturate``; row 0 is at the bottom. Each cell is
  *  painted at least one pixel and overlapping cells keep the maximum, so no spike vanishes
  *  when there are more rows than pixels. */
 export class Raster {
-  constructor(canvas, rows, window, rgb, saturate = 1) {
-    Object.assign(this, { canvas, rows, window });
-    this.cells = new Uint8Array(window * rows);
+  constructor(canvas, rows, columns, rgb, saturate = 1) {
+    Object.assign(this, { canvas, rows, columns });
+    this.cells = new Uint8Array(columns * rows);
     this.head = 0;  // bins closed: the right edge of the view
     this.seen = false;  // any count added yet
     this.lut = Uint32Array.from({ length: 256 }, (_, v) => blend(rgb, Math.min(1, v / saturate)));
   }
 
   #slot(bin) {
-    return (bin % this.window) * this.rows;
+    return (bin % this.columns) * this.rows;
   }
 
   /** Scroll so that bin ``head - 1`` is the rightmost column. */
   advance(head) {
-    for (let b = Math.max(this.head, head - this.window); b < head; b++) {
+    for (let b = Math.max(this.head, head - this.columns); b < head; b++) {
       this.cells.fill(0, this.#slot(b), this.#slot(b) + this.rows);
     }
     this.head = Math.max(this.head, head);
   }
 
   add(bin, row) {
-    if (bin < this.head - this.window || bin >= this.head || row >= this.rows) return;
+    if (bin < this.head - this.columns || bin >= this.head || row >= this.rows) return;
     const i = this.#slot(bin) + row;
     if (this.cells[i] < 255) this.cells[i]++;
     this.seen = true;
@@ -63,7 +63,7 @@ export class Raster {
       this.image = ctx.createImageData(w, h);
       this.plane = new Uint8Array(w * h);
     }
-    const { plane, rows, window: n, cells } = this;
+    const { plane, rows, columns: n, cells } = this;
     plane.fill(0);
     for (let c = 0; c < n; c++) {
       const bin = this.head - n + c;

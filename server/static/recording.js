@@ -6,6 +6,7 @@ const FIELDS = { cochlea: ["t", "channel"], dvs: ["t", "x", "y", "p"] };
 
 const READERS = {
   i1: [1, (v, o) => v.getInt8(o)], u1: [1, (v, o) => v.getUint8(o)],
+  b1: [1, (v, o) => v.getUint8(o)],  // bool polarity
   i2: [2, (v, o, le) => v.getInt16(o, le)], u2: [2, (v, o, le) => v.getUint16(o, le)],
   i4: [4, (v, o, le) => v.getInt32(o, le)], u4: [4, (v, o, le) => v.getUint32(o, le)],
   i8: [8, (v, o, le) => Number(v.getBigInt64(o, le))],

@@ -3,6 +3,7 @@ over /v1/stream, and get the decision /v1/models/{name}/infer gives for the same
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.dashboard.conftest import REPO, Target
+from tests.dashboard.conftest import DVS, REPO, Target
 
 ARTIFACTS = REPO / "artifacts"
 # Pixels of each layer raster in the spike colour (red > 200: not text, not background).
@@ -196,3 +197,39 @@ def test_stop_right_after_play_closes_quietly(target: Target, dashboard: Dashboa
         "() => ['play', 'stop'].forEach((id) => document.getElementById(id).click())")
     assert dashboard.page.inner_text("#status") == "Stopped."
     dashboard.page.wait_for_timeout(300)  # the socket opens, then closes without a warning
+
+
+PARSE_NPY = """async ([b64, sensor]) => {
+  const {makeRecording, parseNpy} = await import('/static/recording.js');
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const rec = makeRecording(parseNpy(bytes.buffer), sensor);
+  return Object.fromEntries(Object.entries(rec.cols).map(([k, v]) => [k, Array.from(v)]));
+}"""
+
+
+@pytest.mark.parametrize("dtype", [
+    np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")]),  # the wire dtype
+    np.dtype([("t", ">i8"), ("x", ">i4"), ("y", ">i4"), ("p", "?")]),    # big-endian, bool
+    np.dtype([("p", "i1"), ("t", "<f8"), ("x", "<u2"), ("y", "<u2")], align=True),  # padded
+    np.dtype([("t", "<u4"), ("x", "<i2")]),                              # tonic's cochlea
+], ids=["wire", "big-endian", "aligned", "tonic-cochlea"])
+def test_npy_files_of_any_field_layout_are_read(target: Target, dashboard: Dashboard,
+                                                dtype: np.dtype) -> None:
+    if target.model != DVS:
+        pytest.skip("reading files does not depend on the model")
+    sensor = "cochlea" if "y" not in (dtype.names or ()) else "dvs"
+    events = np.zeros(5, dtype)
+    events["t"] = [9, 3, 3, 7, 20]  # unsorted: the page sorts, stably
+    events["x"] = [1, 2, 3, 4, 5]
+    if sensor == "dvs":
+        events["y"], events["p"] = [5, 4, 3, 2, 1], [1, 0, 1, 0, 1]
+    buffer = io.BytesIO()
+    np.save(buffer, events)
+    got = dashboard.page.evaluate(PARSE_NPY, [base64.b64encode(buffer.getvalue()).decode(),
+                                              sensor])
+    order = np.argsort(events["t"], kind="stable")
+    expected = {"t": events["t"][order].tolist(), "channel": events["x"][order].tolist()}
+    if sensor == "dvs":
+        expected = {name: events[name][order].astype(int).tolist()
+                    for name in ("t", "x", "y", "p")}
+    assert got == expected
