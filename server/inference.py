@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -36,6 +37,8 @@ from server.sessions import Session, SessionManager, fresh_stream
 from server.settings import Settings
 from server.state_codec import Totals
 from server.store import StaleVersion
+
+OFFLOAD_EVENTS = 50_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +116,9 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
     start = time.perf_counter()
     t0 = _origin(opts.t0_us)
     binner, totals, log_probs = fresh_stream(model, t0)
-    fed = _feed(binner, events, model, None, True, "reject", settings)
+    bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
+    # A big recording is binned in a thread, so streaming sessions are not held up.
+    fed = await asyncio.to_thread(bin_all) if len(events) > OFFLOAD_EVENTS else bin_all()
     slot = model.slots.take()
     if slot is None:
         raise busy(f"model {model.name!r} has no free slot for /infer; retry later",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
@@ -18,6 +19,7 @@ from server.runtime import Runtime
 from server.schemas import ChunkBody, ChunkOptions, EventsResult, InferBody, InferOptions
 
 router = APIRouter(tags=["inference"])
+OFFLOAD_BYTES = 1 << 20
 O = TypeVar("O", bound=BaseModel)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -42,7 +44,10 @@ async def read_events(request: Request, runtime: Runtime, model: LoadedModel,
     settings = runtime.settings
     kind = media_type(request.headers.get("content-type"))
     body = await read_body(request, settings.max_body_bytes)
-    events, fields = decode(body, kind, model.card.input.sensor, settings.max_events_per_request)
+    args = (body, kind, model.card.input.sensor, settings.max_events_per_request)
+    # A big body would hold up every other session's chunks on the event loop.
+    big = len(body) > OFFLOAD_BYTES
+    events, fields = await asyncio.to_thread(decode, *args) if big else decode(*args)
     if not fields:
         return events, query
     try:

@@ -14,6 +14,7 @@ import websockets
 from fastapi.testclient import TestClient
 
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, columns, dvs_recording
+from tests.server.test_errors import open_session
 
 RECORDINGS = {COCHLEA: cochlea_recording, DVS: dvs_recording}
 
@@ -97,3 +98,16 @@ def test_npy_json_and_binary_bodies_give_the_same_answer(client: TestClient) -> 
     for answer in answers[1:]:
         assert answer["probabilities"] == answers[0]["probabilities"]
         assert answer["events"] == answers[0]["events"]
+
+
+def test_a_big_recording_is_binned_off_the_event_loop_with_the_same_answer(
+        client: TestClient) -> None:
+    events = cochlea_recording(seed=6, n=120_000, duration_us=2_000_000)  # 12 Mb: threaded
+    whole = infer(client, COCHLEA, events)
+    assert whole["events"]["accepted"] == len(events) and whole["bins"]["total"] == 2000
+    sid, headers = open_session(client)
+    for i, piece in enumerate(np.array_split(events, 3)):
+        r = client.post(f"/v1/sessions/{sid}/events", content=piece.tobytes(),
+                        params={"flush": str(i == 2).lower()},
+                        headers={**headers, "content-type": "application/octet-stream"})
+    np.testing.assert_allclose(r.json()["probabilities"], whole["probabilities"], atol=1e-5)
