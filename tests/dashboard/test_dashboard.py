@@ -213,10 +213,11 @@ PARSE_NPY = """async ([b64, sensor]) => {
     np.dtype([("p", "i1"), ("t", "<f8"), ("x", "<u2"), ("y", "<u2")], align=True),  # padded
     np.dtype([("t", "<u4"), ("x", "<i2")]),                              # tonic's cochlea
 ], ids=["wire", "big-endian", "aligned", "tonic-cochlea"])
-def test_npy_files_of_any_field_layout_are_read(target: Target, dashboard: Dashboard,
-                                                dtype: np.dtype) -> None:
+def test_npy_files_of_any_field_layout_are_read(target: Target, dtype: np.dtype,
+                                                request: pytest.FixtureRequest) -> None:
     if target.model != DVS:
         pytest.skip("reading files does not depend on the model")
+    dashboard: Dashboard = request.getfixturevalue("dashboard")
     sensor = "cochlea" if "y" not in (dtype.names or ()) else "dvs"
     events = np.zeros(5, dtype)
     events["t"] = [9, 3, 3, 7, 20]  # unsorted: the page sorts, stably
