@@ -113,9 +113,12 @@ def install_chromium() -> None:
                         f"{done.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Headless Chromium (Debian's; playwright only as the driver, no downloaded browsers)."""
+    """Headless Chromium (Debian's; playwright only as the driver, no downloaded browsers).
+
+    Module-scoped: playwright's sync API runs an event loop in the main thread while it is
+    open, which would break later tests that call ``asyncio.run``."""
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="the dashboard tests drive Chromium with playwright "
                                           "(pip install -e '.[dev]')")
