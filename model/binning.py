@@ -82,13 +82,16 @@ def bin_events(
 
     Returns float32 (n_bins, spec.features): 1/0 when ``spec.binarize``, else counts.
     """
-    out = np.zeros((n_bins, spec.features), dtype=np.float32)
-    if len(events):
-        k = (events["t"] - t0_us) // spec.dt_us - start_bin
-        assert k.min() >= 0 and k.max() < n_bins, "events outside the requested bins"
-        np.add.at(out, (k, feature_index(events, spec)), 1.0)
-        if spec.binarize:
-            np.minimum(out, 1.0, out=out)
+    F = spec.features
+    if not len(events):
+        return np.zeros((n_bins, F), dtype=np.float32)
+    k = (events["t"] - t0_us) // spec.dt_us - start_bin
+    assert k.min() >= 0 and k.max() < n_bins, "events outside the requested bins"
+    # bincount on flat indices is ~10x faster than np.add.at for scattered counts
+    counts = np.bincount(k * F + feature_index(events, spec), minlength=n_bins * F)
+    out = counts.reshape(n_bins, F).astype(np.float32)
+    if spec.binarize:
+        np.minimum(out, 1.0, out=out)
     return out
 
 
