@@ -1,8 +1,10 @@
 """Streaming ``advance`` throughput vs the offline scan on the same work.
 
 For S sessions and chunks of T bins, the streaming engine advances every session by T bins
-per call (state gathered from and scattered to its slot table). The offline baseline runs the
-same S recordings of N*T bins in one call. Both use the SHD preset and the sequential scan.
+per call (state gathered from and scattered to its slot table, outputs copied to the host).
+Beside it: the bare jitted ``advance`` on the same (S, T) chunk (state passed in and out),
+and the offline scan over the same S recordings of N*T bins in one call. SHD preset,
+sequential scan.
 
     python -m bench.advance [--preset shd] [--calls 20]
 """
@@ -16,7 +18,7 @@ import jax
 import numpy as np
 
 from bench.common import best_time, print_table
-from model.network import init_params
+from model.network import advance, init_params, initial_state
 from model.spec import preset_config
 from model.streaming import Engine, run_offline
 
@@ -30,6 +32,7 @@ def main() -> None:
     params = init_params(jax.random.PRNGKey(0), cfg)
     rng = np.random.default_rng(0)
     offline = jax.jit(lambda p, b, n: run_offline(cfg, p, b, n)[1]["log_probs"])
+    bare = jax.jit(lambda p, s, b, v: advance(p, s, b, v, cfg))
     rows = []
     for S in (1, 8, 64):
         for T in (1, 10, 50):
@@ -49,15 +52,26 @@ def main() -> None:
             def batch(whole=whole, lengths=lengths) -> None:
                 jax.block_until_ready(offline(params, whole, lengths))
 
+            state, valid = initial_state(cfg, S), np.ones((S, T), bool)
+
+            def bare_calls(chunks=chunks, state=state, valid=valid) -> None:
+                s = state
+                for c in chunks:
+                    s, out = bare(params, s, c, valid)
+                jax.block_until_ready(out)
+
             t_stream = best_time(stream, repeats=3, number=1) / n_calls
+            t_bare = best_time(bare_calls, repeats=3, number=1) / n_calls
             t_off = best_time(batch, repeats=3, number=1) / n_calls
             bins_per_s = S * T / t_stream
-            rows.append((S, T, t_stream * 1e3, bins_per_s, S * T / t_off, t_off / t_stream))
+            rows.append((S, T, t_stream * 1e3, t_bare * 1e3, bins_per_s, S * T / t_off,
+                         t_bare / t_stream, t_off / t_stream))
     print_table(
         f"advance throughput, {args.preset} preset, {jax.default_backend()} "
         f"({os.cpu_count()} cores)",
-        ["sessions S", "bins T", "ms/call", "session-bins/s (stream)",
-         "session-bins/s (offline)", "stream/offline"],
+        ["sessions S", "bins T", "engine ms/call", "bare advance ms/call",
+         "session-bins/s (engine)", "session-bins/s (offline)", "engine vs bare",
+         "engine vs offline"],
         rows,
     )
 
