@@ -18,7 +18,7 @@ serve: $(STAMP)
 	$(BIN)/s5rf serve --host 127.0.0.1 --port 8000 --checkpoints checkpoints
 
 lint: $(STAMP)
-	$(BIN)/ruff check model server clients cli tests bench
+	$(BIN)/ruff check model server clients cli tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -26,9 +26,13 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Heavy, machine-dependent measurements; each prints a side-by-side table with ratios.
 bench: $(STAMP)
 	$(BIN)/python -m bench.advance
 	$(BIN)/python -m bench.train_step
+	$(BIN)/python -m bench.server_load
+	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.cochlea
 
 checkpoints: $(STAMP)
 	bash scripts/make_checkpoints.sh
