@@ -103,6 +103,8 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
     p = datasets.add_parser(
         "samples", help="copy a few test recordings per class into samples/NAME for demos")
     p.add_argument("--data", type=Path, required=True, help="test HDF5 file")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="the checkpoint whose predictions are recorded beside the samples")
     p.add_argument("--out", type=Path, required=True, help="e.g. samples/digits-dvs")
     p.add_argument("--per-class", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -111,10 +113,22 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
 
 
 def run_samples(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from model import checkpoint
+    from model.binning import bin_recording
     from model.datasets import open_dataset
     from model.samples import export_samples
+    from model.streaming import run_offline
 
-    index = export_samples(open_dataset(args.data), args.out, args.per_class, args.seed,
-                           args.max_events)
+    ckpt = checkpoint.load(args.checkpoint)
+
+    def predict(events: np.ndarray) -> int:
+        bins = bin_recording(events, ckpt.card.input)
+        _, out = run_offline(ckpt.cfg, ckpt.params, bins[None], np.array([len(bins)]))
+        return int(np.argmax(out["log_probs"][0]))
+
+    index = export_samples(open_dataset(args.data), args.out, args.per_class, predict,
+                           args.seed, args.max_events)
     print(json.dumps({"out": str(args.out), "samples": len(index)}))
     return 0

@@ -1,12 +1,15 @@
 """Sample recordings shipped beside each checkpoint, for the dashboard, README and tests.
 
 Layout: ``samples/<checkpoint-name>/<label_name>-<i>.npy`` (a structured array in the wire
-dtype) plus ``index.json``: ``[{"file", "label", "label_name", "source"}, ...]``.
+dtype) plus ``index.json``: ``[{"file", "label", "label_name", "source", "predicted"}, ...]``,
+where ``predicted`` is the checkpoint's top class for the whole recording when the samples
+were exported (so tests and demos know what a correct server answers, right or wrong).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +19,11 @@ from model.datasets import EventDataset
 INDEX_FILE = "index.json"
 
 
-def export_samples(ds: EventDataset, out: Path, per_class: int, seed: int = 0,
+def export_samples(ds: EventDataset, out: Path, per_class: int,
+                   predict: Callable[[np.ndarray], int], seed: int = 0,
                    max_events: int | None = None) -> list[dict[str, object]]:
-    """Copy ``per_class`` recordings of every class (seeded choice) from ``ds`` into ``out``.
+    """Copy ``per_class`` recordings of every class (seeded choice) from ``ds`` into ``out``,
+    recording ``predict(events)`` for each.
 
     Recordings with more than ``max_events`` events are skipped, to keep the repo small.
     """
@@ -37,7 +42,7 @@ def export_samples(ds: EventDataset, out: Path, per_class: int, seed: int = 0,
             file = f"{name}-{taken}.npy"
             np.save(out / file, events)
             index.append({"file": file, "label": label, "label_name": name,
-                          "source": f"{ds.path.name}[{int(i)}]"})
+                          "source": f"{ds.path.name}[{int(i)}]", "predicted": predict(events)})
             taken += 1
     (out / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
     return index

@@ -10,7 +10,7 @@ $S5RF data dvs --out data/dvs --seed 0 --workers 2
 $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/digits-dvs \
     --preset shd --epochs 30 --dt-us 5000 --pool 2 --shift 1 --batch-size 32
 $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-card
-$S5RF data samples --data data/dvs/test.h5 --out samples/digits-dvs --per-class 2
+$S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
 # Spoken digits: synthesisers -> augmentation -> cochlea (long), then S5-RF.
 bash scripts/train_cochlea.sh
