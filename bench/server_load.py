@@ -1,16 +1,27 @@
-"""Load on the inference server: N sessions streaming over WS and HTTP, against the raw engine
-and a naive stateless server.
+"""Load on the inference server: sessions streaming over WS and HTTP, against the raw engine
+and a naive stateless server, in the scenarios of the serving targets.
 
 A server process (``s5rf serve``) holds one random-init model (``--preset``, 140 input
-channels, 20 classes, dt 4 ms). Every session streams its own synthetic recording in chunks
-of ``--chunk-ms``, either at sensor pace (one chunk per chunk period) or flat out (the next
-chunk as soon as the previous answer arrives). For each transport and N we report the per-chunk
-latency (p50, p99, client side), events/s and session-bins/s, and the ratio of the latter to
-the raw jitted ``Engine.step`` on the same work (N sessions x one chunk per call) in this
-process. The naive alternative keeps no state: each chunk re-sends the whole recording so far
-to ``/v1/models/NAME/infer`` (useful work counted: only the new bins and events).
+channels, 20 classes, dt 4 ms). Every session streams its own synthetic cochlea recording
+(``--rate-hz`` events/s) in chunks, either at sensor pace (chunk i sent i chunk periods after
+the session's start; sessions start staggered over one period, as independent sensors do) or
+flat out (the next chunk as soon as the previous answer arrives). Connections are opened
+before the clock starts. Scenarios, all in one table:
 
-    python -m bench.server_load [--sessions 1 16 128] [--duration-s 1] [--chunk-ms 20]
+  throughput   each ``--chunk-ms`` x each ``--sessions``, flat out, per transport
+  latency      ``--latency-sessions`` at sensor pace with ``--latency-chunk-ms`` chunks
+  ramp         real-time WS sessions with ``--ramp-chunk-ms`` chunks, ``--ramp`` counts in
+               turn, stopping at the first that falls behind (p99 latency over one period)
+
+Latency is client side, from the chunk's scheduled send time (at sensor pace) to its answer,
+so a server that falls behind shows it. ``vs raw step`` is session-bins/s over the bare
+jitted ``Engine.step`` on the same work (N sessions x one chunk per call) in this process;
+``late/early`` is the median latency of each recording's last quarter of chunks over its
+first quarter (flat near 1 when the cost per chunk does not grow with the history). The
+naive alternative keeps no state: each chunk re-sends the whole recording so far to
+``/v1/models/NAME/infer`` (useful work counted: only the new bins and events).
+
+    python -m bench.server_load [--sessions 1 16 128] [--chunk-ms 20 100 250] [--chunks 10]
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -31,19 +43,23 @@ import httpx
 import jax
 import numpy as np
 import orjson
+import uvloop
 import websockets
 
 from bench.common import best_time, print_table
-from model.checkpoint import ModelCard, save
+from model.checkpoint import ModelCard, load, save
 from model.events import make_events
 from model.network import init_params
 from model.spec import InputSpec, preset_config
 from model.streaming import Engine
+from server.registry import build_model
+from server.settings import Settings
 
 CHANNELS, DOWNSAMPLE, CLASSES, DT_US = 700, 5, 20, 4000
-SESSION_BUCKETS, BIN_BUCKETS = (1, 16, 128), (1, 8, 64)
+SESSION_BUCKETS, BIN_BUCKETS = (1, 16, 128), (1, 8, 32, 64)  # 100 ms = 25 bins
 NAME = "bench"
-Runner = Callable[[str, list[np.ndarray], float | None, list[float]], Awaitable[None]]
+TARGET_RATIO, TARGET_P99_S, TARGET_SESSIONS = 0.75, 0.020, 1000  # the serving targets
+Runner = Callable[[str, list[np.ndarray], "Clock", list[float]], Awaitable[None]]
 
 
 def recording(seed: int, duration_s: float, rate_hz: float) -> np.ndarray:
@@ -60,9 +76,10 @@ def chunks_of(events: np.ndarray, chunk_us: int) -> list[np.ndarray]:
 
 
 @contextlib.contextmanager
-def server(root: Path, port: int) -> Iterator[str]:
+def server(root: Path, port: int, max_sessions: int) -> Iterator[str]:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_WARM_SPIKES": "false",
-           "S5RF_MAX_SESSIONS": "1024", "S5RF_SESSION_BUCKETS": str(list(SESSION_BUCKETS)),
+           "S5RF_MAX_SESSIONS": str(max_sessions),
+           "S5RF_SESSION_BUCKETS": str(list(SESSION_BUCKETS)),
            "S5RF_BIN_BUCKETS": str(list(BIN_BUCKETS)), "S5RF_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--checkpoints",
                              str(root), "--port", str(port)], env=env)
@@ -122,31 +139,53 @@ async def open_session(conn: Connection) -> tuple[str, dict[str, str]]:
     return r["id"], {"X-Session-Token": r["token"]}
 
 
-async def http_session(url: str, chunks: list[np.ndarray], pace_s: float | None,
+@dataclasses.dataclass
+class Clock:
+    """When a session sends chunk i: ``start + phase + i * pace`` at sensor pace, else now.
+
+    Every session waits at ``barrier`` (all connections open) before the clock starts."""
+
+    barrier: asyncio.Barrier
+    pace_s: float | None
+    phase_s: float
+    start: float = 0.0
+
+    async def begin(self) -> None:
+        await self.barrier.wait()
+        self.start = time.perf_counter() + self.phase_s
+
+    async def due(self, i: int) -> float:
+        """Wait until chunk i is due; its scheduled time (for flat out: now)."""
+        if self.pace_s is None:
+            return time.perf_counter()
+        at = self.start + i * self.pace_s
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        return at
+
+
+async def http_session(url: str, chunks: list[np.ndarray], clock: Clock,
                        latencies: list[float]) -> None:
     conn = await Connection.open(url)
     sid, auth = await open_session(conn)
     headers = {**auth, "content-type": "application/octet-stream"}
-    start = time.perf_counter()
+    await clock.begin()
     for i, chunk in enumerate(chunks):
-        await pace(start, i, pace_s)
-        t = time.perf_counter()
+        t = await clock.due(i)
         await conn.request("POST", f"/v1/sessions/{sid}/events", chunk.tobytes(), headers)
         latencies.append(time.perf_counter() - t)
     await conn.request("DELETE", f"/v1/sessions/{sid}", headers=auth)
     conn.close()
 
 
-async def ws_session(url: str, chunks: list[np.ndarray], pace_s: float | None,
+async def ws_session(url: str, chunks: list[np.ndarray], clock: Clock,
                      latencies: list[float]) -> None:
-    async with websockets.connect(url.replace("http", "ws") + "/v1/stream",
-                                  max_size=None) as ws:
+    async with websockets.connect(url.replace("http", "ws") + "/v1/stream", max_size=None,
+                                  compression=None, open_timeout=None) as ws:
         await ws.send(orjson.dumps({"model": NAME}).decode())
         opened = orjson.loads(await ws.recv())
-        start = time.perf_counter()
+        await clock.begin()
         for i, chunk in enumerate(chunks):
-            await pace(start, i, pace_s)
-            t = time.perf_counter()
+            t = await clock.due(i)
             await ws.send(chunk.tobytes())
             reply = orjson.loads(await ws.recv())
             assert reply["type"] == "result", reply
@@ -157,31 +196,36 @@ async def ws_session(url: str, chunks: list[np.ndarray], pace_s: float | None,
     conn.close()
 
 
-async def naive_session(url: str, chunks: list[np.ndarray], pace_s: float | None,
+async def naive_session(url: str, chunks: list[np.ndarray], clock: Clock,
                         latencies: list[float]) -> None:
     conn = await Connection.open(url)
-    start = time.perf_counter()
+    await clock.begin()
     for i in range(len(chunks)):
-        await pace(start, i, pace_s)
         so_far = np.concatenate(chunks[: i + 1])
-        t = time.perf_counter()
+        t = await clock.due(i)
         await conn.request("POST", f"/v1/models/{NAME}/infer", so_far.tobytes(),
                            {"content-type": "application/octet-stream"})
         latencies.append(time.perf_counter() - t)
     conn.close()
 
 
-async def pace(start: float, i: int, pace_s: float | None) -> None:
-    if pace_s is not None:
-        await asyncio.sleep(max(0.0, start + i * pace_s - time.perf_counter()))
+TRANSPORTS: dict[str, Runner] = {"ws": ws_session, "http": http_session,
+                                 "naive http": naive_session}
 
 
-async def load(url: str, run: Runner, recordings: list[list[np.ndarray]],
-               pace_s: float | None) -> tuple[list[float], float]:
-    latencies: list[float] = []
+async def drive(url: str, run: Runner, recordings: list[list[np.ndarray]],
+               pace_s: float | None) -> tuple[np.ndarray, float]:
+    """Latencies (sessions, chunks) in seconds and the wall time from the clock's start."""
+    n = len(recordings)
+    barrier = asyncio.Barrier(n + 1)
+    latencies: list[list[float]] = [[] for _ in recordings]
+    runs = asyncio.gather(*(
+        run(url, rec, Clock(barrier, pace_s, pace_s * i / n if pace_s else 0.0), lat)
+        for i, (rec, lat) in enumerate(zip(recordings, latencies, strict=True))))
+    await barrier.wait()
     start = time.perf_counter()
-    await asyncio.gather(*(run(url, rec, pace_s, latencies) for rec in recordings))
-    return latencies, time.perf_counter() - start
+    await runs
+    return np.array(latencies), time.perf_counter() - start
 
 
 def raw_engine_rate(engine: Engine, n: int, bins_per_chunk: int, features: int) -> float:
@@ -189,65 +233,134 @@ def raw_engine_rate(engine: Engine, n: int, bins_per_chunk: int, features: int) 
     chunk = (np.random.default_rng(0).random((bins_per_chunk, features)) < 0.05).astype(
         np.float32)
     slots = list(range(1, n + 1))
-    seconds = best_time(lambda: engine.step(slots, [chunk] * n), repeats=3, number=5)
+    seconds = best_time(lambda: engine.step(slots, [chunk] * n), repeats=3,
+                        number=max(1, 640 // n))
     return n * bins_per_chunk / seconds
+
+
+@dataclasses.dataclass
+class Bench:
+    """One server and one engine; ``measure`` runs a scenario and returns its table row."""
+
+    url: str
+    engine: Engine
+    features: int
+    rate_hz: float
+    raw: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
+
+    def measure(self, scenario: str, transport: str, n: int, chunk_ms: float, n_chunks: int,
+                sensor_pace: bool) -> tuple[list[object], bool]:
+        """The row, and whether the sessions kept up with real time (p99 within a period)."""
+        chunk_us, bins_per_chunk = int(chunk_ms * 1000), int(chunk_ms * 1000) // DT_US
+        duration_s = n_chunks * chunk_ms / 1e3
+        distinct = [chunks_of(recording(seed, duration_s, self.rate_hz), chunk_us)[:n_chunks]
+                    for seed in range(min(n, 16))]  # at most 16 recordings, shared round robin
+        recordings = [distinct[i % len(distinct)] for i in range(n)]
+        pace_s = chunk_ms / 1e3 if sensor_pace else None
+        with uvloop_runner() as runner:
+            lat, wall = runner.run(drive(self.url, TRANSPORTS[transport], recordings, pace_s))
+        events = sum(len(c) for rec in recordings for c in rec)
+        bins = n * n_chunks * bins_per_chunk
+        if (n, bins_per_chunk) not in self.raw:
+            self.raw[n, bins_per_chunk] = raw_engine_rate(self.engine, n, bins_per_chunk,
+                                                          self.features)
+        quarter = max(1, n_chunks // 4)
+        p99 = float(np.percentile(lat, 99))
+        ratio = bins / wall / self.raw[n, bins_per_chunk]
+        kept_up = p99 <= chunk_ms / 1e3
+        if scenario == "throughput":
+            verdict = (f"{ratio / TARGET_RATIO:.2f}x of >= {TARGET_RATIO:g}"
+                       if n == 128 and not transport.startswith("naive") else "")
+        elif scenario == "latency":
+            verdict = f"{p99 / TARGET_P99_S:.2f}x of <= {TARGET_P99_S * 1e3:g} ms"
+        else:
+            verdict = "kept up" if kept_up else "fell behind"
+        row: list[object] = [
+            scenario, transport, n, chunk_ms, "sensor" if sensor_pace else "flat out",
+            1e3 * float(np.median(lat)), 1e3 * p99, events / wall, bins / wall, ratio,
+            float(np.median(lat[:, -quarter:]) / np.median(lat[:, :quarter])), verdict]
+        print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row),
+              flush=True)
+        return row, kept_up
+
+
+@contextlib.contextmanager
+def uvloop_runner() -> Iterator[asyncio.Runner]:
+    """The load generator on uvloop, as the server is: it shares the server's CPUs."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        yield runner
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="shd")
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 16, 128])
-    ap.add_argument("--duration-s", type=float, default=1.0, help="recording length")
-    ap.add_argument("--chunk-ms", type=float, default=20.0)
+    ap.add_argument("--chunk-ms", type=float, nargs="+", default=[20.0, 100.0, 250.0])
+    ap.add_argument("--chunks", type=int, default=10, help="chunks per session and run")
     ap.add_argument("--rate-hz", type=float, default=10_000, help="events per second")
     ap.add_argument("--transports", nargs="+", default=["ws", "http", "naive http"],
-                    choices=["ws", "http", "naive http"])
+                    choices=list(TRANSPORTS))
     ap.add_argument("--naive-max-sessions", type=int, default=16,
                     help="skip the naive server above this many sessions (its cost is O(t^2))")
+    ap.add_argument("--scenarios", nargs="+", default=["throughput", "latency", "ramp"],
+                    choices=["throughput", "latency", "ramp"])
+    ap.add_argument("--latency-sessions", type=int, default=128)
+    ap.add_argument("--latency-chunk-ms", type=float, default=100.0)
+    ap.add_argument("--ramp", type=int, nargs="*", default=[125, 250, 500, 1000, 1500, 2000],
+                    help="real-time WS session counts, in turn until one falls behind")
+    ap.add_argument("--ramp-chunk-ms", type=float, default=250.0)
+    ap.add_argument("--ramp-chunks", type=int, default=8)
     args = ap.parse_args()
 
     features = CHANNELS // DOWNSAMPLE
     cfg = preset_config(args.preset, n_in=features, n_classes=CLASSES)
     params = init_params(jax.random.PRNGKey(0), cfg)
     spec = InputSpec(sensor="cochlea", dt_us=DT_US, channels=CHANNELS, downsample=DOWNSAMPLE)
-    chunk_us = int(args.chunk_ms * 1000)
-    bins_per_chunk = chunk_us // DT_US
-    engine = Engine(cfg, params, capacity=max(args.sessions), session_buckets=SESSION_BUCKETS,
-                    bin_buckets=BIN_BUCKETS)
-    engine.warmup()
+    most = max([*args.sessions, args.latency_sessions, *args.ramp])
 
-    transports: dict[str, Runner] = {"ws": ws_session, "http": http_session,
-                                     "naive http": naive_session}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         card = ModelCard(name=NAME, architecture=cfg, input=spec,
                          labels=[str(i) for i in range(CLASSES)])
         save(Path(tmp) / NAME, card, params)
+        # The raw engine is built as the server builds its own: same buckets and call sizes.
+        engine = build_model(load(Path(tmp) / NAME), Settings(
+            checkpoints=Path(tmp), max_sessions=most, session_buckets=SESSION_BUCKETS,
+            bin_buckets=BIN_BUCKETS)).engine
+        engine.warmup()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        with server(Path(tmp), port) as url:
-            for n in args.sessions:
-                recordings = [chunks_of(recording(seed, args.duration_s, args.rate_hz), chunk_us)
-                              for seed in range(n)]
-                events = sum(len(c) for rec in recordings for c in rec)
-                bins = n * int(args.duration_s * 1e6) // DT_US
-                raw = raw_engine_rate(engine, n, bins_per_chunk, features)
-                for name in args.transports:
-                    run = transports[name]
-                    if name.startswith("naive") and n > args.naive_max_sessions:
-                        continue
-                    for pace_name, pace_s in (("sensor", args.chunk_ms / 1e3), ("flat out", None)):
-                        lat, wall = asyncio.run(load(url, run, recordings, pace_s))
-                        rows.append([name, n, pace_name, 1e3 * float(np.percentile(lat, 50)),
-                                     1e3 * float(np.percentile(lat, 99)), events / wall,
-                                     bins / wall, bins / wall / raw])
+        with server(Path(tmp), port, most) as url:
+            bench = Bench(url, engine, features, args.rate_hz)
+            for chunk_ms in args.chunk_ms if "throughput" in args.scenarios else []:
+                for n in args.sessions:
+                    for name in args.transports:
+                        if name.startswith("naive") and n > args.naive_max_sessions:
+                            continue
+                        rows.append(bench.measure("throughput", name, n, chunk_ms, args.chunks,
+                                                  False)[0])
+            for name in args.transports if "latency" in args.scenarios else []:
+                if not name.startswith("naive"):
+                    rows.append(bench.measure("latency", name, args.latency_sessions,
+                                              args.latency_chunk_ms, args.chunks, True)[0])
+            kept = 0
+            for n in args.ramp if "ramp" in args.scenarios else []:
+                row, kept_up = bench.measure("ramp", "ws", n, args.ramp_chunk_ms,
+                                             args.ramp_chunks, True)
+                rows.append(row)
+                if not kept_up:
+                    break
+                kept = n
     print_table(
-        f"s5rf serve under load: {args.preset} preset, {features} features, chunks of "
-        f"{args.chunk_ms:g} ms ({bins_per_chunk} bins), {args.rate_hz:g} events/s per sensor, "
-        f"{os.cpu_count()} CPUs ({jax.default_backend()})",
-        ["transport", "sessions", "pace", "p50 ms", "p99 ms", "events/s", "session-bins/s",
-         "vs raw step"], rows)
+        f"s5rf serve under load: {args.preset} preset, {features} features, dt "
+        f"{DT_US // 1000} ms, {args.rate_hz:g} events/s per sensor, {os.cpu_count()} CPUs "
+        f"({jax.default_backend()})",
+        ["scenario", "transport", "sessions", "chunk ms", "pace", "p50 ms", "p99 ms",
+         "events/s", "session-bins/s", "vs raw step", "late/early", "vs target"], rows)
+    print(f"throughput target: >= {TARGET_RATIO:g} of the raw step at 128 sessions; latency "
+          f"target: p99 <= {TARGET_P99_S * 1e3:g} ms; real-time WS sessions kept up: {kept} "
+          f"of the {TARGET_SESSIONS} targeted ({kept / TARGET_SESSIONS:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ class Batcher:
         self.model = model
         self.max_wait_s = max_wait_s
         self.max_batch = model.engine.session_buckets[-1]
-        self.metrics = metrics
+        self.series = metrics.of(model.name)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{model.name}")
         self._task: asyncio.Task[None] | None = None
@@ -81,29 +81,21 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             jobs = [await self._queue.get()]
-            deadline = time.perf_counter() + self.max_wait_s
-            while len(jobs) < self.max_batch:
-                if not self._queue.empty():
-                    jobs.append(self._queue.get_nowait())
-                    continue
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                try:
-                    jobs.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
+            if self.max_wait_s > 0 and self._queue.qsize() < self.max_batch - 1:
+                # One sleep for stragglers: a timed get per job costs a task and a timer each.
+                await asyncio.sleep(self.max_wait_s)
+            while len(jobs) < self.max_batch and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
             for flag in (False, True):  # with_spikes is a compile-time switch of the engine
                 group = [j for j in jobs if j.with_spikes == flag and not j.future.cancelled()]
                 if group:
                     await self._step(group, flag)
 
     async def _step(self, jobs: list[_Job], with_spikes: bool) -> None:
-        name = self.model.name
         start = time.perf_counter()
         for job in jobs:
-            self.metrics.queue_delay.labels(model=name).observe(start - job.enqueued)
-        self.metrics.batch_sessions.labels(model=name).observe(len(jobs))
+            self.series.queue_delay.observe(start - job.enqueued)
+        self.series.batch_sessions.observe(len(jobs))
         try:
             out = await self.call(self.model.engine.step, [j.slot for j in jobs],
                                   [j.bins for j in jobs], with_spikes)
@@ -112,7 +104,7 @@ class Batcher:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
-        self.metrics.step_seconds.labels(model=name).observe(time.perf_counter() - start)
+        self.series.step_seconds.observe(time.perf_counter() - start)
         for i, job in enumerate(jobs):
             spikes = (tuple(layer[i, : len(job.bins)] for layer in out.spikes)
                       if out.spikes is not None else None)

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+from typing import Any
 
 import numpy as np
 import orjson
@@ -22,17 +23,7 @@ from server.batcher import Batcher, SlotStep
 from server.errors import ApiError, busy
 from server.metrics import Metrics
 from server.registry import LoadedModel
-from server.schemas import (
-    T0,
-    ChunkOptions,
-    EventCounts,
-    EventsResult,
-    InferOptions,
-    Pair,
-    PerLayer,
-    Raster,
-    TopK,
-)
+from server.schemas import T0, ChunkOptions, InferOptions
 from server.sessions import Session, SessionManager, fresh_stream
 from server.settings import Settings
 from server.state_codec import Totals
@@ -56,7 +47,7 @@ class Outcome:
 
 
 async def process_chunk(session: Session, events: np.ndarray, opts: ChunkOptions,
-                        sessions: SessionManager) -> EventsResult:
+                        sessions: SessionManager) -> dict[str, Any]:
     """Apply one batch of events to a session, all or nothing, and describe the result.
 
     With a shared store the new state is saved there before the result is returned; a batch
@@ -67,7 +58,7 @@ async def process_chunk(session: Session, events: np.ndarray, opts: ChunkOptions
 
 
 async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions,
-                        sessions: SessionManager) -> EventsResult:
+                        sessions: SessionManager) -> dict[str, Any]:
     start = time.perf_counter()
     model, settings = session.model, sessions.settings
     async with session.lock:
@@ -87,7 +78,7 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
                 outcome.log_probs
             if opts.seq is not None:
                 session.seq = opts.seq
-                session.ack = orjson.dumps(result.model_dump(), option=orjson.OPT_SERIALIZE_NUMPY)
+                session.ack = orjson.dumps(result)
             try:
                 await sessions.persist(session)
                 break
@@ -110,7 +101,7 @@ def _already_applied(session: Session, seq: int) -> ApiError:
 
 async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOptions,
                           batcher: Batcher, settings: Settings, metrics: Metrics,
-                          ) -> EventsResult:
+                          ) -> dict[str, Any]:
     """Run a whole recording from a zero state through the streaming engine, flushing at the
     end, on a temporary slot: the same path, and so the same numbers, as a session."""
     start = time.perf_counter()
@@ -176,18 +167,19 @@ async def _advance(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerR
 
 
 def _count(metrics: Metrics, model: LoadedModel, outcome: Outcome) -> None:
-    name = model.name
-    metrics.events.labels(model=name).inc(outcome.fed.accepted)
-    metrics.dropped.labels(model=name).inc(outcome.fed.dropped)
-    metrics.bins.labels(model=name).inc(len(outcome.fed.bins))
-    metrics.spikes.labels(model=name).inc(int(outcome.batch_spikes.sum()))
+    series = metrics.of(model.name)
+    series.events.inc(outcome.fed.accepted)
+    series.dropped.inc(outcome.fed.dropped)
+    series.bins.inc(len(outcome.fed.bins))
+    series.spikes.inc(int(outcome.batch_spikes.sum()))
 
 
 def firing_rates(spikes: np.ndarray, neurons: tuple[int, ...], bins: int) -> list[float]:
     """Spikes / (neurons × bins) per layer; 0 before any bin."""
     if bins == 0:
         return [0.0] * len(neurons)
-    return (spikes / (np.asarray(neurons) * bins)).tolist()
+    # plain floats: numpy's per-call overhead dwarfs a division per layer
+    return [s / (n * bins) for s, n in zip(spikes.tolist(), neurons, strict=True)]
 
 
 def probabilities(log_probs: np.ndarray) -> np.ndarray:
@@ -197,35 +189,38 @@ def probabilities(log_probs: np.ndarray) -> np.ndarray:
 
 
 def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, seq: int | None,
-                 top_k: int, start: float) -> EventsResult:
+                 top_k: int, start: float) -> dict[str, Any]:
+    """The ``EventsResult`` body as a plain dict: built field by field on the hot path, since
+    constructing and dumping the pydantic model cost more than the engine step per chunk."""
     labels = model.card.labels
     neurons = model.card.architecture.neurons
     probs = probabilities(outcome.log_probs)
-    order = np.argsort(-probs, kind="stable")[:top_k]
+    order = np.argsort(-probs, kind="stable")[:top_k].tolist()
+    p = probs.tolist()
     n_batch, n_total = len(outcome.fed.bins), outcome.fed.state.closed
     rasters = None
     if outcome.step is not None and outcome.step.spikes is not None:
         rasters = []
         for i, layer in enumerate(outcome.step.spikes):
             b, n = np.nonzero(layer)
-            rasters.append(Raster(layer=i, bin=(b + outcome.first_bin).tolist(),
-                                  neuron=n.tolist()))
-    totals = outcome.totals
-    return EventsResult(
-        model=model.name, version=model.version, session=session_id, seq=seq,
-        probabilities=probs.tolist(), label=labels[int(order[0])],
-        top_k=[TopK(label=labels[int(i)], index=int(i), probability=float(probs[i]))
-               for i in order],
-        bins=Pair(batch=n_batch, total=n_total),
-        spikes=PerLayer(batch=outcome.batch_spikes.tolist(), total=totals.spikes.tolist()),
-        firing_rate=PerLayer(batch=firing_rates(outcome.batch_spikes, neurons, n_batch),
-                             total=firing_rates(totals.spikes, neurons, n_total)),
-        synops=Pair(batch=outcome.batch_synops, total=totals.synops),
-        events=EventCounts(accepted=outcome.fed.accepted, dropped=outcome.fed.dropped,
-                           total_accepted=totals.events_accepted,
-                           total_dropped=totals.events_dropped,
-                           pending=len(outcome.fed.state.pending)),
-        last_t_us=outcome.fed.state.last_t,
-        server_time_ms=(time.perf_counter() - start) * 1e3,
-        rasters=rasters,
-    )
+            rasters.append({"layer": i, "bin": (b + outcome.first_bin).tolist(),
+                            "neuron": n.tolist()})
+    totals, fed = outcome.totals, outcome.fed
+    return {
+        "model": model.name, "version": model.version, "session": session_id, "seq": seq,
+        "probabilities": p, "label": labels[order[0]],
+        "top_k": [{"label": labels[i], "index": i, "probability": p[i]} for i in order],
+        "bins": {"batch": n_batch, "total": n_total},
+        # floats, as the schema's PerLayer declares (pydantic used to convert the counts)
+        "spikes": {"batch": outcome.batch_spikes.astype(float).tolist(),
+                   "total": totals.spikes.astype(float).tolist()},
+        "firing_rate": {"batch": firing_rates(outcome.batch_spikes, neurons, n_batch),
+                        "total": firing_rates(totals.spikes, neurons, n_total)},
+        "synops": {"batch": outcome.batch_synops, "total": totals.synops},
+        "events": {"accepted": fed.accepted, "dropped": fed.dropped,
+                   "total_accepted": totals.events_accepted,
+                   "total_dropped": totals.events_dropped, "pending": len(fed.state.pending)},
+        "last_t_us": fed.state.last_t,
+        "server_time_ms": (time.perf_counter() - start) * 1e3,
+        "rasters": rasters,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -12,6 +13,19 @@ from server.registry import ModelRegistry
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSeries:
+    """One model's labelled series, looked up once (``labels()`` locks and hashes per call)."""
+
+    queue_delay: Histogram
+    batch_sessions: Histogram
+    step_seconds: Histogram
+    events: Counter
+    dropped: Counter
+    bins: Counter
+    spikes: Counter
 
 
 class Metrics:
@@ -40,6 +54,16 @@ class Metrics:
         self.spikes = Counter("s5rf_spikes", "Neuron spikes", ["model"], registry=r)
         self.compilations = Gauge("s5rf_compilations", "Engine programs compiled", ["model"],
                                   registry=r)
+        self._series: dict[str, ModelSeries] = {}
+
+    def of(self, model: str) -> ModelSeries:
+        """The per-model series of ``model``."""
+        series = self._series.get(model)
+        if series is None:
+            series = self._series[model] = ModelSeries(
+                *(getattr(self, f.name).labels(model=model)
+                  for f in dataclasses.fields(ModelSeries)))
+        return series
 
     def watch(self, models: ModelRegistry) -> None:
         """Report each engine's compilation counter and start every model's series at 0."""

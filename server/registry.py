@@ -77,7 +77,8 @@ def build_model(ckpt: Checkpoint, settings: Settings) -> LoadedModel:
     """Wrap a loaded checkpoint in an Engine sized for the settings' caps."""
     capacity = settings.max_sessions + settings.max_concurrent_infer
     engine = Engine(ckpt.cfg, ckpt.params, capacity=capacity,
-                    session_buckets=settings.session_buckets, bin_buckets=settings.bin_buckets)
+                    session_buckets=settings.session_buckets, bin_buckets=settings.bin_buckets,
+                    max_cells=settings.max_cells_per_call)
     return LoadedModel(card=ckpt.card, engine=engine, slots=SlotPool(capacity))
 
 

@@ -119,12 +119,14 @@ async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
     queue: asyncio.Queue[Message | None] = asyncio.Queue(runtime.settings.ws_queue_size)
     reader = asyncio.create_task(_read(websocket, queue))
     connected = True
+    # The connection's options, validated once: building a pydantic model per frame is costly.
+    opts = ChunkOptions(include_spikes=opened.include_spikes, top_k=opened.top_k)
     try:
         frame = 0
         while (message := await queue.get()) is not None:
             if not session.alive:
                 raise StreamClosed(CLOSE_GONE, "the session was deleted or expired")
-            reply = await _apply(message, frame, runtime, session, opened)
+            reply = await _apply(message, frame, runtime, session, opened, opts)
             frame += 1
             if reply is None or not connected:
                 continue
@@ -158,7 +160,7 @@ def _split_seq(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:
 
 
 async def _apply(message: Message, frame: int, runtime: Runtime, session: Session,
-                 opened: StreamOpen) -> dict[str, object] | None:
+                 opened: StreamOpen, opts: ChunkOptions) -> dict[str, object] | None:
     """One frame -> the result to push (or None at this cadence), or an error reply."""
     settings = runtime.settings
     data: bytes | None = message.get("bytes")
@@ -168,7 +170,6 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
         raise StreamClosed(CLOSE_TOO_LARGE, f"a frame of {size} bytes is over the "
                                             f"{settings.max_body_bytes}-byte limit")
     sensor = session.model.card.input.sensor
-    opts = ChunkOptions(include_spikes=opened.include_spikes, top_k=opened.top_k)
     try:
         if data is not None:
             try:
@@ -192,4 +193,4 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
                 **exc.body}
     if (frame + 1) % opened.result_every and not opts.flush:
         return None
-    return {"type": "result", "frame": frame, **result.model_dump()}
+    return {"type": "result", "frame": frame, **result}
