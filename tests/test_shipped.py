@@ -19,7 +19,7 @@ SHIPPED = checkpoint.discover(ROOT / "checkpoints")
 
 
 def test_the_repo_ships_both_checkpoints():
-    assert {p.name for p in SHIPPED} >= {"digits-dvs"}
+    assert {p.name for p in SHIPPED} >= {"digits-dvs", "digits-cochlea"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
