@@ -306,7 +306,8 @@ def main() -> None:
                     choices=["throughput", "latency", "ramp"])
     ap.add_argument("--latency-sessions", type=int, default=128)
     ap.add_argument("--latency-chunk-ms", type=float, default=100.0)
-    ap.add_argument("--ramp", type=int, nargs="*", default=[125, 250, 500, 1000, 1500, 2000],
+    ap.add_argument("--ramp", type=int, nargs="*",
+                    default=[100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500],
                     help="real-time WS session counts, in turn until one falls behind")
     ap.add_argument("--ramp-chunk-ms", type=float, default=250.0)
     ap.add_argument("--ramp-chunks", type=int, default=8)

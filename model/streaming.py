@@ -147,14 +147,16 @@ class Engine:
         S, Tb = bucket_for(n, self.session_buckets), bucket_for(T, self.bin_buckets)
         with self._lock:
             bins, valid, slot_ids = self._inputs(S, Tb)
-            for i, c in enumerate(chunks):
-                bins[i, : len(c)] = c
-                valid[i, : len(c)] = True
-            slot_ids[:n] = slots
-            self.table, out = self._step(self.params, self.table, slot_ids, bins, valid,
-                                         with_spikes=with_spikes)
-            out = jax.device_get(out)
-            bins[:n, :T], valid[:n, :T], slot_ids[:n] = 0, False, SCRATCH_SLOT  # all padding
+            try:
+                for i, c in enumerate(chunks):
+                    bins[i, : len(c)] = c
+                    valid[i, : len(c)] = True
+                slot_ids[:n] = slots
+                self.table, out = self._step(self.params, self.table, slot_ids, bins, valid,
+                                             with_spikes=with_spikes)
+                out = jax.device_get(out)
+            finally:  # back to all padding, even after a failure
+                bins[:n, :T], valid[:n, :T], slot_ids[:n] = 0, False, SCRATCH_SLOT
         return ChunkResult(
             log_probs=out["log_probs"][:n],
             spike_counts=np.rint(out["spike_counts"][:n]).astype(np.int64),

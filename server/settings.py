@@ -34,9 +34,9 @@ class Settings(BaseSettings):
                                      description="How long the batcher waits for more chunks.")
     session_buckets: tuple[int, ...] = (1, 8, 32, 128)
     bin_buckets: tuple[int, ...] = (1, 4, 16, 64)
-    max_cells_per_call: int | None = Field(
-        default=2048, gt=0, description="Padded sessions x bins per engine call (None: no "
-                                        "cap); on CPU smaller calls run faster per bin.")
+    max_cells_per_call: int = Field(
+        default=2048, gt=0, description="Padded sessions x bins per engine call; on CPU "
+                                        "smaller calls run faster per bin.")
     warm_spikes: bool = Field(default=True, description="Also compile the spike-raster programs.")
     late_default: LatePolicy = "reject"
     ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
