@@ -191,7 +191,7 @@ def probabilities(log_probs: np.ndarray) -> np.ndarray:
 def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, seq: int | None,
                  top_k: int, start: float) -> dict[str, Any]:
     """The ``EventsResult`` body as a plain dict: built field by field on the hot path, since
-    constructing and dumping the pydantic model cost more than the engine step per chunk."""
+    constructing and dumping the pydantic model cost more than the engine step per 20 ms chunk."""
     labels = model.card.labels
     neurons = model.card.architecture.neurons
     probs = probabilities(outcome.log_probs)
