@@ -201,8 +201,10 @@ class Engine:
         self.write(SCRATCH_SLOT, self.read(SCRATCH_SLOT))
 
 
-def run_offline(cfg: ModelConfig, params: Params, bins: jax.Array, lengths: jax.Array,
+def run_offline(cfg: ModelConfig, params: Params, bins: jax.Array | np.ndarray,
+                lengths: jax.Array | np.ndarray,
                 scan: ScanMethod = "sequential") -> tuple[State, dict[str, Any]]:
     """Whole padded recordings at once: bins float32 (B, T, F), lengths int (B,)."""
-    valid = jnp.arange(bins.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
-    return advance(params, initial_state(cfg, bins.shape[0]), bins, valid, cfg, scan=scan)
+    x = jnp.asarray(bins)
+    valid = jnp.arange(x.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
+    return advance(params, initial_state(cfg, x.shape[0]), x, valid, cfg, scan=scan)
