@@ -178,7 +178,9 @@ def feed(
         )
 
     merged = np.concatenate([state.pending, events]) if len(events) else state.pending
-    if len(state.pending) and len(events):
+    if len(state.pending) and len(events) and events["t"][0] < state.pending["t"][-1]:
+        # only a batch that reaches back into the open bins needs a merge; in-order streams
+        # (the common case) are already sorted
         merged = merged[np.argsort(merged["t"], kind="stable")]
     if n_new > 0:
         assert t0 is not None
