@@ -120,3 +120,12 @@ def test_streamed_bins_equal_offline_bins_for_any_cut(cuts, watermarks):
     n = len(offline)
     np.testing.assert_array_equal(streamed[:n], offline)
     assert not streamed[n:].any()  # watermarks may close trailing empty bins
+
+
+def test_a_batch_reaching_back_into_an_open_bin_is_merged_in_time_order():
+    counting = SPEC.model_copy(update={"binarize": False})
+    first = feed(BinnerState.start(counting), ev([100, 1900], [0, 2]), counting)
+    second = feed(first.state, ev([1200, 1300], [4, 2]), counting, flush=True)
+    np.testing.assert_array_equal(
+        np.concatenate([first.bins, second.bins]),
+        bin_recording(ev([100, 1200, 1300, 1900], [0, 4, 2, 2]), counting))
