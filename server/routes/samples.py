@@ -1,8 +1,9 @@
 """/v1/samples: small recordings shipped per model, for the dashboard and for trying the API.
 
 ``settings.samples/NAME/index.json`` lists the recordings of model NAME as
-``[{"file", "label", "label_name", "source"}]``; each file is a ``.npy`` structured array in
-the model's wire dtype. Only files named in an index are served, so no path reaches outside.
+``[{"file", "label", "label_name", "source", "predicted"}]`` (model/samples.py writes it);
+each file is a ``.npy`` structured array in the model's wire dtype. Only files named in an
+index are served, so no path reaches outside.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Sample(BaseModel):
     label: int | None = Field(default=None, description="True class index, if known.")
     label_name: str | None = Field(default=None, description="True class label, if known.")
     source: str = Field(default="", description="Where the recording comes from.")
+    predicted: int | None = Field(
+        default=None, description="The model's top class for the whole recording at export.")
 
 
 class ModelSamples(BaseModel):
@@ -45,7 +48,7 @@ def read_index(root: Path, model: str) -> list[Sample]:
         return _INDEX.validate_json(path.read_bytes())
     except ValidationError as exc:
         raise ApiError(500, f"{path} is not a valid sample index (a JSON list of "
-                            f"{{file, label, label_name, source}}): {exc}") from exc
+                            f"{{file, label, label_name, source, predicted}}): {exc}") from exc
 
 
 @router.get("")
