@@ -16,7 +16,7 @@ $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs -
 
 $S5RF data speech --out data/speech --train 10000 --test 2000 --seed 0 --workers 2
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
-    --preset shd --epochs 45 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
+    --preset shd --epochs 35 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
     --mask-time 20 --mask-channels 10
 $S5RF eval --checkpoint checkpoints/digits-cochlea --data data/speech/test.h5 --update-card
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
