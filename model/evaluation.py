@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from model.batching import BinnedSet, batches
-from model.network import Params
+from model.network import Params, synaptic_ops
 from model.spec import InputSpec, ModelConfig, ScanMethod
 from model.training import make_eval_step
 
@@ -21,21 +21,6 @@ def dense_macs_per_bin(cfg: ModelConfig) -> int:
     """Multiply-accumulates of one time bin run densely (every projection, every input)."""
     sizes = (cfg.n_in, *cfg.neurons, cfg.n_classes)
     return int(sum(a * b for a, b in itertools.pairwise(sizes)))
-
-
-def synops(input_events: np.ndarray, spike_counts: np.ndarray, cfg: ModelConfig) -> np.ndarray:
-    """NeuroBench synaptic operations: sum over sources of spikes x fan-out.
-
-    input_events (N,) active input entries; spike_counts (N, L) spikes per layer -> (N,).
-    Skip connections add each middle layer's input spikes to the next layer's input.
-    """
-    fan = np.asarray(cfg.fan_out(), np.float64)
-    ops = input_events * fan[0] + spike_counts @ fan[1:]
-    if cfg.skip:
-        for i in range(1, cfg.n_layers - 1):
-            source = input_events if i == 0 else spike_counts[:, i - 1]
-            ops = ops + source * fan[i + 1]
-    return ops
 
 
 def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
@@ -77,6 +62,6 @@ def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
         "mean_bins_per_sample": float(T.mean()),
         "mean_input_events_per_sample": float(n_in.mean()),
         "mean_spikes_per_sample_per_layer": spike_counts.mean(0).tolist(),
-        "synops_per_sample": float(synops(n_in, spike_counts, cfg).mean()),
+        "synops_per_sample": float(synaptic_ops(n_in, spike_counts, cfg).mean()),
         "dense_macs_per_sample": float(dense_macs_per_bin(cfg) * T.mean()),
     }

@@ -147,6 +147,20 @@ def advance(
     return new_state, outputs
 
 
+def synaptic_ops(input_events: Any, spike_counts: Any, cfg: ModelConfig) -> Any:
+    """NeuroBench synaptic operations: sum over sources of spikes x fan-out.
+
+    input_events (...) active input entries; spike_counts (..., L) spikes per layer -> (...).
+    A middle layer's skip connection feeds its input spikes (the previous layer's) onward too.
+    """
+    fan = np.asarray(cfg.fan_out(), np.float64)
+    ops = np.asarray(input_events) * fan[0] + np.asarray(spike_counts) @ fan[1:]
+    if cfg.skip:
+        for i in range(1, cfg.n_layers - 1):
+            ops = ops + np.asarray(spike_counts)[..., i - 1] * fan[i + 1]
+    return ops
+
+
 def count_params(params: Params) -> int:
     """Number of trainable scalars."""
     return int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))

@@ -19,6 +19,7 @@ import orjson
 
 from model.binning import BinnerResult, BinnerState, LatePolicy, feed
 from model.events import EventError
+from model.network import synaptic_ops
 from server.batcher import Batcher, SlotStep
 from server.errors import ApiError, busy
 from server.metrics import Metrics
@@ -152,8 +153,7 @@ async def _advance(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerR
     L = model.card.architecture.n_layers
     batch_spikes = step.spike_counts if step is not None else np.zeros(L, np.int64)
     activity = int(fed.bins.sum())
-    fan = model.fan_out
-    batch_synops = int(activity * fan[0] + (batch_spikes * fan[1:]).sum())
+    batch_synops = round(float(synaptic_ops(activity, batch_spikes, model.card.architecture)))
     new_totals = Totals(
         events_accepted=totals.events_accepted + fed.accepted,
         events_dropped=totals.events_dropped + fed.dropped,

@@ -6,8 +6,6 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 
-import numpy as np
-
 from model.checkpoint import Checkpoint, ModelCard, discover, load
 from model.streaming import SCRATCH_SLOT, Engine
 from server.settings import Settings
@@ -45,11 +43,6 @@ class LoadedModel:
     def version(self) -> str:
         """Short parameter checksum: a session belongs to exactly these weights."""
         return self.card.params_sha256[:12]
-
-    @property
-    def fan_out(self) -> np.ndarray:
-        """int64 (L + 1,): fan-out of an input feature, then of a neuron of each layer."""
-        return np.asarray(self.card.architecture.fan_out(), np.int64)
 
 
 class ModelRegistry:

@@ -95,3 +95,13 @@ def test_gradient_reaches_every_parameter_through_the_surrogate(disc):
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert jnp.all(jnp.isfinite(g)), path
         assert jnp.abs(g).max() > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
+
+
+def test_synaptic_ops_count_fan_out_and_the_skip_path():
+    from model.network import synaptic_ops
+
+    # CFG: 24 inputs -> 16 -> 16 (skip) -> 16 -> 5 classes
+    ops = synaptic_ops(np.array([10]), np.array([[2, 3, 4]]), CFG)
+    # inputs x 16, layer spikes x fan-outs (16, 16, 5), and layer 0's spikes skip on to layer 2
+    assert ops.tolist() == [10 * 16 + 2 * 16 + 3 * 16 + 4 * 5 + 2 * 16]
+    assert float(synaptic_ops(10, np.array([2, 3, 4]), CFG)) == ops[0]
