@@ -56,7 +56,6 @@ from server.registry import build_model
 from server.settings import Settings
 
 CHANNELS, DOWNSAMPLE, CLASSES, DT_US = 700, 5, 20, 4000
-SESSION_BUCKETS, BIN_BUCKETS = (1, 16, 128), (1, 8, 32, 64)  # 100 ms = 25 bins
 NAME = "bench"
 TARGET_RATIO, TARGET_P99_S, TARGET_SESSIONS = 0.75, 0.020, 1000  # the serving targets
 Runner = Callable[[str, list[np.ndarray], "Clock", list[float]], Awaitable[None]]
@@ -78,9 +77,7 @@ def chunks_of(events: np.ndarray, chunk_us: int) -> list[np.ndarray]:
 @contextlib.contextmanager
 def server(root: Path, port: int, max_sessions: int) -> Iterator[str]:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_WARM_SPIKES": "false",
-           "S5RF_MAX_SESSIONS": str(max_sessions),
-           "S5RF_SESSION_BUCKETS": str(list(SESSION_BUCKETS)),
-           "S5RF_BIN_BUCKETS": str(list(BIN_BUCKETS)), "S5RF_LOG_LEVEL": "WARNING"}
+           "S5RF_MAX_SESSIONS": str(max_sessions), "S5RF_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--checkpoints",
                              str(root), "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -324,10 +321,10 @@ def main() -> None:
         card = ModelCard(name=NAME, architecture=cfg, input=spec,
                          labels=[str(i) for i in range(CLASSES)])
         save(Path(tmp) / NAME, card, params)
-        # The raw engine is built as the server builds its own: same buckets and call sizes.
-        engine = build_model(load(Path(tmp) / NAME), Settings(
-            checkpoints=Path(tmp), max_sessions=most, session_buckets=SESSION_BUCKETS,
-            bin_buckets=BIN_BUCKETS)).engine
+        # The raw engine is built as the server builds its own (default settings): same
+        # buckets and call sizes.
+        engine = build_model(load(Path(tmp) / NAME),
+                             Settings(checkpoints=Path(tmp), max_sessions=most)).engine
         engine.warmup()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

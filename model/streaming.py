@@ -190,10 +190,13 @@ class Engine:
             self.table = self._write(self.table, np.int32(slot), row)
 
     def warmup(self, with_spikes: Sequence[bool] = (False,)) -> None:
-        """Compile every bucketed shape now, leaving all states as they were (scratch only)."""
+        """Compile every bucketed shape ``step`` can call now, leaving all states as they were
+        (scratch only)."""
         for flag in with_spikes:
-            for S in self.session_buckets:
-                for T in self.bin_buckets:
+            for T in self.bin_buckets:
+                for S in self.session_buckets:
+                    if self._rows_per_call(T) < S:  # a shape ``step`` never calls
+                        continue
                     self._call([SCRATCH_SLOT] * S, [np.zeros((T, self.cfg.n_in), np.float32)] * S,
                                T, flag)
         self.reset(SCRATCH_SLOT)

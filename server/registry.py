@@ -6,7 +6,11 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 
+import numpy as np
+
+from model.binning import BinnerState, feed
 from model.checkpoint import Checkpoint, ModelCard, discover, load
+from model.events import EVENT_DTYPES
 from model.streaming import SCRATCH_SLOT, Engine
 from server.settings import Settings
 
@@ -62,6 +66,11 @@ class ModelRegistry:
         flags = (False, True) if with_spikes else (False,)
         for m in self:
             m.engine.warmup(with_spikes=flags)
+            # The binning kernels compile per event dtype: now, not in the first request.
+            # (Two events, as a field of a longer structured array is a strided view.)
+            spec = m.card.input
+            feed(BinnerState.start(spec), np.zeros(2, EVENT_DTYPES[spec.sensor]), spec,
+                 flush=True)
             log.info("model_warm", extra={"fields": {
                 "model": m.name, "compilations": m.engine.compilations}})
 

@@ -50,6 +50,18 @@ def test_no_compilation_after_warmup(engine):
     assert engine.compilations == before
 
 
+def test_warmup_compiles_only_the_shapes_a_cell_cap_lets_step_call():
+    params = init_params(jax.random.PRNGKey(0), CFG)
+    capped = Engine(CFG, params, capacity=6, session_buckets=(1, 4), bin_buckets=(2, 8),
+                    max_cells=8)  # (4, 8) is over the cap: batches of 8-bin chunks go 1 by 1
+    capped.warmup()
+    compiled = capped.compilations
+    assert compiled == 3 + 3  # steps (1, 2), (4, 2), (1, 8); reset, read and write
+    capped.step([1, 2, 3], [recording(0, 8)] * 3)
+    capped.step([1, 2, 3], [recording(0, 2)] * 3)
+    assert capped.compilations == compiled
+
+
 def test_padding_rows_do_not_touch_other_sessions(engine):
     engine.reset(1)
     engine.step([1], [recording(3)])
