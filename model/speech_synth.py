@@ -2,9 +2,12 @@
 
 An *engine* is a synthesis method, so a model can be tested on a method it never heard:
 ``espeak-ng`` (formant), ``espeak-ng-klatt`` (espeak-ng's Klatt synthesiser variants),
-``festival-diphone`` (kal, ked) and ``festival-hts`` (cmu_us_slt_arctic_hts). A *voice* is one
-speaker-like timbre of an engine (an espeak-ng variant, a festival voice); it says both the
-English and the German digits, as SHD's speakers did.
+``festival-diphone`` (diphone concatenation: American, Italian and Finnish speakers),
+``festival-hts`` (statistical parametric) and ``freetts``
+(FreeTTS, a Java diphone synthesiser with its own prosody and signal processing). A *voice* is
+one speaker-like timbre of an engine; it says both the English and the German digits, as SHD's
+speakers did. Festival has no German voice and its non-English voices no English: they read
+spellings of the words in their own orthography, which gives accented speakers.
 """
 
 from __future__ import annotations
@@ -20,14 +23,21 @@ from typing import Literal
 import numpy as np
 import soundfile
 
-Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts"]
-ENGINES: tuple[Engine, ...] = ("espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts")
+Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts"]
+ENGINES: tuple[Engine, ...] = (
+    "espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
+)  # fmt: skip
 APT_PACKAGES = (
     "espeak-ng",
     "festival",
     "festvox-kallpc16k",
     "festvox-kdlpc16k",
     "festvox-us-slt-hts",
+    "festvox-italp16k",
+    "festvox-itapc16k",
+    "festvox-suopuhe-lj",
+    "festvox-suopuhe-mv",
+    "freetts",
 )
 
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -46,20 +56,33 @@ KEYS = (
     "acht",
     "neun",
 )
-# Festival has no German voice: English letter-to-sound spellings of the German words.
-GERMAN_FOR_FESTIVAL = (
-    "nool", "eyens", "tsvye", "dry", "fear", "finf", "zex", "zeeben", "ahkt", "noyn",
-)  # fmt: skip
+# The 20 words (labels 0-19) spelt for a reader of each language's orthography.
+SPELLINGS: dict[str, tuple[str, ...]] = {
+    "en": (*ENGLISH,
+           "nool", "eyens", "tsvye", "dry", "fear", "finf", "zex", "zeeben", "ahkt", "noyn"),
+    "it": ("ziro", "uan", "tu", "tri", "for", "faiv", "siks", "seven", "eit", "nain",
+           "nul", "ains", "zvai", "drai", "fir", "fiunf", "seks", "siben", "akt", "noin"),
+    "fi": ("siirou", "uan", "tuu", "trii", "foo", "faiv", "siks", "seven", "eit", "nain",
+           "nul", "ains", "tsvai", "drai", "fiir", "fynf", "seks", "siiben", "aht", "noin"),
+}  # fmt: skip
 ESPEAK_ENGLISH_ACCENTS = (
     "en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
     "en-029", "en-us-nyc",
 )  # fmt: skip
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
-FESTIVAL_VOICES: dict[str, Engine] = {
-    "kal_diphone": "festival-diphone",
-    "ked_diphone": "festival-diphone",
-    "cmu_us_slt_arctic_hts": "festival-hts",
+# Festival voice -> (engine, language of its letter-to-sound rules). Not the Catalan HTS voice:
+# its words sit in a second of breath noise that silence trimming cannot cut.
+FESTIVAL_VOICES: dict[str, tuple[Engine, str]] = {
+    "kal_diphone": ("festival-diphone", "en"),
+    "ked_diphone": ("festival-diphone", "en"),
+    "lp_diphone": ("festival-diphone", "it"),
+    "pc_diphone": ("festival-diphone", "it"),
+    "hy_fi_mv_diphone": ("festival-diphone", "fi"),
+    "suo_fi_lj_diphone": ("festival-diphone", "fi"),
+    "cmu_us_slt_arctic_hts": ("festival-hts", "en"),
 }
+FREETTS_JAR = Path("/usr/share/java/freetts.jar")
+FREETTS_VOICES = ("kevin", "kevin16")  # 8 kHz and 16 kHz diphone voices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +128,9 @@ def available_voices() -> tuple[Voice, ...]:
             voices.append(Voice("espeak-ng-klatt" if klatt else "espeak-ng", f.name))
     if shutil.which("text2wave"):
         installed = {p.name for p in FESTIVAL_VOICE_DIR.glob("*/*") if p.is_dir()}
-        voices += [Voice(e, n) for n, e in FESTIVAL_VOICES.items() if n in installed]
+        voices += [Voice(e, n) for n, (e, _) in FESTIVAL_VOICES.items() if n in installed]
+    if FREETTS_JAR.exists() and shutil.which("java"):
+        voices += [Voice("freetts", n) for n in FREETTS_VOICES]
     return tuple(sorted(voices, key=lambda v: v.id))
 
 
@@ -123,7 +148,7 @@ def _read_mono(path: Path) -> tuple[np.ndarray, int]:
 def synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray, int]:
     """Say digit ``label`` (0-9 English, 10-19 German) in ``voice``.
 
-    Returns float64 (T,) mono audio and its sample rate (16, 22.05 or 32 kHz by engine).
+    Returns float64 (T,) mono audio and its sample rate (8 to 32 kHz by voice).
     Deterministic: the same arguments give the same samples.
     """
     if not 0 <= label < len(KEYS):
@@ -137,8 +162,14 @@ def synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray, 
             cmd = ["espeak-ng", "-v", f"{base}+{voice.name}", "-s", str(round(175 * prosody.rate)),
                    "-p", str(prosody.pitch), "-w", str(wav), word]  # fmt: skip
             subprocess.run(cmd, check=True, capture_output=True)
+        elif voice.engine == "freetts":
+            # No rate option on its command line: augmentation's speed perturbation covers it.
+            word = SPELLINGS["en"][label]
+            cmd = ["java", "-jar", str(FREETTS_JAR), "-voice", voice.name,
+                   "-dumpAudio", str(wav), "-text", word]  # fmt: skip
+            subprocess.run(cmd, check=True, capture_output=True)
         else:
-            word = GERMAN_FOR_FESTIVAL[label - 10] if german else ENGLISH[label]
+            word = SPELLINGS[FESTIVAL_VOICES[voice.name][1]][label]
             cmd = ["text2wave", "-eval", f"(voice_{voice.name})",
                    "-eval", f"(Parameter.set 'Duration_Stretch {1 / prosody.rate:.4f})",
                    "-o", str(wav)]  # fmt: skip

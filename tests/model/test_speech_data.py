@@ -69,7 +69,8 @@ def test_test_voices_are_never_training_voices(voices) -> None:
 
 def test_utterances_cycle_engines_and_all_20_labels(voices) -> None:
     train = sd.split_voices(voices)["train"]
-    utts = [sd.utterance(SMALL, "train", i, train) for i in range(80)]
+    n = len(speech_synth.ENGINES) * 20
+    utts = [sd.utterance(SMALL, "train", i, train) for i in range(n)]
     assert {(u.voice.engine, u.label) for u in utts} == {
         (e, label) for e in speech_synth.ENGINES for label in range(20)
     }
