@@ -33,7 +33,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     S5RF_HOST=0.0.0.0 \
     S5RF_PORT=8000 \
     S5RF_CHECKPOINTS=/opt/s5rf/checkpoints \
-    S5RF_SAMPLES=/opt/s5rf/samples
+    S5RF_SAMPLES=/opt/s5rf/samples \
+    S5RF_COMPILATION_CACHE=/home/s5rf/.cache/xla
 USER s5rf
 WORKDIR /home/s5rf
 EXPOSE 8000

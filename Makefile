@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/s5rf serve --host 127.0.0.1 --port 8000 --checkpoints checkpoints
+	S5RF_COMPILATION_CACHE=.cache/xla $(BIN)/s5rf serve --host 127.0.0.1 --port 8000 \
+		--checkpoints checkpoints
 
 lint: $(STAMP)
 	$(BIN)/ruff check model server clients cli tests bench scripts

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         default=2048, gt=0, description="Padded sessions x bins per engine call; on CPU "
                                         "smaller calls run faster per bin.")
     warm_spikes: bool = Field(default=True, description="Also compile the spike-raster programs.")
+    compilation_cache: Path | None = Field(
+        default=None, description="Directory for XLA's persistent compilation cache: a restart "
+                                  "loads the compiled programs instead of compiling them again.")
     late_default: LatePolicy = "reject"
     ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
     ws_open_timeout_s: float = Field(default=10.0, gt=0)

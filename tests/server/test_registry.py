@@ -1,0 +1,41 @@
+"""Loading checkpoints into engines: the persistent compilation cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# In a fresh process each time: JAX's cache setting is global to the process.
+LOAD_AND_WARM = """
+import json, jax
+events = []
+jax.monitoring.register_event_listener(lambda name, **_: events.append(name))
+from server.registry import load_registry
+from server.settings import Settings
+registry = load_registry(Settings(session_buckets=(1, 4), bin_buckets=(2,)))
+registry.warm(with_spikes=False)
+print(json.dumps({"hits": events.count("/jax/compilation_cache/cache_hits"),
+                  "misses": events.count("/jax/compilation_cache/cache_misses"),
+                  "compilations": sum(m.engine.compilations for m in registry)}))
+"""
+
+
+def _load_and_warm(checkpoints: Path, cache: Path) -> dict[str, int]:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_CHECKPOINTS": str(checkpoints),
+           "S5RF_COMPILATION_CACHE": str(cache)}
+    out = subprocess.run([sys.executable, "-c", LOAD_AND_WARM], env=env, check=True,
+                         capture_output=True, text=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_restart_loads_the_compiled_programs_from_the_cache(checkpoints: Path,
+                                                              tmp_path: Path) -> None:
+    cache = tmp_path / "xla"
+    first = _load_and_warm(checkpoints, cache)
+    assert first["hits"] == 0 and first["misses"] >= first["compilations"] > 0
+    second = _load_and_warm(checkpoints, cache)
+    assert second["compilations"] == first["compilations"]  # the engines' programs (and the
+    assert (second["hits"], second["misses"]) == (first["misses"], 0)  # small ones) all loaded
