@@ -78,10 +78,7 @@ class ModelRegistry:
 
 
 def use_compilation_cache(path: Path) -> None:
-    """Keep every compiled program in ``path`` (this process; JAX's config is global).
-
-    On this CPU the shipped models' ~70 programs compile in about a minute and load in seconds.
-    """
+    """Keep every compiled program in ``path`` (this process; JAX's config is global)."""
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
