@@ -23,6 +23,7 @@ export class Player {
     this.on = on;
     this.clock = rec.t0;       // sensor time (µs) played so far
     this.sentUntil = rec.t0;   // watermark of the last frame sent
+    this.answered = rec.t0;    // watermark of the last frame answered
     this.nextEvent = 0;        // first event not sent yet
     this.inFlight = [];        // frames awaiting their reply
     this.speed = 1;
@@ -44,7 +45,7 @@ export class Player {
       this.clock = this.speed === Infinity ? this.rec.tEnd
         : Math.min(this.rec.tEnd, this.clock + elapsedUs * this.speed);
       last = now;
-      this.on.tick(this.clock);
+      this.on.tick(this.#shown());
       this.stream.opened.then(() => this.#pump(), () => {});
       this.frame = requestAnimationFrame(step);
     };
@@ -84,13 +85,21 @@ export class Player {
       return;
     }
     this.on.result(msg, frame);
+    if (frame) this.answered = frame.last ? this.rec.tEnd : frame.until;
     if (frame?.last) {
+      this.on.tick(this.#shown());  // the animation stops with the stream: one last reading
       this.done = true;
       this.stop();
       this.on.end();
     } else if (this.playing) {
       this.#pump();
     }
+  }
+
+  /** The time to display: the sensor clock, except at "max", where it is at the end at once
+   *  and what has been answered is what the user is looking at. */
+  #shown() {
+    return this.speed === Infinity ? this.answered : this.clock;
   }
 
   #fail(text) {

@@ -144,6 +144,29 @@ def test_a_sample_played_at_max_speed_gets_the_servers_decision(
         assert dashboard.decision()[0] == sample["predicted"], sample
 
 
+CLOCK_READINGS = """() => {
+  window.clockReadings = [];
+  const clock = document.getElementById("clock");
+  new MutationObserver(() => window.clockReadings.push(clock.textContent))
+    .observe(clock, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def test_at_max_speed_the_clock_follows_the_answers(target: Target,
+                                                    dashboard: Dashboard) -> None:
+    url = dashboard.page.url.rstrip("/")
+    sample, _ = first_sample(url, target.model)
+    dashboard.choose(target.model, sample["file"])
+    dashboard.page.evaluate(CLOCK_READINGS)
+    dashboard.play_to_end()
+    readings = dashboard.page.evaluate("window.clockReadings")
+    played = [float(r.split(" s / ")[0]) for r in readings]
+    end = float(readings[-1].split(" / ")[1].removesuffix(" s"))
+    # The sensor clock is at the end at once; the display steps with the replies instead.
+    assert played == sorted(played) and played[-1] == end
+    assert len(set(played)) >= 3, readings
+
+
 def test_pause_holds_the_sensor_clock_and_play_resumes(
         target: Target, dashboard: Dashboard) -> None:
     url = dashboard.page.url.rstrip("/")
