@@ -6,7 +6,7 @@ Beside it: the bare jitted ``advance`` on the same (S, T) chunk (state passed in
 and the offline scan over the same S recordings of N*T bins in one call. SHD preset,
 sequential scan.
 
-    python -m bench.advance [--preset shd] [--calls 20]
+    python -m bench.advance [--preset shd] [--calls 20] [--sessions 1 8 64] [--bins 1 10 50]
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="shd")
     ap.add_argument("--calls", type=int, default=20, help="chunks per session per timing")
+    ap.add_argument("--sessions", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--bins", type=int, nargs="+", default=[1, 10, 50], help="bins per chunk")
     args = ap.parse_args()
     cfg = preset_config(args.preset, 140, 20)
     params = init_params(jax.random.PRNGKey(0), cfg)
@@ -34,8 +36,8 @@ def main() -> None:
     offline = jax.jit(lambda p, b, n: run_offline(cfg, p, b, n)[1]["log_probs"])
     bare = jax.jit(lambda p, s, b, v: advance(p, s, b, v, cfg))
     rows = []
-    for S in (1, 8, 64):
-        for T in (1, 10, 50):
+    for S in args.sessions:
+        for T in args.bins:
             engine = Engine(cfg, params, capacity=S, session_buckets=(S,), bin_buckets=(T,))
             engine.warmup()
             slots = list(range(1, S + 1))
