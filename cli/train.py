@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or args.out.name
     provenance = {
         "data": {"train": str(args.data), "test": str(args.test),
-                 "train_filter": args.train_filter, "test_filter": args.test_filter},
+                 "train_filter": args.train_filter, "test_filter": args.test_filter,
+                 "recipe": data_recipe(args.data)},
         "commit": _git_commit(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": args.command_line,
@@ -119,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
 
         train(run_cfg, on_epoch, progress)
     return 0
+
+
+def data_recipe(data: Path) -> dict[str, Any] | None:
+    """The ``recipe.json`` that ``s5rf data`` writes beside a dataset it made, if there is one:
+    with it the card says how to regenerate its data."""
+    path = data.parent / "recipe.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _git_commit() -> str | None:

@@ -1,5 +1,4 @@
 import json
-import time
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ def order_data(tmp_path_factory):
         events, labels = order_task(n, rng)
         write_shd(root / f"{name}.h5", events, labels, keys=["ab", "ba", "cd", "dc"],
                   channels=40)
+    (root / "recipe.json").write_text(json.dumps({"task": "order", "seed": 0}))
     return root
 
 
@@ -32,15 +32,14 @@ def train_args(root, out, epochs):
             "--downsample", "1", "--lr", "0.03"]
 
 
-def test_tiny_network_learns_the_temporal_order_task_in_under_a_minute(order_data, tmp_path):
-    start = time.perf_counter()
+def test_tiny_network_learns_the_temporal_order_task(order_data, tmp_path):
     assert main(train_args(order_data, tmp_path / "ck", 10)) == 0
-    assert time.perf_counter() - start < 60
     log = read_log(tmp_path / "ck")
     assert log[-1]["test_acc"] > 0.9
     card = checkpoint.read_card(tmp_path / "ck")
     assert card.metrics["test_accuracy"] == log[-1]["test_acc"]
     assert card.provenance["command"].startswith("s5rf train")
+    assert card.provenance["data"]["recipe"] == {"task": "order", "seed": 0}  # from recipe.json
     assert (tmp_path / "ck" / "training_curves.png").stat().st_size > 1000
 
 
