@@ -57,6 +57,18 @@ class Recipe:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_json(cls, described: dict[str, Any]) -> Recipe:
+        """The recipe of a recipe.json (``describe``'s output; its voice lists are not part
+        of the recipe: they are what was installed)."""
+
+        def fields(kind: type, values: dict[str, Any]) -> dict[str, Any]:
+            return {f.name: tuple(values[f.name]) if isinstance(values[f.name], list)
+                    else values[f.name] for f in dataclasses.fields(kind)}
+
+        augment = aug.AugmentConfig(**fields(aug.AugmentConfig, described["augment"]))
+        return cls(**{**fields(cls, described), "augment": augment})
+
 
 @dataclasses.dataclass(frozen=True)
 class Utterance:

@@ -130,3 +130,8 @@ def test_a_short_reverberation_in_a_large_room_still_gets_a_room() -> None:
     for seed in range(20):
         h = sd.aug.room_impulse_response(sd.aug.WORK_RATE, 0.1, np.random.default_rng(seed))
         assert np.isfinite(h).all() and np.abs(h).max() > 0
+
+
+def test_a_recipe_reads_back_from_its_recipe_json(generated: Path) -> None:
+    described = json.loads((generated / "recipe.json").read_text())
+    assert sd.Recipe.from_json(described) == SMALL
