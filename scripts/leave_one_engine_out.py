@@ -2,7 +2,10 @@
 the others and test on the one left out; print the matrix and write it as JSON.
 
     python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \\
-        --epochs 10 --json checkpoints/digits-cochlea/leave_one_engine_out.json
+        --epochs 10 --recordings 3000 --json checkpoints/digits-cochlea/leave_one_engine_out.json
+
+``--recordings N`` uses the first N training recordings of the dataset's cache (a quicker
+matrix; the test split is used whole).
 
 An engine with held-out test voices is tested on them (test.h5); an engine that only has
 training voices (festival-hts has one voice) is tested on all of its recordings (train.h5),
@@ -13,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from cli.main import main as s5rf
+from model import speech_data
 from model.datasets import open_dataset
 
 
@@ -47,17 +53,35 @@ def run(data: Path, out: Path, epochs: int, extra: list[str]) -> dict[str, dict[
     return results
 
 
+def first_recordings(data: Path, n: int, out: Path) -> Path:
+    """A copy of the dataset with its first ``n`` training recordings (from ``data``'s cache)."""
+    described = json.loads((data / "recipe.json").read_text())
+    recipe = dataclasses.replace(speech_data.Recipe.from_json(described), n_train=n)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "cache").exists():
+        os.symlink((data / "cache").resolve(), out / "cache")
+    for split in speech_data.SPLITS:
+        speech_data.write_split(recipe, out, split)
+    (out / "recipe.json").write_text(json.dumps({**described, "n_train": n}, indent=2))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("data/speech"))
     ap.add_argument("--out", type=Path, default=Path("data/runs/loeo"))
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--recordings", type=int, help="only the first N training recordings")
     ap.add_argument("--json", type=Path, help="where to write the matrix")
     args, extra = ap.parse_known_args()  # the rest goes to `s5rf train`
-    results = run(args.data, args.out, args.epochs, extra)
+    data = args.data
+    if args.recordings:
+        data = first_recordings(args.data, args.recordings, args.out / "data")
+    results = run(data, args.out, args.epochs, extra)
     if args.json:
-        args.json.write_text(json.dumps({"epochs": args.epochs, "train_args": extra,
-                                         "results": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"epochs": args.epochs, "recordings": args.recordings,
+                                         "train_args": extra, "results": results},
+                                        indent=2) + "\n")
 
 
 if __name__ == "__main__":

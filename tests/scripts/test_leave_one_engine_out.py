@@ -1,0 +1,34 @@
+"""scripts/leave_one_engine_out.py: the first-N-recordings copy it trains on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import speech_data as sd
+from model.datasets import open_dataset
+from scripts.leave_one_engine_out import first_recordings
+
+pytestmark = pytest.mark.engines
+
+
+def test_first_recordings_keeps_the_first_training_recordings_and_the_whole_test_split(
+        tmp_path: Path) -> None:
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (.ci/run installs it)")
+    full = tmp_path / "full"
+    for _ in sd.generate(sd.Recipe(seed=5, n_train=6, n_test=2, channels=16), full, workers=1):
+        pass
+    part = first_recordings(full, 4, tmp_path / "part")
+    with open_dataset(full / "train.h5") as a, open_dataset(part / "train.h5") as b:
+        assert len(b) == 4
+        for i in range(4):
+            np.testing.assert_array_equal(a[i][0], b[i][0])
+            assert a[i][1] == b[i][1]
+    with open_dataset(full / "test.h5") as a, open_dataset(part / "test.h5") as b:
+        assert len(a) == len(b) == 2
+    assert json.loads((part / "recipe.json").read_text())["n_train"] == 4
