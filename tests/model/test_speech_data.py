@@ -135,3 +135,12 @@ def test_a_short_reverberation_in_a_large_room_still_gets_a_room() -> None:
 def test_a_recipe_reads_back_from_its_recipe_json(generated: Path) -> None:
     described = json.loads((generated / "recipe.json").read_text())
     assert sd.Recipe.from_json(described) == SMALL
+
+
+def test_festival_crashing_on_a_stretch_still_says_the_word(voices) -> None:
+    # festival 2.5's lp_diphone segfaults saying "tu" (two) at exactly this stretch
+    lp = speech_synth.Voice("festival-diphone", "lp_diphone")
+    if lp not in voices:
+        pytest.skip("festvox-italp16k is not installed")
+    audio, rate = speech_synth.synthesize(2, lp, speech_synth.Prosody(rate=1 / 0.7788))
+    assert rate == 16_000 and 0.1 < audio.size / rate < 1.5
