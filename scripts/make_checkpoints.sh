@@ -12,16 +12,16 @@ $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/d
 $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-card
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
-# Spoken digits: synthesisers -> augmentation -> cochlea (~0.8 s CPU per recording), then S5-RF.
+# Spoken digits: synthesisers -> augmentation -> cochlea (~1.2 s CPU per recording), then S5-RF.
 
-$S5RF data speech --out data/speech --train 10000 --test 2000 --seed 0 --workers 2
+$S5RF data speech --out data/speech --train 10000 --test 600 --seed 0 --workers 2
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
-    --preset shd --epochs 35 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
+    --preset shd --epochs 16 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
     --mask-time 20 --mask-channels 10
 $S5RF eval --checkpoint checkpoints/digits-cochlea --data data/speech/test.h5 --update-card
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
     --out samples/digits-cochlea --per-class 1 --max-events 8000
 .venv/bin/python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \
-    --epochs 10 --json checkpoints/digits-cochlea/leave_one_engine_out.json --preset shd \
+    --epochs 8 --recordings 3000 --json checkpoints/digits-cochlea/leave_one_engine_out.json --preset shd \
     --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 --mask-time 20 \
     --mask-channels 10
