@@ -12,6 +12,8 @@ from typing import cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as rx
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from server.store import StaleVersion, StoredSession, StoreUnavailable
 
@@ -33,8 +35,12 @@ class RedisStore:
 
     def __init__(self, url: str, prefix: str, ttl_s: float):
         # Short timeouts: a Redis that is down must turn into a prompt 503, not a hung request.
-        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0,
-                                              socket_timeout=2.0)
+        # One immediate retry on a fresh connection: after a Redis restart every pooled
+        # connection is dead, and each would otherwise fail one request. Timeouts are not
+        # retried (the command may have run, and the client would wait twice as long).
+        self.client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=1.0, socket_timeout=2.0,
+            retry=Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,)))
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self._cas = self.client.register_script(_CHECK_AND_SET)

@@ -159,6 +159,30 @@ def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
     assert any(isinstance(o, StaleVersion) for o in outcomes)
 
 
+def test_connections_redis_closed_are_reopened_not_reported_as_an_outage(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What a Redis restart leaves behind: every pooled connection closed by the server."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH: the test kills every client of its own Redis")
+    server = Redis.start(tmp_path_factory.mktemp("redis-restart"))
+
+    async def run() -> list[StoredSession | None]:
+        store = RedisStore(server.url, "s5rf-test:", ttl_s=60)
+        await asyncio.gather(*(  # concurrent writes: several pooled connections
+            store.save(f"s{i}", StoredSession(version=1, model=COCHLEA, token_sha256="t",
+                                              snapshot=b"v1")) for i in range(4)))
+        redis.Redis(port=server.port).client_kill_filter(_type="normal", skipme=True)
+        loaded = await asyncio.gather(*(store.load(f"s{i}") for i in range(4)))
+        await store.close()
+        return list(loaded)
+
+    try:
+        loaded = asyncio.run(run())
+    finally:
+        server.stop()
+    assert [r.snapshot if r is not None else None for r in loaded] == [b"v1"] * 4
+
+
 def test_records_expire_hold_no_token_and_deletion_reaches_every_replica(
         pair: tuple[TestClient, TestClient], redis_server: Redis, prefix: str) -> None:
     a, b = pair
