@@ -227,15 +227,14 @@ def feed(
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a then b (same structured dtype): np.concatenate's field promotion costs more here."""
+    """a then b (same structured dtype), copied as raw records: np.concatenate and slice
+    assignment convert structured arrays field by field (~20x slower for a 10k-event chunk)."""
     if not len(a):
         return b
     if not len(b):
         return a
-    out = np.empty(len(a) + len(b), dtype=a.dtype)
-    out[: len(a)] = a
-    out[len(a) :] = b
-    return out
+    raw = np.dtype((np.void, a.dtype.itemsize))
+    return np.concatenate([a.view(raw), b.view(raw)]).view(a.dtype)
 
 
 def bin_recording(events: np.ndarray, spec: InputSpec, t0_us: int | None = 0) -> np.ndarray:
