@@ -17,7 +17,9 @@ Latency is client side, from the chunk's scheduled send time (at sensor pace) to
 so a server that falls behind shows it. ``vs raw step`` is session-bins/s over the bare
 jitted ``Engine.step`` on the same work (N sessions x one chunk per call) in this process;
 ``late/early`` is the median latency of each recording's last quarter of chunks over its
-first quarter (flat near 1 when the cost per chunk does not grow with the history). The
+first quarter (flat near 1 when the cost per chunk does not grow with the history). ``server
+CPU`` and ``client CPU`` are the CPU time (all threads, user + system) the server process and
+this load generator spent per chunk: where a scenario's time goes on a shared box. The
 naive alternative keeps no state: each chunk re-sends the whole recording so far to
 ``/v1/models/NAME/infer`` (useful work counted: only the new bins and events).
 
@@ -43,6 +45,7 @@ import httpx
 import jax
 import numpy as np
 import orjson
+import psutil
 import uvloop
 import websockets
 
@@ -75,7 +78,7 @@ def chunks_of(events: np.ndarray, chunk_us: int) -> list[np.ndarray]:
 
 
 @contextlib.contextmanager
-def server(root: Path, port: int, max_sessions: int) -> Iterator[str]:
+def server(root: Path, port: int, max_sessions: int) -> Iterator[tuple[str, psutil.Process]]:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_WARM_SPIKES": "false",
            "S5RF_MAX_SESSIONS": str(max_sessions), "S5RF_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--checkpoints",
@@ -90,7 +93,7 @@ def server(root: Path, port: int, max_sessions: int) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
-        yield url
+        yield url, psutil.Process(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -240,6 +243,7 @@ class Bench:
     """One server and one engine; ``measure`` runs a scenario and returns its table row."""
 
     url: str
+    server: psutil.Process
     engine: Engine
     features: int
     rate_hz: float
@@ -254,8 +258,12 @@ class Bench:
                     for seed in range(min(n, 16))]  # at most 16 recordings, shared round robin
         recordings = [distinct[i % len(distinct)] for i in range(n)]
         pace_s = chunk_ms / 1e3 if sensor_pace else None
+        server_cpu, client_cpu = cpu_seconds(self.server), time.process_time()
         with uvloop_runner() as runner:
             lat, wall = runner.run(drive(self.url, TRANSPORTS[transport], recordings, pace_s))
+        server_cpu = cpu_seconds(self.server) - server_cpu
+        client_cpu = time.process_time() - client_cpu
+        n_sent = n * n_chunks
         events = sum(len(c) for rec in recordings for c in rec)
         bins = n * n_chunks * bins_per_chunk
         if (n, bins_per_chunk) not in self.raw:
@@ -275,10 +283,17 @@ class Bench:
         row: list[object] = [
             scenario, transport, n, chunk_ms, "sensor" if sensor_pace else "flat out",
             1e3 * float(np.median(lat)), 1e3 * p99, events / wall, bins / wall, ratio,
-            float(np.median(lat[:, -quarter:]) / np.median(lat[:, :quarter])), verdict]
+            float(np.median(lat[:, -quarter:]) / np.median(lat[:, :quarter])),
+            1e3 * server_cpu / n_sent, 1e3 * client_cpu / n_sent, verdict]
         print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row),
               flush=True)
         return row, kept_up
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU time of a process, all its threads."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 @contextlib.contextmanager
@@ -329,8 +344,8 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        with server(Path(tmp), port, most) as url:
-            bench = Bench(url, engine, features, args.rate_hz)
+        with server(Path(tmp), port, most) as (url, process):
+            bench = Bench(url, process, engine, features, args.rate_hz)
             for chunk_ms in args.chunk_ms if "throughput" in args.scenarios else []:
                 for n in args.sessions:
                     for name in args.transports:
@@ -355,7 +370,8 @@ def main() -> None:
         f"{DT_US // 1000} ms, {args.rate_hz:g} events/s per sensor, {os.cpu_count()} CPUs "
         f"({jax.default_backend()})",
         ["scenario", "transport", "sessions", "chunk ms", "pace", "p50 ms", "p99 ms",
-         "events/s", "session-bins/s", "vs raw step", "late/early", "vs target"], rows)
+         "events/s", "session-bins/s", "vs raw step", "late/early", "server CPU ms/chunk",
+         "client CPU ms/chunk", "vs target"], rows)
     print(f"throughput target: >= {TARGET_RATIO:g} of the raw step at 128 sessions; latency "
           f"target: p99 <= {TARGET_P99_S * 1e3:g} ms; real-time WS sessions kept up: {kept} "
           f"of the {TARGET_SESSIONS} targeted ({kept / TARGET_SESSIONS:.2f}x)")
