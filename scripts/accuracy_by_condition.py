@@ -1,0 +1,92 @@
+"""Accuracy of a cochlea checkpoint on a spoken-digits test file, by recording condition.
+
+Every recording of ``s5rf data speech`` carries the augmentation it got (``extra/settings``);
+this groups the test recordings by added noise and its SNR, reverberation, telephone band and
+engine, and measures the checkpoint on each group with the same ``evaluate`` as ``s5rf eval``.
+It separates what is hard about the held-out voices from what is hard about the room and the
+line.
+
+    python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \\
+        --data data/speech/test.h5 [--json checkpoints/digits-cochlea/accuracy_by_condition.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model import checkpoint
+from model.batching import BinnedSet, load_binned
+from model.datasets import open_dataset
+from model.evaluation import evaluate
+
+Conditions = dict[str, Callable[[dict[str, Any], str], bool]]
+
+# Each row: a name and a test on a recording's augmentation settings and engine.
+CONDITIONS: Conditions = {
+    "all": lambda a, e: True,
+    "no added noise": lambda a, e: "noise" not in a,
+    "no noise, or SNR >= 20 dB": lambda a, e: a.get("snr_db", np.inf) >= 20,
+    "SNR 10-20 dB": lambda a, e: 10 <= a.get("snr_db", np.inf) < 20,
+    "SNR < 10 dB": lambda a, e: a.get("snr_db", np.inf) < 10,
+    "babble noise": lambda a, e: a.get("noise") == "babble",
+    "no reverberation": lambda a, e: "rt60_s" not in a,
+    "reverberation": lambda a, e: "rt60_s" in a,
+    "telephone band": lambda a, e: "telephone" in a,
+    "clean: no noise, no reverberation, no telephone": lambda a, e: not (
+        {"noise", "rt60_s", "telephone"} & a.keys()),
+}
+
+
+def engine_is(name: str) -> Callable[[dict[str, Any], str], bool]:
+    return lambda augment, engine: engine == name
+
+
+def subset(data: BinnedSet, keep: np.ndarray) -> BinnedSet:
+    idx = np.flatnonzero(keep)
+    return BinnedSet(events=[data.events[i] for i in idx], bins=[data.bins[i] for i in idx],
+                     labels=data.labels[idx])
+
+
+def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float | int]]:
+    """Samples and accuracy per condition (and per engine)."""
+    ckpt = checkpoint.load(ckpt_dir)
+    ds = open_dataset(data_file)
+    augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
+    engines = [str(e) for e in ds.extra("engine")]
+    data = load_binned(ds, ckpt.card.input)
+    rules: Conditions = {**CONDITIONS, **{f"engine {name}": engine_is(name)
+                                          for name in sorted(set(engines))}}
+    table: dict[str, dict[str, float | int]] = {}
+    for name, rule in rules.items():
+        keep = np.array([rule(a, e) for a, e in zip(augment, engines, strict=True)])
+        if not keep.any():
+            continue
+        metrics = evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, subset(data, keep),
+                           ckpt.card.labels)
+        table[name] = {"samples": int(keep.sum()), "accuracy": metrics["accuracy"]}
+        print(f"{name:>50}: {metrics['accuracy']:.3f} on {int(keep.sum())} recordings",
+              flush=True)
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True, help="test HDF5 of s5rf data speech")
+    ap.add_argument("--json", type=Path, help="also write the table here")
+    args = ap.parse_args()
+    table = by_condition(args.checkpoint, args.data)
+    if args.json:
+        args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint),
+                                         "data": str(args.data), "conditions": table},
+                                        indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

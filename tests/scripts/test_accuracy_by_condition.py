@@ -1,0 +1,49 @@
+"""scripts/accuracy_by_condition.py: groups follow the recordings' settings and add up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jax
+import pytest
+
+from model import speech_data as sd
+from model.batching import load_binned
+from model.checkpoint import ModelCard, save
+from model.datasets import open_dataset
+from model.evaluation import evaluate
+from model.network import init_params
+from model.spec import InputSpec, preset_config
+from scripts.accuracy_by_condition import by_condition
+
+pytestmark = pytest.mark.engines
+
+
+def test_conditions_follow_each_recordings_settings(tmp_path: Path) -> None:
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (.ci/run installs it)")
+    data = tmp_path / "speech"
+    for _ in sd.generate(sd.Recipe(seed=3, n_train=1, n_test=8, channels=16), data, workers=2):
+        pass
+    spec = InputSpec(sensor="cochlea", dt_us=4000, channels=16)
+    cfg = preset_config("tiny", n_in=spec.features, n_classes=len(sd.KEYS))
+    card = ModelCard(name="t", architecture=cfg, input=spec, labels=list(sd.KEYS))
+    params = init_params(jax.random.PRNGKey(0), cfg)
+    save(tmp_path / "ckpt", card, params)
+
+    table = by_condition(tmp_path / "ckpt", data / "test.h5")
+
+    with open_dataset(data / "test.h5") as ds:
+        augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
+        engines = list(ds.extra("engine"))
+        whole = evaluate(params, cfg, spec, load_binned(ds, spec), card.labels)
+    assert table["all"] == {"samples": 8, "accuracy": whole["accuracy"]}
+    reverb = sum("rt60_s" in a for a in augment)
+    assert table.get("reverberation", {"samples": 0})["samples"] == reverb
+    assert table.get("no reverberation", {"samples": 0})["samples"] == 8 - reverb
+    assert sum(row["samples"] for name, row in table.items()
+               if name.startswith("engine ")) == 8
+    for engine in set(engines):
+        assert table[f"engine {engine}"]["samples"] == engines.count(engine)
