@@ -19,6 +19,8 @@ $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpo
     --preset shd --epochs 16 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
     --mask-time 20 --mask-channels 10
 $S5RF eval --checkpoint checkpoints/digits-cochlea --data data/speech/test.h5 --update-card
+.venv/bin/python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \
+    --data data/speech/test.h5 --json checkpoints/digits-cochlea/accuracy_by_condition.json
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
     --out samples/digits-cochlea --per-class 1 --max-events 8000
 .venv/bin/python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \
