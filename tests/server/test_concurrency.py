@@ -30,15 +30,17 @@ async def stream_one(client: httpx.AsyncClient, events: np.ndarray, pieces: int)
     return probabilities
 
 
-def batch_stats(url: str) -> tuple[float, float]:
-    """(engine calls, session chunks) of the cochlea model so far."""
+def multi_session_calls(url: str) -> float:
+    """Engine calls of the cochlea model so far that gathered more than two sessions."""
     text = httpx.get(f"{url}/metrics").text
 
-    def sample(kind: str) -> float:
-        found = re.search(rf's5rf_batch_sessions_{kind}{{model="{COCHLEA}"}} (\S+)', text)
-        return float(found.group(1)) if found else 0.0
+    def sample(series: str) -> float:
+        found = re.search(rf"^s5rf_batch_sessions_{re.escape(series)} (\S+)$", text, re.M)
+        assert found, f"no s5rf_batch_sessions_{series} in /metrics"
+        return float(found.group(1))
 
-    return sample("count"), sample("sum")
+    model = f'model="{COCHLEA}"'
+    return sample(f"count{{{model}}}") - sample(f'bucket{{le="2.0",{model}}}')
 
 
 def test_concurrent_sessions_match_one_by_one(make_live: Callable[..., str]) -> None:
@@ -49,10 +51,11 @@ def test_concurrent_sessions_match_one_by_one(make_live: Callable[..., str]) -> 
     async def run() -> tuple[list[list[float]], list[list[float]]]:
         limits = httpx.Limits(max_connections=SESSIONS)
         async with httpx.AsyncClient(base_url=live_url, limits=limits, timeout=60) as client:
-            calls_before, chunks_before = batch_stats(live_url)
+            before = multi_session_calls(live_url)
             together = await asyncio.gather(*(stream_one(client, rec, 4) for rec in recordings))
-            calls, chunks = batch_stats(live_url)
-            assert (chunks - chunks_before) / (calls - calls_before) > 2, \
+            # How many sessions a call gathers depends on the box's load; that it ever
+            # gathers several does not.
+            assert multi_session_calls(live_url) > before, \
                 "the batcher never gathered several sessions into one engine call"
             alone = [await stream_one(client, rec, 1) for rec in recordings]
         return list(together), alone
