@@ -4,6 +4,7 @@ figures match a fresh evaluation."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,14 @@ from model.samples import read_index
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = checkpoint.discover(ROOT / "checkpoints")
+
+
+def evaluate_events(ckpt: checkpoint.Checkpoint, events: list[np.ndarray],
+                    labels: np.ndarray) -> dict[str, Any]:
+    """``s5rf eval``'s metrics of a checkpoint on recordings held in memory."""
+    data = BinnedSet(events=events, bins=[bin_recording(e, ckpt.card.input) for e in events],
+                     labels=labels)
+    return evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, data, ckpt.card.labels)
 
 
 def test_the_repo_ships_both_checkpoints():
@@ -40,9 +49,7 @@ def test_eval_of_the_shipped_samples_reproduces_their_recorded_classes(path):
     index = read_index(folder)
     events = [np.load(folder / str(e["file"])) for e in index]
     predicted = np.array([int(e["predicted"]) for e in index])  # type: ignore[call-overload]
-    data = BinnedSet(events=events, bins=[bin_recording(e, ckpt.card.input) for e in events],
-                     labels=predicted)
-    metrics = evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, data, ckpt.card.labels)
+    metrics = evaluate_events(ckpt, events, predicted)
     assert metrics["accuracy"] == 1.0, metrics["confusion"]
     labels = np.array([int(e["label"]) for e in index])  # type: ignore[call-overload]
     if ckpt.card.metrics["eval"]["accuracy"] >= 0.95:  # a network this good knows its samples
@@ -60,9 +67,7 @@ def test_dvs_card_matches_a_fresh_evaluation_on_the_regenerated_test_split():
     samples = plan(recipe)["test"]
     _, digit_labels = load_digit_images()
     events = [record(s, recipe, sensor) for s in samples]
-    data = BinnedSet(events=events, bins=[bin_recording(e, ckpt.card.input) for e in events],
-                     labels=np.array([digit_labels[s.index] for s in samples]))
-    fresh = evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, data, ckpt.card.labels)
+    fresh = evaluate_events(ckpt, events, np.array([digit_labels[s.index] for s in samples]))
     card = ckpt.card.metrics["eval"]
     assert fresh["samples"] == card["samples"]
     assert abs(fresh["accuracy"] - card["accuracy"]) <= 1 / card["samples"]
@@ -94,8 +99,6 @@ def test_cochlea_card_matches_a_fresh_evaluation_on_regenerated_test_recordings(
     with multiprocessing.get_context("spawn").Pool(2) as pool:  # numba and fork do not mix
         made = pool.starmap(sd.make_recording, [(recipe, u, voices["test"]) for u in utterances])
     events = [e for e, _ in made]
-    data = BinnedSet(events=events, bins=[bin_recording(e, ckpt.card.input) for e in events],
-                     labels=np.array([u.label for u in utterances]))
-    fresh = evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, data, ckpt.card.labels)
+    fresh = evaluate_events(ckpt, events, np.array([u.label for u in utterances]))
     p = ckpt.card.metrics["eval"]["accuracy"]
     assert abs(fresh["accuracy"] - p) <= 3 * np.sqrt(p * (1 - p) / COCHLEA_RECORDINGS), fresh
