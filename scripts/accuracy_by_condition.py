@@ -56,10 +56,10 @@ def subset(data: BinnedSet, keep: np.ndarray) -> BinnedSet:
 def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float | int]]:
     """Samples and accuracy per condition (and per engine)."""
     ckpt = checkpoint.load(ckpt_dir)
-    ds = open_dataset(data_file)
-    augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
-    engines = [str(e) for e in ds.extra("engine")]
-    data = load_binned(ds, ckpt.card.input)
+    with open_dataset(data_file) as ds:
+        augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
+        engines = [str(e) for e in ds.extra("engine")]
+        data = load_binned(ds, ckpt.card.input)
     rules: Conditions = {**CONDITIONS, **{f"engine {name}": engine_is(name)
                                           for name in sorted(set(engines))}}
     table: dict[str, dict[str, float | int]] = {}
