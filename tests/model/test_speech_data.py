@@ -144,3 +144,26 @@ def test_festival_crashing_on_a_stretch_still_says_the_word(voices) -> None:
         pytest.skip("festvox-italp16k is not installed")
     audio, rate = speech_synth.synthesize(2, lp, speech_synth.Prosody(rate=1 / 0.7788))
     assert rate == 16_000 and 0.1 < audio.size / rate < 1.5
+
+
+@pytest.mark.parametrize(
+    ("engine", "label", "same", "different"),
+    [
+        ("freetts", 3, sd.Prosody(rate=0.8, pitch=20, accent="en-gb"), None),
+        ("festival-diphone", 3, sd.Prosody(pitch=20, accent="en-gb"), sd.Prosody(rate=1.2)),
+        ("espeak-ng", 13, sd.Prosody(accent="en-gb"), sd.Prosody(pitch=80)),
+    ],
+)
+def test_words_are_cached_under_the_prosody_their_engine_reads(
+    voices, engine: str, label: int, same: sd.Prosody, different: sd.Prosody | None
+) -> None:
+    voice = next(v for v in voices if v.engine == engine)
+    speech_synth._synthesize.cache_clear()
+    default, _ = speech_synth.synthesize(label, voice, sd.Prosody())
+    assert not default.flags.writeable  # the cache's copy cannot be changed by a caller
+    assert speech_synth.synthesize(label, voice, same)[0] is default
+    speech_synth._synthesize.cache_clear()  # synthesised afresh, the ignored fields change nothing
+    np.testing.assert_array_equal(speech_synth.synthesize(label, voice, same)[0], default)
+    if different is not None:  # and the fields it reads do change the word
+        changed, _ = speech_synth.synthesize(label, voice, different)
+        assert changed.shape != default.shape or not np.array_equal(changed, default)
