@@ -2,8 +2,9 @@
 
 The chain of Cramer et al. (2020), as published in the ``lauscher`` package, rewritten to be
 fast: Sieroka basilar membrane (a fixed complex transfer matrix, computed once per length and
-cached, applied with real inverse FFTs) -> Meddis inner hair cell (a per-channel recursion, numba-compiled) -> a bushy cell per
-channel fed by 40 converging fibres with dead time (numba, seeded numpy Generator).
+cached, applied with real inverse FFTs) -> Meddis inner hair cell (a per-channel recursion,
+numba-compiled) -> a bushy cell per channel fed by 40 converging fibres with dead time (numba,
+seeded numpy Generator).
 
 Conventions kept from lauscher on purpose, so our spikes match SHD's:
 - The waveform is RMS-normalised to 0.3 and Hann-ramped (the ramp spans the whole word), then

@@ -13,10 +13,10 @@ spellings of the words in their own orthography, which gives accented speakers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import subprocess
 import tempfile
-import functools
 from pathlib import Path
 from typing import Literal
 
