@@ -23,6 +23,7 @@ from model import cochlea
 FS = cochlea.SAMPLE_RATE
 MATRIX = "transfer matrix (once per length)"
 SPIKES = "spikes"
+REPEATS = 5
 
 
 def vowel(seconds: float) -> np.ndarray:
@@ -95,12 +96,15 @@ def main() -> None:
         f"{'spikes (same model, different draws)':36s} {ref['spikes']:11.0f} {mine['spikes']:9.0f}"
     )
 
-    full = ours(cochlea.prepare_waveform(vowel(0.8), FS), args.channels)
-    per_word = sum(v for k, v in full.items() if k not in (SPIKES, MATRIX))
-    print(f"\n# ours on a full word (0.8 s sound in the fixed {cochlea.CLIP_SAMPLES}-sample clip)")
-    print(f"transfer matrix once: {full[MATRIX]:.2f} s; "
-          f"then per word: {per_word:.3f} s ({full[SPIKES]:.0f} spikes)")  # fmt: skip
-
+    signal = cochlea.prepare_waveform(vowel(0.8), FS)
+    runs = [ours(signal, args.channels, seed) for seed in range(REPEATS)]
+    stages = [k for k in runs[0] if k not in (SPIKES, MATRIX)]
+    median = {k: float(np.median([r[k] for r in runs])) for k in stages}
+    print(f"\n# ours on a full word (0.8 s sound in the fixed {cochlea.CLIP_SAMPLES}-sample clip),"
+          f" median of {REPEATS} words")  # fmt: skip
+    print(f"transfer matrix once: {runs[0][MATRIX]:.2f} s; then per word: "
+          f"{sum(median.values()):.3f} s (" + ", ".join(f"{k} {v:.3f}" for k, v in median.items())
+          + f"; {runs[0][SPIKES]:.0f} spikes)")
 
 if __name__ == "__main__":
     main()

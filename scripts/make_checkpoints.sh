@@ -12,7 +12,7 @@ $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/d
 $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-card
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
-# Spoken digits: synthesisers -> augmentation -> cochlea (~1.2 s CPU per recording), then S5-RF.
+# Spoken digits: synthesisers -> augmentation -> cochlea (~0.75 s CPU per recording), then S5-RF.
 
 $S5RF data speech --out data/speech --train 10000 --test 600 --seed 0 --workers 2
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
