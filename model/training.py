@@ -136,6 +136,10 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
         saved = serialization.from_bytes(
             {"params": params, "opt_state": opt_state, "epoch": 0}, state_path.read_bytes())
         params, opt_state, start_epoch = saved["params"], saved["opt_state"], int(saved["epoch"])
+    # The log continues the run being resumed; a fresh run into an old checkpoint (its
+    # train_state is not shipped) must not add its epochs to the old run's.
+    kept = [r for r in read_log(run.out) if r["epoch"] <= start_epoch]
+    (run.out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
     train_step = make_train_step(cfg, optimizer, run.scan)
     evaluate = make_eval_step(cfg, run.scan)
     base_key = jax.random.PRNGKey(tc.seed + 1)

@@ -49,6 +49,16 @@ def test_training_resumes_where_it_stopped(order_data, tmp_path):
     assert [r["epoch"] for r in read_log(tmp_path / "ck")] == [1, 2, 3, 4]
 
 
+def test_a_fresh_run_into_a_shipped_checkpoint_starts_a_fresh_log(order_data, tmp_path):
+    main(train_args(order_data, tmp_path / "ck", 3))
+    (tmp_path / "ck" / "train_state.msgpack").unlink()  # as in a clone: it is not shipped
+    main(train_args(order_data, tmp_path / "ck", 2))
+    log = read_log(tmp_path / "ck")
+    assert [r["epoch"] for r in log] == [1, 2]
+    card = checkpoint.read_card(tmp_path / "ck")
+    assert card.metrics["train_seconds"] == pytest.approx(sum(r["seconds"] for r in log))
+
+
 def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     main(train_args(order_data, tmp_path / "ck", 6))
     capsys.readouterr()
