@@ -14,9 +14,9 @@ $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs -
 
 # Spoken digits: synthesisers -> augmentation -> cochlea (~0.75 s CPU per recording), then S5-RF.
 
-$S5RF data speech --out data/speech --train 10000 --test 600 --seed 0 --workers 2
+$S5RF data speech --out data/speech --train 11000 --test 600 --seed 0 --workers 2
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
-    --preset shd --epochs 16 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
+    --preset shd --neurons 256 256 --epochs 16 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
     --mask-time 20 --mask-channels 10
 $S5RF eval --checkpoint checkpoints/digits-cochlea --data data/speech/test.h5 --update-card
 .venv/bin/python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \
