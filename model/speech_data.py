@@ -36,7 +36,17 @@ from model.speech_synth import (
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
-TEST_EVERY = 5  # every 5th voice of an engine (sorted by name) is a test voice
+# Test voices by name, so that installing another voice never moves one between splits: every
+# fifth voice of each engine (sorted by name) as installed for the first datasets, then one of
+# the Czech speakers added later. Any other voice is a training voice.
+TEST_VOICES = frozenset({
+    "espeak-ng/Annie", "espeak-ng/Gene", "espeak-ng/Lee", "espeak-ng/Mr serious",
+    "espeak-ng/Storm", "espeak-ng/aunty", "espeak-ng/f1", "espeak-ng/fast", "espeak-ng/iven2",
+    "espeak-ng/linda", "espeak-ng/m5", "espeak-ng/max", "espeak-ng/paul", "espeak-ng/robosoft4",
+    "espeak-ng/sandro", "espeak-ng/travis", "espeak-ng-klatt/caleb", "espeak-ng-klatt/klatt2",
+    "espeak-ng-klatt/robosoft", "festival-diphone/pc_diphone", "festival-diphone/czech_machac",
+    "freetts/kevin16",
+})  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,18 +92,10 @@ class Utterance:
 
 
 def split_voices(voices: Sequence[Voice]) -> dict[Split, tuple[Voice, ...]]:
-    """Voices per split: every TEST_EVERY-th voice of each engine goes to test (the last one
-    if that picks none); an engine with a single voice stays in training only."""
-    test: list[Voice] = []
-    for engine in ENGINES:
-        mine = sorted((v for v in voices if v.engine == engine), key=lambda v: v.name)
-        if len(mine) < 2:
-            continue
-        picked = mine[TEST_EVERY - 1 :: TEST_EVERY] or mine[-1:]
-        test += picked
+    """Voices per split: those named in TEST_VOICES go to test, every other one to train."""
     return {
-        "train": tuple(v for v in voices if v not in test),
-        "test": tuple(test),
+        "train": tuple(v for v in voices if v.id not in TEST_VOICES),
+        "test": tuple(v for v in voices if v.id in TEST_VOICES),
     }
 
 

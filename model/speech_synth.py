@@ -2,7 +2,8 @@
 
 An *engine* is a synthesis method, so a model can be tested on a method it never heard:
 ``espeak-ng`` (formant), ``espeak-ng-klatt`` (espeak-ng's Klatt synthesiser variants),
-``festival-diphone`` (diphone concatenation: American, Italian and Finnish speakers),
+``festival-diphone`` (diphone concatenation: American, Italian, Finnish and Czech speakers,
+one of them a boy),
 ``festival-hts`` (statistical parametric) and ``freetts``
 (FreeTTS, a Java diphone synthesiser with its own prosody and signal processing). A *voice* is
 one speaker-like timbre of an engine; it says both the English and the German digits, as SHD's
@@ -37,6 +38,11 @@ APT_PACKAGES = (
     "festvox-itapc16k",
     "festvox-suopuhe-lj",
     "festvox-suopuhe-mv",
+    "festival-czech",
+    "festvox-czech-dita",
+    "festvox-czech-krb",
+    "festvox-czech-machac",
+    "festvox-czech-ph",
     "freetts",
 )
 
@@ -64,7 +70,11 @@ SPELLINGS: dict[str, tuple[str, ...]] = {
            "nul", "ains", "zvai", "drai", "fir", "fiunf", "seks", "siben", "akt", "noin"),
     "fi": ("siirou", "uan", "tuu", "trii", "foo", "faiv", "siks", "seven", "eit", "nain",
            "nul", "ains", "tsvai", "drai", "fiir", "fynf", "seks", "siiben", "aht", "noin"),
+    "cs": ("zírou", "uan", "tů", "trí", "fór", "fajf", "siks", "sevn", "ejt", "najn",
+           "nul", "ajns", "cvaj", "draj", "fír", "fynf", "zeks", "zíbn", "acht", "nojn"),
 }  # fmt: skip
+# Festival reads bytes; its Czech voices read ISO 8859-2 (UTF-8 makes them say other words).
+TEXT_ENCODING = {"en": "ascii", "it": "ascii", "fi": "ascii", "cs": "iso-8859-2"}
 ESPEAK_ENGLISH_ACCENTS = (
     "en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
     "en-029", "en-us-nyc",
@@ -77,6 +87,10 @@ FESTIVAL_VOICES: dict[str, tuple[Engine, str]] = {
     "ked_diphone": ("festival-diphone", "en"),
     "lp_diphone": ("festival-diphone", "it"),
     "pc_diphone": ("festival-diphone", "it"),
+    "czech_dita": ("festival-diphone", "cs"),
+    "czech_krb": ("festival-diphone", "cs"),
+    "czech_machac": ("festival-diphone", "cs"),
+    "czech_ph": ("festival-diphone", "cs"),
     "hy_fi_mv_diphone": ("festival-diphone", "fi"),
     "suo_fi_lj_diphone": ("festival-diphone", "fi"),
     "cmu_us_slt_arctic_hts": ("festival-hts", "en"),
@@ -187,14 +201,15 @@ def _synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray,
                    "-dumpAudio", str(wav), "-text", word]  # fmt: skip
             subprocess.run(cmd, check=True, capture_output=True)
         else:
-            _festival(SPELLINGS[FESTIVAL_VOICES[voice.name][1]][label], voice.name,
-                      1 / prosody.rate, wav)
+            language = FESTIVAL_VOICES[voice.name][1]
+            word = SPELLINGS[language][label].encode(TEXT_ENCODING[language])
+            _festival(word, voice.name, 1 / prosody.rate, wav)
         audio, rate = _read_mono(wav)
     audio.flags.writeable = False  # shared by every caller of the cache
     return audio, rate
 
 
-def _festival(word: str, voice: str, stretch: float, wav: Path) -> None:
+def _festival(word: bytes, voice: str, stretch: float, wav: Path) -> None:
     """Say ``word`` with festival's ``text2wave``, durations scaled by ``stretch``.
 
     Festival 2.5's diphone voices crash (SIGSEGV) on a few words at a few exact stretches
@@ -204,7 +219,7 @@ def _festival(word: str, voice: str, stretch: float, wav: Path) -> None:
     for attempt in (stretch, stretch * 1.01, stretch * 0.99, 1.0):
         cmd = ["text2wave", "-eval", f"(voice_{voice})",
                "-eval", f"(Parameter.set 'Duration_Stretch {attempt:.4f})", "-o", str(wav)]
-        done = subprocess.run(cmd, input=word.encode(), capture_output=True, check=False)
+        done = subprocess.run(cmd, input=word, capture_output=True, check=False)
         if done.returncode >= 0:
             done.check_returncode()  # an error that is not a crash is raised as it is
             return

@@ -50,9 +50,12 @@ def generated(voices, tmp_path_factory) -> Path:
     return out
 
 
-def test_every_engine_speaks_every_language(voices) -> None:
-    for engine in speech_synth.ENGINES:
-        voice = next(v for v in voices if v.engine == engine)
+def test_every_engine_and_festival_orthography_speaks_every_language(voices) -> None:
+    speakers = {v.engine: v for v in reversed(voices)}  # the first voice of each engine
+    for v in voices:  # and of each orthography festival reads (Czech spellings have accents)
+        if v.name in speech_synth.FESTIVAL_VOICES:
+            speakers.setdefault(speech_synth.FESTIVAL_VOICES[v.name][1], v)
+    for voice in speakers.values():
         for label in (7, 17):
             word = sd.clean_word(label, voice, speech_synth.Prosody())
             assert 0.1 < word.size / sd.aug.WORK_RATE < 1.5, (voice, label)
@@ -65,6 +68,13 @@ def test_test_voices_are_never_training_voices(voices) -> None:
     assert set(splits["train"]) | set(splits["test"]) == set(voices)
     assert {v.engine for v in splits["train"]} == set(speech_synth.ENGINES)
     assert len(splits["test"]) >= 0.15 * len(voices)
+
+
+def test_a_newly_installed_voice_trains_and_moves_no_other_voice(voices) -> None:
+    newcomer = speech_synth.Voice("festival-diphone", "aaa_new_diphone")
+    before, after = sd.split_voices(voices), sd.split_voices((newcomer, *voices))
+    assert after["test"] == before["test"]
+    assert set(after["train"]) == {newcomer, *before["train"]}
 
 
 def test_utterances_cycle_engines_and_all_20_labels(voices) -> None:
