@@ -1,10 +1,10 @@
 """Accuracy of a cochlea checkpoint on a spoken-digits test file, by recording condition.
 
 Every recording of ``s5rf data speech`` carries the augmentation it got (``extra/settings``);
-this groups the test recordings by added noise and its SNR, reverberation, telephone band and
-engine, and measures the checkpoint on each group with the same ``evaluate`` as ``s5rf eval``.
-It separates what is hard about the held-out voices from what is hard about the room and the
-line.
+this groups the test recordings by added noise and its SNR, reverberation, telephone band,
+engine and voice, and measures the checkpoint on each group with the same ``evaluate`` as
+``s5rf eval``. It separates what is hard about the held-out voices from what is hard about the
+room and the line.
 
     python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \\
         --data data/speech/test.h5 [--json checkpoints/digits-cochlea/accuracy_by_condition.json]
@@ -25,26 +25,27 @@ from model.batching import BinnedSet, load_binned
 from model.datasets import open_dataset
 from model.evaluation import evaluate
 
-Conditions = dict[str, Callable[[dict[str, Any], str], bool]]
+# A test on a recording's augmentation settings and its source (``engine`` and ``voice``).
+Conditions = dict[str, Callable[[dict[str, Any], dict[str, str]], bool]]
 
-# Each row: a name and a test on a recording's augmentation settings and engine.
+# Each row: a name and its test.
 CONDITIONS: Conditions = {
-    "all": lambda a, e: True,
-    "no added noise": lambda a, e: "noise" not in a,
-    "no noise, or SNR >= 20 dB": lambda a, e: a.get("snr_db", np.inf) >= 20,
-    "SNR 10-20 dB": lambda a, e: 10 <= a.get("snr_db", np.inf) < 20,
-    "SNR < 10 dB": lambda a, e: a.get("snr_db", np.inf) < 10,
-    "babble noise": lambda a, e: a.get("noise") == "babble",
-    "no reverberation": lambda a, e: "rt60_s" not in a,
-    "reverberation": lambda a, e: "rt60_s" in a,
-    "telephone band": lambda a, e: "telephone" in a,
-    "clean: no noise, no reverberation, no telephone": lambda a, e: not (
+    "all": lambda a, s: True,
+    "no added noise": lambda a, s: "noise" not in a,
+    "no noise, or SNR >= 20 dB": lambda a, s: a.get("snr_db", np.inf) >= 20,
+    "SNR 10-20 dB": lambda a, s: 10 <= a.get("snr_db", np.inf) < 20,
+    "SNR < 10 dB": lambda a, s: a.get("snr_db", np.inf) < 10,
+    "babble noise": lambda a, s: a.get("noise") == "babble",
+    "no reverberation": lambda a, s: "rt60_s" not in a,
+    "reverberation": lambda a, s: "rt60_s" in a,
+    "telephone band": lambda a, s: "telephone" in a,
+    "clean: no noise, no reverberation, no telephone": lambda a, s: not (
         {"noise", "rt60_s", "telephone"} & a.keys()),
 }
 
 
-def engine_is(name: str) -> Callable[[dict[str, Any], str], bool]:
-    return lambda augment, engine: engine == name
+def source_is(field: str, name: str) -> Callable[[dict[str, Any], dict[str, str]], bool]:
+    return lambda augment, source: source[field] == name
 
 
 def subset(data: BinnedSet, keep: np.ndarray) -> BinnedSet:
@@ -54,17 +55,20 @@ def subset(data: BinnedSet, keep: np.ndarray) -> BinnedSet:
 
 
 def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float | int]]:
-    """Samples and accuracy per condition (and per engine)."""
+    """Samples and accuracy per condition, per engine and per voice."""
     ckpt = checkpoint.load(ckpt_dir)
     with open_dataset(data_file) as ds:
         augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
-        engines = [str(e) for e in ds.extra("engine")]
+        sources = [{"engine": str(e), "voice": str(v)}
+                   for e, v in zip(ds.extra("engine"), ds.extra("voice"), strict=True)]
         data = load_binned(ds, ckpt.card.input)
-    rules: Conditions = {**CONDITIONS, **{f"engine {name}": engine_is(name)
-                                          for name in sorted(set(engines))}}
+    rules = dict(CONDITIONS)
+    for field in ("engine", "voice"):
+        rules |= {f"{field} {name}": source_is(field, name)
+                  for name in sorted({s[field] for s in sources})}
     table: dict[str, dict[str, float | int]] = {}
     for name, rule in rules.items():
-        keep = np.array([rule(a, e) for a, e in zip(augment, engines, strict=True)])
+        keep = np.array([rule(a, s) for a, s in zip(augment, sources, strict=True)])
         if not keep.any():
             continue
         metrics = evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, subset(data, keep),

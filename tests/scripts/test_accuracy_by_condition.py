@@ -38,12 +38,14 @@ def test_conditions_follow_each_recordings_settings(tmp_path: Path) -> None:
     with open_dataset(data / "test.h5") as ds:
         augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
         engines = list(ds.extra("engine"))
+        voices = list(ds.extra("voice"))
         whole = evaluate(params, cfg, spec, load_binned(ds, spec), card.labels)
     assert table["all"] == {"samples": 8, "accuracy": whole["accuracy"]}
     reverb = sum("rt60_s" in a for a in augment)
     assert table.get("reverberation", {"samples": 0})["samples"] == reverb
     assert table.get("no reverberation", {"samples": 0})["samples"] == 8 - reverb
-    assert sum(row["samples"] for name, row in table.items()
-               if name.startswith("engine ")) == 8
-    for engine in set(engines):
-        assert table[f"engine {engine}"]["samples"] == engines.count(engine)
+    for field, sources in (("engine", engines), ("voice", voices)):
+        assert sum(row["samples"] for name, row in table.items()
+                   if name.startswith(f"{field} ")) == 8
+        for source in set(sources):
+            assert table[f"{field} {source}"]["samples"] == sources.count(source)
