@@ -202,8 +202,8 @@ def _synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray,
             subprocess.run(cmd, check=True, capture_output=True)
         else:
             language = FESTIVAL_VOICES[voice.name][1]
-            word = SPELLINGS[language][label].encode(TEXT_ENCODING[language])
-            _festival(word, voice.name, 1 / prosody.rate, wav)
+            text = SPELLINGS[language][label].encode(TEXT_ENCODING[language])
+            _festival(text, voice.name, 1 / prosody.rate, wav)
         audio, rate = _read_mono(wav)
     audio.flags.writeable = False  # shared by every caller of the cache
     return audio, rate
