@@ -28,22 +28,11 @@ Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-h
 ENGINES: tuple[Engine, ...] = (
     "espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
 )  # fmt: skip
-APT_PACKAGES = (
-    "espeak-ng",
-    "festival",
-    "festvox-kallpc16k",
-    "festvox-kdlpc16k",
-    "festvox-us-slt-hts",
-    "festvox-italp16k",
-    "festvox-itapc16k",
-    "festvox-suopuhe-lj",
-    "festvox-suopuhe-mv",
-    "festival-czech",
-    "festvox-czech-dita",
-    "festvox-czech-krb",
-    "festvox-czech-machac",
-    "festvox-czech-ph",
-    "freetts",
+# One list for the code and for .ci/run, which cannot import this module before the venv exists.
+APT_PACKAGES = tuple(
+    name
+    for line in Path(__file__).with_name("speech_packages.txt").read_text().splitlines()
+    if (name := line.split("#")[0].strip())
 )
 
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
