@@ -3,6 +3,7 @@ and accuracy as a function of how much of each recording has been seen (streamin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -23,10 +24,29 @@ def dense_macs_per_bin(cfg: ModelConfig) -> int:
     return int(sum(a * b for a, b in itertools.pairwise(sizes)))
 
 
-def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
-             labels: Sequence[str], batch_size: int = 64,
-             scan: ScanMethod = "sequential") -> dict[str, Any]:
-    """Run the offline path over ``data`` and measure everything the model card reports."""
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """Per-sample outputs of the offline path, in the data's order.
+
+    predicted, labels int64 (N,); spikes int64 (N, L); input_events float32 (N,); bins int32
+    (N,); early: fraction of the bins seen -> the prediction at that point, int64 (N,).
+    """
+
+    predicted: np.ndarray
+    labels: np.ndarray
+    spikes: np.ndarray
+    input_events: np.ndarray
+    bins: np.ndarray
+    early: dict[float, np.ndarray]
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+
+def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
+            batch_size: int = 64, scan: ScanMethod = "sequential") -> Predictions:
+    """Run the offline path over ``data`` once, keeping every sample's outputs."""
     n_bins = max(len(b) for b in data.bins)
     run = make_eval_step(cfg, scan)
     preds, true, spikes, inputs, bins_seen = [], [], [], [], []
@@ -43,25 +63,32 @@ def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
         for f in FRACTIONS:
             k = np.maximum(np.ceil(f * lengths).astype(int), 1) - 1
             early[f].append(np.argmax(running[np.arange(len(k)), k], -1)[keep])
-    pred, y_true = np.concatenate(preds), np.concatenate(true)
-    spike_counts = np.concatenate(spikes)
-    n_in = np.concatenate(inputs)
+    return Predictions(predicted=np.concatenate(preds), labels=np.concatenate(true),
+                       spikes=np.concatenate(spikes), input_events=np.concatenate(inputs),
+                       bins=np.concatenate(bins_seen),
+                       early={f: np.concatenate(e) for f, e in early.items()})
+
+
+def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
+             labels: Sequence[str], batch_size: int = 64,
+             scan: ScanMethod = "sequential") -> dict[str, Any]:
+    """Run the offline path over ``data`` and measure everything the model card reports."""
+    p = predict(params, cfg, spec, data, batch_size, scan)
     C = cfg.n_classes
     confusion = np.zeros((C, C), np.int64)
-    np.add.at(confusion, (y_true, pred), 1)
+    np.add.at(confusion, (p.labels, p.predicted), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-    T = np.concatenate(bins_seen)
     return {
-        "samples": len(y_true),
-        "accuracy": float(np.mean(pred == y_true)),
+        "samples": len(p.labels),
+        "accuracy": float(np.mean(p.correct)),
         "per_class_accuracy": {labels[c]: float(per_class[c]) for c in range(C)
                                if confusion[c].sum()},
         "confusion": confusion.tolist(),
-        "accuracy_vs_fraction_seen": {str(f): float(np.mean(np.concatenate(early[f]) == y_true))
+        "accuracy_vs_fraction_seen": {str(f): float(np.mean(p.early[f] == p.labels))
                                       for f in FRACTIONS},
-        "mean_bins_per_sample": float(T.mean()),
-        "mean_input_events_per_sample": float(n_in.mean()),
-        "mean_spikes_per_sample_per_layer": spike_counts.mean(0).tolist(),
-        "synops_per_sample": float(synaptic_ops(n_in, spike_counts, cfg).mean()),
-        "dense_macs_per_sample": float(dense_macs_per_bin(cfg) * T.mean()),
+        "mean_bins_per_sample": float(p.bins.mean()),
+        "mean_input_events_per_sample": float(p.input_events.mean()),
+        "mean_spikes_per_sample_per_layer": p.spikes.mean(0).tolist(),
+        "synops_per_sample": float(synaptic_ops(p.input_events, p.spikes, cfg).mean()),
+        "dense_macs_per_sample": float(dense_macs_per_bin(cfg) * p.bins.mean()),
     }

@@ -2,9 +2,9 @@
 
 Every recording of ``s5rf data speech`` carries the augmentation it got (``extra/settings``);
 this groups the test recordings by added noise and its SNR, reverberation, telephone band,
-engine and voice, and measures the checkpoint on each group with the same ``evaluate`` as
-``s5rf eval``. It separates what is hard about the held-out voices from what is hard about the
-room and the line.
+engine and voice, and measures the checkpoint on each group from one pass of the same
+offline path as ``s5rf eval``. It separates what is hard about the held-out voices from what
+is hard about the room and the line.
 
     python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \\
         --data data/speech/test.h5 [--json checkpoints/digits-cochlea/accuracy_by_condition.json]
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from model import checkpoint
-from model.batching import BinnedSet, load_binned
+from model.batching import load_binned
 from model.datasets import open_dataset
-from model.evaluation import evaluate
+from model.evaluation import predict
 
 # A test on a recording's augmentation settings and its source (``engine`` and ``voice``).
 Conditions = dict[str, Callable[[dict[str, Any], dict[str, str]], bool]]
@@ -48,12 +48,6 @@ def source_is(field: str, name: str) -> Callable[[dict[str, Any], dict[str, str]
     return lambda augment, source: source[field] == name
 
 
-def subset(data: BinnedSet, keep: np.ndarray) -> BinnedSet:
-    idx = np.flatnonzero(keep)
-    return BinnedSet(events=[data.events[i] for i in idx], bins=[data.bins[i] for i in idx],
-                     labels=data.labels[idx])
-
-
 def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float | int]]:
     """Samples and accuracy per condition, per engine and per voice."""
     ckpt = checkpoint.load(ckpt_dir)
@@ -62,6 +56,7 @@ def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float |
         sources = [{"engine": str(e), "voice": str(v)}
                    for e, v in zip(ds.extra("engine"), ds.extra("voice"), strict=True)]
         data = load_binned(ds, ckpt.card.input)
+    correct = predict(ckpt.params, ckpt.cfg, ckpt.card.input, data).correct
     rules = dict(CONDITIONS)
     for field in ("engine", "voice"):
         rules |= {f"{field} {name}": source_is(field, name)
@@ -71,11 +66,9 @@ def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float |
         keep = np.array([rule(a, s) for a, s in zip(augment, sources, strict=True)])
         if not keep.any():
             continue
-        metrics = evaluate(ckpt.params, ckpt.cfg, ckpt.card.input, subset(data, keep),
-                           ckpt.card.labels)
-        table[name] = {"samples": int(keep.sum()), "accuracy": metrics["accuracy"]}
-        print(f"{name:>50}: {metrics['accuracy']:.3f} on {int(keep.sum())} recordings",
-              flush=True)
+        accuracy = float(np.mean(correct[keep]))
+        table[name] = {"samples": int(keep.sum()), "accuracy": accuracy}
+        print(f"{name:>50}: {accuracy:.3f} on {int(keep.sum())} recordings", flush=True)
     return table
 
 

@@ -49,3 +49,7 @@ def test_conditions_follow_each_recordings_settings(tmp_path: Path) -> None:
                    if name.startswith(f"{field} ")) == 8
         for source in set(sources):
             assert table[f"{field} {source}"]["samples"] == sources.count(source)
+        # the groups' correct answers add up to the whole's
+        correct = sum(row["samples"] * row["accuracy"] for name, row in table.items()
+                      if name.startswith(f"{field} "))
+        assert correct == pytest.approx(8 * whole["accuracy"])
