@@ -15,10 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--filter", help="keep samples by metadata, e.g. engine==festival")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--confusion-png", type=Path, help="where to draw the confusion matrix "
-                   "(default: CHECKPOINT/confusion.png)")
+    p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
+    p.add_argument("--early-png", type=Path,
+                   help="draw accuracy against the fraction of each recording seen here")
     p.add_argument("--update-card", action="store_true",
-                   help="record the metrics in the checkpoint's model.json")
+                   help="record the metrics in the checkpoint's model.json and redraw its "
+                        "confusion.png and early_accuracy.png (by default the checkpoint's "
+                        "files are left alone, so other data or a --filter never replace them)")
     p.set_defaults(func=run)
 
 
@@ -39,10 +42,16 @@ def run(args: argparse.Namespace) -> int:
     data = load_binned(ds, spec, args.filter)
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
-    plot_confusion(metrics["confusion"], ckpt.card.labels,
-                   args.confusion_png or args.checkpoint / "confusion.png")
-    plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]},
-                        args.checkpoint / "early_accuracy.png")
+    figures = {"confusion": args.confusion_png, "early": args.early_png}
+    if args.update_card:
+        figures = {"confusion": args.checkpoint / "confusion.png",
+                   "early": args.checkpoint / "early_accuracy.png"} | {
+            k: v for k, v in figures.items() if v is not None}
+    if figures["confusion"] is not None:
+        plot_confusion(metrics["confusion"], ckpt.card.labels, figures["confusion"])
+    if figures["early"] is not None:
+        plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]},
+                            figures["early"])
     if args.update_card:
         card = ckpt.card.model_copy(update={"metrics": {**ckpt.card.metrics, "eval": metrics}})
         checkpoint.save(args.checkpoint, card, ckpt.params)

@@ -62,6 +62,14 @@ def test_a_fresh_run_into_a_shipped_checkpoint_starts_a_fresh_log(order_data, tm
 def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     main(train_args(order_data, tmp_path / "ck", 6))
     capsys.readouterr()
+    # Without --update-card the checkpoint's files stay as they are.
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ck").iterdir()}
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5"), "--json", "--early-png",
+                 str(tmp_path / "early.png")]) == 0
+    capsys.readouterr()
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ck").iterdir()} == before
+    assert (tmp_path / "early.png").exists()
     assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
                  str(order_data / "test.h5"), "--json", "--update-card"]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -72,7 +80,7 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     assert sum(map(sum, metrics["confusion"])) == 128
     card = checkpoint.read_card(tmp_path / "ck")
     assert card.metrics["eval"]["accuracy"] == metrics["accuracy"]
-    assert (tmp_path / "ck" / "confusion.png").exists()
+    assert {"confusion.png", "early_accuracy.png"} <= {p.name for p in (tmp_path / "ck").iterdir()}
 
 
 def test_event_augmentation_keeps_events_sorted_and_in_range():
