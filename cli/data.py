@@ -12,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     datasets = p.add_subparsers(dest="dataset", required=True)
     register_dvs(datasets)
     register_speech(datasets)
+    register_audio(datasets)
     register_samples(datasets)
 
 
@@ -96,6 +97,43 @@ def run_speech(args: argparse.Namespace) -> int:
         for done, total in generate(recipe, args.out, workers=args.workers):
             bar.update(task, completed=done, total=total)
     print(json.dumps({"out": str(args.out), "train": args.train, "test": args.test}))
+    return 0
+
+
+def register_audio(datasets: argparse._SubParsersAction) -> None:
+    p = datasets.add_parser(
+        "audio",
+        help="your own labelled recordings (ROOT/<class>/*.wav), cochlea-encoded, for s5rf eval",
+        description="Encode real recordings with the cochlea into one SHD-layout file that "
+        "`s5rf eval` scores. ROOT holds a folder per class named by SHD's keys (zero ... nine, "
+        "null ... neun; `fuenf` for fünf) with WAV, FLAC, OGG or AIFF files of any sample rate.",
+    )
+    p.add_argument("root", type=Path, help="folder of class folders")
+    p.add_argument("--out", type=Path, required=True, help="output HDF5 file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cochlea's spike stage")
+    p.add_argument("--channels", type=int, default=700, help="cochlea channels")
+    p.set_defaults(func=run_audio)
+
+
+def run_audio(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from model.audio_folder import encode_folder
+    from model.speech_synth import KEYS
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
+        task = bar.add_task("encoding recordings", total=None)
+        try:
+            files = encode_folder(args.root, args.out, KEYS, seed=args.seed,
+                                  channels=args.channels,
+                                  progress=lambda done, total: bar.update(
+                                      task, completed=done, total=total))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps({"out": str(args.out), "recordings": len(files)}))
     return 0
 
 

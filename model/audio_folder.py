@@ -1,0 +1,68 @@
+"""Labelled audio files -> cochlea recordings in the SHD layout, to score a checkpoint on real
+speech (a corpus, your own voice): one folder per class, ``ROOT/<class key>/*.wav``.
+
+Each file takes the path of the synthetic dataset's words, without the augmentation: mixed to
+mono, leading and trailing silence trimmed, then the cochlea (resampled to 48 kHz,
+RMS-normalised, windowed, zero-padded). The spike stage is stochastic; file i draws from
+``(seed, i)``, so the output is the same on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from model.audio_augment import trim_silence
+from model.cochlea import CHANNELS, audio_to_events
+from model.datasets import write_shd
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
+
+
+def find_files(root: Path, keys: Sequence[str]) -> list[tuple[Path, int]]:
+    """Every audio file of ``root``'s class folders with its label (the key's index), sorted.
+
+    Raises ValueError for a folder that is not a class key, or when there is no audio at all.
+    """
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory of class folders")
+    files = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name not in keys:
+            raise ValueError(f"folder {folder.name!r} of {root} is not a class key; the classes "
+                             f"are {', '.join(keys)}")
+        label = list(keys).index(folder.name)
+        files += [(f, label) for f in sorted(folder.iterdir())
+                  if f.suffix.lower() in AUDIO_SUFFIXES]
+    if not files:
+        raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in the class "
+                         f"folders of {root}")
+    return files
+
+
+def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS) -> np.ndarray:
+    """One audio file as COCHLEA_DTYPE events (E,), sorted by t."""
+    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    return audio_to_events(trim_silence(audio.mean(axis=1), int(rate)), int(rate), rng,
+                           channels=channels)
+
+
+def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,
+                  channels: int = CHANNELS,
+                  progress: Callable[[int, int], None] | None = None) -> list[tuple[Path, int]]:
+    """Encode every file of ``root`` (see ``find_files``) into ``out`` (SHD layout, the files'
+    paths relative to ``root`` in ``extra/file``); returns the (file, label) pairs in order."""
+    root = Path(root)
+    files = find_files(root, keys)
+    events = []
+    for i, (path, _) in enumerate(files):
+        events.append(encode_file(path, np.random.default_rng([seed, i]), channels))
+        if progress is not None:
+            progress(i + 1, len(files))
+    names = np.array([str(path.relative_to(root)) for path, _ in files])
+    write_shd(out, events, [label for _, label in files], keys=keys, channels=channels,
+              extra={"file": names})
+    return files

@@ -1,0 +1,83 @@
+"""model/audio_folder.py and ``s5rf data audio``: class folders of real recordings -> SHD layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from cli.main import main
+from model.audio_folder import encode_folder, find_files
+from model.datasets import open_dataset
+from model.speech_synth import KEYS
+
+CHANNELS = 32  # a small cochlea: the path is the same, the transfer matrix quick to build
+
+
+def _word(rate: int, low_hz: float, seconds: float = 0.3) -> np.ndarray:
+    """A voice-like burst (harmonics of 100 Hz from ``low_hz`` to twice that) between two
+    stretches of silence (trimmed away), at ``rate`` Hz."""
+    t = np.arange(int(seconds * rate)) / rate
+    burst = sum(np.sin(2 * np.pi * f * t) for f in np.arange(low_hz, 2 * low_hz + 1, 100))
+    silence = np.zeros(rate // 10)
+    return np.concatenate([silence, 0.1 * burst, silence])
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "recorded"
+    (root / "zero").mkdir(parents=True)
+    (root / "neun").mkdir()
+    soundfile.write(root / "zero" / "a.wav", _word(8000, 300), 8000)
+    stereo = np.stack([_word(44100, 3000), _word(44100, 3000)], axis=1)
+    soundfile.write(root / "zero" / "b.flac", stereo, 44100)
+    soundfile.write(root / "neun" / "c.wav", _word(16000, 1000), 16000)
+    (root / "neun" / "notes.txt").write_text("not audio")
+    return root
+
+
+def test_every_recording_is_encoded_with_its_folders_label(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "recorded.h5"
+    files = encode_folder(folder, out, KEYS, channels=CHANNELS)
+    assert [(p.name, label) for p, label in files] == [("c.wav", 19), ("a.wav", 0), ("b.flac", 0)]
+    with open_dataset(out) as ds:
+        assert list(ds.labels) == [19, 0, 0]
+        assert [str(f) for f in ds.extra("file")] == ["neun/c.wav", "zero/a.wav", "zero/b.flac"]
+        for i in range(len(ds)):
+            events, _ = ds[i]
+            assert len(events) > 20
+            assert np.all(np.diff(events["t"]) >= 0) and events["channel"].max() < CHANNELS
+            # most spikes fall in the 0.3 s burst, which starts the recording (silence trimmed)
+            assert np.mean(events["t"] < 300_000) > 0.6
+        # a higher tone excites channels nearer the base (channel 0 = highest frequency)
+        assert np.median(ds[2][0]["channel"]) < np.median(ds[1][0]["channel"])
+    again = tmp_path / "again.h5"
+    encode_folder(folder, again, KEYS, channels=CHANNELS)
+    with open_dataset(out) as a, open_dataset(again) as b:
+        assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+
+
+def test_a_folder_that_is_not_a_class_is_refused(folder: Path) -> None:
+    (folder / "7").mkdir()
+    with pytest.raises(ValueError, match=r"folder '7' .* is not a class key"):
+        find_files(folder, KEYS)
+
+
+def test_no_audio_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "eins").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        find_files(tmp_path, KEYS)
+
+
+def test_cli_writes_the_file_and_reports_errors(folder: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli.h5"
+    assert main(["data", "audio", str(folder), "--out", str(out),
+                 "--channels", str(CHANNELS)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "out": str(out), "recordings": 3}
+    assert main(["data", "audio", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "not a directory" in capsys.readouterr().err
