@@ -76,6 +76,11 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="synthesis and augmentation seed")
     p.add_argument("--workers", type=int, default=2, help="processes (output is the same)")
     p.add_argument("--channels", type=int, default=700, help="cochlea channels")
+    p.add_argument("--formants", type=float, nargs=2, default=(1.0, 1.0), metavar=("LO", "HI"),
+                   help="warp the espeak-ng training voices' formants by a vocal-tract factor "
+                        "drawn from [LO, HI] per utterance (default 1 1: voices as they are)")
+    p.add_argument("--formant-jitter", type=float, default=0.0,
+                   help="then move each formant by up to this fraction more")
     p.set_defaults(func=run_speech)
 
 
@@ -90,7 +95,8 @@ def run_speech(args: argparse.Namespace) -> int:
 
     from model.speech_data import Recipe, generate
 
-    recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels)
+    recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels,
+                    formant_range=tuple(args.formants), formant_jitter=args.formant_jitter)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn()) as bar:
         task = bar.add_task("speaking digits", total=None)

@@ -59,6 +59,11 @@ class Recipe:
     channels: int = CHANNELS
     rate_range: tuple[float, float] = (0.75, 1.35)
     pitch_range: tuple[int, int] = (15, 85)
+    # Training speakers made from the espeak-ng voices: formants moved by one vocal-tract
+    # factor from this range, each then by up to ±formant_jitter more; (1, 1): voices as they
+    # are. Test voices are never warped, so the test split does not depend on it.
+    formant_range: tuple[float, float] = (1.0, 1.0)
+    formant_jitter: float = 0.0
     augment: aug.AugmentConfig = dataclasses.field(default_factory=aug.AugmentConfig)
 
     def count(self, split: Split) -> int:
@@ -116,8 +121,21 @@ def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice])
         rate=round(float(rng.uniform(*recipe.rate_range)), 3),
         pitch=int(rng.integers(recipe.pitch_range[0], recipe.pitch_range[1] + 1)),
         accent=str(rng.choice(ESPEAK_ENGLISH_ACCENTS)),
+        formants=_formants(recipe, split, index, engine),
     )
     return Utterance(split, index, label, mine[int(rng.integers(len(mine)))], prosody)
+
+
+def _formants(recipe: Recipe, split: Split, index: int, engine: Engine) -> tuple[int, ...]:
+    """Formant 1-5 frequencies in percent for a warped training speaker, or () for none.
+    Drawn from a stream of their own, so the other draws are those of an unwarped recipe."""
+    if (split != "train" or not engine.startswith("espeak-ng")
+            or (recipe.formant_range == (1.0, 1.0) and not recipe.formant_jitter)):
+        return ()
+    rng = _rng(recipe, split, index, 2)
+    tract = rng.uniform(*recipe.formant_range)
+    jitter = rng.uniform(-recipe.formant_jitter, recipe.formant_jitter, 5)
+    return tuple(round(float(100 * tract * (1 + j))) for j in jitter)
 
 
 def clean_word(label: int, voice: Voice, prosody: Prosody) -> np.ndarray:
@@ -194,7 +212,8 @@ def _check_recipe(described: dict[str, Any], out: Path) -> None:
     """Refuse to mix cached recordings of different recipes (only the counts may change)."""
     path = out / "cache" / "recipe.json"
     if path.exists():
-        old = json.loads(path.read_text())
+        # a setting added since those recordings were made counts as its default
+        old = describe(Recipe(), ()) | json.loads(path.read_text())
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:

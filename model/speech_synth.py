@@ -9,12 +9,17 @@ one of them a boy),
 one speaker-like timbre of an engine; it says both the English and the German digits, as SHD's
 speakers did. Festival has no German voice and its non-English voices no English: they read
 spellings of the words in their own orthography, which gives accented speakers.
+
+espeak-ng can also move a voice's formants (``Prosody.formants``): the same voice with a
+longer or shorter vocal tract, a new speaker for every utterance if asked.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
+import re
 import shutil
 import subprocess
 import tempfile
@@ -107,11 +112,13 @@ class Voice:
 class Prosody:
     """Per-utterance synthesis settings: ``rate`` (speed factor, 1 = engine default),
     ``pitch`` (espeak-ng 0-99; festival ignores it, augmentation shifts pitch instead),
-    ``accent`` (espeak-ng English voice for English words)."""
+    ``accent`` (espeak-ng English voice for English words), ``formants`` (espeak-ng: the
+    frequencies of formants 1, 2, ... in percent of the voice's own; empty: unchanged)."""
 
     rate: float = 1.0
     pitch: int = 50
     accent: str = "en-us"
+    formants: tuple[int, ...] = ()
 
 
 def _espeak_variant_dir() -> Path:
@@ -169,7 +176,45 @@ def _prosody_read_by(engine: Engine, prosody: Prosody, german: bool) -> Prosody:
         return Prosody()
     if engine.startswith("festival"):
         return Prosody(rate=prosody.rate)
-    return Prosody(prosody.rate, prosody.pitch) if german else prosody
+    return dataclasses.replace(prosody, accent=Prosody.accent) if german else prosody
+
+
+WARPED = "s5rf-warped"  # the generated variant's name in the private data directory
+_FORMANT = re.compile(r"^\s*formant\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)")
+
+
+def warp_formants(variant: str, scales: tuple[int, ...]) -> str:
+    """An espeak-ng variant file's text with formant n's frequency (n = 1, 2, ...) scaled by
+    ``scales[n - 1]`` percent; its heights, widths and every other line kept."""
+    formants = {n: [100, 100, 100] for n in range(1, len(scales) + 1)}
+    kept = []
+    for line in variant.splitlines():
+        if m := _FORMANT.match(line):
+            formants[int(m[1])] = [int(m[2]), int(m[3]), int(m[4])]
+        else:
+            kept.append(line)
+    for n, scale in enumerate(scales, 1):
+        formants[n][0] = round(formants[n][0] * scale / 100)
+    return "\n".join([*kept, *(f"formant {n} {f} {h} {w}"
+                               for n, (f, h, w) in sorted(formants.items()))]) + "\n"
+
+
+@functools.cache
+def _private_espeak_data() -> Path:
+    """A directory holding an ``espeak-ng-data`` of links to the installed one, whose variant
+    folder also takes the generated variant: espeak-ng reads variants only from its data
+    path. One per process, removed at exit."""
+    installed = _espeak_variant_dir().parent.parent
+    root = Path(tempfile.mkdtemp(prefix="s5rf-espeak-"))
+    atexit.register(shutil.rmtree, root, True)
+    data = root / "espeak-ng-data"
+    for source, target in ((installed, data), (installed / "voices", data / "voices"),
+                           (installed / "voices" / "!v", data / "voices" / "!v")):
+        target.mkdir()
+        for entry in source.iterdir():
+            if not (target / entry.name).exists() and entry.name not in ("voices", "!v"):
+                (target / entry.name).symlink_to(entry)
+    return root
 
 
 @functools.lru_cache(maxsize=256)  # < 70 MB: words last < 1 s at <= 32 kHz
@@ -180,8 +225,16 @@ def _synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray,
         if voice.engine.startswith("espeak-ng"):
             base = "de" if german else prosody.accent
             word = GERMAN[label - 10] if german else ENGLISH[label]
-            cmd = ["espeak-ng", "-v", f"{base}+{voice.name}", "-s", str(round(175 * prosody.rate)),
-                   "-p", str(prosody.pitch), "-w", str(wav), word]  # fmt: skip
+            variant, path = voice.name, []
+            if prosody.formants:
+                data = _private_espeak_data()
+                own = (_espeak_variant_dir() / voice.name).read_text(errors="ignore")
+                (data / "espeak-ng-data" / "voices" / "!v" / WARPED).write_text(
+                    warp_formants(own, prosody.formants))
+                variant, path = WARPED, [f"--path={data}"]
+            cmd = ["espeak-ng", *path, "-v", f"{base}+{variant}",
+                   "-s", str(round(175 * prosody.rate)), "-p", str(prosody.pitch),
+                   "-w", str(wav), word]  # fmt: skip
             subprocess.run(cmd, check=True, capture_output=True)
         elif voice.engine == "freetts":
             # No rate option on its command line: augmentation's speed perturbation covers it.

@@ -3,6 +3,7 @@ SHD's labels and keys, and recordings that depend only on the seed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -159,9 +160,11 @@ def test_festival_crashing_on_a_stretch_still_says_the_word(voices) -> None:
 @pytest.mark.parametrize(
     ("engine", "label", "same", "different"),
     [
-        ("freetts", 3, sd.Prosody(rate=0.8, pitch=20, accent="en-gb"), None),
-        ("festival-diphone", 3, sd.Prosody(pitch=20, accent="en-gb"), sd.Prosody(rate=1.2)),
+        ("freetts", 3, sd.Prosody(rate=0.8, pitch=20, accent="en-gb", formants=(90,)), None),
+        ("festival-diphone", 3, sd.Prosody(pitch=20, accent="en-gb", formants=(90,)),
+         sd.Prosody(rate=1.2)),
         ("espeak-ng", 13, sd.Prosody(accent="en-gb"), sd.Prosody(pitch=80)),
+        ("espeak-ng", 13, sd.Prosody(accent="en-gb"), sd.Prosody(formants=(90, 110))),
     ],
 )
 def test_words_are_cached_under_the_prosody_their_engine_reads(
@@ -177,3 +180,52 @@ def test_words_are_cached_under_the_prosody_their_engine_reads(
     if different is not None:  # and the fields it reads do change the word
         changed, _ = speech_synth.synthesize(label, voice, different)
         assert changed.shape != default.shape or not np.array_equal(changed, default)
+
+
+def test_warping_moves_only_the_formant_frequencies() -> None:
+    variant = "name male3\npitch 80 122\nformant 1  96  97 100\nformant 3 96 103 100\n"
+    warped = speech_synth.warp_formants(variant, (50, 200))
+    assert warped.splitlines() == ["name male3", "pitch 80 122", "formant 1 48 97 100",
+                                   "formant 2 200 100 100", "formant 3 96 103 100"]
+
+
+def test_a_lower_vocal_tract_factor_lowers_the_spectrum(voices) -> None:
+    voice = speech_synth.Voice("espeak-ng", "m3")
+
+    def centroid(prosody: sd.Prosody) -> float:
+        audio, rate = speech_synth.synthesize(3, voice, prosody)
+        spectrum = np.abs(np.fft.rfft(audio))
+        return float(spectrum @ np.fft.rfftfreq(audio.size, 1 / rate) / spectrum.sum())
+
+    unwarped = centroid(sd.Prosody())
+    assert centroid(sd.Prosody(formants=(100,) * 5)) == unwarped
+    assert centroid(sd.Prosody(formants=(80,) * 5)) < 0.95 * unwarped
+    assert centroid(sd.Prosody(formants=(120,) * 5)) > 1.05 * unwarped
+
+
+def test_warped_speakers_are_espeak_training_utterances_and_change_nothing_else(voices) -> None:
+    plain, warped = sd.Recipe(), sd.Recipe(formant_range=(0.85, 1.2), formant_jitter=0.06)
+    splits = sd.split_voices(voices)
+    for split in sd.SPLITS:
+        for i in range(40):
+            a = sd.utterance(plain, split, i, splits[split])
+            b = sd.utterance(warped, split, i, splits[split])
+            assert dataclasses.replace(b.prosody, formants=()) == a.prosody
+            assert (b.voice, b.label) == (a.voice, a.label)
+            if split == "train" and a.voice.engine.startswith("espeak-ng"):
+                assert len(b.prosody.formants) == 5
+                assert all(0.85 * 0.94 * 100 - 1 <= f <= 1.2 * 1.06 * 100 + 1
+                           for f in b.prosody.formants)
+            else:
+                assert b.prosody.formants == ()
+
+
+def test_a_cache_from_before_a_new_setting_counts_it_as_its_default(tmp_path: Path) -> None:
+    described = sd.describe(SMALL, ())
+    (tmp_path / "cache").mkdir()
+    old = {k: v for k, v in described.items() if not k.startswith("formant")}
+    (tmp_path / "cache" / "recipe.json").write_text(json.dumps(old))
+    sd._check_recipe(described, tmp_path)  # the same recipe: accepted
+    warped = sd.describe(dataclasses.replace(SMALL, formant_jitter=0.1), ())
+    with pytest.raises(ValueError, match="formant_jitter differ"):
+        sd._check_recipe(warped, tmp_path)
