@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -78,6 +79,11 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
 async def _warm(runtime: Runtime) -> None:
     start = time.perf_counter()
     await asyncio.to_thread(runtime.registry.warm, runtime.settings.warm_spikes)
+    if runtime.settings.gc_freeze:
+        # What is alive now lives as long as the server (~600k objects once JAX has compiled
+        # everything); left in the collector's view, every full collection walks all of it.
+        gc.collect()
+        gc.freeze()
     runtime.ready = True
     log.info("server_ready", extra={"fields": {
         "models": [m.name for m in runtime.registry],

@@ -6,7 +6,15 @@ import dataclasses
 import functools
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.registry import ModelRegistry
@@ -34,6 +42,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open files
+        GCCollector(registry=r)  # python_gc_collections_total by generation
         self.requests = Counter("s5rf_requests", "HTTP requests and WS connections",
                                 ["route", "method", "status"], registry=r)
         self.latency = Histogram("s5rf_request_seconds", "Request latency", ["route", "method"],

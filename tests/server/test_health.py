@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.registry import ModelRegistry
 from server.settings import Settings
-from tests.server.conftest import COCHLEA
+from tests.server.conftest import COCHLEA, wait_ready
 
 
 class SlowToWarm(ModelRegistry):
@@ -44,3 +45,23 @@ def test_model_routes_wait_for_the_warm_up(base_settings: Settings,
             time.sleep(0.01)
         assert client.post("/v1/sessions", json={"model": COCHLEA}).status_code == 201
         assert "s5rf_compilations" in client.get("/metrics").text
+
+
+def test_warm_up_ends_by_freezing_the_start_up_objects(base_settings: Settings,
+                                                       registry: ModelRegistry) -> None:
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(base_settings.model_copy(update={"gc_freeze": True}),
+                                   registry)) as client:
+            wait_ready(client)
+            # the models' objects were alive then: a full collection no longer walks them
+            assert gc.get_freeze_count() > 10_000
+            metrics = client.get("/metrics").text
+            assert 'python_gc_collections_total{generation="2"}' in metrics
+            assert "process_cpu_seconds_total" in metrics
+    finally:
+        gc.unfreeze()
+
+
+def test_the_test_apps_leave_the_collector_alone(client: TestClient) -> None:
+    assert gc.get_freeze_count() == 0
