@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         expiry = asyncio.create_task(runtime.sessions.expiry_loop())
         warm = asyncio.create_task(_warm(runtime))
         try:
-            yield
+            with metrics.timing_gc():
+                yield
         finally:
             for task in (warm, expiry):
                 task.cancel()

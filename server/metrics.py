@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import gc
 import time
+from collections.abc import Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -64,6 +67,9 @@ class Metrics:
         self.spikes = Counter("s5rf_spikes", "Neuron spikes", ["model"], registry=r)
         self.compilations = Gauge("s5rf_compilations", "Engine programs compiled", ["model"],
                                   registry=r)
+        self.gc_pause = Histogram("s5rf_gc_pause_seconds",
+                                  "Garbage collections (the whole process stops)", ["generation"],
+                                  buckets=LATENCY_BUCKETS, registry=r)
         self._series: dict[str, ModelSeries] = {}
 
     def of(self, model: str) -> ModelSeries:
@@ -83,6 +89,25 @@ class Metrics:
             self.active_sessions.labels(model=m.name).set(0)
             for counter in (self.events, self.dropped, self.bins, self.spikes):
                 counter.labels(model=m.name).inc(0)
+
+    @contextlib.contextmanager
+    def timing_gc(self) -> Iterator[None]:
+        """Time every garbage collection of the process into ``gc_pause`` while inside."""
+        by_generation = [self.gc_pause.labels(generation=str(g)) for g in range(3)]
+        started = 0.0
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            nonlocal started
+            if phase == "start":
+                started = time.perf_counter()
+            else:
+                by_generation[info["generation"]].observe(time.perf_counter() - started)
+
+        gc.callbacks.append(callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(callback)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

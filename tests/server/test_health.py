@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 
@@ -65,3 +66,15 @@ def test_warm_up_ends_by_freezing_the_start_up_objects(base_settings: Settings,
 
 def test_the_test_apps_leave_the_collector_alone(client: TestClient) -> None:
     assert gc.get_freeze_count() == 0
+
+
+def test_garbage_collections_are_timed_while_the_app_runs(base_settings: Settings,
+                                                          registry: ModelRegistry) -> None:
+    before = len(gc.callbacks)
+    with TestClient(create_app(base_settings, registry)) as client:
+        assert len(gc.callbacks) == before + 1
+        gc.collect()
+        count = re.search(r's5rf_gc_pause_seconds_count\{generation="2"\} (\S+)',
+                          client.get("/metrics").text)
+        assert count is not None and float(count[1]) >= 1
+    assert len(gc.callbacks) == before
