@@ -53,10 +53,15 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             batcher.start()
         expiry = asyncio.create_task(runtime.sessions.expiry_loop())
         warm = asyncio.create_task(_warm(runtime))
+        thresholds = gc.get_threshold()
         try:
             with metrics.timing_gc():
                 yield
         finally:
+            # the collector is the process's: leave it as it was found (tests run many apps)
+            gc.set_threshold(*thresholds)
+            if settings.gc_freeze:
+                gc.unfreeze()
             for task in (warm, expiry):
                 task.cancel()
             await asyncio.gather(warm, expiry, return_exceptions=True)
@@ -85,6 +90,10 @@ async def _warm(runtime: Runtime) -> None:
         # everything); left in the collector's view, every full collection walks all of it.
         gc.collect()
         gc.freeze()
+    if runtime.settings.gc_thresholds is not None:
+        # Rarer young collections: a request's objects are mostly gone by then, instead of
+        # promoted to the old generation whose growth triggers the full collections.
+        gc.set_threshold(*runtime.settings.gc_thresholds)
     runtime.ready = True
     log.info("server_ready", extra={"fields": {
         "models": [m.name for m in runtime.registry],

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default=True, description="After warm-up, exempt every object alive then (modules, "
                                   "models, compiled programs) from garbage collection: a full "
                                   "collection of them stalls the event loop for 0.1-0.3 s.")
+    gc_thresholds: tuple[int, int, int] | None = Field(
+        default=(50_000, 20, 100),
+        description="The garbage collector's generation thresholds (`gc.set_threshold`), set "
+                    "after warm-up; null: Python's (700, 10, 10), under which the objects of "
+                    "requests in flight are promoted and full collections come every second.")
     compilation_cache: Path | None = Field(
         default=None, description="Directory for XLA's persistent compilation cache: a restart "
                                   "loads the compiled programs instead of compiling them again.")

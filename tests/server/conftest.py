@@ -52,7 +52,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_settings(checkpoints: Path) -> Settings:
     return Settings(checkpoints=checkpoints, session_buckets=(1, 16, 64), bin_buckets=(1, 16),
                     max_sessions=64, max_concurrent_infer=4, batch_max_wait_ms=2.0,
-                    expiry_interval_s=0.05, gc_freeze=False)  # many apps, one process
+                    expiry_interval_s=0.05,
+                    gc_freeze=False, gc_thresholds=None)  # many apps, one process
 
 
 @pytest.fixture(scope="session")

@@ -48,20 +48,22 @@ def test_model_routes_wait_for_the_warm_up(base_settings: Settings,
         assert "s5rf_compilations" in client.get("/metrics").text
 
 
-def test_warm_up_ends_by_freezing_the_start_up_objects(base_settings: Settings,
-                                                       registry: ModelRegistry) -> None:
+def test_warm_up_ends_by_freezing_the_start_up_objects_and_tuning_the_collector(
+        base_settings: Settings, registry: ModelRegistry) -> None:
     assert gc.get_freeze_count() == 0
-    try:
-        with TestClient(create_app(base_settings.model_copy(update={"gc_freeze": True}),
-                                   registry)) as client:
-            wait_ready(client)
-            # the models' objects were alive then: a full collection no longer walks them
-            assert gc.get_freeze_count() > 10_000
-            metrics = client.get("/metrics").text
-            assert 'python_gc_collections_total{generation="2"}' in metrics
-            assert "process_cpu_seconds_total" in metrics
-    finally:
-        gc.unfreeze()
+    before = gc.get_threshold()
+    tuned = base_settings.model_copy(update={"gc_freeze": True,
+                                             "gc_thresholds": (40_000, 15, 90)})
+    with TestClient(create_app(tuned, registry)) as client:
+        wait_ready(client)
+        # the models' objects were alive then: a full collection no longer walks them
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == (40_000, 15, 90)
+        metrics = client.get("/metrics").text
+        assert 'python_gc_collections_total{generation="2"}' in metrics
+        assert "process_cpu_seconds_total" in metrics
+    # and at shutdown the process's collector is as it was
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 def test_the_test_apps_leave_the_collector_alone(client: TestClient) -> None:
