@@ -2,7 +2,8 @@
 
 The lifespan loads every checkpoint (unless a registry is injected, as tests do), starts one
 micro-batcher per model and the session-expiry task, and compiles every bucketed program in a
-worker thread; /readyz turns 200 and the model routes open when that is done.
+worker thread, then freezes the start-up objects out of the garbage collector's view and sets
+its thresholds; /readyz turns 200 and the model routes open when that is done.
 """
 
 from __future__ import annotations
