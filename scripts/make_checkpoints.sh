@@ -24,7 +24,7 @@ $S5RF eval --checkpoint checkpoints/digits-cochlea --data data/speech/test.h5 --
 # One real human speaker (Debian's asterisk-core-sounds-en-wav: English digits, 8 kHz).
 dpkg -s asterisk-core-sounds-en-wav >/dev/null 2>&1 || apt-get install -y -qq asterisk-core-sounds-en-wav
 .venv/bin/python scripts/real_speaker.py --checkpoint checkpoints/digits-cochlea --seeds 10 \
-    --json checkpoints/digits-cochlea/real_speaker.json
+    --json checkpoints/digits-cochlea/real_speaker.json --update-card
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
     --out samples/digits-cochlea --per-class 1 --max-events 8000
 .venv/bin/python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,8 @@ def main() -> None:
     ap.add_argument("--digits", type=Path, default=DIGITS, help="folder of 0.wav ... 9.wav")
     ap.add_argument("--seeds", type=int, default=5, help="spike-stage seeds per word")
     ap.add_argument("--json", type=Path, help="also write the result here")
+    ap.add_argument("--update-card", action="store_true",
+                    help="record the accuracy in the checkpoint's model.json (`real_speaker`)")
     args = ap.parse_args()
     result = score(args.checkpoint, args.digits, args.seeds)
     for word, preds in result["predictions"].items():
@@ -82,6 +86,13 @@ def main() -> None:
           f"{result['words_right_under_every_seed']} of 10 words right under every seed")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.update_card:
+        ckpt = checkpoint.load(args.checkpoint)
+        summary = {k: v for k, v in result.items() if k not in ("checkpoint", "predictions")}
+        summary["command"] = "python " + shlex.join(sys.argv)
+        card = ckpt.card.model_copy(
+            update={"metrics": {**ckpt.card.metrics, "real_speaker": summary}})
+        checkpoint.save(args.checkpoint, card, ckpt.params)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from model.checkpoint import ModelCard, save
+from model.checkpoint import ModelCard, read_card, save
 from model.network import init_params
 from model.spec import InputSpec, preset_config
 from model.speech_synth import ENGLISH, KEYS
-from scripts.real_speaker import score
+from scripts.real_speaker import main, score
 
 
 @pytest.fixture
@@ -52,3 +52,14 @@ def test_a_missing_prompt_names_the_package(digits: Path, ckpt: Path) -> None:
     (digits / "7.wav").unlink()
     with pytest.raises(SystemExit, match="apt-get install asterisk-core-sounds-en-wav"):
         score(ckpt, digits, seeds=1)
+
+
+def test_the_card_records_the_accuracy(digits: Path, ckpt: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.argv", ["real_speaker.py", "--checkpoint", str(ckpt), "--digits",
+                                     str(digits), "--seeds", "1", "--update-card"])
+    main()
+    recorded = read_card(ckpt).metrics["real_speaker"]
+    assert recorded["recordings"] == 10 and recorded["seeds"] == 1
+    assert recorded["accuracy"] == score(ckpt, digits, seeds=1)["accuracy"]
+    assert "--update-card" in recorded["command"]
