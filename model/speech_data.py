@@ -75,11 +75,12 @@ class Recipe:
     @classmethod
     def from_json(cls, described: dict[str, Any]) -> Recipe:
         """The recipe of a recipe.json (``describe``'s output; its voice lists are not part
-        of the recipe: they are what was installed)."""
+        of the recipe: they are what was installed). A setting added since the file was
+        written takes its default, which is what that recipe did."""
 
         def fields(kind: type, values: dict[str, Any]) -> dict[str, Any]:
             return {f.name: tuple(values[f.name]) if isinstance(values[f.name], list)
-                    else values[f.name] for f in dataclasses.fields(kind)}
+                    else values[f.name] for f in dataclasses.fields(kind) if f.name in values}
 
         augment = aug.AugmentConfig(**fields(aug.AugmentConfig, described["augment"]))
         return cls(**{**fields(cls, described), "augment": augment})

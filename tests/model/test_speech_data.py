@@ -226,6 +226,7 @@ def test_a_cache_from_before_a_new_setting_counts_it_as_its_default(tmp_path: Pa
     old = {k: v for k, v in described.items() if not k.startswith("formant")}
     (tmp_path / "cache" / "recipe.json").write_text(json.dumps(old))
     sd._check_recipe(described, tmp_path)  # the same recipe: accepted
+    assert sd.Recipe.from_json(old) == SMALL  # and it reads back as the same recipe
     warped = sd.describe(dataclasses.replace(SMALL, formant_jitter=0.1), ())
     with pytest.raises(ValueError, match="formant_jitter differ"):
         sd._check_recipe(warped, tmp_path)
