@@ -213,8 +213,9 @@ def _check_recipe(described: dict[str, Any], out: Path) -> None:
     """Refuse to mix cached recordings of different recipes (only the counts may change)."""
     path = out / "cache" / "recipe.json"
     if path.exists():
-        # a setting added since those recordings were made counts as its default
-        old = describe(Recipe(), ()) | json.loads(path.read_text())
+        stored = json.loads(path.read_text())
+        # read back as from_json does, so a setting added since counts as its default
+        old = describe(Recipe.from_json(stored), ()) | {"voices": stored["voices"]}
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:
