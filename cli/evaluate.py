@@ -42,16 +42,14 @@ def run(args: argparse.Namespace) -> int:
     data = load_binned(ds, spec, args.filter)
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
-    figures = {"confusion": args.confusion_png, "early": args.early_png}
-    if args.update_card:
-        figures = {"confusion": args.checkpoint / "confusion.png",
-                   "early": args.checkpoint / "early_accuracy.png"} | {
-            k: v for k, v in figures.items() if v is not None}
-    if figures["confusion"] is not None:
-        plot_confusion(metrics["confusion"], ckpt.card.labels, figures["confusion"])
-    if figures["early"] is not None:
-        plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]},
-                            figures["early"])
+    confusion_png, early_png = args.confusion_png, args.early_png
+    if args.update_card:  # the card's figures go with the card's numbers
+        confusion_png = confusion_png or args.checkpoint / "confusion.png"
+        early_png = early_png or args.checkpoint / "early_accuracy.png"
+    if confusion_png is not None:
+        plot_confusion(metrics["confusion"], ckpt.card.labels, confusion_png)
+    if early_png is not None:
+        plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]}, early_png)
     if args.update_card:
         card = ckpt.card.model_copy(update={"metrics": {**ckpt.card.metrics, "eval": metrics}})
         checkpoint.save(args.checkpoint, card, ckpt.params)
