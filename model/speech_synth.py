@@ -212,7 +212,7 @@ def _private_espeak_data() -> Path:
                            (installed / "voices" / "!v", data / "voices" / "!v")):
         target.mkdir()
         for entry in source.iterdir():
-            if not (target / entry.name).exists() and entry.name not in ("voices", "!v"):
+            if entry.name not in ("voices", "!v"):  # the folders made here instead
                 (target / entry.name).symlink_to(entry)
     return root
 
