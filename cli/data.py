@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,6 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_speech(datasets)
     register_audio(datasets)
     register_samples(datasets)
+
+
+def progress_bar() -> Progress:
+    """The data commands' progress display: description, bar, done/total, time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn())
 
 
 def register_dvs(datasets: argparse._SubParsersAction) -> None:
@@ -30,14 +48,6 @@ def register_dvs(datasets: argparse._SubParsersAction) -> None:
 
 
 def run_dvs(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from model.dvs_data import DigitsRecipe, generate, plan
 
     recipe = DigitsRecipe(seed=args.seed, train_copies=args.copies)
@@ -46,8 +56,7 @@ def run_dvs(args: argparse.Namespace) -> int:
         f"s5rf data dvs --out {args.out} --seed {args.seed} --workers {args.workers} "
         f"--copies {args.copies}" + (f" --limit {args.limit}" if args.limit else "")
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeRemainingColumn()) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("recording digits", total=total)
         info = generate(
             args.out,
@@ -85,20 +94,11 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
 
 
 def run_speech(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from model.speech_data import Recipe, generate
 
     recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels,
                     formant_range=tuple(args.formants), formant_jitter=args.formant_jitter)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeRemainingColumn()) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("speaking digits", total=None)
         for done, total in generate(recipe, args.out, workers=args.workers):
             bar.update(task, completed=done, total=total)
@@ -124,12 +124,10 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
 def run_audio(args: argparse.Namespace) -> int:
     import sys
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from model.audio_folder import encode_folder
     from model.speech_synth import KEYS
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("encoding recordings", total=None)
         try:
             files = encode_folder(args.root, args.out, KEYS, seed=args.seed,
