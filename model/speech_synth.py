@@ -4,11 +4,14 @@ An *engine* is a synthesis method, so a model can be tested on a method it never
 ``espeak-ng`` (formant), ``espeak-ng-klatt`` (espeak-ng's Klatt synthesiser variants),
 ``festival-diphone`` (diphone concatenation: American, Italian, Finnish and Czech speakers,
 one of them a boy),
-``festival-hts`` (statistical parametric) and ``freetts``
-(FreeTTS, a Java diphone synthesiser with its own prosody and signal processing). A *voice* is
-one speaker-like timbre of an engine; it says both the English and the German digits, as SHD's
-speakers did. Festival has no German voice and its non-English voices no English: they read
-spellings of the words in their own orthography, which gives accented speakers.
+``festival-hts`` (statistical parametric), ``freetts`` (FreeTTS, a Java diphone synthesiser
+with its own prosody and signal processing), ``mbrola`` (MBROLA's diphone databases, each cut
+from one real speaker's recordings: three American, one British and eight German speakers,
+driven by espeak-ng) and ``pico`` (SVOX Pico, the HMM synthesiser of Android's first speech
+engine: an American, a British, a German and an Italian voice). A *voice* is one speaker-like
+timbre of an engine; it says both the English and the German digits, as SHD's speakers did.
+A voice with no German (or no English) reads spellings of the words in its own orthography,
+which gives accented speakers.
 
 espeak-ng can also move a voice's formants (``Prosody.formants``): the same voice with a
 longer or shorter vocal tract, a new speaker for every utterance if asked.
@@ -29,17 +32,13 @@ from typing import Literal
 import numpy as np
 import soundfile
 
-Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts"]
+Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
+                 "mbrola", "pico"]
+# Appended, never reordered: a dataset's engines take turns in this order.
 ENGINES: tuple[Engine, ...] = (
-    "espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
+    "espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts", "mbrola",
+    "pico",
 )  # fmt: skip
-# One list for the code and for .ci/run, which cannot import this module before the venv exists.
-APT_PACKAGES = tuple(
-    name
-    for line in Path(__file__).with_name("speech_packages.txt").read_text().splitlines()
-    if (name := line.split("#")[0].strip())
-)
-
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
 # SHD's class names (extra/keys), umlaut spelt out; label = index.
@@ -66,6 +65,8 @@ SPELLINGS: dict[str, tuple[str, ...]] = {
            "nul", "ains", "tsvai", "drai", "fiir", "fynf", "seks", "siiben", "aht", "noin"),
     "cs": ("zírou", "uan", "tů", "trí", "fór", "fajf", "siks", "sevn", "ejt", "najn",
            "nul", "ajns", "cvaj", "draj", "fír", "fynf", "zeks", "zíbn", "acht", "nojn"),
+    "de": ("sierou", "wann", "tuh", "srie", "foa", "feif", "sicks", "sewwen", "ejt", "nein",
+           *GERMAN),
 }  # fmt: skip
 # Festival reads bytes; its Czech voices read ISO 8859-2 (UTF-8 makes them say other words).
 TEXT_ENCODING = {"en": "ascii", "it": "ascii", "fi": "ascii", "cs": "iso-8859-2"}
@@ -89,6 +90,11 @@ FESTIVAL_VOICES: dict[str, tuple[Engine, str]] = {
     "suo_fi_lj_diphone": ("festival-diphone", "fi"),
     "cmu_us_slt_arctic_hts": ("festival-hts", "en"),
 }
+MBROLA_DIR = Path("/usr/share/mbrola")
+MBROLA_VOICES = ("de1", "de2", "de3", "de4", "de5", "de6", "de7", "de8", "en1", "us1", "us2",
+                 "us3")  # the English and German databases Debian packages
+PICO_LANG_DIR = Path("/usr/share/pico/lang")
+PICO_VOICES = ("de-DE", "en-GB", "en-US", "it-IT")  # one speaker each
 FREETTS_JAR = Path("/usr/share/java/freetts.jar")
 FREETTS_VOICES = ("kevin", "kevin16")  # 8 kHz and 16 kHz diphone voices
 # One short JVM per word: the quick compiler and a serial collector halve its CPU time and
@@ -144,6 +150,10 @@ def available_voices() -> tuple[Voice, ...]:
         voices += [Voice(e, n) for n, (e, _) in FESTIVAL_VOICES.items() if n in installed]
     if FREETTS_JAR.exists() and shutil.which("java"):
         voices += [Voice("freetts", n) for n in FREETTS_VOICES]
+    if shutil.which("espeak-ng") and shutil.which("mbrola"):
+        voices += [Voice("mbrola", n) for n in MBROLA_VOICES if (MBROLA_DIR / n).is_dir()]
+    if shutil.which("pico2wave"):
+        voices += [Voice("pico", n) for n in PICO_VOICES if any(PICO_LANG_DIR.glob(f"{n}_*"))]
     return tuple(sorted(voices, key=lambda v: v.id))
 
 
@@ -170,12 +180,26 @@ def synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray, 
     return _synthesize(label, voice, _prosody_read_by(voice.engine, prosody, german=label >= 10))
 
 
+def reading_language(voice: Voice) -> str | None:
+    """The orthography ``voice`` reads the words in (a key of SPELLINGS), or None for an
+    espeak-ng voice, which speaks English and German natively."""
+    if voice.engine.startswith("festival"):
+        return FESTIVAL_VOICES[voice.name][1]
+    if voice.engine == "mbrola":
+        return "de" if voice.name.startswith("de") else "en"
+    if voice.engine == "pico":
+        return voice.name[:2]
+    return "en" if voice.engine == "freetts" else None
+
+
 def _prosody_read_by(engine: Engine, prosody: Prosody, german: bool) -> Prosody:
     """The part of ``prosody`` that changes ``engine``'s audio; the rest set to defaults."""
     if engine == "freetts":
         return Prosody()
     if engine.startswith("festival"):
         return Prosody(rate=prosody.rate)
+    if engine in ("mbrola", "pico"):
+        return Prosody(rate=prosody.rate, pitch=prosody.pitch)
     return dataclasses.replace(prosody, accent=Prosody.accent) if german else prosody
 
 
@@ -238,17 +262,48 @@ def _synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray,
             subprocess.run(cmd, check=True, capture_output=True)
         elif voice.engine == "freetts":
             # No rate option on its command line: augmentation's speed perturbation covers it.
-            word = SPELLINGS["en"][label]
             cmd = ["java", *JVM_FLAGS, "-jar", str(FREETTS_JAR), "-voice", voice.name,
-                   "-dumpAudio", str(wav), "-text", word]  # fmt: skip
+                   "-dumpAudio", str(wav), "-text", _spelling(voice, label)]  # fmt: skip
             subprocess.run(cmd, check=True, capture_output=True)
+        elif voice.engine == "mbrola":
+            name = _mbrola_voice(voice.name, german)
+            word = ENGLISH[label] if name.endswith("-en") else _spelling(voice, label)
+            cmd = ["espeak-ng", "-v", name, "-s", str(round(175 * prosody.rate)),
+                   "-p", str(prosody.pitch), "-w", str(wav), word]  # fmt: skip
+            subprocess.run(cmd, check=True, capture_output=True)
+        elif voice.engine == "pico":
+            # Pico reads its prosody from markup: speed and pitch in percent of its own.
+            markup = (f"<speed level='{round(100 * prosody.rate)}'>"
+                      f"<pitch level='{70 + 3 * prosody.pitch // 5}'>"
+                      f"{_spelling(voice, label)}</pitch></speed>")
+            subprocess.run(["pico2wave", "-l", voice.name, "-w", str(wav), markup],
+                           check=True, capture_output=True)  # fmt: skip
         else:
-            language = FESTIVAL_VOICES[voice.name][1]
-            text = SPELLINGS[language][label].encode(TEXT_ENCODING[language])
+            text = _spelling(voice, label).encode(TEXT_ENCODING[FESTIVAL_VOICES[voice.name][1]])
             _festival(text, voice.name, 1 / prosody.rate, wav)
         audio, rate = _read_mono(wav)
     audio.flags.writeable = False  # shared by every caller of the cache
     return audio, rate
+
+
+def _spelling(voice: Voice, label: int) -> str:
+    """Word ``label`` as ``voice`` reads it: spelt in its orthography (SPELLINGS), which is
+    the word as written where that is the word's own language."""
+    return SPELLINGS[reading_language(voice) or ("de" if label >= 10 else "en")][label]
+
+
+def _mbrola_voice(name: str, german: bool) -> str:
+    """espeak-ng's voice for MBROLA database ``name``: its own language, or for English words
+    and a German database the ``-en`` voice that maps English phonemes onto it where espeak-ng
+    has one (others read the German spelling)."""
+    english_for_german = f"mb-{name}-en"
+    if not german and name.startswith("de") and _espeak_has_voice(english_for_german):
+        return english_for_german
+    return f"mb-{name}"
+
+
+def _espeak_has_voice(name: str) -> bool:
+    return (_espeak_variant_dir().parent / "mb" / name).is_file()
 
 
 def _festival(word: bytes, voice: str, stretch: float, wav: Path) -> None:

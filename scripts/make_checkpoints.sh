@@ -13,6 +13,7 @@ $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
 # Spoken digits: synthesisers -> augmentation -> cochlea (~0.75 s CPU per recording), then S5-RF.
+bash scripts/install_speech_engines.sh  # every engine, or the dataset is another one
 
 $S5RF data speech --out data/speech --train 11000 --test 600 --seed 0 --workers 2
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
