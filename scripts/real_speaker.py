@@ -45,12 +45,11 @@ def class_folders(digits: Path, root: Path) -> Path:
     return root
 
 
-def score(ckpt_dir: Path, digits: Path, seeds: int) -> dict[str, Any]:
+def score(ckpt: checkpoint.Checkpoint, digits: Path, seeds: int) -> dict[str, Any]:
     """Every word's predicted label under each seed, and the accuracy over all of them."""
-    ckpt = checkpoint.load(ckpt_dir)
     channels = ckpt.card.input.channels
     if ckpt.card.input.sensor != "cochlea" or channels is None:
-        raise SystemExit(f"{ckpt_dir} takes {ckpt.card.input.sensor} events, not cochlea spikes")
+        raise SystemExit(f"{ckpt.path} takes {ckpt.card.input.sensor} events, not cochlea spikes")
     words: dict[str, list[str]] = {key: [] for key in ENGLISH}
     with tempfile.TemporaryDirectory() as tmp:
         root = class_folders(digits, Path(tmp) / "words")
@@ -63,7 +62,7 @@ def score(ckpt_dir: Path, digits: Path, seeds: int) -> dict[str, Any]:
             for (_, label), p in zip(files, predicted, strict=True):
                 words[KEYS[label]].append(ckpt.card.labels[int(p)])
     correct = [p == word for word, preds in words.items() for p in preds]
-    return {"checkpoint": str(ckpt_dir), "speaker": f"{PACKAGE}: {digits}", "seeds": seeds,
+    return {"checkpoint": str(ckpt.path), "speaker": f"{PACKAGE}: {digits}", "seeds": seeds,
             "accuracy": float(np.mean(correct)), "recordings": len(correct),
             "words_right_under_every_seed": sum(all(p == w for p in ps)
                                                 for w, ps in words.items()),
@@ -79,7 +78,8 @@ def main() -> None:
     ap.add_argument("--update-card", action="store_true",
                     help="record the accuracy in the checkpoint's model.json (`real_speaker`)")
     args = ap.parse_args()
-    result = score(args.checkpoint, args.digits, args.seeds)
+    ckpt = checkpoint.load(args.checkpoint)
+    result = score(ckpt, args.digits, args.seeds)
     for word, preds in result["predictions"].items():
         print(f"{word:>6}: {' '.join(f'{p:>6}' for p in preds)}")
     print(f"accuracy {result['accuracy']:.3f} on {result['recordings']} recordings; "
@@ -87,7 +87,6 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.update_card:
-        ckpt = checkpoint.load(args.checkpoint)
         summary = {k: v for k, v in result.items() if k not in ("checkpoint", "predictions")}
         summary["command"] = "python " + shlex.join(sys.argv)
         card = ckpt.card.model_copy(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from model.checkpoint import ModelCard, read_card, save
+from model.checkpoint import ModelCard, load, read_card, save
 from model.network import init_params
 from model.spec import InputSpec, preset_config
 from model.speech_synth import ENGLISH, KEYS
@@ -38,7 +38,7 @@ def ckpt(tmp_path: Path) -> Path:
 
 
 def test_every_word_is_scored_under_every_seed(digits: Path, ckpt: Path) -> None:
-    result = score(ckpt, digits, seeds=2)
+    result = score(load(ckpt), digits, seeds=2)
     assert list(result["predictions"]) == list(ENGLISH)
     assert all(len(p) == 2 and set(p) <= set(KEYS) for p in result["predictions"].values())
     correct = [p == w for w, ps in result["predictions"].items() for p in ps]
@@ -51,7 +51,7 @@ def test_every_word_is_scored_under_every_seed(digits: Path, ckpt: Path) -> None
 def test_a_missing_prompt_names_the_package(digits: Path, ckpt: Path) -> None:
     (digits / "7.wav").unlink()
     with pytest.raises(SystemExit, match="apt-get install asterisk-core-sounds-en-wav"):
-        score(ckpt, digits, seeds=1)
+        score(load(ckpt), digits, seeds=1)
 
 
 def test_the_card_records_the_accuracy(digits: Path, ckpt: Path,
@@ -61,5 +61,5 @@ def test_the_card_records_the_accuracy(digits: Path, ckpt: Path,
     main()
     recorded = read_card(ckpt).metrics["real_speaker"]
     assert recorded["recordings"] == 10 and recorded["seeds"] == 1
-    assert recorded["accuracy"] == score(ckpt, digits, seeds=1)["accuracy"]
+    assert recorded["accuracy"] == score(load(ckpt), digits, seeds=1)["accuracy"]
     assert "--update-card" in recorded["command"]
