@@ -44,6 +44,9 @@ def test_every_word_is_scored_under_every_seed(digits: Path, ckpt: Path) -> None
     correct = [p == w for w, ps in result["predictions"].items() for p in ps]
     assert result["recordings"] == 20
     assert result["accuracy"] == np.mean(correct)
+    digit = [KEYS.index(p) in (n, n + 10) for n, ps in enumerate(result["predictions"].values())
+             for p in ps]
+    assert result["digit_accuracy"] == np.mean(digit) >= result["accuracy"]
     assert result["words_right_under_every_seed"] == sum(
         all(p == w for p in ps) for w, ps in result["predictions"].items())
 
