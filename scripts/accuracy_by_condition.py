@@ -4,7 +4,8 @@ Every recording of ``s5rf data speech`` carries the augmentation it got (``extra
 this groups the test recordings by added noise and its SNR, reverberation, telephone band,
 engine and voice, and measures the checkpoint on each group from one pass of the same
 offline path as ``s5rf eval``. It separates what is hard about the held-out voices from what
-is hard about the room and the line.
+is hard about the room and the line. ``digit_accuracy`` also counts the right digit in the
+other language (SHD's label k + 10 is the German word for the English word k).
 
     python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \\
         --data data/speech/test.h5 [--json checkpoints/digits-cochlea/accuracy_by_condition.json]
@@ -49,14 +50,16 @@ def source_is(field: str, name: str) -> Callable[[dict[str, Any], dict[str, str]
 
 
 def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float | int]]:
-    """Samples and accuracy per condition, per engine and per voice."""
+    """Samples, accuracy and digit accuracy per condition, per engine and per voice."""
     ckpt = checkpoint.load(ckpt_dir)
     with open_dataset(data_file) as ds:
         augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
         sources = [{"engine": str(e), "voice": str(v)}
                    for e, v in zip(ds.extra("engine"), ds.extra("voice"), strict=True)]
         data = load_binned(ds, ckpt.card.input)
-    correct = predict(ckpt.params, ckpt.cfg, ckpt.card.input, data).correct
+    predictions = predict(ckpt.params, ckpt.cfg, ckpt.card.input, data)
+    correct = predictions.correct
+    digit = predictions.predicted % 10 == predictions.labels % 10
     rules = dict(CONDITIONS)
     for field in ("engine", "voice"):
         rules |= {f"{field} {name}": source_is(field, name)
@@ -67,8 +70,10 @@ def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float |
         if not keep.any():
             continue
         accuracy = float(np.mean(correct[keep]))
-        table[name] = {"samples": int(keep.sum()), "accuracy": accuracy}
-        print(f"{name:>50}: {accuracy:.3f} on {int(keep.sum())} recordings", flush=True)
+        table[name] = {"samples": int(keep.sum()), "accuracy": accuracy,
+                       "digit_accuracy": float(np.mean(digit[keep]))}
+        print(f"{name:>50}: {accuracy:.3f} on {int(keep.sum())} recordings (digit "
+              f"{table[name]['digit_accuracy']:.3f})", flush=True)
     return table
 
 
