@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from model.speech_synth import ENGINES
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -90,6 +92,9 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
                         "drawn from [LO, HI] per utterance (default 1 1: voices as they are)")
     p.add_argument("--formant-jitter", type=float, default=0.0,
                    help="then move each formant by up to this fraction more")
+    p.add_argument("--engines", nargs="+", default=(), choices=ENGINES, metavar="ENGINE",
+                   help=f"only these engines' voices (default: every installed one; "
+                        f"{', '.join(ENGINES)})")
     p.set_defaults(func=run_speech)
 
 
@@ -97,7 +102,8 @@ def run_speech(args: argparse.Namespace) -> int:
     from model.speech_data import Recipe, generate
 
     recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels,
-                    formant_range=tuple(args.formants), formant_jitter=args.formant_jitter)
+                    formant_range=tuple(args.formants), formant_jitter=args.formant_jitter,
+                    engines=tuple(args.engines))
     with progress_bar() as bar:
         task = bar.add_task("speaking digits", total=None)
         for done, total in generate(recipe, args.out, workers=args.workers):

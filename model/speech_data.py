@@ -64,10 +64,23 @@ class Recipe:
     # are. Test voices are never warped, so the test split does not depend on it.
     formant_range: tuple[float, float] = (1.0, 1.0)
     formant_jitter: float = 0.0
+    # The engines whose voices speak; empty: every installed one.
+    engines: tuple[Engine, ...] = ()
     augment: aug.AugmentConfig = dataclasses.field(default_factory=aug.AugmentConfig)
 
     def count(self, split: Split) -> int:
         return self.n_train if split == "train" else self.n_test
+
+    def voices(self) -> tuple[Voice, ...]:
+        """The installed voices of the recipe's engines; an engine with none is an error
+        (the dataset would be another one)."""
+        voices = available_voices()
+        if not self.engines:
+            return voices
+        if missing := set(self.engines) - {v.engine for v in voices}:
+            raise ValueError(f"engines {sorted(missing)} have no installed voice: run "
+                             "scripts/install_speech_engines.sh")
+        return tuple(v for v in voices if v.engine in self.engines)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -184,7 +197,7 @@ def _cache_path(out: Path, split: Split, index: int) -> Path:
 
 def _make_and_cache(job: tuple[Recipe, Path, Split, int]) -> None:
     recipe, out, split, index = job
-    voices = split_voices(available_voices())[split]
+    voices = split_voices(recipe.voices())[split]
     events, meta = make_recording(recipe, utterance(recipe, split, index, voices), voices)
     path = _cache_path(out, split, index)
     tmp = path.with_suffix(".tmp.npz")
@@ -232,7 +245,7 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     out = Path(out)
     for split in SPLITS:
         (out / "cache" / split).mkdir(parents=True, exist_ok=True)
-    described = describe(recipe, available_voices())
+    described = describe(recipe, recipe.voices())
     _check_recipe(described, out)
     jobs = [(recipe, out, s, i) for s, i in pending(recipe, out)]
     yield 0, len(jobs)
@@ -258,7 +271,7 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
         engines.append(meta["engine"])
         names.append(meta["voice"])
         settings.append(json.dumps({"prosody": meta["prosody"], "augment": meta["augment"]}))
-    voice_ids = [v.id for v in available_voices()]  # sorted: the same ids in both splits
+    voice_ids = [v.id for v in recipe.voices()]  # sorted: the same ids in both splits
     speaker = [voice_ids.index(f"{e}/{n}") for e, n in zip(engines, names, strict=True)]
     path = out / f"{split}.h5"
     tmp = path.with_suffix(".tmp.h5")

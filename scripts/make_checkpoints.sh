@@ -15,7 +15,9 @@ $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs -
 # Spoken digits: synthesisers -> augmentation -> cochlea (~0.75 s CPU per recording), then S5-RF.
 bash scripts/install_speech_engines.sh  # every engine, or the dataset is another one
 
-$S5RF data speech --out data/speech --train 11000 --test 600 --seed 0 --workers 2
+# The shipped network heard the first five engines; MBROLA and Pico came later (README).
+$S5RF data speech --out data/speech --train 11000 --test 600 --seed 0 --workers 2 \
+    --engines espeak-ng espeak-ng-klatt festival-diphone festival-hts freetts
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
     --preset shd --neurons 256 256 --epochs 16 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
     --mask-time 20 --mask-channels 10

@@ -230,3 +230,19 @@ def test_a_cache_from_before_a_new_setting_counts_it_as_its_default(tmp_path: Pa
     warped = sd.describe(dataclasses.replace(SMALL, formant_jitter=0.1), ())
     with pytest.raises(ValueError, match="formant_jitter differ"):
         sd._check_recipe(warped, tmp_path)
+
+
+def test_a_recipe_can_keep_to_some_engines(voices) -> None:
+    recipe = dataclasses.replace(SMALL, engines=("espeak-ng", "freetts"))
+    assert {v.engine for v in recipe.voices()} == {"espeak-ng", "freetts"}
+    assert set(recipe.voices()) == {v for v in voices if v.engine in recipe.engines}
+    picked = {sd.utterance(recipe, "train", i, sd.split_voices(recipe.voices())["train"]).voice
+              for i in range(12)}
+    assert {v.engine for v in picked} == {"espeak-ng", "freetts"}
+    assert sd.Recipe.from_json(sd.describe(recipe, recipe.voices())) == recipe
+
+
+def test_a_recipe_engine_without_voices_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sd, "available_voices", lambda: (speech_synth.Voice("espeak-ng", "m1"),))
+    with pytest.raises(ValueError, match=r"\['pico'\] have no installed voice"):
+        dataclasses.replace(SMALL, engines=("espeak-ng", "pico")).voices()
