@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.speech_synth import ENGINES
-
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -92,15 +90,24 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
                         "drawn from [LO, HI] per utterance (default 1 1: voices as they are)")
     p.add_argument("--formant-jitter", type=float, default=0.0,
                    help="then move each formant by up to this fraction more")
-    p.add_argument("--engines", nargs="+", default=(), choices=ENGINES, metavar="ENGINE",
-                   help=f"only these engines' voices (default: every installed one; "
-                        f"{', '.join(ENGINES)})")
+    # Not argparse choices: the engine list lives with the synthesisers, which `s5rf` must
+    # not import to start.
+    p.add_argument("--engines", nargs="+", default=(), metavar="ENGINE",
+                   help="only these engines' voices (default: every installed one), e.g. "
+                        "espeak-ng freetts mbrola")
     p.set_defaults(func=run_speech)
 
 
 def run_speech(args: argparse.Namespace) -> int:
-    from model.speech_data import Recipe, generate
+    import sys
 
+    from model.speech_data import Recipe, generate
+    from model.speech_synth import ENGINES
+
+    if unknown := sorted(set(args.engines) - set(ENGINES)):
+        print(f"error: unknown engines {unknown}; choose from {', '.join(ENGINES)}",
+              file=sys.stderr)
+        return 2
     recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels,
                     formant_range=tuple(args.formants), formant_jitter=args.formant_jitter,
                     engines=tuple(args.engines))

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,20 @@ def test_a_recipe_engine_without_voices_is_an_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sd, "available_voices", lambda: (speech_synth.Voice("espeak-ng", "m1"),))
     with pytest.raises(ValueError, match=r"\['pico'\] have no installed voice"):
         dataclasses.replace(SMALL, engines=("espeak-ng", "pico")).voices()
+
+
+def test_an_unknown_engine_is_refused_before_anything_is_made(tmp_path: Path, capsys) -> None:
+    from cli.main import main
+
+    assert main(["data", "speech", "--out", str(tmp_path / "d"), "--engines", "espeak-ng",
+                 "flite"]) == 2
+    assert "unknown engines ['flite']" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_cli_starts_without_the_synthesisers() -> None:
+    # s5rf builds every command's parser at start; the synthesisers (numpy, soundfile) load
+    # only when a data command runs.
+    code = "import sys; from cli.main import build_parser; build_parser(); " \
+           "sys.exit('model.speech_synth' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
