@@ -30,6 +30,7 @@ test: lint typecheck
 # Heavy, machine-dependent measurements; each prints a side-by-side table with ratios.
 bench: $(STAMP)
 	$(BIN)/python -m bench.advance
+	$(BIN)/python -m bench.binning
 	$(BIN)/python -m bench.train_step
 	$(BIN)/python -m bench.server_load
 	$(BIN)/python -m bench.store

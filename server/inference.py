@@ -152,12 +152,12 @@ async def _advance(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerR
     step = await batcher.submit(slot, fed.bins, with_spikes) if len(fed.bins) else None
     L = model.card.architecture.n_layers
     batch_spikes = step.spike_counts if step is not None else np.zeros(L, np.int64)
-    activity = int(fed.bins.sum())
-    batch_synops = round(float(synaptic_ops(activity, batch_spikes, model.card.architecture)))
+    batch_synops = round(float(synaptic_ops(fed.activity, batch_spikes,
+                                            model.card.architecture)))
     new_totals = Totals(
         events_accepted=totals.events_accepted + fed.accepted,
         events_dropped=totals.events_dropped + fed.dropped,
-        input_activity=totals.input_activity + activity,
+        input_activity=totals.input_activity + fed.activity,
         synops=totals.synops + batch_synops,
         spikes=totals.spikes + batch_spikes,
     )
