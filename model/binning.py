@@ -171,6 +171,25 @@ class BinnerState:
     def start(cls, spec: InputSpec, t0_us: int | None = 0) -> BinnerState:
         return cls(t0_us=t0_us, closed=0, last_t=-1, pending=empty_events(spec.sensor))
 
+    def check(self, spec: InputSpec) -> None:
+        """Raise EventError unless ``feed`` under ``spec`` could have left this state: a state
+        from outside (an imported snapshot) is checked before any bin is built from it."""
+        validate_events(self.pending, spec)
+        if self.t0_us is None:
+            if self.closed or self.last_t >= 0 or len(self.pending):
+                raise EventError("a stream whose origin is still unset has seen no events")
+            return
+        if not len(self.pending):
+            return
+        t = self.pending["t"]
+        open_from = self.t0_us + self.closed * spec.dt_us
+        if t[0] < open_from:
+            raise EventError(f"pending event at t={t[0]} us is in a closed bin (bins before "
+                             f"{open_from} us are closed)")
+        if t[-1] > self.last_t:
+            raise EventError(f"pending event at t={t[-1]} us is after the stream's last "
+                             f"timestamp {self.last_t} us")
+
 
 @dataclasses.dataclass(frozen=True)
 class BinnerResult:

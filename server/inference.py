@@ -62,11 +62,9 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
                         sessions: SessionManager) -> dict[str, Any]:
     start = time.perf_counter()
     model, settings = session.model, sessions.settings
-    async with session.lock:
+    async with sessions.locked(session) as session:
         for attempt in range(2):  # after a conflict, once more from the state saved elsewhere
             await sessions.refresh(session)
-            if not session.alive:
-                raise ApiError(404, f"session {session.id!r} was deleted or expired")
             if opts.seq is not None and opts.seq <= session.seq:
                 raise _already_applied(session, opts.seq)
             fed = _feed(session.binner, events, model, opts.until_us, opts.flush, session.late,

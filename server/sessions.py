@@ -19,13 +19,14 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Protocol
 
 import jax
 import numpy as np
 
 from model.binning import BinnerState, LatePolicy
+from model.events import EventError
 from server.batcher import Batcher
 from server.errors import ApiError, busy
 from server.metrics import Metrics
@@ -74,6 +75,31 @@ def fresh_stream(model: LoadedModel, t0_us: int | None) -> tuple[BinnerState, To
             np.full(C, -np.log(C), np.float32))
 
 
+def _check_fits(model: LoadedModel, snap: SessionSnapshot, state: object) -> None:
+    """422 unless an imported snapshot fits ``model``: its arrays have the shapes and dtypes of
+    ``state`` (a state row of the model) and its output and counters, and its binner could
+    come from this model's input (its events are binned without further checks)."""
+    arch = model.card.architecture
+    want = [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(state)]
+    got = [(np.shape(a), np.asarray(a).dtype) for a in jax.tree_util.tree_leaves(snap.state)]
+    if got != want:
+        raise ApiError(422, f"the snapshot's state arrays {got} do not fit model "
+                            f"{model.name!r}, whose state is {want}")
+    outputs = {"log_probs": (snap.log_probs, (arch.n_classes,), np.float32),
+               "totals.spikes": (snap.totals.spikes, (arch.n_layers,), np.int64)}
+    for name, (array, shape, dtype) in outputs.items():
+        if array.shape != shape or array.dtype != dtype:
+            raise ApiError(422, f"the snapshot's {name} is {array.dtype} {array.shape}; model "
+                                f"{model.name!r} needs {np.dtype(dtype)} {shape}")
+    if snap.sensor != model.card.input.sensor:
+        raise ApiError(422, f"the snapshot holds {snap.sensor} events; model {model.name!r} "
+                            f"takes {model.card.input.sensor} events")
+    try:
+        snap.binner.check(model.card.input)
+    except EventError as exc:
+        raise ApiError(422, f"the snapshot's open-bin buffer is not valid: {exc}") from exc
+
+
 class SessionStore(Protocol):
     """Where sessions are kept, by id."""
 
@@ -117,21 +143,18 @@ class SessionManager:
         self.store: SessionStore = store if store is not None else MemoryStore()
         self.shared = shared
         self._loading = asyncio.Lock()
+        self._opening = 0  # sessions holding a slot but not yet in the store
 
     async def create(self, model: LoadedModel, t0_us: int | None,
                      late: LatePolicy | None) -> Session:
         """A new session with a zeroed state row; 503 + Retry-After at the session cap."""
-        slot = self._take_slot(model)
-        try:
+        async with self._new_slot(model) as slot:
             await self.batchers[model.name].call(model.engine.reset, slot)
-        except BaseException:
-            model.slots.give(slot)
-            raise
-        binner, totals, log_probs = fresh_stream(model, t0_us)
-        session = self._add(Session(id=secrets.token_urlsafe(12),
-                                    token=secrets.token_urlsafe(24), model=model, slot=slot,
-                                    t0_us=t0_us, binner=binner, totals=totals,
-                                    log_probs=log_probs, late=late or self.settings.late_default))
+            binner, totals, log_probs = fresh_stream(model, t0_us)
+            session = self._add(Session(
+                id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24), model=model,
+                slot=slot, t0_us=t0_us, binner=binner, totals=totals, log_probs=log_probs,
+                late=late or self.settings.late_default))
         try:
             await self.persist(session)
         except BaseException:
@@ -151,17 +174,13 @@ class SessionManager:
     async def restore(self, model: LoadedModel, snap: SessionSnapshot,
                       session_id: str | None = None, token: str | None = None) -> Session:
         """A session continuing the snapshot's stream (a new id and token unless given)."""
-        slot = self._take_slot(model)
-        try:
+        async with self._new_slot(model) as slot:
             await self.batchers[model.name].call(model.engine.write, slot, snap.state)
-        except BaseException:
-            model.slots.give(slot)
-            raise
-        return self._add(Session(id=session_id or secrets.token_urlsafe(12),
-                                 token=token or secrets.token_urlsafe(24),
-                                 model=model, slot=slot, t0_us=snap.origin, binner=snap.binner,
-                                 totals=snap.totals, log_probs=snap.log_probs, late=snap.late,
-                                 seq=snap.seq))
+            return self._add(Session(
+                id=session_id or secrets.token_urlsafe(12),
+                token=token or secrets.token_urlsafe(24), model=model, slot=slot,
+                t0_us=snap.origin, binner=snap.binner, totals=snap.totals,
+                log_probs=snap.log_probs, late=snap.late, seq=snap.seq))
 
     async def replace(self, session: Session, snap: SessionSnapshot, ack: bytes = b"") -> None:
         """Make ``session`` continue ``snap``'s stream (call it holding ``session.lock``)."""
@@ -178,19 +197,31 @@ class SessionManager:
         model = session.model
         await self.validate(session)
         current = await self.batchers[model.name].call(model.engine.read, session.slot)
-        want = [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(current)]
-        got = [(np.shape(a), np.asarray(a).dtype) for a in jax.tree_util.tree_leaves(snap.state)]
-        if got != want or len(snap.log_probs) != model.card.architecture.n_classes:
-            raise ApiError(422, f"the snapshot's state arrays {got} do not fit model "
-                                f"{model.name!r}, whose state is {want}")
+        _check_fits(model, snap, current)
         await self.replace(session, snap)
         await self._persist_or_conflict(session)
 
+    @contextlib.asynccontextmanager
+    async def _new_slot(self, model: LoadedModel) -> AsyncIterator[int]:
+        """A free slot for a session being opened, counted against the session cap from now
+        on (concurrent opens all await the engine before the session is added), and given
+        back if the opening fails."""
+        slot = self._take_slot(model)
+        self._opening += 1
+        try:
+            yield slot
+        except BaseException:
+            model.slots.give(slot)
+            raise
+        finally:
+            self._opening -= 1
+
     def _take_slot(self, model: LoadedModel) -> int:
-        if len(self.store) >= self.settings.max_sessions:
+        cap = self.settings.max_sessions
+        if len(self.store) + self._opening >= cap:
             self._make_room(None)
-        if len(self.store) >= self.settings.max_sessions:
-            raise busy(f"the server holds its maximum of {self.settings.max_sessions} sessions; "
+        if len(self.store) + self._opening >= cap:
+            raise busy(f"the server holds its maximum of {cap} sessions; "
                        "delete idle sessions or retry later", self.settings.retry_after_s)
         slot = model.slots.take()
         if slot is None and self._make_room(model):
@@ -233,6 +264,25 @@ class SessionManager:
             raise ApiError(403, "missing or wrong X-Session-Token for this session")
         session.touch()
         return session
+
+    @contextlib.asynccontextmanager
+    async def locked(self, session: Session) -> AsyncIterator[Session]:
+        """Hold the lock of a live copy of ``session``.
+
+        A session evicted since it was authorised (deleted, expired, or, with a shared store,
+        evicted to make room) must not be used: its slot may already hold another session's
+        state. With a shared store it is loaded again (the store still has it unless it was
+        deleted); otherwise 404.
+        """
+        for _ in range(2):
+            async with session.lock:
+                if session.alive:
+                    yield session
+                    return
+            if self.shared is None:
+                break
+            session = await self.authorize(session.id, session.token)
+        raise ApiError(404, f"session {session.id!r} was deleted or expired")
 
     async def _load(self, session_id: str, token: str | None) -> Session | None:
         assert self.shared is not None

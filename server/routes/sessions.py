@@ -54,7 +54,7 @@ async def create_session(body: SessionCreate, runtime: ReadyDep) -> SessionCreat
 @router.get("/{session_id}", responses=ERRORS)
 async def get_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
     """Where a session stands: bins, last timestamp, probabilities, cumulative spikes."""
-    async with session.lock:
+    async with runtime.sessions.locked(session) as session:
         await runtime.sessions.validate(session)
     return session_info(session, runtime.settings.session_ttl_s)
 
@@ -62,7 +62,7 @@ async def get_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
 @router.post("/{session_id}/reset", responses=ERRORS)
 async def reset_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
     """Restart a session's stream from its origin with a zero state."""
-    async with session.lock:
+    async with runtime.sessions.locked(session) as session:
         await runtime.sessions.reset(session)
     return session_info(session, runtime.settings.session_ttl_s)
 
@@ -70,17 +70,16 @@ async def reset_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=ERRORS)
 async def delete_session(session: SessionDep, runtime: ReadyDep) -> Response:
     """Close a session and free its state slot."""
-    async with session.lock:
+    async with runtime.sessions.locked(session) as session:
         await runtime.sessions.delete(session, "deleted")
     return Response(status_code=204)
-
 
 
 @router.get("/{session_id}/state", response_class=Response, responses={
     **ERRORS, 200: {"content": {STATE_TYPE: {}}, "description": "The session's snapshot"}})
 async def export_state(session: SessionDep, runtime: ReadyDep) -> Response:
     """Export a session's whole stream state (versioned msgpack) to import elsewhere."""
-    async with session.lock:
+    async with runtime.sessions.locked(session) as session:
         await runtime.sessions.validate(session)
         blob = encode(await runtime.sessions.snapshot(session))
     return Response(blob, media_type=STATE_TYPE)
@@ -101,6 +100,6 @@ async def import_state(request: Request, session: SessionDep, runtime: ReadyDep)
         raise ApiError(409, f"{exc}; import it into a session of that model") from exc
     except SnapshotError as exc:
         raise ApiError(422, f"{exc}; send the body of GET /v1/sessions/{{id}}/state") from exc
-    async with session.lock:
+    async with runtime.sessions.locked(session) as session:
         await runtime.sessions.import_state(session, snap)
     return session_info(session, runtime.settings.session_ttl_s)

@@ -124,8 +124,6 @@ async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
     try:
         frame = 0
         while (message := await queue.get()) is not None:
-            if not session.alive:
-                raise StreamClosed(CLOSE_GONE, "the session was deleted or expired")
             reply = await _apply(message, frame, runtime, session, opened, opts)
             frame += 1
             if reply is None or not connected:

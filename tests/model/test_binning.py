@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 
 import numpy as np
@@ -133,3 +134,20 @@ def test_a_batch_reaching_back_into_an_open_bin_is_merged_in_time_order():
     np.testing.assert_array_equal(
         np.concatenate([first.bins, second.bins]),
         bin_recording(ev([100, 1200, 1300, 1900], [0, 4, 2, 2]), counting))
+
+
+def test_check_accepts_what_feed_leaves_and_refuses_impossible_states():
+    state = BinnerState.start(SPEC)
+    for lo in range(0, len(RECORDING), 70):
+        state = feed(state, RECORDING[lo:lo + 70], SPEC).state
+        state.check(SPEC)
+    assert len(state.pending)
+    impossible = {
+        "in a closed bin": dataclasses.replace(state, closed=state.closed + 2),
+        "after the stream's last timestamp": dataclasses.replace(state, last_t=0),
+        "out of range": dataclasses.replace(state, pending=ev([state.last_t], [99])),
+        "origin is still unset": dataclasses.replace(state, t0_us=None),
+    }
+    for words, bad in impossible.items():
+        with pytest.raises(EventError, match=words):
+            bad.check(SPEC)

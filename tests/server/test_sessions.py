@@ -1,16 +1,22 @@
-"""Session lifecycle: auth, reset, delete, TTL expiry, the session cap, and no recompilation."""
+"""Session lifecycle: auth, reset, delete, TTL expiry, the session cap (also under concurrent
+opens), reused slots of deleted sessions, and no recompilation."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
 
+from server.errors import ApiError
+from server.inference import process_chunk
 from server.registry import ModelRegistry
+from server.runtime import Runtime
+from server.schemas import ChunkOptions
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, columns, dvs_recording
-from tests.server.test_errors import open_session
+from tests.server.test_errors import feed_good, open_session, state_of
 
 
 def test_tokens_guard_sessions(client: TestClient) -> None:
@@ -123,3 +129,51 @@ def test_rasters_list_each_layers_spikes_by_absolute_bin(client: TestClient) -> 
     neurons = 32
     assert whole["firing_rate"]["total"][0] == whole["spikes"]["total"][0] / (
         neurons * whole["bins"]["total"])
+
+
+def test_a_handle_to_a_deleted_session_never_touches_its_reused_slot(client: TestClient) -> None:
+    """A request holding a session that is deleted before it takes the lock (its slot already
+    given to a new session) is answered 404 and leaves the new session as it was."""
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    old, old_headers = open_session(client)
+    stale = runtime.sessions.store.get(old)
+    assert stale is not None
+    client.delete(f"/v1/sessions/{old}", headers=old_headers)
+    new, new_headers = open_session(client)
+    reused = runtime.sessions.store.get(new)
+    assert reused is not None and reused.slot == stale.slot  # the scenario under test
+    feed_good(client, new, new_headers, cochlea_recording(seed=14)[:200])
+    before = state_of(client, new, new_headers)
+
+    async def use_stale() -> list[int]:
+        statuses = []
+        for operation in (runtime.sessions.reset, runtime.sessions.snapshot):
+            try:
+                async with runtime.sessions.locked(stale) as session:
+                    await operation(session)
+            except ApiError as exc:
+                statuses.append(exc.status)
+        try:
+            await process_chunk(stale, cochlea_recording(seed=15), ChunkOptions(flush=True),
+                                runtime.sessions)
+        except ApiError as exc:
+            statuses.append(exc.status)
+        return statuses
+
+    assert client.portal.call(use_stale) == [404, 404, 404]  # type: ignore[union-attr]
+    assert state_of(client, new, new_headers) == before
+
+
+def test_concurrent_opens_never_exceed_the_session_cap(make_client: Any) -> None:
+    client = make_client(max_sessions=3)
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    model = runtime.registry.get(COCHLEA)
+    assert model is not None
+
+    async def open_many() -> list[int]:
+        outcomes = await asyncio.gather(*(runtime.sessions.create(model, 0, None)
+                                          for _ in range(8)), return_exceptions=True)
+        return sorted(o.status if isinstance(o, ApiError) else 201 for o in outcomes)
+
+    assert client.portal.call(open_many) == [201] * 3 + [503] * 5  # type: ignore[union-attr]
+    assert len(runtime.sessions.store) == 3

@@ -2,7 +2,8 @@
 
 Any replica serves any session with the same results as one; a stale copy is reloaded, never
 merged; a retried batch that landed is answered with its first result, not applied twice;
-records expire; the state export of one server continues on another.
+an evicted copy in use is reloaded; records expire; the state export of one server continues
+on another.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgpack
 import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from model.events import make_events
 from scripts.topology import Redis, redis_answers
+from server.inference import process_chunk
+from server.runtime import Runtime
+from server.schemas import ChunkOptions
 from server.store import StaleVersion, StoredSession
 from server.store_redis import RedisStore
 from tests.server.conftest import COCHLEA, DVS, ClientFactory, cochlea_recording, columns
@@ -237,3 +243,52 @@ def test_import_refuses_other_models_and_garbage(client: TestClient) -> None:
     r = client.put(f"/v1/sessions/{sid}/state", content=b"\x93junk", headers=headers)
     assert r.status_code == 422 and "not a readable" in r.json()["detail"]
     assert client.get(f"/v1/sessions/{sid}", headers=headers).json()["seq"] == -1
+
+
+def test_a_session_evicted_while_a_request_holds_it_is_reloaded_not_lost(
+        pair: tuple[TestClient, TestClient]) -> None:
+    """With a shared store, eviction (to make room) only drops the cached copy: a request
+    that authorised the session before it was evicted continues it from the store."""
+    a, _ = pair
+    runtime: Runtime = a.app.state.runtime  # type: ignore[attr-defined]
+    events = cochlea_recording(seed=57)
+    sid, headers = open_on(a)
+    feed(a, sid, headers, events[:150], seq=0)
+    held = runtime.sessions.store.get(sid)
+    assert held is not None
+    runtime.sessions.evict(held, "evicted")
+
+    async def continue_held() -> dict[str, Any]:
+        return await process_chunk(held, events[150:], ChunkOptions(seq=1, flush=True),
+                                   runtime.sessions)
+
+    result = a.portal.call(continue_held)  # type: ignore[union-attr]
+    assert result["events"]["total_accepted"] == len(events)
+    ref_id, ref_headers = open_on(a)
+    assert_same_stream(result, feed(a, ref_id, ref_headers, events, flush=True))
+
+
+@pytest.mark.parametrize(("tamper", "words"), [
+    (lambda doc: doc["binner"].update(pending=make_events(  # channel 99 of 16
+        "cochlea", t=np.array([79_500]), channel=np.array([99])).tobytes()), "out of range"),
+    (lambda doc: doc["binner"].update(pending=make_events(  # after the last event seen
+        "cochlea", t=np.array([99_000]), channel=np.array([1])).tobytes()), "last timestamp"),
+    (lambda doc: doc["binner"].update(pending=make_events(  # in a bin closed long ago
+        "cochlea", t=np.array([10]), channel=np.array([1])).tobytes()), "closed bin"),
+    (lambda doc: doc["totals"].update(spikes={"dtype": "<i8", "shape": [7],
+                                              "data": bytes(56)}), "totals.spikes"),
+    (lambda doc: doc["log_probs"].update(dtype="<f8", data=bytes(32)), "log_probs"),
+])
+def test_import_refuses_snapshots_that_do_not_fit_the_model(
+        client: TestClient, tamper: Callable[[dict[str, Any]], None], words: str) -> None:
+    """Imported events are binned without further checks, so they are checked on import."""
+    sid, headers = open_on(client)
+    feed(client, sid, headers, cochlea_recording(seed=58)[:200], seq=0)
+    doc = msgpack.unpackb(client.get(f"/v1/sessions/{sid}/state", headers=headers).content)
+    tamper(doc)
+    before = client.get(f"/v1/sessions/{sid}", headers=headers).json()
+    r = client.put(f"/v1/sessions/{sid}/state", content=msgpack.packb(doc), headers=headers)
+    assert r.status_code == 422 and words in r.json()["detail"], r.text
+    after = client.get(f"/v1/sessions/{sid}", headers=headers).json()
+    assert {k: v for k, v in after.items() if k not in ("idle_s", "expires_in_s")} == \
+        {k: v for k, v in before.items() if k not in ("idle_s", "expires_in_s")}
