@@ -2,7 +2,7 @@
 
     from clients import Client
     with Client("http://127.0.0.1:8000") as c:
-        result = c.infer("shd", events)          # events: numpy array in the wire dtype
+        result = c.infer("digits-cochlea", events)          # events: numpy array in the wire dtype
         print(result.label, result.top_k)
 
 See docs/clients.md.
@@ -12,6 +12,7 @@ from clients.aio import AsyncClient, AsyncSession
 from clients.errors import (
     AlreadyApplied,
     ClientError,
+    Conflict,
     ConnectionLost,
     Forbidden,
     InvalidEvents,
@@ -30,7 +31,7 @@ from clients.wire import COCHLEA_DTYPE, DVS_DTYPE, EVENT_DTYPES
 
 __all__ = [
     "COCHLEA_DTYPE", "DVS_DTYPE", "EVENT_DTYPES", "AlreadyApplied", "AsyncClient",
-    "AsyncSession", "AsyncStream", "Batch", "Client", "ClientError", "ConnectionLost",
+    "AsyncSession", "AsyncStream", "Batch", "Client", "ClientError", "Conflict", "ConnectionLost",
     "EventsResult", "Forbidden", "InvalidEvents", "ModelDetail", "ModelSummary", "NotFound",
     "RateLimited", "Retry", "ServerError", "Session", "SessionInfo", "Stream", "TooLarge",
     "Unavailable", "UnsupportedMediaType",

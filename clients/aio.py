@@ -169,8 +169,9 @@ class AsyncSession:
             response = await self.client.request("POST", f"/v1/sessions/{self.id}/events",
                                                  **request)
         except AlreadyApplied as exc:
-            # A retry of this very batch (we number them): the first attempt landed.
-            self.next_seq = seq + 1
+            # This batch's number was used: by this very batch, whose first attempt landed
+            # (its result is returned), or by another client of the session (raised).
+            self.next_seq = max(seq, exc.last_seq) + 1
             if exc.applied is None or exc.applied.get("seq") != seq:
                 raise
             return EventsResult.model_validate(exc.applied)

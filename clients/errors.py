@@ -39,10 +39,20 @@ class NotFound(ServerError):
     status = 404
 
 
-class AlreadyApplied(ServerError):
-    """A batch's ``seq`` was already applied; ``applied`` is its result when the server kept it."""
+class Conflict(ServerError):
+    """The session cannot take this request as it stands: another replica advanced it at the
+    same time (nothing was applied; retry), or a snapshot of another model or weights."""
 
     status = 409
+
+
+class AlreadyApplied(Conflict):
+    """A batch's ``seq`` was already applied: ``last_seq`` is the last applied one, and
+    ``applied`` the batch's result when it was that one."""
+
+    @property
+    def last_seq(self) -> int:
+        return int(self.body["last_seq"])
 
     @property
     def applied(self) -> dict[str, Any] | None:
@@ -77,19 +87,22 @@ class Unavailable(ServerError):
 
 
 BY_STATUS: dict[int, type[ServerError]] = {
-    cls.status: cls for cls in (Forbidden, NotFound, AlreadyApplied, TooLarge,
+    cls.status: cls for cls in (Forbidden, NotFound, Conflict, TooLarge,
                                 UnsupportedMediaType, InvalidEvents, RateLimited, Unavailable)
 }
 RETRYABLE = (RateLimited, Unavailable)
 
 # WebSocket close codes 44xx/45xx mirror the HTTP status (docs/api.md); 4400 is a bad open
 # message, 4408 an open timeout and 4410 a session deleted while connected.
-CLOSE_STATUS = {4400: 422, 4403: 403, 4404: 404, 4408: 422, 4410: 404, 4413: 413, 4503: 503}
+CLOSE_STATUS = {4400: 422, 4403: 403, 4404: 404, 4408: 422, 4409: 409, 4410: 404, 4413: 413,
+                4503: 503}
 
 
 def error_for(status: int, detail: str, body: dict[str, Any] | None = None,
               retry_after_s: float | None = None) -> ServerError:
     cls = BY_STATUS.get(status)
+    if cls is Conflict and body is not None and isinstance(body.get("last_seq"), int):
+        cls = AlreadyApplied  # a replay: only those 409s name the last applied seq
     if cls is None:
         error = ServerError(f"{status}: {detail}", body, retry_after_s)
         error.status = status

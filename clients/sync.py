@@ -20,7 +20,7 @@ R = TypeVar("R")
 
 
 class Client:
-    """``with Client("http://127.0.0.1:8000") as c: c.infer("shd", events)``."""
+    """``with Client("http://127.0.0.1:8000") as c: c.infer("digits-cochlea", events)``."""
 
     def __init__(self, url: str = "http://127.0.0.1:8000", *, timeout_s: float = 30.0,
                  retry: Retry = DEFAULT_RETRY, binary: bool = True):

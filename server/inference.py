@@ -92,8 +92,11 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
 
 
 def _already_applied(session: Session, seq: int) -> ApiError:
-    body = ({"applied": orjson.loads(session.ack)} if seq == session.seq and session.ack
-            else {})
+    """409 naming the last applied seq (what tells a replay from other conflicts), with the
+    batch's result when it was the last one."""
+    body: dict[str, Any] = {"last_seq": session.seq}
+    if seq == session.seq and session.ack:
+        body["applied"] = orjson.loads(session.ack)
     return ApiError(409, f"seq {seq} was already applied (last applied seq is "
                          f"{session.seq}); send the next batch with a higher seq", body=body)
 

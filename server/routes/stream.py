@@ -39,6 +39,7 @@ CLOSE_BAD_OPEN = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_OPEN_TIMEOUT = 4408
+CLOSE_CONFLICT = 4409
 CLOSE_GONE = 4410
 CLOSE_TOO_LARGE = 4413
 CLOSE_BUSY = 4503
@@ -103,7 +104,8 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
         else:
             raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
     except ApiError as exc:
-        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}.get(exc.status, CLOSE_BUSY)
+        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT}.get(
+            exc.status, CLOSE_BUSY)
         raise StreamClosed(code, exc.detail) from exc
     info = session_info(session, runtime.settings.session_ttl_s)
     await websocket.send_bytes(orjson.dumps({

@@ -20,7 +20,7 @@ from clients import (
     Unavailable,
     UnsupportedMediaType,
 )
-from clients.errors import RateLimited, from_response
+from clients.errors import Conflict, RateLimited, error_for, from_close, from_response
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
 
 NO_RETRY = Retry(attempts=0)
@@ -83,8 +83,10 @@ def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: igno
         stale = client.resume_session(session.id, session.token)
         session.send(events[10:20])
         session.send(events[20:30])
-        with pytest.raises(AlreadyApplied, match="seq 1 was already applied"):
+        with pytest.raises(AlreadyApplied, match="seq 1 was already applied") as replay:
             stale.send(events[30:40])  # numbered 1, but batch 1 was another one
+        assert replay.value.last_seq == 2 and replay.value.applied is None
+        assert stale.send(events[30:40]).seq == 3  # renumbered after the last applied
         with pytest.raises(Forbidden):
             client.resume_session(session.id, "wrong")
         with pytest.raises(NotFound):
@@ -115,3 +117,13 @@ def test_connection_refused_is_retried_then_reported() -> None:
     with Client("http://127.0.0.1:9", retry=Retry(attempts=2, base_s=0.001)) as client, \
             pytest.raises(ConnectionLost, match="after 2 retries"):
         client.models()
+
+
+def test_only_a_409_naming_the_last_applied_seq_is_a_replay() -> None:
+    replay = error_for(409, "seq 3 was already applied", {"last_seq": 5})
+    assert isinstance(replay, AlreadyApplied) and replay.last_seq == 5
+    other = error_for(409, "being advanced by another replica; nothing was applied, retry",
+                      {"detail": "..."})
+    assert isinstance(other, Conflict) and not isinstance(other, AlreadyApplied)
+    refused = from_close(4409, "model 'x' is not served on this replica")
+    assert isinstance(refused, Conflict) and not isinstance(refused, AlreadyApplied)
