@@ -87,7 +87,9 @@ def _decode_json(body: bytes, sensor: SensorKind) -> tuple[np.ndarray, dict[str,
         raise EventError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise EventError("the JSON body must be an object with event columns and options")
-    columns = {k: doc.pop(k) for k in COLUMNS if k in doc and doc[k] is not None}
+    # a null column is an absent one, as the schema's nullable columns promise
+    given = {k: doc.pop(k) for k in COLUMNS if k in doc}
+    columns = {k: v for k, v in given.items() if v is not None}
     if not columns:  # options only: a watermark or flush without new events
         return empty_events(sensor), doc
     arrays = {}

@@ -143,3 +143,12 @@ def test_events_before_the_origin_are_refused_as_such(client: TestClient) -> Non
     assert r.status_code == 422
     assert r.json()["detail"] == ("event at index 0 (t=4000 us) is before the stream's origin "
                                   "t0_us=5000; send events at or after the origin")
+
+
+def test_null_columns_count_as_absent(client: TestClient) -> None:
+    """The schema declares the other sensor's columns nullable: sending them as null is fine."""
+    sid, headers = open_session(client)
+    r = client.post(f"/v1/sessions/{sid}/events", headers=headers,
+                    json={"t": [100, 2500], "channel": [1, 2], "x": None, "y": None, "p": None})
+    assert r.status_code == 200, r.text
+    assert r.json()["events"]["accepted"] == 2
