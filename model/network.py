@@ -151,14 +151,15 @@ def synaptic_ops(input_events: Any, spike_counts: Any, cfg: ModelConfig) -> Any:
     """NeuroBench synaptic operations: sum over sources of spikes x fan-out.
 
     input_events (...) active input entries; spike_counts (..., L) spikes per layer -> (...).
-    A middle layer's skip connection feeds its input spikes (the previous layer's) onward too.
+    With skip connections a middle layer passes its input on with its spikes, so a layer's
+    spikes reach every later layer up to the last (``advance``); the last layer's reach the
+    readout.
     """
     fan = np.asarray(cfg.fan_out(), np.float64)
-    ops = np.asarray(input_events) * fan[0] + np.asarray(spike_counts) @ fan[1:]
-    if cfg.skip:
-        for i in range(1, cfg.n_layers - 1):
-            ops = ops + np.asarray(spike_counts)[..., i - 1] * fan[i + 1]
-    return ops
+    L = cfg.n_layers
+    reach = np.array([fan[j + 1:L].sum() if cfg.skip and j < L - 1 else fan[j + 1]
+                      for j in range(L)])
+    return np.asarray(input_events) * fan[0] + np.asarray(spike_counts) @ reach
 
 
 def count_params(params: Params) -> int:

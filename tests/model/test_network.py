@@ -105,3 +105,10 @@ def test_synaptic_ops_count_fan_out_and_the_skip_path():
     # inputs x 16, layer spikes x fan-outs (16, 16, 5), and layer 0's spikes skip on to layer 2
     assert ops.tolist() == [10 * 16 + 2 * 16 + 3 * 16 + 4 * 5 + 2 * 16]
     assert float(synaptic_ops(10, np.array([2, 3, 4]), CFG)) == ops[0]
+    # four layers: layer 0's spikes reach layers 1, 2 and 3 (skips add up), layer 1's 2 and 3
+    deep = ModelConfig(n_in=24, n_classes=5, neurons=(8, 12, 16, 20), blocks=4)
+    assert float(synaptic_ops(10, np.array([1, 2, 3, 4]), deep)) == \
+        10 * 8 + 1 * (12 + 16 + 20) + 2 * (16 + 20) + 3 * 20 + 4 * 5
+    no_skip = ModelConfig(n_in=24, n_classes=5, neurons=(8, 12, 16, 20), blocks=4, skip=False)
+    assert float(synaptic_ops(10, np.array([1, 2, 3, 4]), no_skip)) == \
+        10 * 8 + 1 * 12 + 2 * 16 + 3 * 20 + 4 * 5
