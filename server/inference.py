@@ -112,10 +112,10 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
     bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
     # A big recording is binned in a thread, so streaming sessions are not held up.
     fed = await asyncio.to_thread(bin_all) if len(events) > OFFLOAD_EVENTS else bin_all()
-    slot = model.slots.take()
+    slot = model.infer_slots.take()
     if slot is None:
-        raise busy(f"model {model.name!r} has no free slot for /infer; retry later",
-                   settings.retry_after_s)
+        raise busy(f"model {model.name!r} is already running as many /infer calls as it may "
+                   "at once (S5RF_MAX_CONCURRENT_INFER); retry later", settings.retry_after_s)
     task = asyncio.ensure_future(_infer_on_slot(model, batcher, slot, fed, binner, totals,
                                                 log_probs, opts.include_spikes))
     outcome = await asyncio.shield(task)
@@ -130,7 +130,7 @@ async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: B
         await batcher.call(model.engine.reset, slot)
         return await _advance(model, batcher, slot, fed, binner, totals, log_probs, with_spikes)
     finally:
-        model.slots.give(slot)
+        model.infer_slots.give(slot)
 
 
 def _origin(t0_us: T0) -> int | None:

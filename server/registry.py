@@ -20,10 +20,11 @@ log = logging.getLogger("s5rf.server")
 
 
 class SlotPool:
-    """Free rows of an Engine's slot table (row 0, the scratch row, is never handed out)."""
+    """Free rows ``first .. last`` of an Engine's slot table (never row 0, the scratch row)."""
 
-    def __init__(self, capacity: int):
-        self._free = list(range(capacity, SCRATCH_SLOT, -1))
+    def __init__(self, first: int, last: int):
+        assert first > SCRATCH_SLOT
+        self._free = list(range(last, first - 1, -1))
 
     def take(self) -> int | None:
         """A free slot, or None when every slot is in use."""
@@ -35,11 +36,14 @@ class SlotPool:
 
 @dataclasses.dataclass
 class LoadedModel:
-    """One servable network: its card, its engine and the engine's slot pool."""
+    """One servable network: its card, its engine, and its engine's slots, split between
+    sessions and ``/infer`` calls (so that ``max_concurrent_infer`` caps the calls per model and
+    sessions never take their slots)."""
 
     card: ModelCard
     engine: Engine
     slots: SlotPool
+    infer_slots: SlotPool
 
     @property
     def name(self) -> str:
@@ -91,7 +95,9 @@ def build_model(ckpt: Checkpoint, settings: Settings) -> LoadedModel:
     engine = Engine(ckpt.cfg, ckpt.params, capacity=capacity,
                     session_buckets=settings.session_buckets, bin_buckets=settings.bin_buckets,
                     max_cells=settings.max_cells_per_call)
-    return LoadedModel(card=ckpt.card, engine=engine, slots=SlotPool(capacity))
+    return LoadedModel(card=ckpt.card, engine=engine,
+                       slots=SlotPool(SCRATCH_SLOT + 1, settings.max_sessions),
+                       infer_slots=SlotPool(settings.max_sessions + 1, capacity))
 
 
 def load_registry(settings: Settings) -> ModelRegistry:

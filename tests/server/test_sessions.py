@@ -177,3 +177,26 @@ def test_concurrent_opens_never_exceed_the_session_cap(make_client: Any) -> None
 
     assert client.portal.call(open_many) == [201] * 3 + [503] * 5  # type: ignore[union-attr]
     assert len(runtime.sessions.store) == 3
+
+
+def test_infer_calls_have_their_own_per_model_cap(make_client: Any) -> None:
+    """``max_concurrent_infer`` caps /infer per model, and sessions never take its slots."""
+    client = make_client(max_sessions=2)
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    model = runtime.registry.get(COCHLEA)
+    assert model is not None
+    open_session(client)
+    open_session(client)  # the session cap reached
+    body = columns(cochlea_recording(seed=16))
+    assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
+    running = []  # as if the maximum of /infer calls were in flight
+    while (slot := model.infer_slots.take()) is not None:
+        running.append(slot)
+    assert len(running) == runtime.settings.max_concurrent_infer
+    r = client.post(f"/v1/models/{COCHLEA}/infer", json=body)
+    assert r.status_code == 503 and "as many /infer calls" in r.json()["detail"]
+    assert client.post(f"/v1/models/{DVS}/infer",
+                       json=columns(dvs_recording(seed=16))).status_code == 200
+    for slot in running:
+        model.infer_slots.give(slot)
+    assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
