@@ -169,6 +169,8 @@ class AsyncStream:
         else:
             first = self._create
         url = self.client.url.replace("http", "ws", 1) + "/v1/stream"
+        if "session" in first:  # a load balancer routes the resumed session to its replica
+            url += f"?session={first['session']}"
         delays = self.client.retry.delays()
         while True:
             try:

@@ -21,6 +21,8 @@ export class Stream {
   constructor(open, { onMessage, onClose }) {
     const url = new URL("/v1/stream", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    // a load balancer routes a resumed session to the replica that holds it
+    if (open.session) url.searchParams.set("session", open.session);
     this.ws = new WebSocket(url);
     this.ws.binaryType = "arraybuffer";  // the server sends its JSON in binary frames
     this.closing = false;

@@ -2,7 +2,8 @@
 
 ``cut()`` aborts every open connection (both directions, mid-stream). ``swallow(n)`` lets the
 next ``n`` server->client transmissions vanish with their connection: the request reached
-the server and was applied, but the client never hears back.
+the server and was applied, but the client never hears back. ``request_lines`` holds the
+first line of each connection's first request, as a load balancer would route it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ class Proxy:
     def __init__(self, upstream_port: int):
         self.upstream_port = upstream_port
         self.connections = 0
+        self.request_lines: list[str] = []
         self._swallow = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -59,7 +61,11 @@ class Proxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
                        downstream: bool) -> None:
             with contextlib.suppress(ConnectionError, OSError):
+                first = True
                 while data := await src.read(1 << 16):
+                    if first and not downstream:
+                        self.request_lines.append(data.split(b"\r\n", 1)[0].decode())
+                    first = False
                     if downstream and self._swallow > 0:
                         self._swallow -= 1
                         for w in pair:

@@ -58,6 +58,10 @@ def test_websocket_stream_resumes_after_cuts_with_the_uninterrupted_result(
 
     results, whole, (reconnects, resent) = asyncio.run(run())
     assert reconnects >= 3 and resent > 0
+    streams = [line for line in proxy.request_lines if "/v1/stream" in line]
+    assert streams[0].startswith("GET /v1/stream ")  # opened: no session to route by yet
+    assert len(streams) >= 1 + reconnects and \
+        all(line.startswith("GET /v1/stream?session=") for line in streams[1:])
     seqs = [r.seq for r in results]
     assert seqs == sorted(set(seqs)) and seqs[-1] == len(batches) - 1  # in order, no repeats
     last = results[-1]
