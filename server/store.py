@@ -4,7 +4,7 @@
 ``redis://…`` every accepted batch is written to Redis before it is acknowledged, as one
 ``StoredSession`` record with a version number; a write names the version it started from and
 fails with ``StaleVersion`` if another replica got there first. Records expire after the
-session TTL unless written again.
+session TTL unless written or read (a version check) again.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class StateStore(Protocol):
     async def load(self, session_id: str) -> StoredSession | None: ...
 
     async def version(self, session_id: str) -> int:
-        """The record's version, 0 when there is none."""
+        """The record's version, 0 when there is none. A read is use: the TTL starts again, as
+        it does for a session held in memory."""
         ...
 
     async def save(self, session_id: str, record: StoredSession) -> None:

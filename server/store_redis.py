@@ -60,8 +60,12 @@ class RedisStore:
                              snapshot=fields[b"snapshot"], ack=fields.get(b"ack", b""))
 
     async def version(self, session_id: str) -> int:
+        key = self._key(session_id)
         try:
-            value = await self.client.hget(self._key(session_id), "version")
+            async with self.client.pipeline(transaction=False) as pipe:  # one round trip
+                pipe.hget(key, "version")
+                pipe.pexpire(key, self.ttl_ms)
+                value, _ = await pipe.execute()
         except _DOWN as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         return int(value) if value is not None else 0

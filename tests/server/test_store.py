@@ -198,6 +198,9 @@ def test_records_expire_hold_no_token_and_deletion_reaches_every_replica(
     key = f"{prefix}session:{sid}"
     ttl_ms = a.app.state.runtime.settings.session_ttl_s * 1000  # type: ignore[attr-defined]
     assert 0 < client.pttl(key) <= ttl_ms
+    client.pexpire(key, 5_000)
+    assert b.get(f"/v1/sessions/{sid}", headers=headers).status_code == 200
+    assert client.pttl(key) > 5_000  # reading a session keeps it alive, as in memory
     stored = [str(v) for v in client.hgetall(key).values()]
     assert not any(headers["X-Session-Token"] in v for v in stored)
     assert b.get(f"/v1/sessions/{sid}", headers={"X-Session-Token": "wrong"}).status_code == 403
