@@ -102,6 +102,8 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             f"{params_path} does not match the card's params_sha256 (file changed or truncated)"
         )
+    # A hand-written card may leave it out; the weights' version must still name the weights.
+    card = card.model_copy(update={"params_sha256": digest})
     template = jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), card.architecture))
     try:
         params = serialization.from_bytes(template, blob)

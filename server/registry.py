@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from model.binning import BinnerState, feed
-from model.checkpoint import Checkpoint, ModelCard, discover, load
+from model.checkpoint import Checkpoint, CheckpointError, ModelCard, discover, load
 from model.events import EVENT_DTYPES
 from model.streaming import SCRATCH_SLOT, Engine
 from server.settings import Settings
@@ -104,8 +104,14 @@ def load_registry(settings: Settings) -> ModelRegistry:
     """Load every checkpoint under ``settings.checkpoints``."""
     if settings.compilation_cache is not None:
         use_compilation_cache(settings.compilation_cache)
-    models = []
+    models: list[LoadedModel] = []
+    paths: dict[str, Path] = {}
     for path in discover(settings.checkpoints):
-        models.append(build_model(load(path), settings))
+        ckpt = load(path)
+        if ckpt.card.name in paths:  # one name, one model: the second would be unreachable
+            raise CheckpointError(f"{paths[ckpt.card.name]} and {path} are both named "
+                                  f"{ckpt.card.name!r}; rename one in its model.json")
+        paths[ckpt.card.name] = path
+        models.append(build_model(ckpt, settings))
         log.info("model_loaded", extra={"fields": {"model": models[-1].name, "path": str(path)}})
     return ModelRegistry(models)

@@ -28,6 +28,9 @@ def test_round_trip_restores_every_parameter(saved):
                     strict=True):
         np.testing.assert_array_equal(a, b)
     assert ckpt.card.input == SPEC and ckpt.cfg.neurons == (32, 32)
+    digest = ckpt.card.params_sha256
+    _edit_card(path, params_sha256="")  # a hand-written card without the checksum
+    assert checkpoint.load(path).card.params_sha256 == digest != ""
     (path.parent / "not-a-checkpoint").mkdir()
     assert checkpoint.discover(path.parent) == [path]
 

@@ -1,12 +1,20 @@
-"""Loading checkpoints into engines: the persistent compilation cache."""
+"""Loading checkpoints into engines: the persistent compilation cache, unique names."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from model.checkpoint import CheckpointError
+from server.registry import load_registry
+from server.settings import Settings
+from tests.server.conftest import COCHLEA
 
 # In a fresh process each time: JAX's cache setting is global to the process.
 LOAD_AND_WARM = """
@@ -39,3 +47,10 @@ def test_a_restart_loads_the_compiled_programs_from_the_cache(checkpoints: Path,
     second = _load_and_warm(checkpoints, cache)
     assert second["compilations"] == first["compilations"]  # the engines' programs (and the
     assert (second["hits"], second["misses"]) == (first["misses"], 0)  # small ones) all loaded
+
+
+def test_two_checkpoints_of_one_name_are_refused(checkpoints: Path, tmp_path: Path) -> None:
+    for copy in ("a", "b"):
+        shutil.copytree(checkpoints / COCHLEA, tmp_path / copy)
+    with pytest.raises(CheckpointError, match=f"both named '{COCHLEA}'"):
+        load_registry(Settings(checkpoints=tmp_path))
