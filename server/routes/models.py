@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from model.events import EVENT_DTYPES
+from model.network import count_params
 from server.deps import ModelDep, RuntimeDep
 from server.registry import LoadedModel
 from server.schemas import ModelDetail, ModelSummary
@@ -38,4 +39,4 @@ def _architecture(model: LoadedModel) -> dict[str, object]:
     cfg = model.card.architecture
     return {"neurons": list(cfg.neurons), "blocks": cfg.blocks, "n_in": cfg.n_in,
             "n_classes": cfg.n_classes, "discretization": cfg.discretization,
-            "fan_out": list(cfg.fan_out())}
+            "fan_out": list(cfg.fan_out()), "parameters": count_params(model.engine.params)}
