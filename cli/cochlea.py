@@ -7,14 +7,12 @@ import argparse
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
-    import soundfile
 
-    from model.cochlea import audio_to_events
+    from model.cochlea import audio_to_events, read_audio
 
-    audio, rate = soundfile.read(args.audio, dtype="float64", always_2d=True)
-    events = audio_to_events(
-        audio.mean(axis=1), int(rate), np.random.default_rng(args.seed), channels=args.channels
-    )
+    audio, rate = read_audio(args.audio)
+    events = audio_to_events(audio, rate, np.random.default_rng(args.seed),
+                             channels=args.channels)
     np.savez(args.out, events=events, t=events["t"], channel=events["channel"])
     print(f"{args.out}: {events.size} events, {args.channels} channels")
     return 0

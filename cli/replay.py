@@ -49,17 +49,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _listen(args: argparse.Namespace) -> int:
     import numpy as np
-    import soundfile
 
-    from model.cochlea import audio_to_events
+    from model.cochlea import audio_to_events, read_audio
 
     def load(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
         if card.input.sensor != "cochlea" or card.input.channels is None:
             raise ValueError(f"model {card.name!r} takes {card.input.sensor} events; "
                              "`listen` needs a cochlea model")
-        audio, rate = soundfile.read(args.audio, dtype="float64", always_2d=True)
-        events = audio_to_events(audio.mean(axis=1), int(rate),
-                                 np.random.default_rng(args.seed),
+        audio, rate = read_audio(args.audio)
+        events = audio_to_events(audio, rate, np.random.default_rng(args.seed),
                                  channels=card.input.channels)
         return events, 0, {"file": str(args.audio), "format": "audio", "sample_rate": rate,
                            "sensor": "cochlea"}

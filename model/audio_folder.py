@@ -13,10 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
 from model.audio_augment import trim_silence
-from model.cochlea import CHANNELS, audio_to_events
+from model.cochlea import CHANNELS, audio_to_events, read_audio
 from model.datasets import write_shd
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
@@ -45,9 +44,8 @@ def find_files(root: Path, keys: Sequence[str]) -> list[tuple[Path, int]]:
 
 def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS) -> np.ndarray:
     """One audio file as COCHLEA_DTYPE events (E,), sorted by t."""
-    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
-    return audio_to_events(trim_silence(audio.mean(axis=1), int(rate)), int(rate), rng,
-                           channels=channels)
+    audio, rate = read_audio(path)
+    return audio_to_events(trim_silence(audio, rate), rate, rng, channels=channels)
 
 
 def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import numba
 import numpy as np
+import soundfile
 from scipy import fft, special
 from scipy.signal import resample_poly
 
@@ -333,6 +335,13 @@ def raster_to_events(raster: np.ndarray, sample_rate: int) -> np.ndarray:
     ev["t"] = np.rint(t_idx * (1e6 / sample_rate)).astype(np.int64)
     ev["channel"] = ch
     return ev
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """An audio file (any format libsndfile reads) mixed down to mono: float64 (T,) and its
+    sample rate."""
+    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    return audio.mean(axis=1), int(rate)
 
 
 def audio_to_events(

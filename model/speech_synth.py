@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import soundfile
+
+from model.cochlea import read_audio
 
 Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
                  "mbrola", "pico"]
@@ -163,11 +164,6 @@ def missing_engines() -> list[Engine]:
     return [e for e in ENGINES if e not in have]
 
 
-def _read_mono(path: Path) -> tuple[np.ndarray, int]:
-    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
-    return audio.mean(axis=1), int(rate)
-
-
 def synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray, int]:
     """Say digit ``label`` (0-9 English, 10-19 German) in ``voice``.
 
@@ -281,7 +277,7 @@ def _synthesize(label: int, voice: Voice, prosody: Prosody) -> tuple[np.ndarray,
         else:
             text = _spelling(voice, label).encode(TEXT_ENCODING[FESTIVAL_VOICES[voice.name][1]])
             _festival(text, voice.name, 1 / prosody.rate, wav)
-        audio, rate = _read_mono(wav)
+        audio, rate = read_audio(wav)
     audio.flags.writeable = False  # shared by every caller of the cache
     return audio, rate
 
