@@ -179,9 +179,7 @@ class AsyncStream:
                 opened = json.loads(await asyncio.wait_for(ws.recv(), self.client.timeout_s))
                 break
             except (ConnectionClosed, OSError, InvalidHandshake, TimeoutError) as exc:
-                error = _refusal(exc)
-                if error is not None and not isinstance(error, RETRYABLE):
-                    raise error from exc
+                _raise_if_refused(exc)
                 delay = next(delays, None)
                 if delay is None:
                     raise ConnectionLost(f"could not reach {url} after "
@@ -202,6 +200,7 @@ def _refusal(exc: BaseException) -> Exception | None:
 
 
 def _raise_if_refused(exc: BaseException) -> None:
+    """Raise the server's reason for closing unless it says to retry."""
     error = _refusal(exc)
     if error is not None and not isinstance(error, RETRYABLE):
         raise error from exc

@@ -24,7 +24,7 @@ from server.batcher import Batcher, SlotStep
 from server.errors import ApiError, busy
 from server.metrics import Metrics
 from server.registry import LoadedModel
-from server.schemas import T0, ChunkOptions, InferOptions
+from server.schemas import ChunkOptions, InferOptions, origin_us
 from server.sessions import Session, SessionManager, fresh_stream
 from server.settings import Settings
 from server.state_codec import Totals
@@ -107,8 +107,7 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
     """Run a whole recording from a zero state through the streaming engine, flushing at the
     end, on a temporary slot: the same path, and so the same numbers, as a session."""
     start = time.perf_counter()
-    t0 = _origin(opts.t0_us)
-    binner, totals, log_probs = fresh_stream(model, t0)
+    binner, totals, log_probs = fresh_stream(model, origin_us(opts.t0_us))
     bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
     # A big recording is binned in a thread, so streaming sessions are not held up.
     fed = await asyncio.to_thread(bin_all) if len(events) > OFFLOAD_EVENTS else bin_all()
@@ -131,10 +130,6 @@ async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: B
         return await _advance(model, batcher, slot, fed, binner, totals, log_probs, with_spikes)
     finally:
         model.infer_slots.give(slot)
-
-
-def _origin(t0_us: T0) -> int | None:
-    return None if t0_us == "first_event" else int(t0_us)
 
 
 def _feed(binner: BinnerState, events: np.ndarray, model: LoadedModel, until_us: int | None,

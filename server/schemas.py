@@ -14,6 +14,11 @@ Micros = Annotated[int, Field(ge=0, le=MAX_US)]
 T0 = Micros | Literal["first_event"]
 
 
+def origin_us(t0_us: T0) -> int | None:
+    """A stream's bin origin for the binner: None until the first event for "first_event"."""
+    return None if t0_us == "first_event" else int(t0_us)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

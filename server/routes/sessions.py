@@ -10,7 +10,7 @@ from server.decode import read_body
 from server.deps import ReadyDep, SessionDep, find_model
 from server.errors import ApiError
 from server.inference import firing_rates, probabilities
-from server.schemas import LayerStats, SessionCreate, SessionCreated, SessionInfo
+from server.schemas import LayerStats, SessionCreate, SessionCreated, SessionInfo, origin_us
 from server.sessions import Session
 from server.state_codec import OtherModel, SnapshotError, decode, encode
 
@@ -45,8 +45,7 @@ def session_info(session: Session, ttl_s: float) -> SessionInfo:
 async def create_session(body: SessionCreate, runtime: ReadyDep) -> SessionCreated:
     """Open a session on a model; keep the returned token."""
     model = find_model(runtime, body.model)
-    t0 = None if body.t0_us == "first_event" else body.t0_us
-    session = await runtime.sessions.create(model, t0, body.late)
+    session = await runtime.sessions.create(model, origin_us(body.t0_us), body.late)
     info = session_info(session, runtime.settings.session_ttl_s)
     return SessionCreated(**info.model_dump(), token=session.token)
 

@@ -29,7 +29,7 @@ from server.errors import ApiError
 from server.inference import process_chunk
 from server.routes.sessions import session_info
 from server.runtime import Runtime
-from server.schemas import ChunkOptions, SessionCreated, StreamOpen
+from server.schemas import ChunkOptions, SessionCreated, StreamOpen, origin_us
 from server.sessions import Session
 
 router = APIRouter(tags=["stream"])
@@ -99,8 +99,7 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
             session = await runtime.sessions.authorize(opened.session, opened.token)
         elif opened.model is not None:
             model = find_model(runtime, opened.model)
-            t0 = None if opened.t0_us == "first_event" else opened.t0_us
-            session = await runtime.sessions.create(model, t0, opened.late)
+            session = await runtime.sessions.create(model, origin_us(opened.t0_us), opened.late)
         else:
             raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
     except ApiError as exc:
