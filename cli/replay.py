@@ -37,6 +37,20 @@ def speed(text: str) -> float | None:
     return value
 
 
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def top_k(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:  # the server's limit
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {text}")
+    return value
+
+
 def _replay(args: argparse.Namespace) -> int:
     from model.formats import read_recording
 
@@ -157,9 +171,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.set_defaults(transport="ws")
     p.add_argument("--speed", type=speed, default=1.0,
                    help="times real time (1.0: sensor pace), or `max` for no pacing")
-    p.add_argument("--chunk-ms", type=float, default=10.0,
+    p.add_argument("--chunk-ms", type=positive, default=10.0,
                    help="events are sent in chunks of this much recording time")
-    p.add_argument("--top-k", type=int, default=5, help="classes shown")
+    p.add_argument("--top-k", type=top_k, default=5, help="classes shown (1 to 1000)")
     p.add_argument("--json", action="store_true",
                    help="print the final result as JSON on stdout (the view goes to stderr)")
 

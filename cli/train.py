@@ -9,7 +9,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from model.datasets import EventDataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +61,15 @@ def run(args: argparse.Namespace) -> int:
     from model.ssm import default_scan
     from model.training import TrainRun, read_log, train
 
+    if args.preset not in PRESETS:
+        print(f"s5rf train: unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}",
+              file=sys.stderr)
+        return 2
     train_ds, test_ds = open_dataset(args.data), open_dataset(args.test)
+    mismatch = _mismatch(train_ds, test_ds)
+    if mismatch:
+        print(f"s5rf train: {args.test} does not match {args.data}: {mismatch}", file=sys.stderr)
+        return 2
     spec_fields: dict[str, Any] = dict(sensor=train_ds.sensor, dt_us=args.dt_us,
                                        binarize=not args.counts)
     if train_ds.sensor == "cochlea":
@@ -120,6 +131,15 @@ def run(args: argparse.Namespace) -> int:
 
         train(run_cfg, on_epoch, progress)
     return 0
+
+
+def _mismatch(train_ds: EventDataset, test_ds: EventDataset) -> str | None:
+    """What differs between the training and test files' sensors and classes, if anything."""
+    for field in ("sensor", "channels", "width", "height", "keys"):
+        a, b = getattr(train_ds, field, None), getattr(test_ds, field, None)
+        if a != b:
+            return f"{field} {b!r} in the test file, {a!r} in the training file"
+    return None
 
 
 def data_recipe(data: Path) -> dict[str, Any] | None:

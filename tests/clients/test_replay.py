@@ -1,4 +1,5 @@
-"""``s5rf replay --json`` and ``s5rf listen --json`` agree with ``/infer`` on the same events."""
+"""``s5rf replay --json`` and ``s5rf listen --json`` agree with ``/infer`` on the same events;
+bad flags are refused."""
 
 from __future__ import annotations
 
@@ -80,3 +81,13 @@ def test_replay_reports_a_sensor_mismatch(tmp_path: Path, live_url: str,
     np.save(tmp_path / "c.npy", cochlea_recording(seed=64))
     assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", live_url]) == 1
     assert "cochlea events, not dvs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--chunk-ms", "0", "must be positive"), ("--chunk-ms", "-5", "must be positive"),
+    ("--top-k", "0", "between 1 and 1000"), ("--speed", "0", "speed must be positive")])
+def test_bad_pacing_flags_are_refused_before_connecting(
+        capsys: pytest.CaptureFixture[str], flag: str, value: str, words: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", "recording.npy", "--model", "m", flag, value])
+    assert exit_.value.code == 2 and words in capsys.readouterr().err

@@ -43,6 +43,19 @@ def test_tiny_network_learns_the_temporal_order_task(order_data, tmp_path):
     assert (tmp_path / "ck" / "training_curves.png").stat().st_size > 1000
 
 
+def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_data, tmp_path,
+                                                                         capsys):
+    args = train_args(order_data, tmp_path / "ck", 1)
+    assert main([*args, "--preset", "shdd"]) == 2
+    assert "unknown preset 'shdd'" in capsys.readouterr().err
+    events, labels = order_task(16, np.random.default_rng(1))
+    write_shd(tmp_path / "other.h5", events, labels, keys=["w", "x", "y", "z"], channels=40)
+    args[args.index("--test") + 1] = str(tmp_path / "other.h5")
+    assert main(args) == 2
+    assert "keys ['w', 'x', 'y', 'z'] in the test file" in capsys.readouterr().err
+    assert not (tmp_path / "ck").exists()
+
+
 def test_training_resumes_where_it_stopped(order_data, tmp_path):
     main(train_args(order_data, tmp_path / "ck", 2))
     main(train_args(order_data, tmp_path / "ck", 4))
