@@ -122,7 +122,6 @@ class AsyncClient:
                            include_spikes=include_spikes, top_k=top_k, window=window)
 
 
-
 def event_request(events: np.ndarray | None, options: dict[str, Any],
                   binary: bool) -> dict[str, Any]:
     """httpx arguments carrying events (or none: options only) and options: a packed body

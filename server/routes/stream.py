@@ -67,7 +67,7 @@ async def stream(websocket: WebSocket, runtime: RuntimeDep) -> None:
     except StreamClosed as closed:
         code = closed.code
         with contextlib.suppress(Exception):  # the peer may be gone already
-            await websocket.close(code, closed.reason[:120])
+            await websocket.close(code, _close_reason(closed.reason))
     except WebSocketDisconnect:
         pass
     except Exception:  # a bug or an engine failure: log it, tell the client, keep serving
@@ -77,6 +77,12 @@ async def stream(websocket: WebSocket, runtime: RuntimeDep) -> None:
             await websocket.close(code, "internal error")
     finally:
         runtime.metrics.requests.labels(route="/v1/stream", method="WS", status=str(code)).inc()
+
+
+def _close_reason(reason: str) -> str:
+    """At most the 123 UTF-8 bytes a close frame allows (reasons echo client-sent ids), cut on
+    a character boundary."""
+    return reason.encode()[:123].decode(errors="ignore")
 
 
 async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, StreamOpen]:

@@ -40,6 +40,10 @@ def test_bad_open_messages_close_with_documented_codes(live_url: str) -> None:
         code, reason = await close_code(live_url, '{"model": "missing"}')
         assert code == 4404 and "missing" in reason
         assert (await close_code(live_url, '{"session": "x", "token": "y"}'))[0] == 4404
+        # the reason echoes the id: a long non-ASCII one still closes with the right code
+        code, reason = await close_code(live_url, orjson.dumps({"session": "é" * 100,
+                                                                "token": "y"}).decode())
+        assert code == 4404 and len(reason.encode()) <= 123
 
     asyncio.run(run())
 
