@@ -223,30 +223,11 @@ def feed(
     dropped = 0
     if len(events):
         assert t0 is not None
-        # The batch is sorted, so its late events (in closed bins) are a prefix.
-        dropped = int(events["t"].searchsorted(t0 + state.closed * spec.dt_us))
-        if dropped and late == "reject":
-            t = int(events["t"][0])
-            if t < t0:
-                raise EventError(
-                    f"event at index 0 (t={t} us) is before the stream's origin t0_us={t0}; "
-                    "send events at or after the origin"
-                )
-            raise EventError(
-                f"event at index 0 (t={t} us) falls in bin {(t - t0) // spec.dt_us}, which "
-                f"is already closed ({state.closed} bins closed); send events in time order"
-            )
+        dropped = _late_prefix(events, t0, state.closed, spec.dt_us, late)
         events = events[dropped:]
     last_t = max(state.last_t, int(events["t"][-1])) if len(events) else state.last_t
-
-    close_to = state.closed
-    if t0 is not None:
-        if len(events):
-            close_to = max(close_to, (last_t - t0) // spec.dt_us)
-        if until_us is not None:
-            close_to = max(close_to, (until_us - t0) // spec.dt_us)
-        if flush and last_t >= t0:
-            close_to = max(close_to, (last_t - t0) // spec.dt_us + 1)
+    close_to = _bins_to_close(state.closed, t0, last_t, spec.dt_us, until_us, flush,
+                              has_events=len(events) > 0)
     n_new = close_to - state.closed
     if max_new_bins is not None and n_new > max_new_bins:
         raise EventError(
@@ -266,10 +247,40 @@ def feed(
         merged = merged[cut:]
     else:
         bins, activity = np.zeros((0, spec.features), dtype=np.float32), 0
-    new_state = BinnerState(t0_us=t0, closed=max(close_to, state.closed), last_t=last_t,
-                            pending=merged)
+    new_state = BinnerState(t0_us=t0, closed=close_to, last_t=last_t, pending=merged)
     return BinnerResult(state=new_state, bins=bins, activity=activity, accepted=len(events),
                         dropped=dropped)
+
+
+def _late_prefix(events: np.ndarray, t0: int, closed: int, dt_us: int,
+                 late: LatePolicy) -> int:
+    """How many of the sorted batch's first events fall in closed bins (the late ones are a
+    prefix); EventError if there are any and the policy is to reject them."""
+    n = int(events["t"].searchsorted(t0 + closed * dt_us))
+    if n and late == "reject":
+        t = int(events["t"][0])
+        if t < t0:
+            raise EventError(f"event at index 0 (t={t} us) is before the stream's origin "
+                             f"t0_us={t0}; send events at or after the origin")
+        raise EventError(f"event at index 0 (t={t} us) falls in bin {(t - t0) // dt_us}, which "
+                         f"is already closed ({closed} bins closed); send events in time order")
+    return n
+
+
+def _bins_to_close(closed: int, t0: int | None, last_t: int, dt_us: int, until_us: int | None,
+                   flush: bool, has_events: bool) -> int:
+    """How many bins are closed after a batch: those before the latest event's bin, before
+    the watermark, or, on flush, up to and including the latest event's bin."""
+    close_to = closed
+    if t0 is None:  # the origin comes with the first event: nothing to close before it
+        return close_to
+    if has_events:
+        close_to = max(close_to, (last_t - t0) // dt_us)
+    if until_us is not None:
+        close_to = max(close_to, (until_us - t0) // dt_us)
+    if flush and last_t >= t0:
+        close_to = max(close_to, (last_t - t0) // dt_us + 1)
+    return close_to
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
