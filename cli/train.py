@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from model.datasets import EventDataset
+    from model.spec import InputSpec, ModelConfig, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from model.batching import load_binned
     from model.datasets import open_dataset
     from model.plots import plot_training
-    from model.spec import PRESETS, InputSpec, preset_config
+    from model.spec import PRESETS
     from model.ssm import default_scan
     from model.training import TrainRun, read_log, train
 
@@ -70,22 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if mismatch:
         print(f"s5rf train: {args.test} does not match {args.data}: {mismatch}", file=sys.stderr)
         return 2
-    spec_fields: dict[str, Any] = dict(sensor=train_ds.sensor, dt_us=args.dt_us,
-                                       binarize=not args.counts)
-    if train_ds.sensor == "cochlea":
-        spec_fields.update(channels=train_ds.channels, downsample=args.downsample)
-    else:
-        spec_fields.update(width=train_ds.width, height=train_ds.height, pool=args.pool)
-    spec = InputSpec(**spec_fields)
-    overrides: dict[str, Any] = {
-        k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
-    if args.neurons:
-        overrides["neurons"] = tuple(args.neurons)
-    cfg = preset_config(args.preset, spec.features, len(train_ds.keys), **overrides)
-    tc = dataclasses.replace(PRESETS[args.preset].train, **{
-        k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                          ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
-                          ("cutmix", args.cutmix)) if v is not None})
+    spec = _input_spec(args, train_ds)
+    cfg, tc = _configs(args, spec.features, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"binning {args.data} and {args.test} ...", file=sys.stderr)
@@ -131,6 +118,35 @@ def run(args: argparse.Namespace) -> int:
 
         train(run_cfg, on_epoch, progress)
     return 0
+
+
+def _input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
+    """The network's input: the training file's sensor, binned and pooled as the flags say."""
+    from model.spec import InputSpec
+
+    fields: dict[str, Any] = dict(sensor=data.sensor, dt_us=args.dt_us, binarize=not args.counts)
+    if data.sensor == "cochlea":
+        fields.update(channels=data.channels, downsample=args.downsample)
+    else:
+        fields.update(width=data.width, height=data.height, pool=args.pool)
+    return InputSpec(**fields)
+
+
+def _configs(args: argparse.Namespace, n_in: int,
+             n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+    """The preset's network and training settings, with the flags that override them."""
+    from model.spec import PRESETS, preset_config
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
+    if args.neurons:
+        overrides["neurons"] = tuple(args.neurons)
+    cfg = preset_config(args.preset, n_in, n_classes, **overrides)
+    tc = dataclasses.replace(PRESETS[args.preset].train, **{
+        k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                          ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
+                          ("cutmix", args.cutmix)) if v is not None})
+    return cfg, tc
 
 
 def _mismatch(train_ds: EventDataset, test_ds: EventDataset) -> str | None:
