@@ -16,11 +16,9 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import jax
 import numpy as np
 import orjson
 import pytest
@@ -28,27 +26,16 @@ import redis
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from model.checkpoint import ModelCard, save
 from model.events import make_events
-from model.network import init_params
-from model.spec import InputSpec, preset_config
 from scripts.topology import Redis, Topology, nginx_binary, redis_answers, topology
+from tests.server.conftest import COCHLEA, COCHLEA_SPEC, write_tiny
 
-MODEL = "tiny-cochlea"
+MODEL = COCHLEA
 REPLICA_ENV = {  # small compile set: these replicas start in seconds
     "S5RF_SESSION_BUCKETS": "[1,8]", "S5RF_BIN_BUCKETS": "[1,16]", "S5RF_WARM_SPIKES": "false",
     "S5RF_MAX_SESSIONS": "16", "S5RF_RETRY_AFTER_S": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
 NO_NGINX = "nginx is not installed (apt-get install nginx; .ci/run does)"
-
-
-def write_checkpoint(root: Path) -> None:
-    spec = InputSpec(sensor="cochlea", dt_us=1000, channels=16)
-    cfg = preset_config("tiny", n_in=spec.features, n_classes=4)
-    card = ModelCard(name=MODEL, architecture=cfg, input=spec,
-                     labels=[f"class{i}" for i in range(4)],
-                     metrics={"accuracy": 0.0, "command": "random init (tests)"})
-    save(root / MODEL, card, init_params(jax.random.PRNGKey(1), cfg))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +50,7 @@ def top(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     else:
         pytest.skip("no Redis: redis-server is not on PATH and nothing answers on "
                     "127.0.0.1:6379 (apt-get install redis-server)")
-    write_checkpoint(work / "checkpoints")
+    write_tiny(work / "checkpoints", MODEL, COCHLEA_SPEC, 4, seed=1, gain=8)
     try:
         with topology(work / "checkpoints", work, store, replica_env=REPLICA_ENV) as built:
             yield built

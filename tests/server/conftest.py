@@ -32,19 +32,30 @@ COCHLEA = "tiny-cochlea"
 DVS = "tiny-dvs"
 
 
-def _write(root: Path, name: str, spec: InputSpec, n_classes: int, seed: int) -> None:
+COCHLEA_SPEC = InputSpec(sensor="cochlea", dt_us=1000, channels=16)
+DVS_SPEC = InputSpec(sensor="dvs", dt_us=2000, width=8, height=8, pool=2)
+
+
+def write_tiny(root: Path, name: str, spec: InputSpec, n_classes: int, seed: int,
+               gain: float) -> None:
+    """A random-init tiny network whose input projections are scaled by ``gain`` so that its
+    layers spike on the test recordings (at init they stay silent, and every stream's output
+    would be the uniform distribution, whatever the server did with its state)."""
     cfg = preset_config("tiny", n_in=spec.features, n_classes=n_classes)
     card = ModelCard(name=name, architecture=cfg, input=spec,
                      labels=[f"class{i}" for i in range(n_classes)],
                      metrics={"accuracy": 0.0, "command": "random init (tests)"})
-    save(root / name, card, init_params(jax.random.PRNGKey(seed), cfg))
+    params = init_params(jax.random.PRNGKey(seed), cfg)
+    params = {**params, "layers": tuple({**layer, "B": layer["B"] * gain}
+                                        for layer in params["layers"])}
+    save(root / name, card, params)
 
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checkpoints")
-    _write(root, COCHLEA, InputSpec(sensor="cochlea", dt_us=1000, channels=16), 4, seed=1)
-    _write(root, DVS, InputSpec(sensor="dvs", dt_us=2000, width=8, height=8, pool=2), 3, seed=2)
+    write_tiny(root, COCHLEA, COCHLEA_SPEC, 4, seed=1, gain=8)
+    write_tiny(root, DVS, DVS_SPEC, 3, seed=2, gain=12)
     return root
 
 
