@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from server.settings import Settings
+
+
+class UvicornOptions(TypedDict):
+    host: str
+    port: int
+    ws_max_size: int
+    ws_per_message_deflate: bool
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +35,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def uvicorn_options(settings: Settings) -> UvicornOptions:
+    """How uvicorn serves the app (``s5rf serve`` and the tests' live servers alike)."""
+    return {
+        "host": settings.host, "port": settings.port,
+        # Frames up to twice the cap reach the app, which refuses them with close code 4413
+        # and a reason; only bigger ones are cut off by the protocol itself (1009).
+        "ws_max_size": 2 * settings.max_body_bytes,
+        # No permessage-deflate: packed events barely compress, and deflating every frame
+        # both ways cost more CPU than the model step at 20 ms chunks (bench.server_load).
+        "ws_per_message_deflate": False,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -36,9 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     logs.configure(settings.log_level)
-    # No permessage-deflate: packed events barely compress, and deflating every frame both
-    # ways cost more CPU than the model step at 20 ms chunks (bench.server_load).
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                ws_max_size=settings.max_body_bytes, ws_per_message_deflate=False,
-                log_config=None, access_log=False)
+    uvicorn.run(create_app(settings), **uvicorn_options(settings), log_config=None,
+                access_log=False)
     return 0

@@ -93,9 +93,10 @@ BY_STATUS: dict[int, type[ServerError]] = {
 RETRYABLE = (RateLimited, Unavailable)
 
 # WebSocket close codes 44xx/45xx mirror the HTTP status (docs/api.md); 4400 is a bad open
-# message, 4408 an open timeout and 4410 a session deleted while connected.
-CLOSE_STATUS = {4400: 422, 4403: 403, 4404: 404, 4408: 422, 4409: 409, 4410: 404, 4413: 413,
-                4503: 503}
+# message, 4408 an open timeout and 4410 a session deleted while connected; 1009 is the
+# protocol's own "message too big".
+CLOSE_STATUS = {1009: 413, 4400: 422, 4403: 403, 4404: 404, 4408: 422, 4409: 409, 4410: 404,
+                4413: 413, 4503: 503}
 
 
 def error_for(status: int, detail: str, body: dict[str, Any] | None = None,

@@ -181,9 +181,10 @@ class AsyncStream:
             except (ConnectionClosed, OSError, InvalidHandshake, TimeoutError) as exc:
                 _raise_if_refused(exc)
                 delay = next(delays, None)
-                if delay is None:
-                    raise ConnectionLost(f"could not reach {url} after "
-                                         f"{self.client.retry.attempts} retries: {exc!r}") from exc
+                if delay is None:  # out of retries: the server's last word, if it had one
+                    raise _refusal(exc) or ConnectionLost(
+                        f"could not reach {url} after {self.client.retry.attempts} retries: "
+                        f"{exc!r}") from exc
                 await asyncio.sleep(delay)
         self._ws = ws
         self.session = SessionCreated.model_validate(opened)

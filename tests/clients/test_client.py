@@ -75,6 +75,8 @@ def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: igno
         with pytest.raises(Unavailable) as busy:
             client.open_session(COCHLEA)
         assert busy.value.retry_after_s is not None and busy.value.retry_after_s >= 1
+        with pytest.raises(Unavailable), client.stream(COCHLEA):  # 4503, after its retries
+            pass
         with pytest.raises(InvalidEvents, match="sorted"):
             session.send(events[::-1])
         with pytest.raises(TooLarge):

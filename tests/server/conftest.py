@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from cli.serve import uvicorn_options
 from model.checkpoint import ModelCard, load, save
 from model.events import make_events
 from model.network import init_params
@@ -119,8 +120,8 @@ def make_live(base_settings: Settings, registry: ModelRegistry) -> Iterator[Call
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        config = uvicorn.Config(create_app(settings, registry), host="127.0.0.1", port=port,
-                                log_level="warning", ws_max_size=settings.max_body_bytes)
+        options = uvicorn_options(settings.model_copy(update={"host": "127.0.0.1", "port": port}))
+        config = uvicorn.Config(create_app(settings, registry), **options, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

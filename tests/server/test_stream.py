@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from clients import Client, Retry, TooLarge
 from tests.server.conftest import COCHLEA, cochlea_recording, columns
 
 
@@ -132,3 +134,29 @@ def test_a_fast_sender_is_answered_in_order(live_url: str) -> None:
     results = asyncio.run(run())
     assert [r["frame"] for r in results] == list(range(len(pieces)))
     assert results[-1]["events"]["total_accepted"] == len(events)
+
+
+def test_an_oversized_frame_closes_the_stream_and_the_client_raises_too_large(
+        make_live: Callable[..., str]) -> None:
+    """Frames over ``max_body_bytes`` get close code 4413 from the app (up to twice the cap;
+    beyond, the protocol's 1009): either way the client raises TooLarge, not reconnects."""
+    url = make_live(max_body_bytes=2000)
+    over = cochlea_recording(seed=22, n=300)  # 3,000 bytes
+    far_over = cochlea_recording(seed=23, n=700)  # 7,000 bytes
+
+    async def close_of(frame: bytes) -> int:
+        async with websockets.connect(ws_url(url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            await recv(ws)
+            await ws.send(frame)
+            with pytest.raises(ConnectionClosed) as info:
+                await recv(ws)
+        assert info.value.rcvd is not None
+        return info.value.rcvd.code
+
+    assert asyncio.run(close_of(over.tobytes())) == 4413
+    assert asyncio.run(close_of(far_over.tobytes())) == 1009
+    for events in (over, far_over):
+        with Client(url, retry=Retry(attempts=2, base_s=0.01)) as client, \
+                client.stream(COCHLEA) as stream, pytest.raises(TooLarge):
+            list(stream.run([events]))
