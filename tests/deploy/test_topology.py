@@ -168,7 +168,7 @@ def test_websocket_through_nginx_resumes_on_the_replica_its_session_hashes_to(
             assert reply["type"] == "result", reply
         return reply
 
-    async def run() -> tuple[dict[str, Any], str, str]:
+    async def run() -> tuple[dict[str, Any], str, list[str]]:
         async with websockets.connect(ws_url) as ws:
             await ws.send(orjson.dumps({"model": MODEL}).decode())
             opened = orjson.loads(await ws.recv())
@@ -183,10 +183,17 @@ def test_websocket_through_nginx_resumes_on_the_replica_its_session_hashes_to(
             resumed = orjson.loads(await ws.recv())
             assert resumed["resumed"] and resumed["seq"] == 2
             last = await frames(ws, 3, 4)
-        return last, by_path, top.served_by("/v1/stream", mark)
+        by_query = [top.served_by("/v1/stream", mark)]
+        for _ in range(3):  # a coin flip between two replicas, unless the hash routes it
+            mark = top.log_mark()
+            async with websockets.connect(f"{ws_url}?session={sid}") as ws:
+                await ws.send(orjson.dumps({"session": sid, "token": token}).decode())
+                assert orjson.loads(await ws.recv())["resumed"]
+            by_query.append(top.served_by("/v1/stream", mark))
+        return last, by_path, by_query
 
     last, by_path, by_query = asyncio.run(run())
-    assert by_query == by_path
+    assert by_query == [by_path] * 4
     assert_same_stream(last, reference(top.replicas[0].url, events), len(events))
 
 

@@ -63,13 +63,16 @@ def test_warmup_compiles_only_the_shapes_a_cell_cap_lets_step_call():
 
 
 def test_padding_rows_do_not_touch_other_sessions(engine):
-    engine.reset(1)
-    engine.step([1], [recording(3)])
-    snapshot = engine.read(6)
-    engine.step([1], [recording(4)])  # padded to 4 rows, the padding writes the scratch slot
-    for a, b in zip(jax.tree_util.tree_leaves(snapshot),
-                    jax.tree_util.tree_leaves(engine.read(6)), strict=True):
-        np.testing.assert_array_equal(a, b)
+    for s in range(1, 7):
+        engine.reset(s)
+    engine.step([3, 4, 5, 6], [recording(10 + s) for s in range(4)])  # states that are not 0
+    before = {s: engine.read(s) for s in (3, 4, 5, 6)}
+    assert all(np.abs(layer).sum() > 0 for layer in before[6]["layers"])
+    engine.step([1, 2], [recording(4), recording(5)])  # 2 sessions in a 4-row call: 2 padding
+    for s, snapshot in before.items():
+        for a, b in zip(jax.tree_util.tree_leaves(snapshot),
+                        jax.tree_util.tree_leaves(engine.read(s)), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"slot {s}")
 
 
 def test_state_read_and_written_back_resumes_identically(engine):

@@ -64,11 +64,12 @@ def test_delete_frees_the_session(client: TestClient) -> None:
 
 
 def test_idle_sessions_expire_after_the_ttl(make_client: Any) -> None:
-    client = make_client(session_ttl_s=0.3, expiry_interval_s=0.05)
+    # polls 4x per TTL: a stall of up to 3/4 of a second on a busy box cannot expire "busy"
+    client = make_client(session_ttl_s=1.0, expiry_interval_s=0.05)
     idle, idle_headers = open_session(client)
     busy, busy_headers = open_session(client)
     for _ in range(8):  # keep one session in use
-        time.sleep(0.1)
+        time.sleep(0.25)
         assert client.get(f"/v1/sessions/{busy}", headers=busy_headers).status_code == 200
     assert client.get(f"/v1/sessions/{idle}", headers=idle_headers).status_code == 404
     metrics = client.get("/metrics").text
