@@ -47,10 +47,14 @@ export class Stream {
     this.ws.send(JSON.stringify(frame));
   }
 
+  /** Close the connection and end the session, freeing its slot now rather than after the
+   *  server's idle timeout (every Play opens a new one). */
   close() {
     this.closing = true;
     // Closing a socket still connecting logs a console warning in Chromium: wait for it.
     if (this.ws.readyState === WebSocket.CONNECTING) this.ws.onopen = () => this.ws.close(1000);
     else this.ws.close(1000);
+    this.opened.then(({ id, token }) => fetch(`/v1/sessions/${encodeURIComponent(id)}`, {
+      method: "DELETE", headers: { "X-Session-Token": token } }), () => {}).catch(() => {});
   }
 }
