@@ -11,6 +11,7 @@ import pytest
 from clients import (
     AlreadyApplied,
     AsyncClient,
+    Batch,
     Client,
     Forbidden,
     InvalidEvents,
@@ -21,6 +22,7 @@ from clients import (
     UnsupportedMediaType,
 )
 from clients.errors import Conflict, RateLimited, error_for, from_close, from_response
+from model.events import make_events
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
 
 NO_RETRY = Retry(attempts=0)
@@ -129,3 +131,14 @@ def test_only_a_409_naming_the_last_applied_seq_is_a_replay() -> None:
     assert isinstance(other, Conflict) and not isinstance(other, AlreadyApplied)
     refused = from_close(4409, "model 'x' is not served on this replica")
     assert isinstance(refused, Conflict) and not isinstance(refused, AlreadyApplied)
+
+
+def test_watermarks_close_bins_over_http_and_websocket(live_url: str) -> None:
+    events = make_events("cochlea", t=np.array([100, 2500]), channel=np.array([1, 2]))
+    with Client(live_url) as client:
+        session = client.open_session(COCHLEA)  # 1 ms bins
+        assert session.send(events).bins.total == 2
+        assert session.send(until_us=5000).bins.total == 5
+        with client.stream(COCHLEA) as stream:
+            results = list(stream.run([events, Batch(until_us=5000)]))
+        assert [r.bins.total for r in results] == [2, 5]

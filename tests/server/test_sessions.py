@@ -201,3 +201,32 @@ def test_infer_calls_have_their_own_per_model_cap(make_client: Any) -> None:
     for slot in running:
         model.infer_slots.give(slot)
     assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
+
+
+def test_a_watermark_closes_the_bins_before_it_and_top_k_ranks_the_classes(
+        client: TestClient) -> None:
+    sid, headers = open_session(client)  # tiny-cochlea: 1 ms bins from t0 = 0
+    url = f"/v1/sessions/{sid}/events"
+    r = client.post(url, json={"t": [100, 2500], "channel": [1, 2]}, headers=headers).json()
+    assert r["bins"] == {"batch": 2, "total": 2} and r["events"]["pending"] == 1
+    r = client.post(url, json={"until_us": 5000}, headers=headers).json()
+    assert r["bins"] == {"batch": 3, "total": 5} and r["events"]["pending"] == 0
+    assert r["last_t_us"] == 2500
+    events = cochlea_recording(seed=17)
+    events["t"] += 5000
+    r = client.post(url, json={**columns(events), "flush": True, "top_k": 3},
+                    headers=headers).json()
+    top, probs = r["top_k"], r["probabilities"]
+    assert len(set(probs)) == len(probs)  # no ties: the ranking is the probabilities' order
+    assert [t["index"] for t in top] == [int(i) for i in np.argsort(probs)[::-1][:3]]
+    assert [t["label"] for t in top] == [f"class{t['index']}" for t in top]
+    assert r["label"] == top[0]["label"]
+
+
+def test_the_late_policy_defaults_to_the_setting(make_client: Any) -> None:
+    client = make_client(late_default="drop")
+    sid, headers = open_session(client)
+    url = f"/v1/sessions/{sid}/events"
+    client.post(url, json={"t": [5000], "channel": [1]}, headers=headers)
+    r = client.post(url, json={"t": [100, 6000], "channel": [1, 2]}, headers=headers).json()
+    assert r["events"]["dropped"] == 1 and r["events"]["accepted"] == 1

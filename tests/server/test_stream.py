@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -160,3 +161,33 @@ def test_an_oversized_frame_closes_the_stream_and_the_client_raises_too_large(
         with Client(url, retry=Retry(attempts=2, base_s=0.01)) as client, \
                 client.stream(COCHLEA) as stream, pytest.raises(TooLarge):
             list(stream.run([events]))
+
+
+def test_no_open_message_in_time_and_a_deleted_session_close_with_their_codes(
+        make_live: Callable[..., str]) -> None:
+    url = make_live(ws_open_timeout_s=0.3)
+
+    async def silent() -> int:
+        async with websockets.connect(ws_url(url)) as ws:
+            with pytest.raises(ConnectionClosed) as info:
+                await recv(ws)
+        assert info.value.rcvd is not None
+        return info.value.rcvd.code
+
+    async def deleted_while_connected() -> tuple[int, str]:
+        async with websockets.connect(ws_url(url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = await recv(ws)
+            async with httpx.AsyncClient(base_url=url) as http:
+                r = await http.delete(f"/v1/sessions/{opened['id']}",
+                                      headers={"X-Session-Token": opened["token"]})
+                assert r.status_code == 204
+            await ws.send(cochlea_recording(seed=24)[:50].tobytes())
+            with pytest.raises(ConnectionClosed) as info:
+                await recv(ws)
+        assert info.value.rcvd is not None
+        return info.value.rcvd.code, info.value.rcvd.reason
+
+    assert asyncio.run(silent()) == 4408
+    code, reason = asyncio.run(deleted_while_connected())
+    assert code == 4410 and "deleted or expired" in reason
