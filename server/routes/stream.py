@@ -124,7 +124,7 @@ async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
     """Apply frames in order until the peer closes; frames already received are applied even
     if the peer is gone (a resuming client finds them in the session's ``seq``)."""
     queue: asyncio.Queue[Message | None] = asyncio.Queue(runtime.settings.ws_queue_size)
-    reader = asyncio.create_task(_read(websocket, queue))
+    reader = asyncio.create_task(read_frames(websocket, queue))
     connected = True
     # The connection's options, validated once: building a pydantic model per frame is costly.
     opts = ChunkOptions(include_spikes=opened.include_spikes, top_k=opened.top_k)
@@ -144,7 +144,7 @@ async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
         await asyncio.gather(reader, return_exceptions=True)
 
 
-async def _read(websocket: WebSocket, queue: asyncio.Queue[Message | None]) -> None:
+async def read_frames(websocket: WebSocket, queue: asyncio.Queue[Message | None]) -> None:
     """Move frames into the bounded queue; waiting on a full queue is the backpressure."""
     try:
         while (message := await websocket.receive())["type"] != "websocket.disconnect":

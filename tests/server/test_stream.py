@@ -15,6 +15,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from clients import Client, Retry, TooLarge
+from server.routes.stream import read_frames
 from tests.server.conftest import COCHLEA, cochlea_recording, columns
 
 
@@ -119,8 +120,31 @@ def test_resume_after_a_dropped_connection_continues_the_same_stream(live_url: s
     assert resumed_last["spikes"]["total"] == straight["spikes"]["total"]
 
 
+def test_the_reader_stops_reading_while_the_frame_queue_is_full() -> None:
+    """Backpressure: frames wait in the socket (and so in TCP) while the queue is full."""
+
+    class Socket:  # the one call the reader makes
+        reads = 0
+
+        async def receive(self) -> dict[str, Any]:
+            self.reads += 1
+            return {"type": "websocket.receive", "bytes": b"\x00" * 10}
+
+    async def run() -> tuple[int, int]:
+        socket, queue = Socket(), asyncio.Queue[Any](2)
+        reader = asyncio.create_task(read_frames(socket, queue))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        while_full = socket.reads  # two queued, the third waiting for room
+        await queue.get()
+        await asyncio.sleep(0.05)
+        reader.cancel()
+        return while_full, socket.reads
+
+    assert asyncio.run(run()) == (3, 4)
+
+
 def test_a_fast_sender_is_answered_in_order(live_url: str) -> None:
-    """More frames than the queue holds: reading pauses, nothing is lost or reordered."""
+    """More frames than the queue holds: nothing is lost or reordered."""
     events = cochlea_recording(seed=23, n=2000, duration_us=300_000)
     pieces = np.array_split(events, 40)
 
