@@ -75,17 +75,19 @@ def mask_time_channels(bins: np.ndarray, rng: np.random.Generator, max_time: int
     return out
 
 
-def cutmix(bins: np.ndarray, targets: np.ndarray, rng: np.random.Generator
-           ) -> tuple[np.ndarray, np.ndarray]:
+def cutmix(bins: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """CutMix for sequences: paste a time window from a shuffled partner; targets are mixed
-    by the share of input spikes each sample contributes. bins (B, T, F), targets (B, C)."""
+    by the share of input spikes each sample contributes within its own length (what the
+    network sees: bins past it are padding). bins (B, T, F), lengths (B,), targets (B, C)."""
     B, T, _ = bins.shape
     lam = rng.uniform()
     partner = rng.permutation(B)
     centre, width = int(rng.integers(0, T)), int(T * (1.0 - lam))
     lo, hi = np.clip((centre - width) // 2, 0, T), np.clip((centre + width) // 2, 0, T)
-    pasted = bins[partner, lo:hi].sum(axis=(1, 2))
-    kept = bins.sum(axis=(1, 2)) - bins[:, lo:hi].sum(axis=(1, 2))
+    seen = (np.arange(T)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+    pasted = (bins[partner, lo:hi] * seen[:, lo:hi]).sum(axis=(1, 2))
+    kept = (bins * seen).sum(axis=(1, 2)) - (bins[:, lo:hi] * seen[:, lo:hi]).sum(axis=(1, 2))
     total = pasted + kept
     if np.any(total == 0):
         return bins, targets  # a window that empties a sample carries no label information

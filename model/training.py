@@ -155,7 +155,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
             if run.mask_time or run.mask_channels:
                 x = mask_time_channels(x, rng, run.mask_time, run.mask_channels)
             if tc.cutmix:
-                x, targets = cutmix(x, targets, rng)
+                x, targets = cutmix(x, lengths, targets, rng)
             key = jax.random.fold_in(base_key, epoch * steps_per_epoch + step)
             params, opt_state, loss, logp = train_step(params, opt_state, x, lengths, targets,
                                                        weights, key)

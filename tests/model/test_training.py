@@ -111,6 +111,22 @@ def test_cutmix_targets_stay_distributions():
     rng = np.random.default_rng(0)
     bins = (rng.random((8, 50, 10)) < 0.3).astype(np.float32)
     targets = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
-    mixed, t = cutmix(bins, targets, rng)
+    mixed, t = cutmix(bins, np.full(8, 50), targets, rng)
     np.testing.assert_allclose(t.sum(1), 1, rtol=1e-6)
     assert mixed.shape == bins.shape
+
+
+def test_cutmix_weighs_only_what_a_sample_shows_within_its_length():
+    """A short sample padded to the batch's length keeps its own label for a window pasted
+    past its end: the network never sees those bins."""
+    bins = np.zeros((2, 40, 2), np.float32)
+    bins[0, :10, 0] = 1  # 10 bins long, feature 0
+    bins[1, :, 1] = 1  # 40 bins long, feature 1
+    targets = np.eye(2, dtype=np.float32)
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        mixed, t = cutmix(bins, np.array([10, 40]), targets, rng)
+        if not mixed[0, :10, 1].any() and mixed[0, 10:, 1].any():  # pasted past its end only
+            np.testing.assert_allclose(t[0], [1, 0])
+            return
+    raise AssertionError("no seed pasted a window only past the short sample's end")
