@@ -50,8 +50,12 @@ def block_eigvecs(neurons: int, blocks: int) -> np.ndarray:
 
 def init_projection(key: jax.Array, n_out: int, n_in: int, Vinv: np.ndarray) -> jax.Array:
     """Complex input projection V^-1 W with W ~ lecun-normal (truncated, fan-in n_in) for
-    real and imaginary parts. Returns float32 (n_out, n_in, 2): real and imaginary parts."""
-    W = jax.nn.initializers.lecun_normal(in_axis=-1, out_axis=-2)(key, (2, n_out, n_in))
+    real and imaginary parts, each of variance 1/n_in as in the reference code. Returns
+    float32 (n_out, n_in, 2): real and imaginary parts."""
+    # batch_axis: the real/imaginary axis is two draws, not part of the fan-in (which would
+    # halve the variance)
+    W = jax.nn.initializers.lecun_normal(in_axis=-1, out_axis=-2, batch_axis=0)(
+        key, (2, n_out, n_in))
     VW = jnp.asarray(Vinv, jnp.complex64) @ (W[0] + 1j * W[1])
     return jnp.stack([VW.real, VW.imag], axis=-1).astype(jnp.float32)
 

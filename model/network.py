@@ -3,7 +3,8 @@
 One function, ``advance``, runs the network over a chunk of time bins from a given state. The
 offline path (training, evaluation, one-shot inference) is ``advance`` from
 ``initial_state``; streaming calls it chunk after chunk. Both use the same scan, so a
-recording cut into chunks anywhere gives the same result as the whole recording at once.
+recording cut into chunks anywhere gives the same result as the whole recording at once
+(bit for bit with the sequential scan; the associative one rounds differently at a cut).
 
 Layout: batch-major at the boundary, bins float32 (S, T, F) and valid bool (S, T) for S
 sequences of T bins with F input features; time-major inside.

@@ -50,7 +50,7 @@ def top(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     else:
         pytest.skip("no Redis: redis-server is not on PATH and nothing answers on "
                     "127.0.0.1:6379 (apt-get install redis-server)")
-    write_tiny(work / "checkpoints", MODEL, COCHLEA_SPEC, 4, seed=1, gain=8)
+    write_tiny(work / "checkpoints", MODEL, COCHLEA_SPEC, 4, seed=1, gain=6)
     try:
         with topology(work / "checkpoints", work, store, replica_env=REPLICA_ENV) as built:
             yield built

@@ -55,8 +55,8 @@ def write_tiny(root: Path, name: str, spec: InputSpec, n_classes: int, seed: int
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checkpoints")
-    write_tiny(root, COCHLEA, COCHLEA_SPEC, 4, seed=1, gain=8)
-    write_tiny(root, DVS, DVS_SPEC, 3, seed=2, gain=12)
+    write_tiny(root, COCHLEA, COCHLEA_SPEC, 4, seed=1, gain=6)
+    write_tiny(root, DVS, DVS_SPEC, 3, seed=2, gain=8)
     return root
 
 
