@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 S5RF=.venv/bin/s5rf
 
-# DVS digits: N-MNIST procedure on load_digits (~3 min), then S5-RF (~5 min).
+# DVS digits: N-MNIST procedure on load_digits (50 s on a quiet 2-core box), then S5-RF (2 min).
 $S5RF data dvs --out data/dvs --seed 0 --workers 2
 $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/digits-dvs \
     --preset shd --epochs 30 --dt-us 5000 --pool 2 --shift 1 --batch-size 32
