@@ -152,7 +152,7 @@ def _configs(args: argparse.Namespace, n_in: int,
 def _mismatch(train_ds: EventDataset, test_ds: EventDataset) -> str | None:
     """What differs between the training and test files' sensors and classes, if anything."""
     for field in ("sensor", "channels", "width", "height", "keys"):
-        a, b = getattr(train_ds, field, None), getattr(test_ds, field, None)
+        a, b = getattr(train_ds, field), getattr(test_ds, field)
         if a != b:
             return f"{field} {b!r} in the test file, {a!r} in the training file"
     return None

@@ -2,7 +2,7 @@
 
     from clients import Client
     with Client("http://127.0.0.1:8000") as c:
-        result = c.infer("digits-cochlea", events)          # events: numpy array in the wire dtype
+        result = c.infer("digits-cochlea", events)  # events: numpy array in the wire dtype
         print(result.label, result.top_k)
 
 See docs/clients.md.

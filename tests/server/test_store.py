@@ -28,6 +28,7 @@ from server.schemas import ChunkOptions
 from server.store import StaleVersion, StoredSession
 from server.store_redis import RedisStore
 from tests.server.conftest import COCHLEA, DVS, ClientFactory, cochlea_recording, columns
+from tests.server.test_errors import state_of
 
 
 @pytest.fixture(scope="module")
@@ -289,9 +290,7 @@ def test_import_refuses_snapshots_that_do_not_fit_the_model(
     feed(client, sid, headers, cochlea_recording(seed=58)[:200], seq=0)
     doc = msgpack.unpackb(client.get(f"/v1/sessions/{sid}/state", headers=headers).content)
     tamper(doc)
-    before = client.get(f"/v1/sessions/{sid}", headers=headers).json()
+    before = state_of(client, sid, headers)
     r = client.put(f"/v1/sessions/{sid}/state", content=msgpack.packb(doc), headers=headers)
     assert r.status_code == 422 and words in r.json()["detail"], r.text
-    after = client.get(f"/v1/sessions/{sid}", headers=headers).json()
-    assert {k: v for k, v in after.items() if k not in ("idle_s", "expires_in_s")} == \
-        {k: v for k, v in before.items() if k not in ("idle_s", "expires_in_s")}
+    assert state_of(client, sid, headers) == before
