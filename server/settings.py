@@ -13,7 +13,8 @@ from model.binning import LatePolicy
 class Settings(BaseSettings):
     """Every knob of one server process; the CLI's flags override the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="S5RF_", frozen=True)
+    # "null" in the environment means None (gc_thresholds, compilation_cache).
+    model_config = SettingsConfigDict(env_prefix="S5RF_", frozen=True, env_parse_none_str="null")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
