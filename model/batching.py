@@ -47,7 +47,16 @@ def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
     rule = parse_filter(where)
     if rule is not None:
         field, value, equal = rule
+        fields = ds.extra_fields()
+        if field not in fields:
+            raise ValueError(f"no metadata field {field!r}; the file has "
+                             f"{', '.join(fields) or 'none'}")
         values = ds.extra(field).astype(str)
+        if value not in values:
+            # An exact match on a value no recording has is always a typo (engine==festival
+            # for festival-diphone): it would select nothing, or silently everything.
+            raise ValueError(f"no recording has {field}={value!r}; its values are "
+                             f"{', '.join(sorted(set(values)))}")
         idx = idx[(values == value) == equal]
     events, bins = [], []
     for i in idx:

@@ -127,6 +127,14 @@ class EventDataset:
         values = np.asarray(self._file[f"extra/{name}"])
         return np.char.decode(values) if values.dtype.kind == "S" else values
 
+    def extra_fields(self) -> list[str]:
+        """The per-sample metadata fields under ``extra/`` (not ``keys``, the class names)."""
+        extra = self._file.get("extra")
+        if not isinstance(extra, h5py.Group):
+            return []
+        return sorted(k for k, v in extra.items()
+                      if k != "keys" and isinstance(v, h5py.Dataset) and len(v) == len(self))
+
     def close(self) -> None:
         self._file.close()
 

@@ -1,0 +1,54 @@
+"""model/batching.py: selecting recordings by metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.batching import load_binned, parse_filter
+from model.datasets import EventDataset, open_dataset, write_shd
+from model.events import make_events
+from model.spec import InputSpec
+
+SPEC = InputSpec(sensor="cochlea", channels=40, dt_us=5000)
+ENGINES = ["espeak-ng", "festival-hts", "espeak-ng", "freetts"]
+
+
+@pytest.fixture
+def ds(tmp_path: Path) -> EventDataset:
+    events = [make_events("cochlea", t=np.array([0, 1000 * i]), channel=np.array([i, 2 * i]))
+              for i in range(len(ENGINES))]
+    write_shd(tmp_path / "d.h5", events, [0, 1, 2, 3], keys=[str(i) for i in range(20)],
+              extra={"engine": np.array(ENGINES)}, channels=40)
+    return open_dataset(tmp_path / "d.h5")
+
+
+@pytest.mark.parametrize(("where", "labels"), [
+    (None, [0, 1, 2, 3]),
+    ("engine==espeak-ng", [0, 2]),
+    ("engine != espeak-ng", [1, 3]),
+    ("engine==freetts", [3]),
+])
+def test_a_filter_keeps_the_recordings_whose_field_matches(ds: EventDataset, where: str | None,
+                                                            labels: list[int]) -> None:
+    assert load_binned(ds, SPEC, where).labels.tolist() == labels
+
+
+@pytest.mark.parametrize("where", ["engine==festival", "engine!=festival"])
+def test_a_value_no_recording_has_is_refused_with_the_values_there_are(
+        ds: EventDataset, where: str) -> None:
+    with pytest.raises(ValueError, match="no recording has engine='festival'; its values are "
+                                         "espeak-ng, festival-hts, freetts"):
+        load_binned(ds, SPEC, where)
+
+
+def test_a_filter_without_an_operator_is_refused() -> None:
+    with pytest.raises(ValueError, match="FIELD==VALUE or FIELD!=VALUE"):
+        parse_filter("engine=espeak-ng")
+
+
+def test_a_field_the_file_lacks_is_refused_with_the_fields_it_has(ds: EventDataset) -> None:
+    with pytest.raises(ValueError, match="no metadata field 'voice'; the file has engine"):
+        load_binned(ds, SPEC, "voice==kal_diphone")
