@@ -106,6 +106,23 @@ class Stream:
         self._client._run(self.aio.__aenter__())
         return self
 
+    @property
+    def id(self) -> str:
+        return self.aio.id
+
+    @property
+    def token(self) -> str:
+        return self.aio.token
+
+    @property
+    def reconnects(self) -> int:
+        return self.aio.reconnects
+
+    @property
+    def resent(self) -> int:
+        """Frames sent again after a reconnect."""
+        return self.aio.resent
+
     def __exit__(self, *exc: object) -> None:
         self._client._run(self.aio.close())
 

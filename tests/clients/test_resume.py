@@ -76,6 +76,8 @@ def test_sync_stream_over_json_frames(live_url: str) -> None:
         whole = client.infer(COCHLEA, events)
         with client.stream(COCHLEA) as stream:
             results = list(stream.run([*np.array_split(events, 5), Batch(flush=True)]))
+            assert client.resume_session(stream.id, stream.token).info().seq == 5
+            assert (stream.reconnects, stream.resent) == (0, 0)  # no cut on this connection
     assert [r.seq for r in results] == list(range(6))
     np.testing.assert_allclose(results[-1].probabilities, whole.probabilities, atol=1e-6)
 
