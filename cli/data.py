@@ -74,9 +74,11 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
     p = datasets.add_parser(
         "speech",
         help="spoken digits (SHD's 20 classes) from speech synthesisers, cochlea-encoded",
-        description="Synthesise English and German digits with every installed espeak-ng, "
-        "festival and FreeTTS voice, augment them (speaker, room, noise, channel), encode them "
-        "with the cochlea and write train.h5/test.h5 (SHD layout, split by voice) and recipe.json. "
+        description="Synthesise English and German digits with every installed voice of the "
+        "chosen engines (espeak-ng and its Klatt voices, festival's diphone and HTS voices, "
+        "FreeTTS, MBROLA, Pico; see --engines), augment them (speaker, room, noise, channel), "
+        "encode them with the cochlea and write train.h5/test.h5 (SHD layout, split by voice) "
+        "and recipe.json. "
         "Resumable: recordings are cached under OUT/cache; rerun to continue or extend.",
     )
     p.add_argument("--out", type=Path, default=Path("data/speech"), help="output directory")

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on an HDF5 test file")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--filter", help="keep samples by metadata, e.g. engine==festival")
+    p.add_argument("--filter", help="keep samples by metadata, e.g. engine==festival-hts")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.provenance import git_commit, machine
     from model import checkpoint
     from model.batching import load_binned
     from model.datasets import open_dataset
@@ -39,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.data} holds {ds.sensor} data, the model takes {spec.sensor}",
               file=sys.stderr)
         return 2
-    data = load_binned(ds, spec, args.filter)
+    try:
+        data = load_binned(ds, spec, args.filter)
+    except ValueError as e:  # a filter that is malformed or names no recording's value
+        print(f"error: --filter: {e}", file=sys.stderr)
+        return 2
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
+    metrics["commit"] = git_commit()
+    metrics["machine"] = machine()
     confusion_png, early_png = args.confusion_png, args.early_png
     if args.update_card:  # the card's figures go with the card's numbers
         confusion_png = confusion_png or args.checkpoint / "confusion.png"

@@ -6,10 +6,11 @@ import argparse
 import dataclasses
 import datetime
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cli.provenance import data_recipe, git_commit, machine
 
 if TYPE_CHECKING:
     from model.datasets import EventDataset
@@ -23,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory")
     p.add_argument("--preset", default="shd", help="architecture preset: shd, ssc, tiny")
     p.add_argument("--name", help="model name (default: the --out directory's name)")
+    p.add_argument("--description", default="",
+                   help="one line for the model card and GET /v1/models")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -38,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
     p.add_argument("--max-ms", type=float, help="cut recordings after this many milliseconds")
     p.add_argument("--train-filter",
-                   help="keep training samples by metadata, e.g. engine!=festival")
-    p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival")
+                   help="keep training samples by metadata, e.g. engine!=festival-hts")
+    p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival-hts")
     p.add_argument("--jitter-us", type=float, default=0.0, help="event time-jitter std")
     p.add_argument("--drop", type=float, default=0.0, help="event drop probability")
     p.add_argument("--shift", type=int, default=0, help="max channel/pixel shift of events")
@@ -74,10 +77,14 @@ def run(args: argparse.Namespace) -> int:
     spec = _input_spec(args, train_ds)
     cfg, tc = _configs(args, spec.features, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
-    args.out.mkdir(parents=True, exist_ok=True)
     print(f"binning {args.data} and {args.test} ...", file=sys.stderr)
-    train_set = load_binned(train_ds, spec, args.train_filter, max_bins)
-    test_set = load_binned(test_ds, spec, args.test_filter, max_bins)
+    try:
+        train_set = load_binned(train_ds, spec, args.train_filter, max_bins)
+        test_set = load_binned(test_ds, spec, args.test_filter, max_bins)
+    except ValueError as e:  # a filter that is malformed or names no recording's value
+        print(f"s5rf train: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
           file=sys.stderr)
     run_cfg = TrainRun(
@@ -91,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         "data": {"train": str(args.data), "test": str(args.test),
                  "train_filter": args.train_filter, "test_filter": args.test_filter,
                  "recipe": data_recipe(args.data)},
-        "commit": _git_commit(),
+        "commit": git_commit(),
+        "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": args.command_line,
     }
@@ -99,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     def on_epoch(record: dict[str, Any], params: Any) -> None:
         log = read_log(args.out)
         card = checkpoint.ModelCard(
-            name=name, architecture=cfg, input=spec, labels=train_ds.keys, training=tc,
+            name=name, description=args.description, architecture=cfg, input=spec,
+            labels=train_ds.keys, training=tc,
             metrics={"test_accuracy": record["test_acc"], "epochs_trained": record["epoch"],
                      "train_seconds": sum(r["seconds"] for r in log)},
             provenance=provenance,
@@ -156,19 +165,3 @@ def _mismatch(train_ds: EventDataset, test_ds: EventDataset) -> str | None:
         if a != b:
             return f"{field} {b!r} in the test file, {a!r} in the training file"
     return None
-
-
-def data_recipe(data: Path) -> dict[str, Any] | None:
-    """The ``recipe.json`` that ``s5rf data`` writes beside a dataset it made, if there is one:
-    with it the card says how to regenerate its data."""
-    path = data.parent / "recipe.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()

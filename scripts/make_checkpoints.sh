@@ -8,7 +8,8 @@ S5RF=.venv/bin/s5rf
 # DVS digits: N-MNIST procedure on load_digits (50 s on a quiet 2-core box), then S5-RF (2 min).
 $S5RF data dvs --out data/dvs --seed 0 --workers 2
 $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/digits-dvs \
-    --preset shd --epochs 30 --dt-us 5000 --pool 2 --shift 1 --batch-size 32
+    --preset shd --epochs 30 --dt-us 5000 --pool 2 --shift 1 --batch-size 32 \
+    --description "Handwritten digits 0-9 seen by a 34x34 DVS in N-MNIST's three saccades"
 $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-card
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
@@ -20,7 +21,8 @@ $S5RF data speech --out data/speech --train 11000 --test 600 --seed 0 --workers 
     --engines espeak-ng espeak-ng-klatt festival-diphone festival-hts freetts
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
     --preset shd --neurons 256 256 --epochs 16 --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 \
-    --mask-time 20 --mask-channels 10
+    --mask-time 20 --mask-channels 10 \
+    --description "Spoken digits, English zero-nine and German null-neun (SHD's 20 classes), through SHD's cochlea"
 $S5RF eval --checkpoint checkpoints/digits-cochlea --data data/speech/test.h5 --update-card
 .venv/bin/python scripts/accuracy_by_condition.py --checkpoint checkpoints/digits-cochlea \
     --data data/speech/test.h5 --json checkpoints/digits-cochlea/accuracy_by_condition.json

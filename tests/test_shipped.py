@@ -36,6 +36,7 @@ def test_checkpoint_is_small_and_documents_its_metrics(path):
     size = sum(f.stat().st_size for f in path.iterdir() if f.name != "train_state.msgpack")
     assert size <= 5 * 2**20
     card = checkpoint.read_card(path)
+    assert card.description, "GET /v1/models lists it"
     ev = card.metrics["eval"]
     assert ev["command"].startswith("s5rf eval")
     assert card.provenance["data"]["recipe"], "the card must say how its data was made"

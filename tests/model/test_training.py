@@ -33,10 +33,12 @@ def train_args(root, out, epochs):
 
 
 def test_tiny_network_learns_the_temporal_order_task(order_data, tmp_path):
-    assert main(train_args(order_data, tmp_path / "ck", 10)) == 0
+    assert main([*train_args(order_data, tmp_path / "ck", 10), "--description", "a b order"]) == 0
     log = read_log(tmp_path / "ck")
     assert log[-1]["test_acc"] > 0.9
     card = checkpoint.read_card(tmp_path / "ck")
+    assert card.description == "a b order"
+    assert {"platform", "cpus", "backend"} <= set(card.provenance["machine"])
     assert card.metrics["test_accuracy"] == log[-1]["test_acc"]
     assert card.provenance["command"].startswith("s5rf train")
     assert card.provenance["data"]["recipe"] == {"task": "order", "seed": 0}  # from recipe.json
@@ -53,6 +55,8 @@ def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_d
     args[args.index("--test") + 1] = str(tmp_path / "other.h5")
     assert main(args) == 2
     assert "keys ['w', 'x', 'y', 'z'] in the test file" in capsys.readouterr().err
+    assert main([*train_args(order_data, tmp_path / "ck", 1), "--train-filter", "engine==x"]) == 2
+    assert "no metadata field 'engine'; the file has none" in capsys.readouterr().err
     assert not (tmp_path / "ck").exists()
 
 
@@ -90,6 +94,8 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
                  str(order_data / "test.h5"), "--json", "--update-card"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["samples"] == 128
+    assert len(metrics["commit"]) == 40  # the checkout the figures were measured at
+    assert metrics["machine"]["cpus"] >= 1
     assert set(metrics["accuracy_vs_fraction_seen"]) == {"0.1", "0.25", "0.5", "0.75", "1.0"}
     assert len(metrics["mean_spikes_per_sample_per_layer"]) == 2
     assert metrics["synops_per_sample"] > 0
@@ -97,6 +103,9 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     card = checkpoint.read_card(tmp_path / "ck")
     assert card.metrics["eval"]["accuracy"] == metrics["accuracy"]
     assert {"confusion.png", "early_accuracy.png"} <= {p.name for p in (tmp_path / "ck").iterdir()}
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5"), "--filter", "engine=espeak-ng"]) == 2
+    assert "--filter: filter 'engine=espeak-ng' must look like" in capsys.readouterr().err
 
 
 def test_event_augmentation_keeps_events_sorted_and_in_range():
