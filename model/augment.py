@@ -83,8 +83,10 @@ def cutmix(bins: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
     B, T, _ = bins.shape
     lam = rng.uniform()
     partner = rng.permutation(B)
-    centre, width = int(rng.integers(0, T)), int(T * (1.0 - lam))
-    lo, hi = np.clip((centre - width) // 2, 0, T), np.clip((centre + width) // 2, 0, T)
+    anchor, width = int(rng.integers(0, T)), int(T * (1.0 - lam))
+    # The window is centred on anchor / 2, not anchor, so it rarely reaches a recording's
+    # end: the reference's cut_mix places it so, and its SSC figure was trained with it.
+    lo, hi = np.clip((anchor - width) // 2, 0, T), np.clip((anchor + width) // 2, 0, T)
     seen = (np.arange(T)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
     pasted = (bins[partner, lo:hi] * seen[:, lo:hi]).sum(axis=(1, 2))
     kept = (bins * seen).sum(axis=(1, 2)) - (bins[:, lo:hi] * seen[:, lo:hi]).sum(axis=(1, 2))
