@@ -60,7 +60,7 @@ def decode(body: bytes, kind: str, sensor: SensorKind,
         if kind == JSON:
             events, options = _decode_json(body, sensor)
         elif kind == RAW:
-            events = decode_raw(body, sensor)
+            events = _decode_raw(body, sensor)
         else:
             events = _decode_npy(body, sensor)
     except EventError as exc:
@@ -71,7 +71,7 @@ def decode(body: bytes, kind: str, sensor: SensorKind,
     return events, options
 
 
-def decode_raw(body: bytes, sensor: SensorKind) -> np.ndarray:
+def _decode_raw(body: bytes, sensor: SensorKind) -> np.ndarray:
     """Packed little-endian events of the sensor's wire dtype."""
     dtype = EVENT_DTYPES[sensor]
     if len(body) % dtype.itemsize:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.types import Message
 
 from model.events import EventError
-from server.decode import JSON, decode, decode_raw
+from server.decode import JSON, RAW, decode
 from server.deps import RuntimeDep, find_model
 from server.encode import describe
 from server.errors import ApiError
@@ -177,12 +177,12 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
     sensor = session.model.card.input.sensor
     try:
         if data is not None:
-            try:
-                if opened.seq_prefix:
+            if opened.seq_prefix:
+                try:
                     data, opts = _split_seq(data, opts)
-                events = decode_raw(data, sensor)
-            except EventError as exc:
-                raise ApiError(422, str(exc)) from exc
+                except EventError as exc:
+                    raise ApiError(422, str(exc)) from exc
+            events, _ = decode(data, RAW, sensor, settings.max_events_per_request)
         else:
             events, fields = decode((text or "").encode(), JSON, sensor,
                                     settings.max_events_per_request)

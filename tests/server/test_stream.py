@@ -215,3 +215,25 @@ def test_no_open_message_in_time_and_a_deleted_session_close_with_their_codes(
     assert asyncio.run(silent()) == 4408
     code, reason = asyncio.run(deleted_while_connected())
     assert code == 4410 and "deleted or expired" in reason
+
+
+def test_frames_over_the_event_cap_are_refused_binary_or_json_and_change_nothing(
+        make_live: Callable[..., str]) -> None:
+    url = make_live(max_events_per_request=100)
+    events = cochlea_recording(seed=24, n=300)
+
+    async def run() -> None:
+        async with websockets.connect(ws_url(url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            await recv(ws)
+            for frame in (events[:101].tobytes(), orjson.dumps(columns(events[:101])).decode()):
+                await ws.send(frame)
+                error = await recv(ws)
+                assert error["status"] == 413, error
+                assert "101 events in one request is over the limit of 100" in error["detail"]
+            for piece in (events[:100], events[100:200], events[200:]):
+                await ws.send(piece.tobytes())
+                last = await recv(ws)
+        assert last["events"]["total_accepted"] == len(events)
+
+    asyncio.run(run())
