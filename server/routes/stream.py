@@ -103,6 +103,10 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
     try:
         if opened.session is not None:
             session = await runtime.sessions.authorize(opened.session, opened.token)
+            # The client drops the frames up to the seq it is told: that must be the
+            # shared store's, not a cached copy's that may be behind or never saved.
+            async with runtime.sessions.locked(session) as session:
+                await runtime.sessions.validate(session)
         elif opened.model is not None:
             model = find_model(runtime, opened.model)
             session = await runtime.sessions.create(model, origin_us(opened.t0_us), opened.late)

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -143,6 +144,20 @@ def test_stale_copy_is_reloaded_not_merged(pair: tuple[TestClient, TestClient]) 
     assert last["events"]["total_accepted"] == len(events)
     ref_id, ref_headers = open_on(a)
     assert_same_stream(last, feed(a, ref_id, ref_headers, events, flush=True))
+
+
+def test_a_websocket_resume_reports_the_stores_seq_not_a_stale_copys(
+        pair: tuple[TestClient, TestClient]) -> None:
+    a, b = pair
+    events = cochlea_recording(seed=54)
+    sid, headers = open_on(a)
+    feed(a, sid, headers, events[:100], seq=0)
+    feed(b, sid, headers, events[100:200], seq=1)  # b now caches the session
+    feed(a, sid, headers, events[200:300], seq=2)  # b's copy is now one version behind
+    with b.websocket_connect("/v1/stream") as ws:
+        ws.send_text(orjson.dumps({"session": sid, "token": headers["X-Session-Token"]}).decode())
+        opened = orjson.loads(ws.receive_bytes())
+    assert opened["resumed"] and opened["seq"] == 2 and opened["events_accepted"] == 300
 
 
 def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
