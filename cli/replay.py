@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,17 +65,15 @@ def _replay(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from model.cochlea import audio_to_events, read_audio
+    from model.audio_folder import encode_file
 
     def load(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
         if card.input.sensor != "cochlea" or card.input.channels is None:
             raise ValueError(f"model {card.name!r} takes {card.input.sensor} events; "
                              "`listen` needs a cochlea model")
-        audio, rate = read_audio(args.audio)
-        events = audio_to_events(audio, rate, np.random.default_rng(args.seed),
-                                 channels=card.input.channels)
-        return events, 0, {"file": str(args.audio), "format": "audio", "sample_rate": rate,
-                           "sensor": "cochlea"}
+        events = encode_file(args.audio, np.random.default_rng(args.seed),
+                             card.input.channels)
+        return events, 0, {"file": str(args.audio), "format": "audio", "sensor": "cochlea"}
 
     return _stream(args, load)
 
@@ -194,7 +193,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "listen", help="turn audio into cochlea spikes and stream them",
         description="Encode an audio file with the project's cochlea model (as `s5rf "
         "cochlea`, with the model's channel count) and stream the spikes like `replay`.")
-    q.add_argument("audio", help="audio file (WAV, FLAC, ...; mixed down to mono)")
+    q.add_argument("audio", type=Path,
+                   help="audio file (WAV, FLAC, ...; mixed down to mono, silence trimmed)")
     q.add_argument("--seed", type=int, default=0, help="seed of the stochastic spike stage")
     _common(q)
     q.set_defaults(func=_listen)

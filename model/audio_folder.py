@@ -42,10 +42,14 @@ def find_files(root: Path, keys: Sequence[str]) -> list[tuple[Path, int]]:
     return files
 
 
-def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS) -> np.ndarray:
-    """One audio file as COCHLEA_DTYPE events (E,), sorted by t."""
+def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
+                trim: bool = True) -> np.ndarray:
+    """One audio file as COCHLEA_DTYPE events (E,), sorted by t; with ``trim``, leading and
+    trailing silence is cut first, as for every training word (it would change the word's
+    RMS normalisation and where its window ramps)."""
     audio, rate = read_audio(path)
-    return audio_to_events(trim_silence(audio, rate), rate, rng, channels=channels)
+    return audio_to_events(trim_silence(audio, rate) if trim else audio, rate, rng,
+                           channels=channels)
 
 
 def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,

@@ -60,16 +60,21 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
         tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     import soundfile
 
+    from model.audio_augment import trim_silence
     from model.cochlea import audio_to_events
 
     rate = 16_000
     t = np.arange(int(0.3 * rate)) / rate
-    audio = np.sin(2 * np.pi * (300 + 2000 * t) * t) * np.hanning(len(t))
-    soundfile.write(tmp_path / "word.wav", audio, rate)
+    word = np.sin(2 * np.pi * (300 + 2000 * t) * t) * np.hanning(len(t))
+    silence = np.zeros(rate // 4)
+    soundfile.write(tmp_path / "word.wav", np.concatenate([silence, word, silence]), rate)
     out = replay_json(capsys, "listen", str(tmp_path / "word.wav"), "--model", COCHLEA,
                       "--url", live_url, "--speed", "max", "--seed", "3", "--json")
     read, _ = soundfile.read(tmp_path / "word.wav", dtype="float64")
-    events = audio_to_events(read, rate, np.random.default_rng(3), channels=16)
+    # encoded as the training words were: the silence around the word cut first
+    events = audio_to_events(trim_silence(read, rate), rate, np.random.default_rng(3),
+                             channels=16)
+    assert len(trim_silence(read, rate)) < len(word)
     with Client(live_url) as client:
         whole = client.infer(COCHLEA, events)
     assert out["events"]["total_accepted"] == len(events) > 0
