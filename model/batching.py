@@ -64,12 +64,8 @@ def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
         if max_bins is not None:
             ev = ev[ev["t"] < max_bins * spec.dt_us]
         events.append(ev)
-        bins.append(_to_uint8(bin_recording(ev, spec)))
+        bins.append(bin_recording(ev, spec).astype(np.uint8))  # counts stop at MAX_COUNT
     return BinnedSet(events=events, bins=bins, labels=ds.labels[idx].copy())
-
-
-def _to_uint8(b: np.ndarray) -> np.ndarray:
-    return np.minimum(b, 255).astype(np.uint8)
 
 
 def batches(data: BinnedSet, batch_size: int, n_bins: int, spec: InputSpec,

@@ -80,6 +80,11 @@ def _first_at_or_above(values: np.ndarray, size: int) -> int:
     return -1
 
 
+# Counts saturate here on every path, so datasets can hold them as uint8 and a streamed bin
+# equals an offline one.
+MAX_COUNT = 255
+
+
 @numba.njit(cache=True)
 def _count_into(out: np.ndarray, t: np.ndarray, index: np.ndarray, features: np.ndarray,
                 t0_us: int, dt_us: int, start_bin: int, binarize: bool) -> int:
@@ -95,8 +100,9 @@ def _count_into(out: np.ndarray, t: np.ndarray, index: np.ndarray, features: np.
             end += dt_us
         f = features[index[i]]
         if not binarize:
-            out[k, f] += 1.0
-            grew += 1
+            if out[k, f] < MAX_COUNT:
+                out[k, f] += 1.0
+                grew += 1
         elif out[k, f] == 0.0:
             out[k, f] = 1.0
             grew += 1
@@ -140,8 +146,9 @@ def bin_events(
 ) -> tuple[np.ndarray, int]:
     """Bin events, sorted by ``t``, that all fall in bins ``[start_bin, start_bin + n_bins)``.
 
-    Returns float32 (n_bins, spec.features), 1/0 when ``spec.binarize`` else counts, and its
-    sum (the input activity the network receives), counted while binning.
+    Returns float32 (n_bins, spec.features), 1/0 when ``spec.binarize`` else counts (at most
+    ``MAX_COUNT``), and its sum (the input activity the network receives), counted while
+    binning.
     """
     out = np.zeros((n_bins, spec.features), dtype=np.float32)
     if not len(events):

@@ -25,7 +25,7 @@ class InputSpec(BaseModel):
     ``channels // downsample`` features. dvs: a ``width`` x ``height`` pixel grid with two
     polarities, pooled by ``pool`` x ``pool`` into ``2 * (width // pool) * (height // pool)``
     features, laid out as (polarity, y, x). Events are binned into ``dt_us``-wide bins; a bin
-    holds 1 where any event fell (``binarize``) or the event count.
+    holds 1 where any event fell (``binarize``) or the event count, at most 255.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -37,7 +37,8 @@ class InputSpec(BaseModel):
     width: int | None = Field(default=None, gt=0, description="DVS sensor width (pixels).")
     height: int | None = Field(default=None, gt=0, description="DVS sensor height (pixels).")
     pool: int = Field(default=1, gt=0, description="DVS spatial pooling factor.")
-    binarize: bool = Field(default=True, description="1 per active bin, else event counts.")
+    binarize: bool = Field(default=True,
+                           description="1 per active bin, else event counts (at most 255).")
 
     @model_validator(mode="after")
     def _sizes_match_sensor(self) -> InputSpec:

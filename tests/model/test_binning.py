@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.binning import BinnerState, bin_recording, feed
+from model.binning import MAX_COUNT, BinnerState, bin_recording, feed
 from model.events import EventError, empty_events, make_events
 from model.spec import InputSpec
 
@@ -34,6 +34,21 @@ def test_events_on_bin_edges_belong_to_the_later_bin():
     counting = SPEC.model_copy(update={"binarize": False})
     counts = bin_recording(ev([0, 999, 1000], [0, 1, 0]), counting)
     np.testing.assert_array_equal(counts[:, 0], [2, 1])
+
+
+def test_counts_saturate_alike_offline_streamed_and_stored():
+    counting = SPEC.model_copy(update={"binarize": False})
+    burst = ev(np.arange(300), np.zeros(300, int))  # 300 events in one bin and channel
+    bins = bin_recording(burst, counting)
+    assert bins[0, 0] == MAX_COUNT == 255
+    state, results = BinnerState.start(counting), []
+    for piece in np.array_split(burst, 7):
+        results.append(feed(state, piece, counting))
+        state = results[-1].state
+    results.append(feed(state, empty_events("cochlea"), counting, flush=True))
+    np.testing.assert_array_equal(np.concatenate([r.bins for r in results]), bins)
+    assert sum(r.activity for r in results) == 255
+    np.testing.assert_array_equal(bins.astype(np.uint8), bins)  # what load_binned stores
 
 
 def test_unsorted_input_is_rejected_with_the_index():
