@@ -2,7 +2,7 @@
 
 A session's recurrent state lives in its engine's slot table (device memory); everything else
 (the binner's open-bin buffer, counters, the latest probabilities, the client's sequence
-number) lives in the ``Session`` object, kept in this process's ``SessionStore``.
+number) lives in the ``Session`` object, kept in this process's ``MemoryStore``.
 
 With a shared ``StateStore`` (Redis) the local sessions are a hot cache: every accepted batch is
 saved to the shared store before it is acknowledged, a session unknown here is loaded from it,
@@ -20,7 +20,6 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Protocol
 
 import jax
 import numpy as np
@@ -100,18 +99,9 @@ def _check_fits(model: LoadedModel, snap: SessionSnapshot, state: object) -> Non
         raise ApiError(422, f"the snapshot's open-bin buffer is not valid: {exc}") from exc
 
 
-class SessionStore(Protocol):
-    """Where sessions are kept, by id."""
-
-    def get(self, session_id: str) -> Session | None: ...
-    def put(self, session: Session) -> None: ...
-    def pop(self, session_id: str) -> Session | None: ...
-    def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Session]: ...
-
-
 class MemoryStore:
-    """Sessions in a dict of this process."""
+    """The sessions this process holds, by id: all of them, or with a shared store its
+    cached copies."""
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
@@ -136,11 +126,11 @@ class SessionManager:
     """Creates, authorises, resets, deletes and expires sessions."""
 
     def __init__(self, settings: Settings, batchers: Mapping[str, Batcher], metrics: Metrics,
-                 store: SessionStore | None = None, shared: StateStore | None = None):
+                 shared: StateStore | None = None):
         self.settings = settings
         self.batchers = batchers
         self.metrics = metrics
-        self.store: SessionStore = store if store is not None else MemoryStore()
+        self.store = MemoryStore()
         self.shared = shared
         self._loading = asyncio.Lock()
         self._opening = 0  # sessions holding a slot but not yet in the store
