@@ -8,20 +8,34 @@ were exported (so tests and demos know what a correct server answers, right or w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, Field, TypeAdapter
 
 from model.datasets import EventDataset
 
 INDEX_FILE = "index.json"
 
 
+class Sample(BaseModel):
+    """One entry of ``index.json``."""
+
+    file: str = Field(description="File name inside the model's samples folder (.npy).")
+    label: int | None = Field(default=None, description="True class index, if known.")
+    label_name: str | None = Field(default=None, description="True class label, if known.")
+    source: str = Field(default="", description="Where the recording comes from.")
+    predicted: int | None = Field(
+        default=None, description="The model's top class for the whole recording at export.")
+
+
+_INDEX = TypeAdapter(list[Sample])
+
+
 def export_samples(ds: EventDataset, out: Path, per_class: int,
                    predict: Callable[[np.ndarray], int], seed: int = 0,
-                   max_events: int | None = None) -> list[dict[str, object]]:
+                   max_events: int | None = None) -> list[Sample]:
     """Copy ``per_class`` recordings of every class (seeded choice) from ``ds`` into ``out``,
     recording ``predict(events)`` for each.
 
@@ -29,7 +43,7 @@ def export_samples(ds: EventDataset, out: Path, per_class: int,
     """
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
-    index: list[dict[str, object]] = []
+    index: list[Sample] = []
     for label, name in enumerate(ds.keys):
         members = rng.permutation(np.flatnonzero(ds.labels == label))
         taken = 0
@@ -41,13 +55,15 @@ def export_samples(ds: EventDataset, out: Path, per_class: int,
                 continue
             file = f"{name}-{taken}.npy"
             np.save(out / file, events)
-            index.append({"file": file, "label": label, "label_name": name,
-                          "source": f"{ds.path.name}[{int(i)}]", "predicted": predict(events)})
+            index.append(Sample(file=file, label=label, label_name=name,
+                                source=f"{ds.path.name}[{int(i)}]", predicted=predict(events)))
             taken += 1
-    (out / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
+    (out / INDEX_FILE).write_bytes(_INDEX.dump_json(index, indent=1) + b"\n")
     return index
 
 
-def read_index(folder: Path) -> list[dict[str, object]]:
-    """The entries of ``folder/index.json``."""
-    return list(json.loads((folder / INDEX_FILE).read_text()))
+def read_index(folder: Path) -> list[Sample]:
+    """The entries of ``folder/index.json``; none when there is no index. Raises pydantic's
+    ValidationError for an index that is not a list of samples."""
+    path = folder / INDEX_FILE
+    return _INDEX.validate_json(path.read_bytes()) if path.is_file() else []

@@ -48,11 +48,11 @@ def test_eval_of_the_shipped_samples_reproduces_their_recorded_classes(path):
     ckpt = checkpoint.load(path)
     folder = ROOT / "samples" / path.name
     index = read_index(folder)
-    events = [np.load(folder / str(e["file"])) for e in index]
-    predicted = np.array([int(e["predicted"]) for e in index])  # type: ignore[call-overload]
+    events = [np.load(folder / e.file) for e in index]
+    predicted = np.array([e.predicted for e in index])
     metrics = evaluate_events(ckpt, events, predicted)
     assert metrics["accuracy"] == 1.0, metrics["confusion"]
-    labels = np.array([int(e["label"]) for e in index])  # type: ignore[call-overload]
+    labels = np.array([e.label for e in index])
     if ckpt.card.metrics["eval"]["accuracy"] >= 0.95:  # a network this good knows its samples
         np.testing.assert_array_equal(predicted, labels)
 

@@ -12,23 +12,15 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from model import samples
+from model.samples import INDEX_FILE, Sample
 from server.decode import NPY
 from server.deps import ModelDep, RuntimeDep
 from server.errors import ApiError
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
-INDEX_FILE = "index.json"
-
-
-class Sample(BaseModel):
-    file: str = Field(description="File name inside the model's samples folder (.npy).")
-    label: int | None = Field(default=None, description="True class index, if known.")
-    label_name: str | None = Field(default=None, description="True class label, if known.")
-    source: str = Field(default="", description="Where the recording comes from.")
-    predicted: int | None = Field(
-        default=None, description="The model's top class for the whole recording at export.")
 
 
 class ModelSamples(BaseModel):
@@ -36,19 +28,14 @@ class ModelSamples(BaseModel):
     samples: list[Sample]
 
 
-_INDEX = TypeAdapter(list[Sample])
-
-
 def read_index(root: Path, model: str) -> list[Sample]:
     """The samples of ``model`` under ``root``; none when it has no index."""
-    path = root / model / INDEX_FILE
-    if not path.is_file():
-        return []
     try:
-        return _INDEX.validate_json(path.read_bytes())
+        return samples.read_index(root / model)
     except ValidationError as exc:
-        raise ApiError(500, f"{path} is not a valid sample index (a JSON list of "
-                            f"{{file, label, label_name, source, predicted}}): {exc}") from exc
+        raise ApiError(500, f"{root / model / INDEX_FILE} is not a valid sample index (a JSON "
+                            f"list of {{file, label, label_name, source, predicted}}): "
+                            f"{exc}") from exc
 
 
 @router.get("")
