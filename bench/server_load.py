@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,11 +52,13 @@ import uvloop
 import websockets
 
 from bench.common import best_time, print_table
+from clients.replay import time_chunks
 from model.checkpoint import ModelCard, load, save
 from model.events import make_events
 from model.network import init_params
 from model.spec import InputSpec, preset_config
 from model.streaming import Engine
+from scripts.topology import free_port, ready
 from server.registry import build_model
 from server.settings import Settings
 
@@ -74,12 +75,6 @@ def recording(seed: int, duration_s: float, rate_hz: float) -> np.ndarray:
     return make_events("cochlea", t=t, channel=rng.integers(0, CHANNELS, n))
 
 
-def chunks_of(events: np.ndarray, chunk_us: int) -> list[np.ndarray]:
-    edges = np.searchsorted(events["t"], np.arange(chunk_us, events["t"][-1] + chunk_us,
-                                                   chunk_us))
-    return np.split(events, edges)
-
-
 @contextlib.contextmanager
 def server(root: Path, port: int, max_sessions: int) -> Iterator[tuple[str, psutil.Process]]:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_WARM_SPIKES": "false",
@@ -89,10 +84,7 @@ def server(root: Path, port: int, max_sessions: int) -> Iterator[tuple[str, psut
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
+        while not ready(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
@@ -257,8 +249,10 @@ class Bench:
         """The row, and whether the sessions kept up with real time (p99 within a period)."""
         chunk_us, bins_per_chunk = int(chunk_ms * 1000), int(chunk_ms * 1000) // DT_US
         duration_s = n_chunks * chunk_ms / 1e3
-        distinct = [chunks_of(recording(seed, duration_s, self.rate_hz), chunk_us)[:n_chunks]
-                    for seed in range(min(n, 16))]  # at most 16 recordings, shared round robin
+        # At most 16 recordings, shared round robin; at rate_hz no window is empty.
+        distinct = [[c for _, c in time_chunks(recording(seed, duration_s, self.rate_hz), 0,
+                                               chunk_us)][:n_chunks]
+                    for seed in range(min(n, 16))]
         recordings = [distinct[i % len(distinct)] for i in range(n)]
         pace_s = chunk_ms / 1e3 if sensor_pace else None
         server_cpu, client_cpu = cpu_seconds(self.server), time.process_time()
@@ -355,10 +349,7 @@ def main() -> None:
         engine = build_model(load(Path(tmp) / NAME),
                              Settings(checkpoints=Path(tmp), max_sessions=most)).engine
         engine.warmup()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with server(Path(tmp), port, most) as (url, process):
+        with server(Path(tmp), free_port(), most) as (url, process):
             bench = Bench(url, process, engine, features, args.rate_hz)
             for chunk_ms in args.chunk_ms if "throughput" in args.scenarios else []:
                 for n in args.sessions:
