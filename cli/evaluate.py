@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if early_png is not None:
         plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]}, early_png)
     if args.update_card:
-        card = ckpt.card.model_copy(update={"metrics": {**ckpt.card.metrics, "eval": metrics}})
-        checkpoint.save(args.checkpoint, card, ckpt.params)
+        checkpoint.record_metrics(args.checkpoint, "eval", metrics)
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -67,6 +67,15 @@ def save(path: str | Path, card: ModelCard, params: Params) -> ModelCard:
     return card
 
 
+def record_metrics(path: str | Path, key: str, metrics: dict[str, Any]) -> ModelCard:
+    """Store ``metrics`` as ``card.metrics[key]`` of checkpoint ``path``; the weights and
+    their checksum stay as they are."""
+    card = read_card(path)
+    card = card.model_copy(update={"metrics": {**card.metrics, key: metrics}})
+    (Path(path) / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
+    return card
+
+
 def read_card(path: str | Path) -> ModelCard:
     """Read and validate ``model.json`` of the checkpoint directory ``path``."""
     card_path = Path(path) / CARD_FILE

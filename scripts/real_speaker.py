@@ -95,9 +95,7 @@ def main() -> None:
     if args.update_card:
         summary = {k: v for k, v in result.items() if k not in ("checkpoint", "predictions")}
         summary["command"] = "python " + shlex.join(sys.argv)
-        card = ckpt.card.model_copy(
-            update={"metrics": {**ckpt.card.metrics, "real_speaker": summary}})
-        checkpoint.save(args.checkpoint, card, ckpt.params)
+        checkpoint.record_metrics(args.checkpoint, "real_speaker", summary)
 
 
 if __name__ == "__main__":
