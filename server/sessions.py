@@ -42,7 +42,8 @@ class Session:
     """One client's stream on one model. ``log_probs`` float32 (C,) is the latest output.
 
     ``ack`` is the JSON result of batch ``seq`` (answered again if that batch is retried);
-    ``version`` is the shared store's record version this copy was loaded or saved as.
+    ``store_version`` is the shared store's record version this copy was loaded or saved as
+    (the model's ``version`` is its weights' checksum).
     """
 
     id: str
@@ -56,7 +57,7 @@ class Session:
     log_probs: np.ndarray
     seq: int = -1
     ack: bytes = b""
-    version: int = 0
+    store_version: int = 0
     stale: bool = False
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
@@ -289,7 +290,7 @@ class SessionManager:
                 raise ApiError(403, "missing or wrong X-Session-Token for this session")
             model, snap = self._decode(record)
             session = await self.restore(model, snap, session_id, token)
-            session.version, session.ack = record.version, record.ack
+            session.store_version, session.ack = record.version, record.ack
             return session
 
     def _decode(self, record: StoredSession) -> tuple[LoadedModel, SessionSnapshot]:
@@ -316,7 +317,7 @@ class SessionManager:
             raise ApiError(404, f"session {session.id!r} was deleted or expired")
         _, snap = self._decode(record)
         await self.replace(session, snap, record.ack)
-        session.version, session.stale = record.version, False
+        session.store_version, session.stale = record.version, False
 
     async def validate(self, session: Session) -> None:
         """Bring a cached session up to the shared store's version (hold ``session.lock``)."""
@@ -324,7 +325,7 @@ class SessionManager:
             return
         with self._store_errors():
             version = await self.shared.version(session.id)
-        if version != session.version:
+        if version != session.store_version:
             session.stale = True
         await self.refresh(session)
 
@@ -338,7 +339,7 @@ class SessionManager:
             return
         try:
             snap = await self.snapshot(session)
-            record = StoredSession(version=session.version + 1, model=session.model.name,
+            record = StoredSession(version=session.store_version + 1, model=session.model.name,
                                    token_sha256=token_digest(session.token),
                                    snapshot=encode(snap), ack=session.ack)
             with self._store_errors():
@@ -346,7 +347,7 @@ class SessionManager:
         except BaseException:
             session.stale = True
             raise
-        session.version = record.version
+        session.store_version = record.version
 
     @contextlib.contextmanager
     def _store_errors(self) -> Iterator[None]:
