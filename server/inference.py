@@ -107,14 +107,18 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
     """Run a whole recording from a zero state through the streaming engine, flushing at the
     end, on a temporary slot: the same path, and so the same numbers, as a session."""
     start = time.perf_counter()
-    binner, totals, log_probs = fresh_stream(model, origin_us(opts.t0_us))
-    bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
-    # A big recording is binned in a thread, so streaming sessions are not held up.
-    fed = await asyncio.to_thread(bin_all) if len(events) > OFFLOAD_EVENTS else bin_all()
-    slot = model.infer_slots.take()
+    slot = model.infer_slots.take()  # before any work: a call over the cap costs nothing
     if slot is None:
         raise busy(f"model {model.name!r} is already running as many /infer calls as it may "
                    "at once (S5RF_MAX_CONCURRENT_INFER); retry later", settings.retry_after_s)
+    binner, totals, log_probs = fresh_stream(model, origin_us(opts.t0_us))
+    bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
+    try:
+        # A big recording is binned in a thread, so streaming sessions are not held up.
+        fed = await asyncio.to_thread(bin_all) if len(events) > OFFLOAD_EVENTS else bin_all()
+    except BaseException:
+        model.infer_slots.give(slot)
+        raise
     task = asyncio.ensure_future(_infer_on_slot(model, batcher, slot, fed, binner, totals,
                                                 log_probs, opts.include_spikes))
     outcome = await asyncio.shield(task)

@@ -196,10 +196,17 @@ def test_infer_calls_have_their_own_per_model_cap(make_client: Any) -> None:
     assert len(running) == runtime.settings.max_concurrent_infer
     r = client.post(f"/v1/models/{COCHLEA}/infer", json=body)
     assert r.status_code == 503 and "as many /infer calls" in r.json()["detail"]
+    bad = {"t": [0, 10**15], "channel": [1, 2]}  # a time jump past max_bins_per_request
+    # refused before any binning: a call over the cap costs the server nothing
+    assert client.post(f"/v1/models/{COCHLEA}/infer", json=bad).status_code == 503
     assert client.post(f"/v1/models/{DVS}/infer",
                        json=columns(dvs_recording(seed=16))).status_code == 200
-    for slot in running:
+    for slot in running[1:]:  # one slot free: a refused recording must give it back
         model.infer_slots.give(slot)
+    for _ in range(runtime.settings.max_concurrent_infer + 1):
+        assert client.post(f"/v1/models/{COCHLEA}/infer", json=bad).status_code == 422
+    assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
+    model.infer_slots.give(running[0])
     assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
 
 
