@@ -81,15 +81,21 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             jobs = [await self._queue.get()]
-            if self.max_wait_s > 0 and self._queue.qsize() < self.max_batch - 1:
-                # One sleep for stragglers: a timed get per job costs a task and a timer each.
-                await asyncio.sleep(self.max_wait_s)
-            while len(jobs) < self.max_batch and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
-            for flag in (False, True):  # with_spikes is a compile-time switch of the engine
-                group = [j for j in jobs if j.with_spikes == flag and not j.future.cancelled()]
-                if group:
-                    await self._step(group, flag)
+            try:
+                if self.max_wait_s > 0 and self._queue.qsize() < self.max_batch - 1:
+                    # One sleep for stragglers: a timed get per job costs a task and a timer.
+                    await asyncio.sleep(self.max_wait_s)
+                while len(jobs) < self.max_batch and not self._queue.empty():
+                    jobs.append(self._queue.get_nowait())
+                for flag in (False, True):  # with_spikes is a compile-time switch
+                    group = [j for j in jobs
+                             if j.with_spikes == flag and not j.future.cancelled()]
+                    if group:
+                        await self._step(group, flag)
+            except asyncio.CancelledError:  # stopping: no taken job may wait forever
+                for job in jobs:
+                    job.future.cancel()
+                raise
 
     async def _step(self, jobs: list[_Job], with_spikes: bool) -> None:
         start = time.perf_counter()
