@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from model import hippo
-from model.spec import ModelConfig, ScanMethod
+from model.spec import Discretization, ModelConfig, ScanMethod
 from model.ssm import DISCRETIZE, SCANS, spike
 
 Params = dict[str, Any]
@@ -101,40 +101,27 @@ def advance(
           "spike_counts": float32 (S, L), spikes per layer in this chunk;
           "spikes": tuple of bool (S, T, P) per layer, when ``with_spikes``.
     """
-    run_scan = SCANS[scan]
     x = jnp.swapaxes(bins, 0, 1)  # (T, S, F)
     mask = jnp.swapaxes(valid, 0, 1)[..., None]  # (T, S, 1)
     new_layers, counts, rasters = [], [], []
     last = cfg.n_layers - 1
     for i, (layer, x0) in enumerate(zip(params["layers"], state["layers"], strict=True)):
-        layer_in = x
-        u = x @ layer["B"][..., 0].T
-        u = u + 1j * (x @ layer["B"][..., 1].T) if cfg.keep_imag else u.astype(jnp.complex64)
+        dropout = None
         if dropout_key is not None and cfg.dropout > 0 and 0 < i < last:
             dropout_key, k = jax.random.split(dropout_key)
-            keep = jax.random.bernoulli(k, 1.0 - cfg.dropout, u.shape)
-            u = jnp.where(keep, u / (1.0 - cfg.dropout), 0)
-        method = cfg.discretization if i == 0 else "dirac"
-        Lambda_bar, B_scale = DISCRETIZE[method](_eigenvalues(layer), jnp.exp(layer["log_step"]))
-        a = jnp.where(mask, Lambda_bar, jnp.ones_like(Lambda_bar))
-        b = jnp.where(mask, B_scale * u, 0)
-        xs = run_scan(a, b.astype(jnp.complex64), x0)
-        if method == "zoh":
-            # ZOH keeps the state in the HiPPO basis; read it out through V (reference code).
-            xs_out = xs @ jnp.asarray(hippo.block_eigvecs(cfg.neurons[i], cfg.blocks)).T
-        else:
-            xs_out = xs
-        s = spike(xs_out) * mask
+            dropout = (k, cfg.dropout)
+        method: Discretization = cfg.discretization if i == 0 else "dirac"
+        xs, s = _rf_layer(layer, x, x0, mask, cfg, method, scan, dropout)
         new_layers.append(xs[-1])
         counts.append(s.sum(axis=(0, 2)))
         if with_spikes:
             rasters.append(jnp.swapaxes(s > 0, 0, 1))
-        x = s + layer_in if cfg.skip and 0 < i < last else s
+        x = s + x if cfg.skip and 0 < i < last else s
 
     readout = params["readout"]
     z = x @ readout["W"].T  # (T, S, C)
     decay = jax.nn.sigmoid(readout["tau"])
-    r = run_scan(jnp.where(mask, decay, 1.0), jnp.where(mask, z, 0.0), state["li"])
+    r = SCANS[scan](jnp.where(mask, decay, 1.0), jnp.where(mask, z, 0.0), state["li"])
     total = state["sum"] + (r * mask).sum(axis=0)
     count = state["count"] + mask[..., 0].sum(axis=0)
     new_state = {"layers": tuple(new_layers), "li": r[-1], "sum": total, "count": count}
@@ -146,6 +133,33 @@ def advance(
     if with_spikes:
         outputs["spikes"] = tuple(rasters)
     return new_state, outputs
+
+
+def _rf_layer(layer: Params, x: jax.Array, x0: jax.Array, mask: jax.Array, cfg: ModelConfig,
+              method: Discretization, scan: ScanMethod,
+              dropout: tuple[jax.Array, float] | None) -> tuple[jax.Array, jax.Array]:
+    """One resonate-and-fire layer over a chunk: input currents, the discretised complex
+    recurrence from ``x0``, and spikes.
+
+    x float32 (T, S, F_in); x0 complex64 (S, P); mask bool (T, S, 1), False on padding, which
+    leaves the state untouched; dropout (key, rate) on the currents, or None.
+    Returns the states complex64 (T, S, P) and the spikes float32 (T, S, P).
+    """
+    u = x @ layer["B"][..., 0].T
+    u = u + 1j * (x @ layer["B"][..., 1].T) if cfg.keep_imag else u.astype(jnp.complex64)
+    if dropout is not None:
+        key, rate = dropout
+        u = jnp.where(jax.random.bernoulli(key, 1.0 - rate, u.shape), u / (1.0 - rate), 0)
+    Lambda_bar, B_scale = DISCRETIZE[method](_eigenvalues(layer), jnp.exp(layer["log_step"]))
+    a = jnp.where(mask, Lambda_bar, jnp.ones_like(Lambda_bar))
+    b = jnp.where(mask, B_scale * u, 0)
+    xs = SCANS[scan](a, b.astype(jnp.complex64), x0)
+    if method == "zoh":
+        # ZOH keeps the state in the HiPPO basis; read it out through V (reference code).
+        xs_out = xs @ jnp.asarray(hippo.block_eigvecs(x0.shape[-1], cfg.blocks)).T
+    else:
+        xs_out = xs
+    return xs, spike(xs_out) * mask
 
 
 def synaptic_ops(input_events: Any, spike_counts: Any, cfg: ModelConfig) -> Any:
