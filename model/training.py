@@ -128,18 +128,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
     n_bins = _n_bins(run)
     steps_per_epoch = -(-len(run.train) // tc.batch_size)
     optimizer = make_optimizer(tc, steps_per_epoch * tc.epochs)
-    params = init_params(jax.random.PRNGKey(tc.seed), cfg)
-    opt_state = optimizer.init(params)
-    start_epoch = 0
-    state_path = run.out / TRAIN_STATE_FILE
-    if state_path.exists():
-        saved = serialization.from_bytes(
-            {"params": params, "opt_state": opt_state, "epoch": 0}, state_path.read_bytes())
-        params, opt_state, start_epoch = saved["params"], saved["opt_state"], int(saved["epoch"])
-    # The log continues the run being resumed; a fresh run into an old checkpoint (its
-    # train_state is not shipped) must not add its epochs to the old run's.
-    kept = [r for r in read_log(run.out) if r["epoch"] <= start_epoch]
-    (run.out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    params, opt_state, start_epoch = _resume(run, optimizer)
     train_step = make_train_step(cfg, optimizer, run.scan)
     evaluate = make_eval_step(cfg, run.scan)
     base_key = jax.random.PRNGKey(tc.seed + 1)
@@ -150,12 +139,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
         for step, (x, lengths, labels, weights) in enumerate(
                 batches(run.train, tc.batch_size, n_bins, run.spec, rng, run.aug)):
             targets = np.eye(cfg.n_classes, dtype=np.float32)[labels]
-            if tc.random_shift:
-                x = random_shift(x, rng)
-            if run.mask_time or run.mask_channels:
-                x = mask_time_channels(x, rng, run.mask_time, run.mask_channels)
-            if tc.cutmix:
-                x, targets = cutmix(x, lengths, targets, rng)
+            x, targets = _augment_bins(run, x, lengths, targets, rng)
             key = jax.random.fold_in(base_key, epoch * steps_per_epoch + step)
             params, opt_state, loss, logp = train_step(params, opt_state, x, lengths, targets,
                                                        weights, key)
@@ -170,12 +154,44 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
             "test_acc": accuracy(params, evaluate, run.test, run.spec, tc.batch_size, n_bins),
             "seconds": time.perf_counter() - t_start,
         }
-        state_path.write_bytes(serialization.to_bytes(
+        (run.out / TRAIN_STATE_FILE).write_bytes(serialization.to_bytes(
             {"params": params, "opt_state": opt_state, "epoch": epoch + 1}))
         with (run.out / LOG_FILE).open("a") as f:
             f.write(json.dumps(record) + "\n")
         on_epoch(record, params)
     return params
+
+
+def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
+            ) -> tuple[Params, optax.OptState, int]:
+    """Parameters, optimiser state and epochs done: fresh, or from ``out/train_state.msgpack``;
+    the log is cut to the epochs done."""
+    params = init_params(jax.random.PRNGKey(run.tc.seed), run.cfg)
+    opt_state = optimizer.init(params)
+    start_epoch = 0
+    state_path = run.out / TRAIN_STATE_FILE
+    if state_path.exists():
+        saved = serialization.from_bytes(
+            {"params": params, "opt_state": opt_state, "epoch": 0}, state_path.read_bytes())
+        params, opt_state, start_epoch = saved["params"], saved["opt_state"], int(saved["epoch"])
+    # The log continues the run being resumed; a fresh run into an old checkpoint (its
+    # train_state is not shipped) must not add its epochs to the old run's.
+    kept = [r for r in read_log(run.out) if r["epoch"] <= start_epoch]
+    (run.out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return params, opt_state, start_epoch
+
+
+def _augment_bins(run: TrainRun, x: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The bin-level augmentations of a training batch: shift, masks, CutMix (in that order,
+    which fixes what ``rng`` draws). x (B, T, F), targets (B, C)."""
+    if run.tc.random_shift:
+        x = random_shift(x, rng)
+    if run.mask_time or run.mask_channels:
+        x = mask_time_channels(x, rng, run.mask_time, run.mask_channels)
+    if run.tc.cutmix:
+        x, targets = cutmix(x, lengths, targets, rng)
+    return x, targets
 
 
 def read_log(out: Path) -> list[dict[str, Any]]:
