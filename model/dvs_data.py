@@ -228,6 +228,23 @@ def record(sample: Sample, recipe: DigitsRecipe, sensor: Sensor) -> np.ndarray:
     )
 
 
+def _split_summary(events: list[np.ndarray], labels: np.ndarray,
+                   index: np.ndarray) -> dict[str, Any]:
+    """recipe.json's account of one split: samples, distinct digits, classes, event counts."""
+    counts = np.array([len(ev) for ev in events])
+    return {
+        "samples": len(events),
+        "digits": len(set(index.tolist())),
+        "class_counts": np.bincount(labels, minlength=10).tolist(),
+        "events_per_sample": {
+            "mean": float(counts.mean()),
+            "median": float(np.median(counts)),
+            "min": int(counts.min()),
+            "max": int(counts.max()),
+        },
+    }
+
+
 def generate(
     out_dir: Path,
     recipe: DigitsRecipe,
@@ -274,18 +291,7 @@ def generate(
                     "copy": np.array([s.copy for s in samples], dtype=np.int64),
                 },
             )
-            counts = np.array([len(ev) for ev in events])
-            summary[split] = {
-                "samples": len(samples),
-                "digits": len(set(index.tolist())),
-                "class_counts": np.bincount(labels[index], minlength=10).tolist(),
-                "events_per_sample": {
-                    "mean": float(counts.mean()),
-                    "median": float(np.median(counts)),
-                    "min": int(counts.min()),
-                    "max": int(counts.max()),
-                },
-            }
+            summary[split] = _split_summary(events, labels[index], index)
     info = {
         "dataset": "dvs-digits",
         "source": SOURCE,
