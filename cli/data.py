@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
+from cli.progress import progress_bar, tracker
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,20 +16,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_speech(datasets)
     register_audio(datasets)
     register_samples(datasets)
-
-
-def progress_bar() -> Progress:
-    """The data commands' progress display: description, bar, done/total, time left."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn())
 
 
 def register_dvs(datasets: argparse._SubParsersAction) -> None:
@@ -114,9 +98,9 @@ def run_speech(args: argparse.Namespace) -> int:
                     formant_range=tuple(args.formants), formant_jitter=args.formant_jitter,
                     engines=tuple(args.engines))
     with progress_bar() as bar:
-        task = bar.add_task("speaking digits", total=None)
+        update = tracker(bar, "speaking digits")
         for done, total in generate(recipe, args.out, workers=args.workers):
-            bar.update(task, completed=done, total=total)
+            update(done, total)
     print(json.dumps({"out": str(args.out), "train": args.train, "test": args.test}))
     return 0
 
@@ -143,12 +127,10 @@ def run_audio(args: argparse.Namespace) -> int:
     from model.speech_synth import KEYS
 
     with progress_bar() as bar:
-        task = bar.add_task("encoding recordings", total=None)
         try:
             files = encode_folder(args.root, args.out, KEYS, seed=args.seed,
                                   channels=args.channels,
-                                  progress=lambda done, total: bar.update(
-                                      task, completed=done, total=total))
+                                  progress=tracker(bar, "encoding recordings"))
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.progress import progress_bar, tracker
     from cli.provenance import git_commit, machine
     from model import checkpoint
     from model.batching import load_binned
@@ -41,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        data = load_binned(ds, spec, args.filter)
+        with progress_bar() as bar:
+            data = load_binned(ds, spec, args.filter,
+                               progress=tracker(bar, f"binning {ds.path}"))
     except ValueError as e:  # a filter that is malformed or names no recording's value
         print(f"error: --filter: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.progress import progress_bar, tracker
 from cli.provenance import data_recipe, git_commit, machine
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from model import checkpoint
@@ -77,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
     spec = _input_spec(args, train_ds)
     cfg, tc = _configs(args, spec.features, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
-    print(f"binning {args.data} and {args.test} ...", file=sys.stderr)
     try:
-        train_set = load_binned(train_ds, spec, args.train_filter, max_bins)
-        test_set = load_binned(test_ds, spec, args.test_filter, max_bins)
+        with progress_bar() as bar:
+            train_set, test_set = (
+                load_binned(ds, spec, where, max_bins, tracker(bar, f"binning {ds.path}"))
+                for ds, where in ((train_ds, args.train_filter), (test_ds, args.test_filter)))
     except ValueError as e:  # a filter that is malformed or names no recording's value
         print(f"s5rf train: {e}", file=sys.stderr)
         return 2
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
-                  TimeRemainingColumn()) as bar:
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task("epoch", total=1, loss=float("nan"))
 
         def progress(step: int, total: int, loss: float) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -40,9 +40,11 @@ def parse_filter(expr: str | None) -> tuple[str, str, bool] | None:
 
 
 def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
-                max_bins: int | None = None) -> BinnedSet:
+                max_bins: int | None = None,
+                progress: Callable[[int, int], object] | None = None) -> BinnedSet:
     """Read every (selected) sample of ``ds`` and bin it; recordings longer than
-    ``max_bins`` bins are cut (the paper's fixed-length inputs are about 1 s)."""
+    ``max_bins`` bins are cut (the paper's fixed-length inputs are about 1 s).
+    ``progress(done, total)`` is called after each recording."""
     idx = np.arange(len(ds))
     rule = parse_filter(where)
     if rule is not None:
@@ -65,6 +67,8 @@ def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
             ev = ev[ev["t"] < max_bins * spec.dt_us]
         events.append(ev)
         bins.append(bin_recording(ev, spec).astype(np.uint8))  # counts stop at MAX_COUNT
+        if progress is not None:
+            progress(len(bins), len(idx))
     return BinnedSet(events=events, bins=bins, labels=ds.labels[idx].copy())
 
 

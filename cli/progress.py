@@ -1,0 +1,36 @@
+"""The commands' progress display."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.progress import Progress
+
+
+def progress_bar() -> Progress:
+    """Description, bar, done/total, time left (rich, on stderr's terminal)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    # On stderr: stdout carries the commands' JSON results.
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True))
+
+
+def tracker(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """A new task of ``bar`` and the ``progress(done, total)`` callback that moves it."""
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update
