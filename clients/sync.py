@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from clients.schemas import EventsResult, ModelDetail, ModelSummary, SessionInfo
 from clients.stream import AsyncStream, Batch
 
 R = TypeVar("R")
+Handle = TypeVar("Handle", AsyncSession, AsyncStream)
 
 
 class Client:
@@ -65,12 +66,12 @@ class Client:
                                             window=window))
 
 
-class Session:
-    """Blocking twin of ``AsyncSession``; ``aio`` is the async handle (id, token, next_seq)."""
+class _Twin(Generic[Handle]):
+    """A blocking twin of the async handle ``aio``, run on ``client``'s event loop."""
 
-    def __init__(self, client: Client, aio: AsyncSession):
+    def __init__(self, client: Client, aio: Handle):
         self._client = client
-        self.aio = aio
+        self.aio: Handle = aio
 
     @property
     def id(self) -> str:
@@ -79,6 +80,10 @@ class Session:
     @property
     def token(self) -> str:
         return self.aio.token
+
+
+class Session(_Twin[AsyncSession]):
+    """Blocking twin of ``AsyncSession``; ``aio`` is the async handle (id, token, next_seq)."""
 
     def send(self, events: np.ndarray | None = None, *, until_us: int | None = None,
              flush: bool = False, include_spikes: bool = False, top_k: int = 5) -> EventsResult:
@@ -95,24 +100,12 @@ class Session:
         self._client._run(self.aio.close())
 
 
-class Stream:
+class Stream(_Twin[AsyncStream]):
     """Blocking twin of ``AsyncStream``: ``with c.stream("m") as s: for r in s.run(...)``."""
-
-    def __init__(self, client: Client, aio: AsyncStream):
-        self._client = client
-        self.aio = aio
 
     def __enter__(self) -> Stream:
         self._client._run(self.aio.__aenter__())
         return self
-
-    @property
-    def id(self) -> str:
-        return self.aio.id
-
-    @property
-    def token(self) -> str:
-        return self.aio.token
 
     @property
     def reconnects(self) -> int:

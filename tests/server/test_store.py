@@ -133,13 +133,21 @@ def test_retried_batch_that_landed_is_acknowledged_not_applied_again(
     assert_same_stream(last, feed(a, ref_id, ref_headers, events[300:], flush=True))
 
 
-def test_stale_copy_is_reloaded_not_merged(pair: tuple[TestClient, TestClient]) -> None:
-    a, b = pair
-    events = cochlea_recording(seed=53)
+def stale_on_second(a: TestClient, b: TestClient,
+                    events: np.ndarray) -> tuple[str, dict[str, str]]:
+    """A session fed its first 300 events (seq 0-2) so that ``b``'s cached copy is one version
+    behind the store."""
     sid, headers = open_on(a)
     feed(a, sid, headers, events[:100], seq=0)
     feed(b, sid, headers, events[100:200], seq=1)  # b now caches the session
     feed(a, sid, headers, events[200:300], seq=2)  # b's copy is now one version behind
+    return sid, headers
+
+
+def test_stale_copy_is_reloaded_not_merged(pair: tuple[TestClient, TestClient]) -> None:
+    a, b = pair
+    events = cochlea_recording(seed=53)
+    sid, headers = stale_on_second(a, b, events)
     last = feed(b, sid, headers, events[300:], seq=3, flush=True)  # refused, reloaded, redone
     assert last["events"]["total_accepted"] == len(events)
     ref_id, ref_headers = open_on(a)
@@ -149,11 +157,7 @@ def test_stale_copy_is_reloaded_not_merged(pair: tuple[TestClient, TestClient]) 
 def test_a_websocket_resume_reports_the_stores_seq_not_a_stale_copys(
         pair: tuple[TestClient, TestClient]) -> None:
     a, b = pair
-    events = cochlea_recording(seed=54)
-    sid, headers = open_on(a)
-    feed(a, sid, headers, events[:100], seq=0)
-    feed(b, sid, headers, events[100:200], seq=1)  # b now caches the session
-    feed(a, sid, headers, events[200:300], seq=2)  # b's copy is now one version behind
+    sid, headers = stale_on_second(a, b, cochlea_recording(seed=54))
     with b.websocket_connect("/v1/stream") as ws:
         ws.send_text(orjson.dumps({"session": sid, "token": headers["X-Session-Token"]}).decode())
         opened = orjson.loads(ws.receive_bytes())
