@@ -72,6 +72,11 @@ def test_test_voices_are_never_training_voices(voices) -> None:
     assert len(splits["test"]) >= 0.15 * len(voices)
 
 
+def test_one_speaker_under_several_names_stays_in_one_split() -> None:
+    for names in sd.SAME_SPEAKER:
+        assert len({name in sd.TEST_VOICES for name in names}) == 1, names
+
+
 def test_a_newly_installed_voice_trains_and_moves_no_other_voice(voices) -> None:
     newcomer = speech_synth.Voice("festival-diphone", "aaa_new_diphone")
     before, after = sd.split_voices(voices), sd.split_voices((newcomer, *voices))
