@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace) -> int:
     from model.audio_folder import encode_file
 
     events = encode_file(args.audio, np.random.default_rng(args.seed), args.channels,
-                         trim=args.trim)
+                         as_trained=args.as_trained)
     np.savez(args.out, events=events, t=events["t"], channel=events["channel"])
     print(f"{args.out}: {events.size} events, {args.channels} channels")
     return 0
@@ -23,14 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cochlea",
         help="audio file -> cochlea spike events (.npz)",
         description="Pass a (mono or mixed-down) audio file through the Heidelberg cochlea "
-        "model that made SHD, after cutting leading and trailing silence as the training "
-        "data were (--no-trim: the whole file). Writes OUT.npz with `events` (t int64 µs, "
-        "channel uint16, sorted by t) and the same columns as `t` and `channel`.",
+        "model that made SHD, prepared as the training words were: resampled to 32 kHz, "
+        "silence trimmed, 0.1 s of silence after (--raw: the whole file as it is). Writes "
+        "OUT.npz with `events` (t int64 µs, channel uint16, sorted by t) and the same columns "
+        "as `t` and `channel`.",
     )
     p.add_argument("audio", type=Path, help="input audio (WAV, FLAC, ...; any sample rate)")
     p.add_argument("out", help="output .npz")
     p.add_argument("--seed", type=int, default=0, help="seed of the stochastic spike stage")
     p.add_argument("--channels", type=int, default=700)
-    p.add_argument("--trim", action=argparse.BooleanOptionalAction, default=True,
-                   help="cut leading and trailing silence (more than 40 dB below the peak)")
+    p.add_argument("--raw", dest="as_trained", action="store_false",
+                   help="encode the whole file at its own rate, without the training words' "
+                        "preparation")
     p.set_defaults(func=_run)

@@ -194,7 +194,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Encode an audio file with the project's cochlea model (as `s5rf "
         "cochlea`, with the model's channel count) and stream the spikes like `replay`.")
     q.add_argument("audio", type=Path,
-                   help="audio file (WAV, FLAC, ...; mixed down to mono, silence trimmed)")
+                   help="audio file (WAV, FLAC, ...; mixed down to mono, prepared as the "
+                        "training words were)")
     q.add_argument("--seed", type=int, default=0, help="seed of the stochastic spike stage")
     _common(q)
     q.set_defaults(func=_listen)

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import signal
 
 WORK_RATE = 32_000  # Hz: holds every engine's band (<= 16 kHz) at a modest cost
+TAIL_S = 0.1  # silence after every word, before the cochlea normalises and windows the clip
 MAX_SECONDS = 0.9999  # at 48 kHz this stays within the cochlea's fixed 47,998 samples
 
 
@@ -47,6 +48,12 @@ def resample(x: np.ndarray, factor: float) -> np.ndarray:
     """Resample by ``factor`` (output length ~ len(x) * factor). float64 (T,) -> (T',)."""
     frac = Fraction(factor).limit_denominator(200)
     return signal.resample_poly(x, frac.numerator, frac.denominator)
+
+
+def as_word(audio: np.ndarray, rate: int) -> np.ndarray:
+    """A recorded or synthesised word as the dataset holds it: at WORK_RATE, leading and
+    trailing silence trimmed. float64 (T,) at ``rate`` -> (T',) at WORK_RATE."""
+    return trim_silence(resample(audio, WORK_RATE / rate), WORK_RATE)
 
 
 def trim_silence(x: np.ndarray, rate: int, top_db: float = 40.0) -> np.ndarray:
@@ -172,7 +179,7 @@ def augment(
     speech_power = float(np.mean(x**2))
     offset = max(min(int(rng.uniform(*cfg.offset_s) * rate), max_len - x.size), 0)
     p["offset_s"] = offset / rate
-    x = np.concatenate([np.zeros(offset), x, np.zeros(int(0.1 * rate))])
+    x = np.concatenate([np.zeros(offset), x, np.zeros(int(TAIL_S * rate))])
     if rng.random() < cfg.p_reverb:
         p["rt60_s"] = float(rng.uniform(*cfg.rt60_s))
         h = room_impulse_response(rate, p["rt60_s"], rng)

@@ -2,9 +2,9 @@
 speech (a corpus, your own voice): one folder per class, ``ROOT/<class key>/*.wav``.
 
 Each file takes the path of the synthetic dataset's words, without the augmentation: mixed to
-mono, leading and trailing silence trimmed, then the cochlea (resampled to 48 kHz,
-RMS-normalised, windowed, zero-padded). The spike stage is stochastic; file i draws from
-``(seed, i)``, so the output is the same on every run.
+mono, resampled to 32 kHz, leading and trailing silence trimmed, 0.1 s of silence after it,
+then the cochlea (resampled to 48 kHz, RMS-normalised, windowed, zero-padded). The spike
+stage is stochastic; file i draws from ``(seed, i)``, so the output is the same on every run.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio_augment import trim_silence
+from model.audio_augment import TAIL_S, WORK_RATE, as_word
 from model.cochlea import CHANNELS, audio_to_events, read_audio
 from model.datasets import write_shd
 
@@ -43,13 +43,16 @@ def find_files(root: Path, keys: Sequence[str]) -> list[tuple[Path, int]]:
 
 
 def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
-                trim: bool = True) -> np.ndarray:
-    """One audio file as COCHLEA_DTYPE events (E,), sorted by t; with ``trim``, leading and
-    trailing silence is cut first, as for every training word (it would change the word's
-    RMS normalisation and where its window ramps)."""
+                as_trained: bool = True) -> np.ndarray:
+    """One audio file as COCHLEA_DTYPE events (E,), sorted by t. ``as_trained``: prepared as
+    every training word was before the cochlea (resampled to WORK_RATE, silence trimmed,
+    TAIL_S of silence after it: the cochlea's RMS normalisation and window see the same
+    clip); otherwise the whole file at its own rate."""
     audio, rate = read_audio(path)
-    return audio_to_events(trim_silence(audio, rate) if trim else audio, rate, rng,
-                           channels=channels)
+    if as_trained:
+        audio = np.concatenate([as_word(audio, rate), np.zeros(int(TAIL_S * WORK_RATE))])
+        rate = WORK_RATE
+    return audio_to_events(audio, rate, rng, channels=channels)
 
 
 def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,

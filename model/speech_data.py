@@ -163,8 +163,7 @@ def _formants(recipe: Recipe, split: Split, index: int, engine: Engine) -> tuple
 
 def clean_word(label: int, voice: Voice, prosody: Prosody) -> np.ndarray:
     """Synthesised word, silence-trimmed, at WORK_RATE. float64 (T,)."""
-    audio, rate = synthesize(label, voice, prosody)
-    return aug.trim_silence(aug.resample(audio, aug.WORK_RATE / rate), aug.WORK_RATE)
+    return aug.as_word(*synthesize(label, voice, prosody))
 
 
 def babble(voices: Sequence[Voice], rng: np.random.Generator, n: int) -> np.ndarray:

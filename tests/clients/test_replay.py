@@ -60,7 +60,7 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
         tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     import soundfile
 
-    from model.audio_augment import trim_silence
+    from model.audio_augment import TAIL_S, WORK_RATE, as_word
     from model.cochlea import audio_to_events
 
     rate = 16_000
@@ -71,10 +71,10 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
     out = replay_json(capsys, "listen", str(tmp_path / "word.wav"), "--model", COCHLEA,
                       "--url", live_url, "--speed", "max", "--seed", "3", "--json")
     read, _ = soundfile.read(tmp_path / "word.wav", dtype="float64")
-    # encoded as the training words were: the silence around the word cut first
-    events = audio_to_events(trim_silence(read, rate), rate, np.random.default_rng(3),
-                             channels=16)
-    assert len(trim_silence(read, rate)) < len(word)
+    # encoded as the training words were: at 32 kHz, the silence around the word cut, a tail
+    prepared = np.concatenate([as_word(read, rate), np.zeros(int(TAIL_S * WORK_RATE))])
+    events = audio_to_events(prepared, WORK_RATE, np.random.default_rng(3), channels=16)
+    assert len(prepared) < len(read) * WORK_RATE / rate
     with Client(live_url) as client:
         whole = client.infer(COCHLEA, events)
     assert out["events"]["total_accepted"] == len(events) > 0

@@ -10,7 +10,7 @@ import soundfile
 
 from cli.main import main
 from model import cochlea
-from model.audio_augment import trim_silence
+from model.audio_augment import TAIL_S, WORK_RATE, as_word
 from model.events import COCHLEA_DTYPE
 
 lauscher = pytest.importorskip("lauscher.transformations")
@@ -124,7 +124,8 @@ def test_prepare_waveform_rejects_a_silent_or_too_long_word() -> None:
         cochlea.prepare_waveform(np.ones(200), FS, n_samples=100)
 
 
-def test_cli_writes_events_npz_of_the_word_without_its_silence(tmp_path, word: np.ndarray) -> None:
+def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(tmp_path,
+                                                                    word: np.ndarray) -> None:
     wav, out = tmp_path / "word.wav", tmp_path / "word.npz"
     audio = np.concatenate([np.zeros(4000), word[::3] / np.abs(word).max(), np.zeros(4000)])
     soundfile.write(wav, audio, 16_000)
@@ -135,12 +136,12 @@ def test_cli_writes_events_npz_of_the_word_without_its_silence(tmp_path, word: n
         assert np.all(np.diff(ev["t"]) >= 0) and ev["channel"].max() < 16
         assert np.array_equal(f["t"], ev["t"]) and np.array_equal(f["channel"], ev["channel"])
     read, _ = soundfile.read(wav, dtype="float64")
-    trimmed = trim_silence(read, 16_000)
-    assert len(trimmed) < len(read) - 6000
-    want = cochlea.audio_to_events(trimmed, 16_000, np.random.default_rng(2), channels=16)
+    prepared = np.concatenate([as_word(read, 16_000), np.zeros(int(TAIL_S * WORK_RATE))])
+    assert len(prepared) < (len(read) - 6000) * WORK_RATE / 16_000  # the silence is cut
+    want = cochlea.audio_to_events(prepared, WORK_RATE, np.random.default_rng(2), channels=16)
     np.testing.assert_array_equal(ev, want)
     assert main(["cochlea", str(wav), str(out), "--channels", "16", "--seed", "2",
-                 "--no-trim"]) == 0
+                 "--raw"]) == 0
     with np.load(out) as f:
         whole = cochlea.audio_to_events(read, 16_000, np.random.default_rng(2), channels=16)
         np.testing.assert_array_equal(f["events"], whole)
