@@ -28,28 +28,29 @@ class BinnedSet:
         return len(self.labels)
 
 
-def parse_filter(expr: str | None) -> tuple[str, str, bool] | None:
-    """``"engine==espeak"`` or ``"engine!=espeak"`` -> (field, value, keep_equal)."""
+def parse_filter(expr: str | None) -> list[tuple[str, str, bool]]:
+    """``"engine==espeak-ng"``, ``"engine!=espeak-ng"``, or several joined by commas (all must
+    hold) -> [(field, value, keep_equal), ...]."""
     if not expr:
-        return None
-    for op, equal in (("==", True), ("!=", False)):
-        if op in expr:
-            field, value = expr.split(op, 1)
-            return field.strip(), value.strip(), equal
-    raise ValueError(f"filter {expr!r} must look like FIELD==VALUE or FIELD!=VALUE")
+        return []
+    rules = []
+    for condition in expr.split(","):
+        for op, equal in (("==", True), ("!=", False)):
+            if op in condition:
+                field, value = condition.split(op, 1)
+                rules.append((field.strip(), value.strip(), equal))
+                break
+        else:
+            raise ValueError(f"filter {expr!r} must look like FIELD==VALUE or FIELD!=VALUE, "
+                             "or several of them joined by commas")
+    return rules
 
 
-def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
-                max_bins: int | None = None,
-                progress: Callable[[int, int], object] | None = None) -> BinnedSet:
-    """Read every (selected) sample of ``ds`` and bin it; recordings longer than
-    ``max_bins`` bins are cut (the paper's fixed-length inputs are about 1 s).
-    ``progress(done, total)`` is called after each recording."""
-    idx = np.arange(len(ds))
-    rule = parse_filter(where)
-    if rule is not None:
-        field, value, equal = rule
-        fields = ds.extra_fields()
+def select(ds: EventDataset, where: str | None) -> np.ndarray:
+    """Indices of the samples of ``ds`` that ``where`` keeps (all when it is None)."""
+    keep = np.ones(len(ds), bool)
+    fields = ds.extra_fields()
+    for field, value, equal in parse_filter(where):
         if field not in fields:
             raise ValueError(f"no metadata field {field!r}; the file has "
                              f"{', '.join(fields) or 'none'}")
@@ -59,7 +60,17 @@ def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
             # for festival-diphone): it would select nothing, or silently everything.
             raise ValueError(f"no recording has {field}={value!r}; its values are "
                              f"{', '.join(sorted(set(values)))}")
-        idx = idx[(values == value) == equal]
+        keep &= (values == value) == equal
+    return np.flatnonzero(keep)
+
+
+def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
+                max_bins: int | None = None,
+                progress: Callable[[int, int], object] | None = None) -> BinnedSet:
+    """Read every (selected) sample of ``ds`` and bin it; recordings longer than
+    ``max_bins`` bins are cut (the paper's fixed-length inputs are about 1 s).
+    ``progress(done, total)`` is called after each recording."""
+    idx = select(ds, where)
     events, bins = [], []
     for i in idx:
         ev, _ = ds[int(i)]

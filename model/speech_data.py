@@ -270,7 +270,7 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
 
 def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
     """Gather the cached recordings of a split into ``out/{split}.h5`` (SHD layout)."""
-    events, labels, engines, names, settings = [], [], [], [], []
+    events, labels, engines, names, noises, settings = [], [], [], [], [], []
     for i in range(recipe.count(split)):
         with np.load(_cache_path(out, split, i)) as f:
             meta = json.loads(str(f["meta"]))
@@ -278,6 +278,7 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
         labels.append(meta["label"])
         engines.append(meta["engine"])
         names.append(meta["voice"])
+        noises.append(meta["augment"].get("noise", "none"))
         settings.append(json.dumps({"prosody": meta["prosody"], "augment": meta["augment"]}))
     voice_ids = [v.id for v in recipe.voices()]  # sorted: the same ids in both splits
     speaker = [voice_ids.index(f"{e}/{n}") for e, n in zip(engines, names, strict=True)]
@@ -293,6 +294,7 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
             "engine": np.array(engines),
             "voice": np.array(names),
             "speaker": np.asarray(speaker, dtype=np.uint16),
+            "noise": np.array(noises),  # white, pink, babble or none
             "settings": np.array(settings),
         },
     )

@@ -109,6 +109,10 @@ def test_generate_writes_shd_files_with_labels_keys_and_sources(generated: Path,
             assert list(ds.labels) == [u.label for u in expect]
             assert list(engines) == [u.voice.engine for u in expect]
             assert list(names) == [u.voice.name for u in expect]
+            settings = [json.loads(x) for x in ds.extra("settings")]
+            assert list(ds.extra("noise")) == [x["augment"].get("noise", "none")
+                                               for x in settings]
+            assert set(ds.extra("noise")) <= {"white", "pink", "babble", "none"}
             for i in range(n):
                 ev, _ = ds[i]
                 assert ev.dtype == COCHLEA_DTYPE and ev.size > 0
