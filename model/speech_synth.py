@@ -200,23 +200,24 @@ def _prosody_read_by(engine: Engine, prosody: Prosody, german: bool) -> Prosody:
 
 
 WARPED = "s5rf-warped"  # the generated variant's name in the private data directory
-_FORMANT = re.compile(r"^\s*formant\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)")
+_FORMANT = re.compile(r"^\s*formant\s+(\d+)((?:\s+-?\d+)+)\s*$")
 
 
 def warp_formants(variant: str, scales: tuple[int, ...]) -> str:
     """An espeak-ng variant file's text with formant n's frequency (n = 1, 2, ...) scaled by
-    ``scales[n - 1]`` percent; its heights, widths and every other line kept."""
+    ``scales[n - 1]`` percent; its other fields (height, width, frequency offset, as many as
+    the line gives) and every other line kept."""
     formants = {n: [100, 100, 100] for n in range(1, len(scales) + 1)}
     kept = []
     for line in variant.splitlines():
         if m := _FORMANT.match(line):
-            formants[int(m[1])] = [int(m[2]), int(m[3]), int(m[4])]
+            formants[int(m[1])] = [int(v) for v in m[2].split()]
         else:
             kept.append(line)
     for n, scale in enumerate(scales, 1):
         formants[n][0] = round(formants[n][0] * scale / 100)
-    return "\n".join([*kept, *(f"formant {n} {f} {h} {w}"
-                               for n, (f, h, w) in sorted(formants.items()))]) + "\n"
+    return "\n".join([*kept, *(" ".join(map(str, ["formant", n, *fields]))
+                               for n, fields in sorted(formants.items()))]) + "\n"
 
 
 @functools.cache

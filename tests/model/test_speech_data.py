@@ -197,6 +197,10 @@ def test_warping_moves_only_the_formant_frequencies() -> None:
     warped = speech_synth.warp_formants(variant, (50, 200))
     assert warped.splitlines() == ["name male3", "pitch 80 122", "formant 1 48 97 100",
                                    "formant 2 200 100 100", "formant 3 96 103 100"]
+    # lines with a frequency offset (a fifth field) or only some fields keep them all
+    odd = "name andy\nformant 1 100 100 100 120\nformant 2 80 85\n"
+    assert speech_synth.warp_formants(odd, (110, 50)).splitlines() == [
+        "name andy", "formant 1 110 100 100 120", "formant 2 40 85"]
 
 
 def test_a_lower_vocal_tract_factor_lowers_the_spectrum(voices) -> None:
