@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -125,6 +126,14 @@ def from_response(status: int, content: bytes, headers: dict[str, str]) -> Serve
 
 
 def from_close(code: int, reason: str) -> ServerError | None:
-    """The exception for a WebSocket close code the server chose, or None for other codes."""
+    """The exception for a WebSocket close code the server chose, or None for other codes; a
+    4503's reason starts with the wait it asks for (``retry after N s: ...``)."""
     status = CLOSE_STATUS.get(code)
-    return error_for(status, reason or f"closed with code {code}") if status else None
+    if not status:
+        return None
+    wait = _RETRY_AFTER.match(reason)
+    return error_for(status, reason or f"closed with code {code}",
+                     retry_after_s=float(wait[1]) if wait else None)
+
+
+_RETRY_AFTER = re.compile(r"retry after (\d+(?:\.\d+)?) s: ")

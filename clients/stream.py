@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +21,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from clients import wire
-from clients.errors import RETRYABLE, AlreadyApplied, ConnectionLost, error_for, from_close
+from clients.errors import (
+    RETRYABLE,
+    AlreadyApplied,
+    ConnectionLost,
+    ServerError,
+    error_for,
+    from_close,
+)
+from clients.retry import Retry
 from clients.schemas import EventsResult, SessionCreated
 
 if TYPE_CHECKING:
@@ -63,6 +71,8 @@ class AsyncStream:
         self._ws: ClientConnection | None = None
         self._unacked: dict[int, bytes | str] = {}  # seq -> frame, in sending order
         self._frame_seqs: list[int] = []  # seq of each frame sent on this connection
+        self._resent: set[int] = set()  # seqs sent again on this connection
+        self._delays: Iterator[float] | None = None  # the retry budget being spent
         self._next_seq = 0
 
     @property
@@ -76,7 +86,7 @@ class AsyncStream:
         return self.session.token
 
     async def __aenter__(self) -> AsyncStream:
-        await self._connect()
+        await self._connect()  # (nothing was sent yet: no lost answer to recover)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -88,35 +98,60 @@ class AsyncStream:
             await self._ws.close()
 
     async def run(self, batches: Batches) -> AsyncGenerator[EventsResult, None]:
-        """Send the batches in order and yield each one's result, resuming after drops."""
+        """Send the batches in order and yield each one's result as soon as it arrives,
+        resuming after drops. Replies are read while the next batch is awaited, so a paced
+        source (a live sensor, a replay at speed 1) gets each result without waiting for
+        later batches."""
         source = _aiter(batches)
+        pull: asyncio.Task[Batch | np.ndarray] | None = None  # the next batch, awaited
+        reply: asyncio.Task[str | bytes] | None = None  # the next message, awaited
         exhausted, resend = False, False
-        while True:
-            try:
-                if resend:
-                    resend = False
-                    for seq in list(self._unacked):
-                        self.resent += 1
+        try:
+            while True:
+                try:
+                    if resend:
+                        resend = False
+                        for seq in list(self._unacked):
+                            self.resent += 1
+                            self._resent.add(seq)
+                            await self._send(seq)
+                    if pull is None and not exhausted and len(self._unacked) < self.window:
+                        pull = asyncio.ensure_future(anext(source, _END))
+                    if pull is None and not self._unacked:
+                        return
+                    if reply is None and self._unacked:
+                        assert self._ws is not None
+                        reply = asyncio.ensure_future(self._ws.recv())
+                    await asyncio.wait([t for t in (reply, pull) if t is not None],
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if reply is not None and reply.done():
+                        message, reply = reply.result(), None
+                        result = self._receive(message)
+                        if result is not None:
+                            self._delays = None  # progress: a later drop starts a new budget
+                            yield result
+                    elif pull is not None and pull.done():
+                        batch, pull = pull.result(), None
+                        if batch is _END:
+                            exhausted = True
+                            continue
+                        seq = self._next_seq
+                        self._next_seq += 1
+                        self._unacked[seq] = self._frame(seq, batch)
                         await self._send(seq)
-                while not exhausted and len(self._unacked) < self.window:
-                    batch = await anext(source, _END)
-                    if batch is _END:
-                        exhausted = True
-                        break
-                    seq = self._next_seq
-                    self._next_seq += 1
-                    self._unacked[seq] = self._frame(seq, batch)
-                    await self._send(seq)
-                if not self._unacked:
-                    return
-                result = await self._receive()
-                if result is not None:
-                    yield result
-            except (ConnectionClosed, OSError) as exc:
-                _raise_if_refused(exc)
-                self.reconnects += 1
-                await self._connect()
-                resend = True
+                except (ConnectionClosed, OSError) as exc:
+                    _discard(reply)
+                    reply = None
+                    _raise_if_refused(exc)
+                    self.reconnects += 1
+                    await asyncio.sleep(self._next_delay(exc))
+                    lost = await self._connect()
+                    resend = True
+                    if lost is not None:
+                        yield lost
+        finally:
+            _discard(reply)
+            _discard(pull)
 
     def _frame(self, seq: int, batch: Batch | np.ndarray) -> bytes | str:
         if isinstance(batch, np.ndarray):
@@ -137,18 +172,18 @@ class AsyncStream:
         self._frame_seqs.append(seq)
         await self._ws.send(self._unacked[seq])
 
-    async def _receive(self) -> EventsResult | None:
-        """The next message: a result (acknowledging its frame and those before), or a
-        refused frame, raised unless it is a resent frame that had landed (409)."""
-        assert self._ws is not None
-        message = json.loads(await self._ws.recv())
+    def _receive(self, raw: str | bytes) -> EventsResult | None:
+        """A message: a result (acknowledging its frame and those before), or a refused
+        frame, raised unless it is a resent frame that had landed (409)."""
+        message = json.loads(raw)
         if message.get("type") == "result":
             result = EventsResult.model_validate(message)
             self._ack(result.seq)
             return result
         seq = self._frame_seqs[message["frame"]]
         error = error_for(message["status"], message["detail"], message)
-        if not isinstance(error, AlreadyApplied):
+        # A 409 for a frame sent only once means another writer used its seq: a real refusal.
+        if not isinstance(error, AlreadyApplied) or seq not in self._resent:
             raise error
         self._ack(seq)
         applied = error.applied
@@ -159,9 +194,10 @@ class AsyncStream:
         for done in [s for s in self._unacked if seq is not None and s <= seq]:
             del self._unacked[done]
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> EventsResult | None:
         """Open (or, once open, resume) the session, retrying with backoff; then forget the
-        frames the server has applied."""
+        frames the server has applied. Returns the result of the last applied frame when its
+        answer was lost with the old connection (those of earlier ones are not kept)."""
         if self.session is not None:
             first: dict[str, Any] = {"session": self.id, "token": self.token}
         elif self._resume is not None:
@@ -171,29 +207,47 @@ class AsyncStream:
         url = self.client.url.replace("http", "ws", 1) + "/v1/stream"
         if "session" in first:  # a load balancer routes the resumed session to its replica
             url += f"?session={first['session']}"
-        delays = self.client.retry.delays()
         while True:
+            ws: ClientConnection | None = None
             try:
                 ws = await connect(url, max_size=None, open_timeout=self.client.timeout_s)
                 await ws.send(json.dumps({**first, **self._options}))
                 opened = json.loads(await asyncio.wait_for(ws.recv(), self.client.timeout_s))
                 break
             except (ConnectionClosed, OSError, InvalidHandshake, TimeoutError) as exc:
+                if ws is not None:  # an answer that never came: do not leave it open
+                    await ws.close()
                 _raise_if_refused(exc)
-                delay = next(delays, None)
-                if delay is None:  # out of retries: the server's last word, if it had one
-                    raise _refusal(exc) or ConnectionLost(
-                        f"could not reach {url} after {self.client.retry.attempts} retries: "
-                        f"{exc!r}") from exc
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._next_delay(exc, url))
         self._ws = ws
         self.session = SessionCreated.model_validate(opened)
+        applied = opened.get("applied")
+        lost = (EventsResult.model_validate(applied)
+                if applied and applied.get("seq") == self.session.seq
+                and self.session.seq in self._unacked else None)
         self._next_seq = max(self._next_seq, self.session.seq + 1)
         self._ack(self.session.seq)
         self._frame_seqs = []
+        self._resent = set()
+        return lost
+
+    def _next_delay(self, exc: BaseException, url: str = "") -> float:
+        """How long to wait before the next connection attempt, from one budget of retries
+        that only a result renews (a server that drops every frame is not retried for ever);
+        at least what the server asked for when it said it was busy. Out of retries, the
+        server's last refusal, or ConnectionLost."""
+        if self._delays is None:
+            self._delays = self.client.retry.delays()
+        delay = next(self._delays, None)
+        refusal = _refusal(exc)
+        if delay is None:
+            raise refusal or ConnectionLost(
+                f"could not reach {url or self.client.url} after "
+                f"{self.client.retry.attempts} retries: {exc!r}") from exc
+        return Retry.wait(delay, refusal.retry_after_s if refusal is not None else None)
 
 
-def _refusal(exc: BaseException) -> Exception | None:
+def _refusal(exc: BaseException) -> ServerError | None:
     """The server's reason for closing, when it closed on purpose with a 44xx/45xx code."""
     if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
         return from_close(exc.rcvd.code, exc.rcvd.reason)
@@ -205,6 +259,14 @@ def _raise_if_refused(exc: BaseException) -> None:
     error = _refusal(exc)
     if error is not None and not isinstance(error, RETRYABLE):
         raise error from exc
+
+
+def _discard(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a task whose outcome is no longer wanted, without a never-retrieved warning."""
+    if task is not None:
+        task.cancel()
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 async def _aiter(batches: Batches) -> AsyncIterator[Batch | np.ndarray]:

@@ -79,6 +79,12 @@ async def stream(websocket: WebSocket, runtime: RuntimeDep) -> None:
         runtime.metrics.requests.labels(route="/v1/stream", method="WS", status=str(code)).inc()
 
 
+def _busy(runtime: Runtime, detail: str) -> StreamClosed:
+    """4503, its reason led by the wait (a close frame has no Retry-After header, and the
+    reason's end may be cut): ``retry after N s: detail``."""
+    return StreamClosed(CLOSE_BUSY, f"retry after {runtime.settings.retry_after_s} s: {detail}")
+
+
 def _close_reason(reason: str) -> str:
     """At most the 123 UTF-8 bytes a close frame allows (reasons echo client-sent ids), cut on
     a character boundary."""
@@ -99,7 +105,7 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
         detail = describe(exc) if isinstance(exc, ValidationError) else "invalid JSON"
         raise StreamClosed(CLOSE_BAD_OPEN, f"bad open message: {detail}") from exc
     if not runtime.ready:
-        raise StreamClosed(CLOSE_BUSY, "the models are still warming up; retry shortly")
+        raise _busy(runtime, "the models are still warming up")
     try:
         if opened.session is not None:
             session = await runtime.sessions.authorize(opened.session, opened.token)
@@ -113,12 +119,14 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
         else:
             raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
     except ApiError as exc:
-        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT}.get(
-            exc.status, CLOSE_BUSY)
-        raise StreamClosed(code, exc.detail) from exc
+        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT}.get(exc.status)
+        raise (StreamClosed(code, exc.detail) if code else _busy(runtime, exc.detail)) from exc
     info = session_info(session, runtime.settings.session_ttl_s)
+    resumed = opened.session is not None
+    # A resuming client may have lost the answer to its last applied frame with the connection.
+    applied = orjson.loads(session.ack) if resumed and session.ack else None
     await websocket.send_bytes(orjson.dumps({
-        "type": "opened", "resumed": opened.session is not None,
+        "type": "opened", "resumed": resumed, "applied": applied,
         **SessionCreated(**info.model_dump(), token=session.token).model_dump()}))
     return session, opened
 

@@ -77,8 +77,9 @@ def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: igno
         with pytest.raises(Unavailable) as busy:
             client.open_session(COCHLEA)
         assert busy.value.retry_after_s is not None and busy.value.retry_after_s >= 1
-        with pytest.raises(Unavailable), client.stream(COCHLEA):  # 4503, after its retries
+        with pytest.raises(Unavailable) as ws_busy, client.stream(COCHLEA):  # 4503
             pass
+        assert ws_busy.value.retry_after_s == busy.value.retry_after_s  # the close reason's
         with pytest.raises(InvalidEvents, match="sorted"):
             session.send(events[::-1])
         with pytest.raises(TooLarge):
@@ -131,6 +132,8 @@ def test_only_a_409_naming_the_last_applied_seq_is_a_replay() -> None:
     assert isinstance(other, Conflict) and not isinstance(other, AlreadyApplied)
     refused = from_close(4409, "model 'x' is not served on this replica")
     assert isinstance(refused, Conflict) and not isinstance(refused, AlreadyApplied)
+    busy = from_close(4503, "retry after 7 s: the models are still warming up")
+    assert isinstance(busy, Unavailable) and busy.retry_after_s == 7.0
 
 
 def test_watermarks_close_bins_over_http_and_websocket(live_url: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import numpy as np
+import pytest
 
 from clients import AsyncClient, Batch, Client, EventsResult, Retry, wire
 from tests.clients.proxy import Proxy
@@ -108,3 +109,63 @@ def test_seq_prefixed_binary_frames_carry_their_seq(live_url: str) -> None:
     assert replayed["applied"]["seq"] == 4
     assert replayed["applied"]["probabilities"] == applied["probabilities"]
     assert short["status"] == 422 and "seq prefix" in str(short["detail"])
+
+
+def test_each_result_arrives_while_a_paced_source_waits_for_its_next_batch(
+        live_url: str) -> None:
+    """A live sensor yields a batch only when its time comes: the result of the last one must
+    not wait for the next (here the next comes only once that result is in)."""
+    events = cochlea_recording(seed=55)
+    pieces = np.array_split(events, 4)
+
+    async def run() -> list[int]:
+        answered = asyncio.Event()
+        seqs: list[int] = []
+
+        async def sensor() -> Any:
+            for piece in pieces:
+                answered.clear()
+                yield piece
+                await answered.wait()
+
+        async with AsyncClient(live_url) as client, client.stream(COCHLEA) as stream:
+            async for result in stream.run(sensor()):
+                seqs.append(result.seq)
+                answered.set()
+        return seqs
+
+    assert asyncio.run(asyncio.wait_for(run(), 60)) == [0, 1, 2, 3]
+
+
+def test_a_seq_another_writer_used_is_refused_not_taken_as_acknowledged(
+        live_url: str) -> None:
+    from clients import AlreadyApplied
+
+    events = cochlea_recording(seed=56)
+
+    async def run() -> None:
+        async with AsyncClient(live_url) as client:
+            session = await client.open_session(COCHLEA)
+            async with client.stream(session=(session.id, session.token)) as stream:
+                await session.send(events[:100])  # seq 0, by another writer of the session
+                with pytest.raises(AlreadyApplied, match="seq 0 was already applied"):
+                    async for _ in stream.run([events[100:200]]):  # also numbered 0
+                        pass
+
+    asyncio.run(run())
+
+
+def test_reconnects_share_one_retry_budget_that_a_result_renews() -> None:
+    from clients import ConnectionLost
+    from clients.stream import AsyncStream
+
+    client = AsyncClient("http://127.0.0.1:9", retry=Retry(attempts=2, base_s=0.001))
+    stream = AsyncStream(client, model=COCHLEA, session=None, t0_us=0, late=None,
+                         include_spikes=False, top_k=5, window=8)
+    drop = OSError("connection reset")
+    stream._next_delay(drop)
+    stream._next_delay(drop)
+    with pytest.raises(ConnectionLost, match="after 2 retries"):
+        stream._next_delay(drop)  # every drop and failed reconnect spends the same budget
+    stream._delays = None  # what a result does
+    assert stream._next_delay(drop) >= 0
