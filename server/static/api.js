@@ -26,14 +26,17 @@ export class Stream {
     this.ws = new WebSocket(url);
     this.ws.binaryType = "arraybuffer";  // the server sends its JSON in binary frames
     this.closing = false;
+    this.answered = false;  // the server's "opened" has arrived
     this.opened = new Promise((resolve, reject) => {
       this.ws.onopen = () => this.ws.send(JSON.stringify(open));
       this.ws.onmessage = (event) => {
         const text = typeof event.data === "string" ? event.data
           : new TextDecoder().decode(event.data);
         const message = JSON.parse(text);
-        if (message.type === "opened") resolve(message);
-        else onMessage(message);
+        if (message.type === "opened") {
+          this.answered = true;
+          resolve(message);
+        } else onMessage(message);
       };
       this.ws.onclose = (event) => {
         if (this.closing) return;
@@ -51,9 +54,13 @@ export class Stream {
    *  server's idle timeout (every Play opens a new one). */
   close() {
     this.closing = true;
-    // Closing a socket still connecting logs a console warning in Chromium: wait for it.
-    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.onopen = () => this.ws.close(1000);
-    else this.ws.close(1000);
+    const shut = () => this.ws.close(1000);
+    // Closing a socket still connecting logs a console warning in Chromium: wait for it (the
+    // open message is then never sent). Once it is sent, wait for the answer: a session may be
+    // opening, and its id arrives only with "opened".
+    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.onopen = shut;
+    else if (this.answered) shut();
+    else this.opened.then(shut, shut);
     this.opened.then(({ id, token }) => fetch(`/v1/sessions/${encodeURIComponent(id)}`, {
       method: "DELETE", headers: { "X-Session-Token": token } }), () => {}).catch(() => {});
   }

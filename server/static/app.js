@@ -45,6 +45,7 @@ async function init() {
 
 async function selectModel() {
   stop();
+  ui.play.disabled = true;  // the old recording goes with the old model
   const name = ui.model.value;
   const card = await getModel(name);
   if (name !== ui.model.value) return;  // another model was picked meanwhile
@@ -183,7 +184,9 @@ function result(msg, frame) {
   const [i0, i1] = frame.events;
   const { t, channel, x, y, p } = rec.cols;
   if (views.input instanceof Raster) {
-    views.input.advance(head);
+    // Up to the bin of the frame's last event: events of the still-open bin are drawn too.
+    const last = i1 > i0 ? Math.floor((t[i1 - 1] - rec.t0) / dt) + 1 : 0;
+    views.input.advance(Math.max(head, last));
     for (let i = i0; i < i1; i++) views.input.add(Math.floor((t[i] - rec.t0) / dt), channel[i]);
   } else {
     views.input.decayTo(frame.until);

@@ -229,6 +229,31 @@ def test_stop_right_after_play_closes_quietly(target: Target, dashboard: Dashboa
     dashboard.page.wait_for_timeout(300)  # the socket opens, then closes without a warning
 
 
+def test_stop_at_any_moment_of_the_open_leaves_no_session(target: Target,
+                                                           dashboard: Dashboard) -> None:
+    """Stop while the open message is on its way: the session it opens is deleted all the
+    same once "opened" arrives (the answer to a closing socket would be lost)."""
+    url = dashboard.page.url.rstrip("/")
+    sample, _ = first_sample(url, target.model)
+    dashboard.choose(target.model, sample["file"])
+    page = dashboard.page
+    for delay_ms in range(0, 40, 2):
+        page.evaluate("(ms) => { document.getElementById('play').click(); "
+                      "setTimeout(() => document.getElementById('stop').click(), ms); }",
+                      delay_ms)
+        page.wait_for_timeout(delay_ms + 20)
+    deadline = time.monotonic() + 10
+    while (live := active_sessions(url)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert live == 0
+
+
+def active_sessions(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("s5rf_active_sessions{"))
+
+
 PARSE_NPY = """async ([b64, sensor]) => {
   const {makeRecording, parseNpy} = await import('/static/recording.js');
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
