@@ -89,10 +89,11 @@ class Redis:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     dir: Path | None = None
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     @classmethod
     def start(cls, workdir: Path, port: int | None = None) -> Redis:
@@ -261,7 +262,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/s5rf-topology"))
     args = parser.parse_args()
     host, _, port = args.redis.partition(":")
-    redis = (Redis(int(port)) if redis_answers(host, int(port))
+    redis = (Redis(int(port), host=host) if redis_answers(host, int(port))
              else Redis.start(args.workdir / "redis"))
     try:
         with topology(args.checkpoints, args.workdir, redis, args.replicas) as top:
