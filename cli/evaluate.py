@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.progress import progress_bar, tracker
     from cli.provenance import git_commit, machine
     from model import checkpoint
-    from model.batching import load_binned
+    from model.batching import load_binned, select
     from model.datasets import open_dataset
     from model.evaluation import evaluate
     from model.plots import plot_confusion, plot_early_accuracy
@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        with progress_bar() as bar:
-            data = load_binned(ds, spec, args.filter,
-                               progress=tracker(bar, f"binning {ds.path}"))
-    except ValueError as e:  # a filter that is malformed or names no recording's value
+        select(ds, args.filter)
+    except ValueError as e:  # malformed, or names no recording's field or value
         print(f"error: --filter: {e}", file=sys.stderr)
         return 2
+    with progress_bar() as bar:
+        data = load_binned(ds, spec, args.filter, progress=tracker(bar, f"binning {ds.path}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
     metrics["commit"] = git_commit()

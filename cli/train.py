@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from model import checkpoint
     from model.augment import EventAugment
-    from model.batching import load_binned
+    from model.batching import load_binned, select
     from model.datasets import open_dataset
     from model.plots import plot_training
     from model.spec import PRESETS
@@ -79,14 +79,17 @@ def run(args: argparse.Namespace) -> int:
     spec = _input_spec(args, train_ds)
     cfg, tc = _configs(args, spec.features, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
+    selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
     try:
-        with progress_bar() as bar:
-            train_set, test_set = (
-                load_binned(ds, spec, where, max_bins, tracker(bar, f"binning {ds.path}"))
-                for ds, where in ((train_ds, args.train_filter), (test_ds, args.test_filter)))
-    except ValueError as e:  # a filter that is malformed or names no recording's value
+        for ds, where in selections:
+            select(ds, where)
+    except ValueError as e:  # malformed, or names no recording's field or value
         print(f"s5rf train: {e}", file=sys.stderr)
         return 2
+    with progress_bar() as bar:
+        train_set, test_set = (
+            load_binned(ds, spec, where, max_bins, tracker(bar, f"binning {ds.path}"))
+            for ds, where in selections)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
           file=sys.stderr)

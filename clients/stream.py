@@ -131,6 +131,8 @@ class AsyncStream:
                             self._delays = None  # progress: a later drop starts a new budget
                             yield result
                     elif pull is not None and pull.done():
+                        if pull.exception() is not None:
+                            break  # raised below, outside the reconnecting handler
                         batch, pull = pull.result(), None
                         if batch is _END:
                             exhausted = True
@@ -149,6 +151,8 @@ class AsyncStream:
                     resend = True
                     if lost is not None:
                         yield lost
+            assert pull is not None
+            pull.result()  # the caller's source failed: its own error, not a dropped connection
         finally:
             _discard(reply)
             _discard(pull)

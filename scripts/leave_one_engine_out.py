@@ -9,9 +9,10 @@ matrix; the test split is used whole).
 
 An engine with held-out test voices is tested on them (test.h5); an engine that only has
 training voices (festival-hts and FreeTTS have one speaker each) is tested on all of its
-recordings (train.h5), which the model trained without it never saw. Babble noise is words of
-espeak-ng voices, so leaving out either espeak-ng engine also leaves out the recordings with
-babble.
+recordings (train.h5), which the model trained without it never saw. The network without an
+engine also trains without that engine's speakers under other names (FreeTTS's speaker is
+festival's kal_diphone) and, for an espeak-ng engine, without babble noise, which is
+espeak-ng voices speaking.
 """
 
 from __future__ import annotations
@@ -31,19 +32,36 @@ from model import speech_data
 from model.datasets import open_dataset
 
 
+def train_filter(engine: str, voices: set[str]) -> str:
+    """What a network that never heard ``engine`` trains on: no recording of it, of its
+    speakers under another engine's name (``SAME_SPEAKER``), or, for an espeak-ng engine,
+    with babble noise (espeak-ng voices speaking). ``voices``: the training file's voice ids."""
+    rules = [f"engine!={engine}"]
+    for same in speech_data.SAME_SPEAKER:
+        if any(v.startswith(f"{engine}/") for v in same):
+            rules += [f"voice!={v.split('/', 1)[1]}" for v in sorted(same & voices)
+                      if not v.startswith(f"{engine}/")]
+    if engine.startswith("espeak-ng"):
+        rules.append("noise!=babble")
+    return ",".join(rules)
+
+
 def run(data: Path, out: Path, epochs: int, extra: list[str]) -> dict[str, dict[str, object]]:
-    train_engines = sorted(set(open_dataset(data / "train.h5").extra("engine")))
+    with open_dataset(data / "train.h5") as train:
+        pairs = zip(train.extra("engine"), train.extra("voice"), strict=True)
+        voices = {f"{engine}/{voice}" for engine, voice in pairs}
+    train_engines = sorted({v.split("/", 1)[0] for v in voices})
     test_engines = set(open_dataset(data / "test.h5").extra("engine"))
     results: dict[str, dict[str, object]] = {}
     for engine in train_engines:
         run_dir = out / engine
-        train_filter = f"engine!={engine}"
-        if engine.startswith("espeak-ng"):  # babble noise is espeak-ng's voices speaking
-            train_filter += ",noise!=babble"
-        s5rf(["train", "--data", str(data / "train.h5"), "--test", str(data / "test.h5"),
-              "--out", str(run_dir), "--epochs", str(epochs), "--train-filter", train_filter,
-              "--test-filter", f"engine=={engine}" if engine in test_engines
-              else f"engine!={engine}", *extra])
+        # an engine without test voices is tested on its training recordings, below
+        tested = ["--test-filter", f"engine=={engine}"] if engine in test_engines else []
+        code = s5rf(["train", "--data", str(data / "train.h5"), "--test", str(data / "test.h5"),
+                     "--out", str(run_dir), "--epochs", str(epochs),
+                     "--train-filter", train_filter(engine, voices), *tested, *extra])
+        if code:
+            raise SystemExit(f"s5rf train without {engine} failed ({code})")
         held_out = data / ("test.h5" if engine in test_engines else "train.h5")
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):

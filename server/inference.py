@@ -113,12 +113,25 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
                    "at once (S5RF_MAX_CONCURRENT_INFER); retry later", settings.retry_after_s)
     binner, totals, log_probs = fresh_stream(model, origin_us(opts.t0_us))
     bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
-    try:
-        # A big recording is binned in a thread, so streaming sessions are not held up.
-        fed = await asyncio.to_thread(bin_all) if len(events) > OFFLOAD_EVENTS else bin_all()
-    except BaseException:
-        model.infer_slots.give(slot)
-        raise
+    if len(events) <= OFFLOAD_EVENTS:
+        try:
+            fed = bin_all()
+        except BaseException:
+            model.infer_slots.give(slot)
+            raise
+    else:  # a big recording is binned in a thread, so streaming sessions are not held up
+        binning = asyncio.ensure_future(asyncio.to_thread(bin_all))
+        try:
+            fed = await asyncio.shield(binning)
+        except BaseException:  # refused, or the caller left: the slot is free once the thread is
+
+            def release(done: asyncio.Future[BinnerResult]) -> None:
+                model.infer_slots.give(slot)
+                if not done.cancelled():
+                    done.exception()  # retrieved: no one else awaits it now
+
+            binning.add_done_callback(release)
+            raise
     task = asyncio.ensure_future(_infer_on_slot(model, batcher, slot, fed, binner, totals,
                                                 log_probs, opts.include_spikes))
     outcome = await asyncio.shield(task)

@@ -119,8 +119,11 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
         else:
             raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
     except ApiError as exc:
-        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT}.get(exc.status)
-        raise (StreamClosed(code, exc.detail) if code else _busy(runtime, exc.detail)) from exc
+        if exc.status == 503:  # a cap reached, or the shared store down: retry later
+            raise _busy(runtime, exc.detail) from exc
+        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT,
+                422: CLOSE_BAD_OPEN}.get(exc.status, CLOSE_INTERNAL)
+        raise StreamClosed(code, exc.detail) from exc
     info = session_info(session, runtime.settings.session_ttl_s)
     resumed = opened.session is not None
     # A resuming client may have lost the answer to its last applied frame with the connection.

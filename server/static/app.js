@@ -147,7 +147,7 @@ function truthText(decision) {
 }
 
 function togglePlay() {
-  if (!recording) return;
+  if (!recording || ui.play.disabled) return;  // Space too: nothing plays while a model loads
   if (!player || player.done) {
     buildViews();
     player = new Player(recording.rec, model, { result, tick, end, error });

@@ -4,10 +4,12 @@ final probabilities equal an uninterrupted run's."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import numpy as np
 import pytest
+import websockets
 
 from clients import AsyncClient, Batch, Client, EventsResult, Retry, wire
 from tests.clients.proxy import Proxy
@@ -155,17 +157,50 @@ def test_a_seq_another_writer_used_is_refused_not_taken_as_acknowledged(
     asyncio.run(run())
 
 
-def test_reconnects_share_one_retry_budget_that_a_result_renews() -> None:
-    from clients import ConnectionLost
-    from clients.stream import AsyncStream
+def test_a_server_that_drops_every_frame_is_not_retried_for_ever(live_url: str) -> None:
+    """Each connection opens fine and drops at the first frame: the drops spend one retry
+    budget (a result would renew it), so the stream ends with ConnectionLost."""
+    from websockets.asyncio.server import serve
 
-    client = AsyncClient("http://127.0.0.1:9", retry=Retry(attempts=2, base_s=0.001))
-    stream = AsyncStream(client, model=COCHLEA, session=None, t0_us=0, late=None,
-                         include_spikes=False, top_k=5, window=8)
-    drop = OSError("connection reset")
-    stream._next_delay(drop)
-    stream._next_delay(drop)
-    with pytest.raises(ConnectionLost, match="after 2 retries"):
-        stream._next_delay(drop)  # every drop and failed reconnect spends the same budget
-    stream._delays = None  # what a result does
-    assert stream._next_delay(drop) >= 0
+    from clients import ConnectionLost
+
+    async def run() -> int:
+        async with websockets.connect(live_url.replace("http", "ws") + "/v1/stream") as ws:
+            await ws.send(json.dumps({"model": COCHLEA}))
+            opened = await ws.recv()  # a real "opened", replayed by the flaky server
+        connections = 0
+
+        async def flaky(ws: Any) -> None:
+            nonlocal connections
+            connections += 1
+            await ws.recv()
+            await ws.send(opened)
+            await ws.recv()
+            await ws.close(1011, "internal error")
+
+        async with serve(flaky, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            retry = Retry(attempts=3, base_s=0.001)
+            async with AsyncClient(f"http://127.0.0.1:{port}", retry=retry) as client, \
+                    client.stream(COCHLEA) as stream:
+                with pytest.raises(ConnectionLost, match="after 3 retries"):
+                    async for _ in stream.run([cochlea_recording(seed=57)]):
+                        pass
+        return connections
+
+    assert asyncio.run(asyncio.wait_for(run(), 30)) == 4  # the first and three retries
+
+
+def test_an_error_of_the_callers_source_is_raised_as_it_is(live_url: str) -> None:
+    async def sensor() -> Any:
+        yield cochlea_recording(seed=58)
+        raise TimeoutError("the sensor stopped answering")
+
+    async def run() -> int:
+        async with AsyncClient(live_url) as client, client.stream(COCHLEA) as stream:
+            with pytest.raises(TimeoutError, match="the sensor stopped answering"):
+                async for _ in stream.run(sensor()):
+                    pass
+            return stream.reconnects
+
+    assert asyncio.run(run()) == 0  # not taken for a dropped connection

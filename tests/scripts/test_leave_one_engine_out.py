@@ -32,3 +32,15 @@ def test_first_recordings_keeps_the_first_training_recordings_and_the_whole_test
     with open_dataset(full / "test.h5") as a, open_dataset(part / "test.h5") as b:
         assert len(a) == len(b) == 2
     assert json.loads((part / "recipe.json").read_text())["n_train"] == 4
+
+
+def test_a_left_out_engine_takes_its_speakers_and_babble_out_of_training_too() -> None:
+    from scripts.leave_one_engine_out import train_filter
+
+    voices = {"freetts/kevin", "freetts/kevin16", "festival-diphone/kal_diphone",
+              "festival-diphone/pc_diphone", "espeak-ng/m1", "festival-hts/slt"}
+    assert train_filter("freetts", voices) == "engine!=freetts,voice!=kal_diphone"
+    assert train_filter("festival-diphone", voices) == \
+        "engine!=festival-diphone,voice!=kevin,voice!=kevin16"
+    assert train_filter("espeak-ng", voices) == "engine!=espeak-ng,noise!=babble"
+    assert train_filter("festival-hts", voices) == "engine!=festival-hts"

@@ -203,8 +203,10 @@ def test_infer_calls_have_their_own_per_model_cap(make_client: Any) -> None:
                        json=columns(dvs_recording(seed=16))).status_code == 200
     for slot in running[1:]:  # one slot free: a refused recording must give it back
         model.infer_slots.give(slot)
+    big_bad = {"t": [*range(60_000), 10**15], "channel": [1] * 60_001}  # binned in a thread
     for _ in range(runtime.settings.max_concurrent_infer + 1):
         assert client.post(f"/v1/models/{COCHLEA}/infer", json=bad).status_code == 422
+        assert client.post(f"/v1/models/{COCHLEA}/infer", json=big_bad).status_code == 422
     assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
     model.infer_slots.give(running[0])
     assert client.post(f"/v1/models/{COCHLEA}/infer", json=body).status_code == 200
