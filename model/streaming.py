@@ -119,17 +119,20 @@ class Engine:
         log_probs = np.zeros((n, C), np.float32)
         counts = np.zeros((n, L), np.int64)
         spikes = [np.zeros((n, t_len, P), bool) for P in self.cfg.neurons] if with_spikes else None
-        for lo in range(0, n, s_max):
-            rows = slice(lo, min(n, lo + s_max))
-            for t_lo in range(0, max(t_len, 1), t_max):
-                t_hi = min(max(t_len, 1), t_lo + t_max)
-                out = self._call(slots[rows], [c[t_lo:t_hi] for c in chunks[rows]],
-                                 t_hi - t_lo, with_spikes)
-                log_probs[rows] = out.log_probs
+        for t_lo in range(0, max(t_len, 1), t_max):
+            # Only the rows whose chunk reaches this piece: a long /infer recording batched
+            # with streaming sessions' short chunks must not drag them through every piece.
+            active = [i for i, c in enumerate(chunks) if t_lo == 0 or len(c) > t_lo]
+            for lo in range(0, len(active), s_max):
+                rows = active[lo : lo + s_max]
+                pieces = [chunks[i][t_lo : t_lo + t_max] for i in rows]
+                T = max(len(p) for p in pieces)
+                out = self._call([slots[i] for i in rows], pieces, T, with_spikes)
+                log_probs[rows] = out.log_probs  # a row's last piece leaves its final output
                 counts[rows] += out.spike_counts
                 if spikes is not None and out.spikes is not None:
                     for layer, raster in zip(spikes, out.spikes, strict=True):
-                        layer[rows, t_lo:t_hi] = raster
+                        layer[rows, t_lo : t_lo + T] = raster
         return ChunkResult(log_probs, counts, tuple(spikes) if spikes else None)
 
     def _rows_per_call(self, Tb: int) -> int:

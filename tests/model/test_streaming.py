@@ -91,3 +91,26 @@ def test_rasters_match_counts(engine):
     assert out.spikes is not None
     np.testing.assert_array_equal([s.sum() for s in out.spikes], out.spike_counts[0])
     assert out.spike_counts.sum() > 0
+
+
+def test_a_long_chunk_batched_with_short_ones_steps_only_itself_past_them(engine, monkeypatch):
+    """An /infer recording (many bins) and streaming chunks (a bin or two) in one step: the
+    same outputs as stepping each alone, and after the first piece only the long row runs."""
+    slots, chunks = [1, 2, 3], [recording(7, 30), recording(8, 1), recording(9, 2)]
+    alone = []
+    for slot, chunk in zip(slots, chunks, strict=True):
+        engine.reset(slot)
+        alone.append(engine.step([slot], [chunk], with_spikes=True))
+    for slot in slots:
+        engine.reset(slot)
+    calls = []
+    call = engine._call
+    monkeypatch.setattr(engine, "_call", lambda s, *a: calls.append(list(s)) or call(s, *a))
+    together = engine.step(slots, chunks, with_spikes=True)
+    assert calls == [[1, 2, 3], [1], [1], [1]]  # 30 bins: pieces of 8, the last of 6
+    for i, one in enumerate(alone):
+        np.testing.assert_allclose(together.log_probs[i], one.log_probs[0], atol=1e-6)
+        np.testing.assert_array_equal(together.spike_counts[i], one.spike_counts[0])
+        assert together.spikes is not None and one.spikes is not None
+        for layer, own in zip(together.spikes, one.spikes, strict=True):
+            np.testing.assert_array_equal(layer[i, : len(chunks[i])], own[0])
