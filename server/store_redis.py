@@ -3,7 +3,9 @@
 Key ``{prefix}session:{id}`` holds ``version``, ``model``, ``token``, ``snapshot`` and ``ack``.
 The Lua script compares the stored version with the writer's and replaces the whole hash and its TTL
 in one step, so a record is never half-written and two replicas never both advance a session
-from the same version. One round trip per write.
+from the same version. One round trip per write. A write whose record is already stored
+succeeds again: the client resends a script whose reply a broken connection lost, and that
+write must not read as another replica's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from server.store import StaleVersion, StoredSession, StoreUnavailable
 
 _CHECK_AND_SET = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if current == tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'snapshot') == ARGV[4]
+        and redis.call('HGET', KEYS[1], 'ack') == ARGV[5] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    return 1
+end
 if current ~= tonumber(ARGV[1]) - 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'model', ARGV[2], 'token', ARGV[3],

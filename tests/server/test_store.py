@@ -185,6 +185,22 @@ def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
     assert any(isinstance(o, StaleVersion) for o in outcomes)
 
 
+def test_a_write_resent_after_its_reply_was_lost_is_not_taken_for_a_rival(
+        redis_server: Redis, prefix: str) -> None:
+    async def resend() -> None:
+        store = RedisStore(redis_server.url, prefix, ttl_s=60)
+        ours = StoredSession(version=1, model=COCHLEA, token_sha256="t", snapshot=b"v1",
+                             ack=b"r1")
+        await store.save("s", ours)
+        await store.save("s", ours)  # the same script again, as redis-py resends it
+        with pytest.raises(StaleVersion):  # the same version with other contents is a rival's
+            await store.save("s", StoredSession(version=1, model=COCHLEA, token_sha256="t",
+                                                snapshot=b"other", ack=b"r1"))
+        await store.close()
+
+    asyncio.run(resend())
+
+
 def test_connections_redis_closed_are_reopened_not_reported_as_an_outage(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     """What a Redis restart leaves behind: every pooled connection closed by the server."""
