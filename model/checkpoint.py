@@ -63,7 +63,7 @@ def save(path: str | Path, card: ModelCard, params: Params) -> ModelCard:
     blob = serialization.to_bytes(jax.tree_util.tree_map(np.asarray, params))
     card = card.model_copy(update={"params_sha256": hashlib.sha256(blob).hexdigest()})
     (path / PARAMS_FILE).write_bytes(blob)
-    (path / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
+    _write_card(path, card)
     return card
 
 
@@ -72,8 +72,12 @@ def record_metrics(path: str | Path, key: str, metrics: dict[str, Any]) -> Model
     their checksum stay as they are."""
     card = read_card(path)
     card = card.model_copy(update={"metrics": {**card.metrics, key: metrics}})
-    (Path(path) / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
+    _write_card(Path(path), card)
     return card
+
+
+def _write_card(path: Path, card: ModelCard) -> None:
+    (path / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
 
 
 def read_card(path: str | Path) -> ModelCard:

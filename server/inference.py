@@ -113,30 +113,30 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
                    "at once (S5RF_MAX_CONCURRENT_INFER); retry later", settings.retry_after_s)
     binner, totals, log_probs = fresh_stream(model, origin_us(opts.t0_us))
     bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
-    if len(events) <= OFFLOAD_EVENTS:
-        try:
-            fed = bin_all()
-        except BaseException:
-            model.infer_slots.give(slot)
-            raise
-    else:  # a big recording is binned in a thread, so streaming sessions are not held up
-        binning = asyncio.ensure_future(asyncio.to_thread(bin_all))
-        try:
+    binning: asyncio.Future[BinnerResult] | None = None
+    try:
+        if len(events) > OFFLOAD_EVENTS:  # in a thread, so streaming sessions are not held up
+            binning = asyncio.ensure_future(asyncio.to_thread(bin_all))
             fed = await asyncio.shield(binning)
-        except BaseException:  # refused, or the caller left: the slot is free once the thread is
-
-            def release(done: asyncio.Future[BinnerResult]) -> None:
-                model.infer_slots.give(slot)
-                if not done.cancelled():
-                    done.exception()  # retrieved: no one else awaits it now
-
-            binning.add_done_callback(release)
-            raise
+        else:
+            fed = bin_all()
+    except BaseException:  # refused, or the caller left: the slot is free once binning is
+        if binning is None:
+            model.infer_slots.give(slot)
+        else:
+            binning.add_done_callback(functools.partial(_release_slot, model, slot))
+        raise
     task = asyncio.ensure_future(_infer_on_slot(model, batcher, slot, fed, binner, totals,
                                                 log_probs, opts.include_spikes))
     outcome = await asyncio.shield(task)
     _count(metrics, model, outcome)
     return build_result(model, outcome, None, None, opts.top_k, start)
+
+
+def _release_slot(model: LoadedModel, slot: int, binning: asyncio.Future[BinnerResult]) -> None:
+    model.infer_slots.give(slot)
+    if not binning.cancelled():
+        binning.exception()  # retrieved: no one awaits it any more
 
 
 async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerResult,
