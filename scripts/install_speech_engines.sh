@@ -13,7 +13,13 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 apt-get update -qq
-if apt-cache policy "${missing[@]}" | grep -q 'Candidate: (none)'; then
+# A package apt has no version of (madison prints nothing) lives in contrib or non-free. Not a
+# `apt-cache policy | grep -q` pipe: under pipefail, grep's early exit fails the pipeline.
+unavailable=false
+for pkg in "${missing[@]}"; do
+    [ -n "$(apt-cache madison "$pkg")" ] || unavailable=true
+done
+if $unavailable; then
     . /etc/os-release
     mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
              | grep -E '^[[:space:]]*(URIs:|deb )' | grep -oE 'https?://[^[:space:]]+' \
