@@ -4,6 +4,7 @@ SHD's labels and keys, and recordings that depend only on the seed."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import shutil
 import subprocess
@@ -75,6 +76,41 @@ def test_test_voices_are_never_training_voices(voices) -> None:
 def test_one_speaker_under_several_names_stays_in_one_split() -> None:
     for names in sd.SAME_SPEAKER:
         assert len({name in sd.TEST_VOICES for name in names}) == 1, names
+
+
+# Variant-file settings that make no other speaker: drawn per utterance (pitch, speed and
+# espeak-ng's fast_test2), added by the room (echo), the voice source (klatt, flutter), labels.
+NOT_VOCAL_TRACT = {"name", "language", "gender", "pitch", "speed", "fast_test2", "echo",
+                   "klatt", "flutter"}
+
+
+def _vocal_tract(variant: Path) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """An espeak-ng variant's settings by slot (a keyword; a formant with its number)."""
+    settings = {}
+    for line in variant.read_text(errors="ignore").lower().splitlines():
+        words = line.split("//")[0].split()
+        if not words or words[0].startswith("#") or words[0] in NOT_VOCAL_TRACT:
+            continue
+        slot = tuple(words[:2]) if words[0] == "formant" else (words[0],)
+        settings[slot] = tuple(words[len(slot):])
+    return settings
+
+
+def test_espeak_variants_one_setting_apart_are_one_speaker(voices) -> None:
+    # Chained: a variant near a near-duplicate is the same speaker too, and variants that
+    # change nothing of the vocal tract join the default voice (None).
+    ids = {v.name: v.id for v in voices if v.engine.startswith("espeak-ng")}
+    tracts = {v: _vocal_tract(speech_synth._espeak_variant_dir() / n) for n, v in ids.items()}
+    tracts[None] = {}
+    speaker = {v: {v} for v in tracts}
+    for a, b in itertools.combinations(tracts, 2):
+        if sum(tracts[a].get(k) != tracts[b].get(k) for k in {*tracts[a], *tracts[b]}) <= 1:
+            merged = speaker[a] | speaker[b]
+            speaker.update(dict.fromkeys(merged, merged))
+    listed = {name: group for group in sd.SAME_SPEAKER for name in group}
+    for group in {frozenset(g - {None}) for g in speaker.values()}:
+        if len(group) > 1:
+            assert group <= listed.get(next(iter(group)), set()), sorted(group)
 
 
 def test_a_newly_installed_voice_trains_and_moves_no_other_voice(voices) -> None:
