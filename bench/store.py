@@ -136,7 +136,8 @@ def store_parts(args: argparse.Namespace) -> list[tuple[str, float]]:
     blob = encode(snap)
 
     async def saves(n: int) -> float:
-        store = RedisStore(args.redis, f"s5rf-bench-{uuid.uuid4().hex[:8]}:", ttl_s=60)
+        store = RedisStore(args.redis, f"s5rf-bench-{uuid.uuid4().hex[:8]}:", ttl_s=60,
+                           timeout_s=2.0)
         start = time.perf_counter()
         for v in range(1, n + 1):
             await store.save("parts", StoredSession(v, args.model, "token", blob))

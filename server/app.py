@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         batchers = {m.name: Batcher(m, settings.batch_max_wait_ms / 1e3, metrics)
                     for m in models}
         shared = open_store(settings.session_store, settings.session_store_prefix,
-                            settings.session_ttl_s)
+                            settings.session_ttl_s, settings.session_store_timeout_s)
         runtime = Runtime(settings=settings, registry=models, metrics=metrics,
                           batchers=batchers,
                           sessions=SessionManager(settings, batchers, metrics, shared=shared))

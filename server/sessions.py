@@ -32,7 +32,14 @@ from server.metrics import Metrics
 from server.registry import LoadedModel
 from server.settings import Settings
 from server.state_codec import SessionSnapshot, SnapshotError, Totals, decode, encode
-from server.store import StaleVersion, StateStore, StoredSession, StoreUnavailable, token_digest
+from server.store import (
+    StaleVersion,
+    StateStore,
+    StoredSession,
+    StoreUnavailable,
+    UnconfirmedWrite,
+    token_digest,
+)
 
 log = logging.getLogger("s5rf.server")
 
@@ -353,6 +360,12 @@ class SessionManager:
     def _store_errors(self) -> Iterator[None]:
         try:
             yield
+        except UnconfirmedWrite as exc:
+            log.warning("store_unconfirmed", extra={"fields": {"error": str(exc)}})
+            raise busy("the session store did not confirm saving this change, so it may or may "
+                       "not have been applied: resend a batch with the same seq (one already "
+                       "applied is answered 409 with its result); without a seq, read the "
+                       "session first", self.settings.retry_after_s) from exc
         except StoreUnavailable as exc:
             log.warning("store_unavailable", extra={"fields": {"error": str(exc)}})
             raise busy("the session store is unavailable; nothing was changed, retry later",

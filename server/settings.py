@@ -63,6 +63,9 @@ class Settings(BaseSettings):
                     "every replica, e.g. redis://redis:6379/0.")
     session_store_prefix: str = Field(default="s5rf:",
                                       description="Prefix of every key in the shared store.")
+    session_store_timeout_s: float = Field(
+        default=2.0, gt=0, description="How long one shared-store command may take before the "
+                                       "request is answered 503 (a write is sent twice first).")
 
     @field_validator("session_buckets", "bin_buckets")
     @classmethod

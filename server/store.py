@@ -18,6 +18,10 @@ class StoreUnavailable(Exception):
     """The store cannot be reached; the request may succeed later."""
 
 
+class UnconfirmedWrite(StoreUnavailable):
+    """A write the store did not confirm: it may have been stored or not."""
+
+
 class StaleVersion(Exception):
     """The record changed since it was read (another replica advanced the session)."""
 
@@ -55,7 +59,8 @@ class StateStore(Protocol):
 
     async def save(self, session_id: str, record: StoredSession) -> None:
         """Write ``record`` if the stored version is ``record.version - 1`` (0: no record),
-        else raise ``StaleVersion``; the record expires after the TTL unless saved again."""
+        else raise ``StaleVersion``; the record expires after the TTL unless saved again.
+        Raises ``UnconfirmedWrite`` when the store may or may not have written it."""
         ...
 
     async def delete(self, session_id: str) -> None: ...
@@ -63,10 +68,10 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(url: str, prefix: str, ttl_s: float) -> StateStore | None:
+def open_store(url: str, prefix: str, ttl_s: float, timeout_s: float) -> StateStore | None:
     """The shared store named by ``S5RF_SESSION_STORE``: None for ``memory``."""
     if url == "memory":
         return None
     from server.store_redis import RedisStore
 
-    return RedisStore(url, prefix, ttl_s)
+    return RedisStore(url, prefix, ttl_s, timeout_s)

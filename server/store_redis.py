@@ -4,8 +4,8 @@ Key ``{prefix}session:{id}`` holds ``version``, ``model``, ``token``, ``snapshot
 The Lua script compares the stored version with the writer's and replaces the whole hash and its TTL
 in one step, so a record is never half-written and two replicas never both advance a session
 from the same version. One round trip per write. A write whose record is already stored
-succeeds again: the client resends a script whose reply a broken connection lost, and that
-write must not read as another replica's.
+succeeds again: a script whose reply a broken connection lost or that answered too late is
+sent again (by redis-py, or by ``save``), and that write must not read as another replica's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from server.store import StaleVersion, StoredSession, StoreUnavailable
+from server.store import StaleVersion, StoredSession, StoreUnavailable, UnconfirmedWrite
 
 _CHECK_AND_SET = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -40,13 +40,13 @@ _DOWN = (rx.ConnectionError, rx.TimeoutError, OSError)
 class RedisStore:
     """``StateStore`` on a Redis server (``redis://host:port/db``)."""
 
-    def __init__(self, url: str, prefix: str, ttl_s: float):
+    def __init__(self, url: str, prefix: str, ttl_s: float, timeout_s: float):
         # Short timeouts: a Redis that is down must turn into a prompt 503, not a hung request.
         # One immediate retry on a fresh connection: after a Redis restart every pooled
-        # connection is dead, and each would otherwise fail one request. Timeouts are not
-        # retried (the command may have run, and the client would wait twice as long).
+        # connection is dead, and each would otherwise fail one request. Reads and deletes are
+        # not retried on a timeout (the client would wait twice as long); a write is (save).
         self.client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=1.0, socket_timeout=2.0,
+            url, socket_connect_timeout=min(1.0, timeout_s), socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,)))
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
@@ -78,12 +78,18 @@ class RedisStore:
         return int(value) if value is not None else 0
 
     async def save(self, session_id: str, record: StoredSession) -> None:
+        keys = [self._key(session_id)]
+        args: list[bytes | str | int] = [record.version, record.model, record.token_sha256,
+                                         record.snapshot, record.ack, self.ttl_ms]
         try:
-            saved = await self._cas(keys=[self._key(session_id)], args=[
-                record.version, record.model, record.token_sha256, record.snapshot, record.ack,
-                self.ttl_ms])
+            try:
+                saved = await self._cas(keys=keys, args=args)
+            except rx.TimeoutError:
+                # The script may have run with its reply late. Sent again it settles which:
+                # it accepts the record it already stored and writes one it did not.
+                saved = await self._cas(keys=keys, args=args)
         except _DOWN as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+            raise UnconfirmedWrite(f"Redis: {exc}") from exc
         if not saved:
             raise StaleVersion(session_id)
 

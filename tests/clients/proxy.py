@@ -2,7 +2,9 @@
 
 ``cut()`` aborts every open connection (both directions, mid-stream). ``swallow(n)`` lets the
 next ``n`` server->client transmissions vanish with their connection: the request reached
-the server and was applied, but the client never hears back. ``request_lines`` holds the
+the server and was applied, but the client never hears back. ``hold(n, s, marker)`` delivers
+the answers to the next ``n`` requests that contain ``marker`` ``s`` seconds late: the request
+was applied, and its answer comes after the client stopped waiting. ``request_lines`` holds the
 first line of each connection's first request, as a load balancer would route it.
 """
 
@@ -19,6 +21,7 @@ class Proxy:
         self.connections = 0
         self.request_lines: list[str] = []
         self._swallow = 0
+        self._hold: tuple[int, float, bytes] = (0, 0.0, b"")
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
@@ -46,6 +49,10 @@ class Proxy:
         """Drop the next ``n`` server->client transmissions, aborting their connections."""
         self._loop.call_soon_threadsafe(setattr, self, "_swallow", n)
 
+    def hold(self, n: int, seconds: float, marker: bytes = b"") -> None:
+        """Answer the next ``n`` requests containing ``marker`` ``seconds`` late."""
+        self._loop.call_soon_threadsafe(setattr, self, "_hold", (n, seconds, marker))
+
     def _abort_all(self) -> None:
         for writer in list(self._writers):
             writer.transport.abort()
@@ -57,6 +64,7 @@ class Proxy:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         pair = {client_w, server_w}
         self._writers |= pair
+        late: list[float] = []  # delays owed to this connection's next answers
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
                        downstream: bool) -> None:
@@ -71,6 +79,12 @@ class Proxy:
                         for w in pair:
                             w.transport.abort()
                         return
+                    n, seconds, marker = self._hold
+                    if not downstream and n > 0 and marker in data:
+                        self._hold = (n - 1, seconds, marker)
+                        late.append(seconds)
+                    if downstream and late:
+                        await asyncio.sleep(late.pop(0))
                     dst.write(data)
                     await dst.drain()
             for w in pair:

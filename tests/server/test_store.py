@@ -1,7 +1,8 @@
 """Shared session store (Redis): two apps act as two replicas of one server.
 
 Any replica serves any session with the same results as one; a stale copy is reloaded, never
-merged; a retried batch that landed is answered with its first result, not applied twice;
+merged; a retried batch that landed is answered with its first result, not applied twice,
+also when the store's answer came too late;
 an evicted copy in use is reloaded; records expire; the state export of one server continues
 on another.
 """
@@ -26,8 +27,9 @@ from scripts.topology import Redis, redis_answers
 from server.inference import process_chunk
 from server.runtime import Runtime
 from server.schemas import ChunkOptions
-from server.store import StaleVersion, StoredSession
+from server.store import StaleVersion, StoredSession, UnconfirmedWrite
 from server.store_redis import RedisStore
+from tests.clients.proxy import Proxy
 from tests.server.conftest import COCHLEA, DVS, ClientFactory, cochlea_recording, columns
 from tests.server.test_errors import state_of
 
@@ -167,7 +169,7 @@ def test_a_websocket_resume_reports_the_stores_seq_not_a_stale_copys(
 def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
                                                        prefix: str) -> None:
     async def race() -> list[BaseException | None]:
-        store = RedisStore(redis_server.url, prefix, ttl_s=60)
+        store = RedisStore(redis_server.url, prefix, ttl_s=60, timeout_s=2.0)
         base = StoredSession(version=1, model=COCHLEA, token_sha256="t", snapshot=b"v1")
         await store.save("s", base)
         writes = [StoredSession(version=2, model=COCHLEA, token_sha256="t", snapshot=s)
@@ -188,7 +190,7 @@ def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
 def test_a_write_resent_after_its_reply_was_lost_is_not_taken_for_a_rival(
         redis_server: Redis, prefix: str) -> None:
     async def resend() -> None:
-        store = RedisStore(redis_server.url, prefix, ttl_s=60)
+        store = RedisStore(redis_server.url, prefix, ttl_s=60, timeout_s=2.0)
         ours = StoredSession(version=1, model=COCHLEA, token_sha256="t", snapshot=b"v1",
                              ack=b"r1")
         await store.save("s", ours)
@@ -201,6 +203,53 @@ def test_a_write_resent_after_its_reply_was_lost_is_not_taken_for_a_rival(
     asyncio.run(resend())
 
 
+@pytest.fixture
+def slow_redis(redis_server: Redis) -> Iterator[Proxy]:
+    """Redis behind a proxy that can answer late."""
+    proxy = Proxy(redis_server.port)
+    yield proxy
+    proxy.close()
+
+
+def test_a_batch_whose_save_was_not_confirmed_is_resent_and_applied_once(
+        make_client: ClientFactory, slow_redis: Proxy, prefix: str) -> None:
+    replica = make_client(session_store=f"redis://127.0.0.1:{slow_redis.port}",
+                          session_store_prefix=prefix, session_store_timeout_s=0.3)
+    events = cochlea_recording(seed=57)
+    sid, headers = open_on(replica)
+    feed(replica, sid, headers, events[:150], seq=0)
+    slow_redis.hold(2, seconds=1.0, marker=b"EVALSHA")  # stored, but every answer too late
+    body = {**columns(events[150:300]), "seq": 1}
+    r = replica.post(f"/v1/sessions/{sid}/events", json=body, headers=headers)
+    assert r.status_code == 503 and "did not confirm" in r.json()["detail"], r.text
+    resent = replica.post(f"/v1/sessions/{sid}/events", json=body, headers=headers)
+    assert resent.status_code == 409 and resent.json()["applied"]["seq"] == 1, resent.text
+    last = feed(replica, sid, headers, events[300:], seq=2, flush=True)
+    ref_id, ref_headers = open_on(replica)
+    assert_same_stream(last, feed(replica, ref_id, ref_headers, events, flush=True))
+
+
+def test_a_write_whose_reply_came_too_late_is_resent_and_confirmed(
+        redis_server: Redis, prefix: str, slow_redis: Proxy) -> None:
+    proxy = slow_redis
+
+    async def late() -> StoredSession | None:
+        store = RedisStore(f"redis://127.0.0.1:{proxy.port}", prefix, ttl_s=60, timeout_s=0.3)
+        proxy.hold(1, seconds=1.0, marker=b"EVALSHA")
+        await store.save("s", StoredSession(version=1, model=COCHLEA, token_sha256="t",
+                                            snapshot=b"v1"))
+        stored = await store.load("s")
+        proxy.hold(2, seconds=1.0, marker=b"EVALSHA")  # the resend is late too: unknown
+        with pytest.raises(UnconfirmedWrite):
+            await store.save("s", StoredSession(version=2, model=COCHLEA, token_sha256="t",
+                                                snapshot=b"v2"))
+        await store.close()
+        return stored
+
+    stored = asyncio.run(late())
+    assert stored is not None and (stored.version, stored.snapshot) == (1, b"v1")
+
+
 def test_connections_redis_closed_are_reopened_not_reported_as_an_outage(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     """What a Redis restart leaves behind: every pooled connection closed by the server."""
@@ -209,7 +258,7 @@ def test_connections_redis_closed_are_reopened_not_reported_as_an_outage(
     server = Redis.start(tmp_path_factory.mktemp("redis-restart"))
 
     async def run() -> list[StoredSession | None]:
-        store = RedisStore(server.url, "s5rf-test:", ttl_s=60)
+        store = RedisStore(server.url, "s5rf-test:", ttl_s=60, timeout_s=2.0)
         await asyncio.gather(*(  # concurrent writes: several pooled connections
             store.save(f"s{i}", StoredSession(version=1, model=COCHLEA, token_sha256="t",
                                               snapshot=b"v1")) for i in range(4)))
