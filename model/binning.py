@@ -26,13 +26,16 @@ from model.events import EventError, empty_events
 from model.spec import InputSpec
 
 LatePolicy = Literal["reject", "drop"]
+# The latest timestamp (µs, about 146,000 years) and origin accepted: sums of two of them and a
+# bin width stay inside int64, so bin ends never wrap around.
+MAX_T_US = 2**62
 
 
 def validate_events(events: np.ndarray, spec: InputSpec) -> None:
     """Raise EventError unless every event fits the spec's sensor and the batch is sorted.
 
-    Checks, in this order, each naming the first offending index: negative timestamps,
-    coordinates out of range, unsorted timestamps.
+    Checks, in this order, each naming the first offending index: timestamps outside
+    [0, MAX_T_US], coordinates out of range, unsorted timestamps.
     """
     if events.dtype.names is None or not set(events.dtype.names) >= _fields(spec):
         raise EventError(
@@ -41,9 +44,12 @@ def validate_events(events: np.ndarray, spec: InputSpec) -> None:
     if len(events) == 0:
         return
     t = events["t"]
-    negative, unsorted = _time_violations(t)
-    if negative >= 0:
-        raise EventError(f"negative timestamp {t[negative]} at index {negative}")
+    outside, unsorted = _time_violations(t, MAX_T_US)
+    if outside >= 0 and t[outside] < 0:
+        raise EventError(f"negative timestamp {t[outside]} at index {outside}")
+    if outside >= 0:
+        raise EventError(f"timestamp {t[outside]} at index {outside} is past {MAX_T_US} "
+                         "(2**62 us); timestamps are microseconds since the sensor started")
     if spec.sensor == "cochlea":
         _check_range(events["channel"], spec.channels, "channel")
     else:
@@ -61,15 +67,16 @@ def validate_events(events: np.ndarray, spec: InputSpec) -> None:
 # Streamed batches are small (tens to thousands of events): one compiled pass per check
 # instead of several numpy calls, whose fixed cost dominated the server's per-message work.
 @numba.njit(cache=True)
-def _time_violations(t: np.ndarray) -> tuple[int, int]:
-    """First index with t < 0 and first with t[i] < t[i - 1]; -1 where there is none."""
-    negative, unsorted = -1, -1
+def _time_violations(t: np.ndarray, t_max: int) -> tuple[int, int]:
+    """First index with t outside [0, t_max] and first with t[i] < t[i - 1]; -1 where there
+    is none."""
+    outside, unsorted = -1, -1
     for i in range(len(t)):
-        if negative < 0 and t[i] < 0:
-            negative = i
+        if outside < 0 and (t[i] < 0 or t[i] > t_max):
+            outside = i
         if unsorted < 0 and i > 0 and t[i] < t[i - 1]:
             unsorted = i
-    return negative, unsorted
+    return outside, unsorted
 
 
 @numba.njit(cache=True)

@@ -6,11 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from model.binning import LatePolicy
+from model.binning import MAX_T_US, LatePolicy
 from model.spec import InputSpec
 
-MAX_US = 2**62  # keeps every timestamp sum inside int64
-Micros = Annotated[int, Field(ge=0, le=MAX_US)]
+Micros = Annotated[int, Field(ge=0, le=MAX_T_US)]
 T0 = Micros | Literal["first_event"]
 
 
@@ -86,7 +85,7 @@ class ChunkOptions(Strict):
                                  description="Watermark: close every bin ending at or before.")
     flush: bool = Field(default=False, description="Close the bin holding the latest event.")
     include_spikes: bool = Field(default=False, description="Return per-bin spike rasters.")
-    seq: int | None = Field(default=None, ge=0, le=MAX_US,
+    seq: int | None = Field(default=None, ge=0, le=MAX_T_US,
                             description="Client sequence number; must increase (replays 409).")
     top_k: int = Field(default=5, ge=1, le=1000)
 

@@ -58,7 +58,8 @@ def test_unsorted_input_is_rejected_with_the_index():
 
 @pytest.mark.parametrize(
     ("t", "ch", "message"),
-    [([5], [8], "channel 8 at index 0 is out of range"), ([-1], [0], "negative timestamp")],
+    [([5], [8], "channel 8 at index 0 is out of range"), ([-1], [0], "negative timestamp"),
+     ([3, 2**63 - 1], [0, 0], r"timestamp 9223372036854775807 at index 1 is past")],
 )
 def test_invalid_events_are_rejected(t, ch, message):
     with pytest.raises(EventError, match=message):

@@ -49,6 +49,8 @@ BAD: list[tuple[str, dict[str, Any], int, str]] = [
     ("bad query option", {"params": {"top_k": 0}, "content": b"", "headers": RAW}, 422, "top_k"),
     ("late event", {"json": {"t": [10_000], "channel": [1]}}, 422, "already closed"),
     ("time jump", {"json": {"t": [10**15], "channel": [1]}}, 422, "would close"),
+    ("t past 2**62", {"json": {"t": [2**63 - 1], "channel": [1]}}, 422,
+     "timestamp 9223372036854775807 at index 0 is past"),
     ("ragged binary", {"content": b"\x00" * 11, "headers": RAW}, 422,
      "not a whole number of 10-byte cochlea events"),
     ("npy of the wrong dtype", {"content": npy(np.arange(4)),
@@ -134,6 +136,19 @@ def test_unknown_model_is_404_with_the_served_names(client: TestClient) -> None:
     assert COCHLEA in r.json()["detail"] and DVS in r.json()["detail"]
     assert client.get("/v1/models/nope").status_code == 404
     assert client.post("/v1/models/nope/infer", json={}).status_code == 404
+
+
+def test_a_timestamp_near_int64s_end_is_refused_not_binned_forever(client: TestClient) -> None:
+    # With the origin at the first event, no time-jump guard stands before the binning loop,
+    # whose bin ends would wrap around int64 and never pass the event.
+    sid, headers = open_session(client, t0_us="first_event")
+    r = client.post(f"/v1/sessions/{sid}/events", headers=headers,
+                    json={"t": [2**63 - 1], "channel": [0], "flush": True})
+    assert r.status_code == 422 and "is past" in r.json()["detail"], r.text
+    r = client.post(f"/v1/models/{COCHLEA}/infer", params={"t0_us": "first_event"},
+                    json={"t": [2**63 - 1], "channel": [0]})
+    assert r.status_code == 422 and "is past" in r.json()["detail"], r.text
+    assert state_of(client, sid, headers)["bins"] == 0
 
 
 def test_events_before_the_origin_are_refused_as_such(client: TestClient) -> None:
