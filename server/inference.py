@@ -67,8 +67,17 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
             await sessions.refresh(session)
             if opts.seq is not None and opts.seq <= session.seq:
                 raise _already_applied(session, opts.seq)
-            fed = _feed(session.binner, events, model, opts.until_us, opts.flush, session.late,
-                        settings)
+            try:
+                fed = _feed(session.binner, events, model, opts.until_us, opts.flush,
+                            session.late, settings)
+            except ApiError:
+                # A cached copy that another replica moved on refuses what the stored session
+                # takes (a time jump of the bins in between): ask the store before answering.
+                version = session.store_version
+                await sessions.validate(session)
+                if attempt or session.store_version == version:
+                    raise
+                continue
             outcome = await _advance(model, sessions.batchers[model.name], session.slot, fed,
                                      session.binner, session.totals, session.log_probs,
                                      opts.include_spikes)

@@ -135,6 +135,25 @@ def test_retried_batch_that_landed_is_acknowledged_not_applied_again(
     assert_same_stream(last, feed(a, ref_id, ref_headers, events[300:], flush=True))
 
 
+def test_a_copy_far_behind_the_store_takes_what_the_stored_session_takes(
+        make_client: ClientFactory, redis_server: Redis, prefix: str) -> None:
+    settings = {"session_store": redis_server.url, "session_store_prefix": prefix,
+                "max_bins_per_request": 45}  # 1 ms bins: at most 41 a batch
+    a, b = make_client(**settings), make_client(**settings)
+    events = cochlea_recording(seed=58)
+    cuts = [np.flatnonzero(events["t"] >= t)[0] for t in (20_000, 50_000, 80_000, 110_000)]
+    batches = np.split(events, cuts)
+    sid, headers = open_on(a)
+    feed(a, sid, headers, batches[0])
+    for batch in batches[1:-1]:  # a's copy falls 90 bins behind
+        feed(b, sid, headers, batch)
+    last = feed(a, sid, headers, batches[-1], flush=True)  # 110-150 ms: 41 bins from the store
+    ref_id, ref_headers = open_on(b)
+    for batch in batches[:-1]:
+        feed(b, ref_id, ref_headers, batch)
+    assert_same_stream(last, feed(b, ref_id, ref_headers, batches[-1], flush=True))
+
+
 def stale_on_second(a: TestClient, b: TestClient,
                     events: np.ndarray) -> tuple[str, dict[str, str]]:
     """A session fed its first 300 events (seq 0-2) so that ``b``'s cached copy is one version
