@@ -81,15 +81,19 @@ class RedisStore:
         keys = [self._key(session_id)]
         args: list[bytes | str | int] = [record.version, record.model, record.token_sha256,
                                          record.snapshot, record.ack, self.ttl_ms]
+        late = False
         try:
             try:
                 saved = await self._cas(keys=keys, args=args)
             except rx.TimeoutError:
                 # The script may have run with its reply late. Sent again it settles which:
                 # it accepts the record it already stored and writes one it did not.
+                late = True
                 saved = await self._cas(keys=keys, args=args)
         except _DOWN as exc:
             raise UnconfirmedWrite(f"Redis: {exc}") from exc
+        if not saved and late:  # another replica wrote in between: over ours, or instead
+            raise UnconfirmedWrite("Redis: a late write was overtaken by another replica's")
         if not saved:
             raise StaleVersion(session_id)
 

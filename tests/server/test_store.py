@@ -262,6 +262,19 @@ def test_a_write_whose_reply_came_too_late_is_resent_and_confirmed(
         with pytest.raises(UnconfirmedWrite):
             await store.save("s", StoredSession(version=2, model=COCHLEA, token_sha256="t",
                                                 snapshot=b"v2"))
+        # Another replica advanced our late write before its resend: the resend reads as
+        # stale, but ours was stored (and may be built on), so it is no plain conflict
+        rival = RedisStore(redis_server.url, prefix, ttl_s=60, timeout_s=2.0)
+        version = await rival.version("s")
+        proxy.hold(1, seconds=1.0, marker=b"EVALSHA")
+        ours = asyncio.ensure_future(store.save("s", StoredSession(
+            version=version + 1, model=COCHLEA, token_sha256="t", snapshot=b"ours")))
+        await asyncio.sleep(0.1)
+        await rival.save("s", StoredSession(version=version + 2, model=COCHLEA,
+                                            token_sha256="t", snapshot=b"ours, then rival"))
+        with pytest.raises(UnconfirmedWrite):
+            await ours
+        await rival.close()
         await store.close()
         return stored
 
