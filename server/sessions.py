@@ -44,6 +44,16 @@ from server.store import (
 log = logging.getLogger("s5rf.server")
 
 
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """The WebSocket connection streaming into a session (routes/stream.py). A resume on
+    another connection cancels ``reader`` and waits for ``done``, set once every frame it had
+    read is applied, so the position it reports is final."""
+
+    reader: asyncio.Task[None]
+    done: asyncio.Event
+
+
 @dataclasses.dataclass
 class Session:
     """One client's stream on one model. ``log_probs`` float32 (C,) is the latest output.
@@ -69,6 +79,7 @@ class Session:
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    feed: Feed | None = None
 
     def touch(self) -> None:
         self.last_used = time.monotonic()

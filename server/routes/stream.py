@@ -6,7 +6,9 @@ Protocol (docs/api.md): the first text message is a ``StreamOpen``; the server a
 ``result_every`` frames and on flush) or ``{"type": "error", "status", "detail", "frame"}``,
 which changed nothing and keeps the connection open. Fatal problems close the connection with
 a 44xx code mirroring the HTTP status. A reader task moves frames into a bounded queue; when it
-is full the server stops reading, so a fast client is slowed down by TCP, not buffered.
+is full the server stops reading, so a fast client is slowed down by TCP, not buffered. One
+connection streams into a session at a time: a resume stops the previous one's reading and
+waits until it has applied the frames it had read (then closes it with 4409).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from server.inference import process_chunk
 from server.routes.sessions import session_info
 from server.runtime import Runtime
 from server.schemas import ChunkOptions, SessionCreated, StreamOpen, origin_us
-from server.sessions import Session
+from server.sessions import Feed, Session
 
 router = APIRouter(tags=["stream"])
 log = logging.getLogger("s5rf.server")
@@ -109,6 +111,7 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
     try:
         if opened.session is not None:
             session = await runtime.sessions.authorize(opened.session, opened.token)
+            await _take_over(session, runtime)
             # The client drops the frames up to the seq it is told: that must be the
             # shared store's, not a cached copy's that may be behind or never saved.
             async with runtime.sessions.locked(session) as session:
@@ -134,12 +137,27 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
     return session, opened
 
 
+async def _take_over(session: Session, runtime: Runtime) -> None:
+    """Stop the connection still streaming into ``session`` (its peer is usually gone) from
+    reading, and wait until it has applied what it read."""
+    if (feed := session.feed) is None:
+        return
+    feed.reader.cancel()
+    try:
+        await asyncio.wait_for(feed.done.wait(), runtime.settings.ws_open_timeout_s)
+    except TimeoutError as exc:
+        raise _busy(runtime, "the session's previous connection is still applying its "
+                             "frames") from exc
+
+
 async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
                  opened: StreamOpen) -> None:
-    """Apply frames in order until the peer closes; frames already received are applied even
-    if the peer is gone (a resuming client finds them in the session's ``seq``)."""
+    """Apply frames in order until the peer closes or another connection resumes the session;
+    frames already read are applied even if the peer is gone (a resuming client finds them in
+    the session's ``seq``)."""
     queue: asyncio.Queue[Message | None] = asyncio.Queue(runtime.settings.ws_queue_size)
     reader = asyncio.create_task(read_frames(websocket, queue))
+    session.feed = feed = Feed(reader, asyncio.Event())
     connected = True
     # The connection's options, validated once: building a pydantic model per frame is costly.
     opts = ChunkOptions(include_spikes=opened.include_spikes, top_k=opened.top_k)
@@ -148,15 +166,21 @@ async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
         while (message := await queue.get()) is not None:
             reply = await _apply(message, frame, runtime, session, opened, opts)
             frame += 1
-            if reply is None or not connected:
-                continue
-            try:
-                await websocket.send_bytes(orjson.dumps(reply))
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                connected = False
+            if reply is not None and connected:
+                try:
+                    await websocket.send_bytes(orjson.dumps(reply))
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    connected = False
+            if reader.done() and queue.empty():  # stopped with a full queue: no end marker
+                break
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+        if session.feed is feed:
+            session.feed = None
+        feed.done.set()
+    if reader.cancelled() and connected:
+        raise StreamClosed(CLOSE_CONFLICT, "the session was resumed on another connection")
 
 
 async def read_frames(websocket: WebSocket, queue: asyncio.Queue[Message | None]) -> None:
@@ -166,6 +190,10 @@ async def read_frames(websocket: WebSocket, queue: asyncio.Queue[Message | None]
             await queue.put(message)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
+    except asyncio.CancelledError:  # another connection resumed the session
+        with contextlib.suppress(asyncio.QueueFull):  # full: its last frame is the end
+            queue.put_nowait(None)
+        raise
     await queue.put(None)
 
 

@@ -120,6 +120,49 @@ def test_resume_after_a_dropped_connection_continues_the_same_stream(live_url: s
     assert resumed_last["spikes"]["total"] == straight["spikes"]["total"]
 
 
+def test_a_resume_stops_the_connection_still_streaming_and_reports_a_final_position(
+        live_url: str) -> None:
+    events = cochlea_recording(seed=24, n=2000, duration_us=300_000)
+    pieces = np.array_split(events, 20)
+
+    def frame(seq: int) -> str:
+        return orjson.dumps({**columns(pieces[seq]), "seq": seq,
+                             "flush": seq == len(pieces) - 1}).decode()
+
+    async def run() -> tuple[int, list[int], int | None, dict[str, Any]]:
+        async with websockets.connect(ws_url(live_url)) as old:
+            await old.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = await recv(old)
+            for seq in range(len(pieces)):  # the server is still busy with these when ...
+                await old.send(frame(seq))
+            resume = {"session": opened["id"], "token": opened["token"]}
+            headers = {"X-Session-Token": opened["token"]}
+            async with websockets.connect(ws_url(live_url)) as new:  # ... the client resumes
+                await new.send(orjson.dumps(resume).decode())
+                position = (await recv(new))["seq"]
+                async with httpx.AsyncClient(base_url=live_url) as http:
+                    later = []
+                    for _ in range(3):
+                        await asyncio.sleep(0.1)
+                        info = await http.get(f"/v1/sessions/{opened['id']}", headers=headers)
+                        later.append(info.json()["seq"])
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await recv(old)
+                for seq in range(position + 1, len(pieces)):
+                    await new.send(frame(seq))
+                    last = await recv(new)
+        old_code = closed.value.rcvd.code if closed.value.rcvd is not None else None
+        return position, later, old_code, last
+
+    position, later, old_code, last = asyncio.run(run())
+    assert later == [position] * 3  # nothing of the old connection's is applied after it
+    assert old_code == 4409
+    whole = httpx.post(f"{live_url}/v1/models/{COCHLEA}/infer", json=columns(events)).json()
+    np.testing.assert_allclose(last["probabilities"], whole["probabilities"], atol=1e-5)
+    assert last["events"]["total_accepted"] == len(events)
+
+
 def test_the_reader_stops_reading_while_the_frame_queue_is_full() -> None:
     """Backpressure: frames wait in the socket (and so in TCP) while the queue is full."""
 
