@@ -373,10 +373,10 @@ class SessionManager:
             yield
         except UnconfirmedWrite as exc:
             log.warning("store_unconfirmed", extra={"fields": {"error": str(exc)}})
-            raise busy("the session store did not confirm saving this change, so it may or may "
-                       "not have been applied: resend a batch with the same seq (one already "
-                       "applied is answered 409 with its result); without a seq, read the "
-                       "session first", self.settings.retry_after_s) from exc
+            raise busy("the session store is unavailable or did not answer in time, so this "
+                       "change may or may not have been saved: resend a batch with the same seq "
+                       "(one already applied is answered 409 with its result); without a seq, "
+                       "read the session first", self.settings.retry_after_s) from exc
         except StoreUnavailable as exc:
             log.warning("store_unavailable", extra={"fields": {"error": str(exc)}})
             raise busy("the session store is unavailable; nothing was changed, retry later",

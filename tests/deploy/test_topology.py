@@ -141,6 +141,7 @@ def test_redis_outage_is_a_clean_503_and_service_recovers(top: Topology) -> None
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "1"
         assert "session store is unavailable" in r.json()["detail"]
+        assert "resend a batch with the same seq" in r.json()["detail"]  # its save failed
         assert httpx.post(f"{url}/v1/sessions", json={"model": MODEL},
                           timeout=10).status_code == 503
         assert httpx.get(f"{url}/v1/sessions/{sid}", headers=headers,
