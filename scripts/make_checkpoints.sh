@@ -14,8 +14,8 @@ $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
 # Spoken digits: synthesisers -> augmentation -> cochlea (~0.75 s CPU per recording; 66 min for
-# the 11,600 below on 2 cores), then S5-RF (15 min), its checks (2 min) and leave-one-engine-out
-# (5 min).
+# the 11,600 below on 2 cores; 113 min beside tests and a CI run), then S5-RF (15-25 min), its
+# checks (5 min) and leave-one-engine-out (5 runs on 3,000 recordings).
 bash scripts/install_speech_engines.sh  # every engine, or the dataset is another one
 
 # The shipped network heard the first five engines; MBROLA and Pico came later (README).
