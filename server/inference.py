@@ -25,7 +25,7 @@ from server.errors import ApiError, busy
 from server.metrics import Metrics
 from server.registry import LoadedModel
 from server.schemas import ChunkOptions, InferOptions, origin_us
-from server.sessions import Session, SessionManager, fresh_stream
+from server.sessions import Session, SessionManager, fresh_stream, shielded
 from server.settings import Settings
 from server.state_codec import Totals
 from server.store import StaleVersion
@@ -54,8 +54,7 @@ async def process_chunk(session: Session, events: np.ndarray, opts: ChunkOptions
     With a shared store the new state is saved there before the result is returned; a batch
     whose ``seq`` was already applied is refused with 409, carrying the result it got then.
     """
-    task = asyncio.ensure_future(_locked_apply(session, events, opts, sessions))
-    return await asyncio.shield(task)
+    return await shielded(_locked_apply(session, events, opts, sessions))
 
 
 async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions,
@@ -135,9 +134,8 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
         else:
             binning.add_done_callback(functools.partial(_release_slot, model, slot))
         raise
-    task = asyncio.ensure_future(_infer_on_slot(model, batcher, slot, fed, binner, totals,
-                                                log_probs, opts.include_spikes))
-    outcome = await asyncio.shield(task)
+    outcome = await shielded(_infer_on_slot(model, batcher, slot, fed, binner, totals,
+                                            log_probs, opts.include_spikes))
     _count(metrics, model, outcome)
     return build_result(model, outcome, None, None, opts.top_k, start)
 

@@ -19,7 +19,8 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -42,6 +43,14 @@ from server.store import (
 )
 
 log = logging.getLogger("s5rf.server")
+T = TypeVar("T")
+
+
+async def shielded(change: Coroutine[Any, Any, T]) -> T:
+    """Run ``change`` to its end even if the caller is cancelled (a client hanging up): a
+    change cut between the engine's call and the session's bookkeeping would leave the two out
+    of step. The caller still gets its outcome when it is not cancelled."""
+    return await asyncio.shield(asyncio.ensure_future(change))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,15 +209,30 @@ class SessionManager:
         session.t0_us, session.late, session.seq, session.ack = snap.origin, snap.late, \
             snap.seq, ack
 
-    async def import_state(self, session: Session, snap: SessionSnapshot) -> None:
-        """Replace the session's stream by an exported one (hold ``session.lock``); 422 if its
-        arrays do not fit this model's state."""
-        model = session.model
-        await self.validate(session)
-        current = await self.batchers[model.name].call(model.engine.read, session.slot)
-        _check_fits(model, snap, current)
-        await self.replace(session, snap)
-        await self._persist_or_conflict(session)
+    async def import_state(self, session: Session, snap: SessionSnapshot) -> Session:
+        """Replace the session's stream by an exported one; 422 if its arrays do not fit this
+        model's state. Returns the live copy that was changed."""
+
+        async def continue_snapshot(live: Session) -> None:
+            model = live.model
+            await self.validate(live)
+            current = await self.batchers[model.name].call(model.engine.read, live.slot)
+            _check_fits(model, snap, current)
+            await self.replace(live, snap)
+            await self._persist_or_conflict(live)
+
+        return await self._change(session, continue_snapshot)
+
+    async def _change(self, session: Session,
+                      change: Callable[[Session], Awaitable[None]]) -> Session:
+        """Apply ``change`` to a live copy of ``session`` holding its lock, ``shielded``."""
+
+        async def locked_change() -> Session:
+            async with self.locked(session) as live:
+                await change(live)
+                return live
+
+        return await shielded(locked_change())
 
     @contextlib.asynccontextmanager
     async def _new_slot(self, model: LoadedModel) -> AsyncIterator[int]:
@@ -382,14 +406,18 @@ class SessionManager:
             raise busy("the session store is unavailable; nothing was changed, retry later",
                        self.settings.retry_after_s) from exc
 
-    async def reset(self, session: Session) -> None:
-        """Start the stream again from its origin: zero state, empty buffer and counters."""
-        await self.validate(session)
-        await self.batchers[session.model.name].call(session.model.engine.reset, session.slot)
-        session.binner, session.totals, session.log_probs = fresh_stream(session.model,
-                                                                         session.t0_us)
-        session.seq, session.ack = -1, b""
-        await self._persist_or_conflict(session)
+    async def reset(self, session: Session) -> Session:
+        """Start the stream again from its origin: zero state, empty buffer and counters.
+        Returns the live copy that was reset."""
+
+        async def start_again(live: Session) -> None:
+            await self.validate(live)
+            await self.batchers[live.model.name].call(live.model.engine.reset, live.slot)
+            live.binner, live.totals, live.log_probs = fresh_stream(live.model, live.t0_us)
+            live.seq, live.ack = -1, b""
+            await self._persist_or_conflict(live)
+
+        return await self._change(session, start_again)
 
     async def _persist_or_conflict(self, session: Session) -> None:
         try:
@@ -400,10 +428,14 @@ class SessionManager:
 
     async def delete(self, session: Session, reason: str) -> None:
         """Forget the session everywhere: the shared store first, then this process."""
-        if self.shared is not None:
-            with self._store_errors():
-                await self.shared.delete(session.id)
-        self.evict(session, reason)
+
+        async def forget(live: Session) -> None:
+            if self.shared is not None:
+                with self._store_errors():
+                    await self.shared.delete(live.id)
+            self.evict(live, reason)
+
+        await self._change(session, forget)
 
     def evict(self, session: Session, reason: str) -> None:
         """Forget the session in this process and free its slot (the shared store keeps it)."""

@@ -61,16 +61,14 @@ async def get_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
 @router.post("/{session_id}/reset", responses=ERRORS)
 async def reset_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
     """Restart a session's stream from its origin with a zero state."""
-    async with runtime.sessions.locked(session) as session:
-        await runtime.sessions.reset(session)
+    session = await runtime.sessions.reset(session)
     return session_info(session, runtime.settings.session_ttl_s)
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=ERRORS)
 async def delete_session(session: SessionDep, runtime: ReadyDep) -> Response:
     """Close a session and free its state slot."""
-    async with runtime.sessions.locked(session) as session:
-        await runtime.sessions.delete(session, "deleted")
+    await runtime.sessions.delete(session, "deleted")
     return Response(status_code=204)
 
 
@@ -99,6 +97,5 @@ async def import_state(request: Request, session: SessionDep, runtime: ReadyDep)
         raise ApiError(409, f"{exc}; import it into a session of that model") from exc
     except SnapshotError as exc:
         raise ApiError(422, f"{exc}; send the body of GET /v1/sessions/{{id}}/state") from exc
-    async with runtime.sessions.locked(session) as session:
-        await runtime.sessions.import_state(session, snap)
+    session = await runtime.sessions.import_state(session, snap)
     return session_info(session, runtime.settings.session_ttl_s)

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from server.errors import ApiError
@@ -15,6 +16,7 @@ from server.inference import process_chunk
 from server.registry import ModelRegistry
 from server.runtime import Runtime
 from server.schemas import ChunkOptions
+from server.state_codec import decode
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, columns, dvs_recording
 from tests.server.test_errors import feed_good, open_session, state_of
 
@@ -148,12 +150,15 @@ def test_a_handle_to_a_deleted_session_never_touches_its_reused_slot(client: Tes
 
     async def use_stale() -> list[int]:
         statuses = []
-        for operation in (runtime.sessions.reset, runtime.sessions.snapshot):
-            try:
-                async with runtime.sessions.locked(stale) as session:
-                    await operation(session)
-            except ApiError as exc:
-                statuses.append(exc.status)
+        try:
+            await runtime.sessions.reset(stale)
+        except ApiError as exc:
+            statuses.append(exc.status)
+        try:
+            async with runtime.sessions.locked(stale) as session:
+                await runtime.sessions.snapshot(session)
+        except ApiError as exc:
+            statuses.append(exc.status)
         try:
             await process_chunk(stale, cochlea_recording(seed=15), ChunkOptions(flush=True),
                                 runtime.sessions)
@@ -239,3 +244,53 @@ def test_the_late_policy_defaults_to_the_setting(make_client: Any) -> None:
     client.post(url, json={"t": [5000], "channel": [1]}, headers=headers)
     r = client.post(url, json={"t": [100, 6000], "channel": [1, 2]}, headers=headers).json()
     assert r["events"]["dropped"] == 1 and r["events"]["accepted"] == 1
+
+
+@pytest.mark.parametrize("change", ["reset", "import"])
+def test_a_change_whose_client_hangs_up_is_carried_through(client: TestClient, change: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reset or state import cancelled after the engine's call (the client hung up) still
+    brings the session's bookkeeping along: the stream continues as one that was not cut."""
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    events = cochlea_recording(seed=16)
+    source, source_headers = open_session(client)
+    feed_good(client, source, source_headers, events[:300])
+    exported = client.get(f"/v1/sessions/{source}/state", headers=source_headers).content
+    sid, headers = open_session(client)
+    feed_good(client, sid, headers, events[300:])  # a state that the change replaces
+    session = runtime.sessions.store.get(sid)
+    assert session is not None
+    snap = decode(exported, COCHLEA, session.model.version)
+    batcher = runtime.sessions.batchers[COCHLEA]
+    real_call, called, release = batcher.call, asyncio.Event(), asyncio.Event()
+
+    async def call_then_park(fn: Any, *args: Any) -> Any:
+        out = await real_call(fn, *args)
+        if fn in (session.model.engine.reset, session.model.engine.write):
+            called.set()
+            await release.wait()
+        return out
+
+    async def hang_up() -> None:
+        monkeypatch.setattr(batcher, "call", call_then_park)
+        request = asyncio.ensure_future(runtime.sessions.reset(session) if change == "reset"
+                                        else runtime.sessions.import_state(session, snap))
+        await called.wait()
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        release.set()
+        async with runtime.sessions.locked(session):  # the change has let the lock go
+            monkeypatch.setattr(batcher, "call", real_call)
+
+    client.portal.call(hang_up)  # type: ignore[union-attr]
+    like, like_headers = open_session(client)
+    if change == "import":
+        feed_good(client, like, like_headers, events[:300])
+    assert ({k: v for k, v in state_of(client, sid, headers).items() if k not in ("id", "seq")}
+            == {k: v for k, v in state_of(client, like, like_headers).items()
+                if k not in ("id", "seq")})
+    rest = events[300:] if change == "import" else events
+    got = feed_good(client, sid, headers, rest, flush=True)
+    want = feed_good(client, like, like_headers, rest, flush=True)
+    assert got["probabilities"] == want["probabilities"] and got["spikes"] == want["spikes"]
