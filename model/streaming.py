@@ -92,13 +92,13 @@ class Engine:
         zero = initial_state(self.cfg, 1)
         return jax.tree_util.tree_map(lambda t, z: t.at[slot].set(z[0]), table, zero)
 
-    def _traced_read(self, table: State, slot: jax.Array) -> State:
+    def _traced_read(self, table: State, slots: jax.Array) -> State:
         self.compilations += 1
-        return jax.tree_util.tree_map(lambda t: t[slot], table)
+        return jax.tree_util.tree_map(lambda t: t[slots], table)
 
-    def _traced_write(self, table: State, slot: jax.Array, row: State) -> State:
+    def _traced_write(self, table: State, slots: jax.Array, rows: State) -> State:
         self.compilations += 1
-        return jax.tree_util.tree_map(lambda t, r: t.at[slot].set(r), table, row)
+        return jax.tree_util.tree_map(lambda t, r: t.at[slots].set(r), table, rows)
 
     # -- host API ---------------------------------------------------------------------------
     def step(self, slots: Sequence[int], chunks: Sequence[np.ndarray],
@@ -115,6 +115,19 @@ class Engine:
         s_max = self._rows_per_call(bucket_for(min(t_len, t_max), self.bin_buckets))
         if n <= s_max and t_len <= t_max:  # the serving case: one call, no reassembly
             return self._call(slots, chunks, t_len, with_spikes)
+        # Several calls: a failure after the first must not leave some rows advanced.
+        saved = self._save_rows(slots)
+        try:
+            return self._step_in_pieces(slots, chunks, t_len, s_max, with_spikes)
+        except BaseException:
+            with self._lock:
+                for ids, rows in saved:
+                    self.table = self._write(self.table, ids, rows)
+            raise
+
+    def _step_in_pieces(self, slots: Sequence[int], chunks: Sequence[np.ndarray], t_len: int,
+                        s_max: int, with_spikes: bool) -> ChunkResult:
+        n, t_max = len(slots), self.bin_buckets[-1]
         C, L = self.cfg.n_classes, self.cfg.n_layers
         log_probs = np.zeros((n, C), np.float32)
         counts = np.zeros((n, L), np.int64)
@@ -165,6 +178,19 @@ class Engine:
             spike_counts=np.rint(out["spike_counts"][:n]).astype(np.int64),
             spikes=tuple(s[:n, :T] for s in out["spikes"]) if with_spikes else None)
 
+    def _save_rows(self, slots: Sequence[int]) -> list[tuple[np.ndarray, State]]:
+        """Device copies of the rows of ``slots``, read in session-bucket sized gathers (the
+        ids padded with the scratch slot, whose row is never anyone's)."""
+        S_max, saved = self.session_buckets[-1], []
+        with self._lock:
+            for lo in range(0, len(slots), S_max):
+                piece = slots[lo : lo + S_max]
+                ids = np.full(bucket_for(len(piece), self.session_buckets), SCRATCH_SLOT,
+                              np.int32)
+                ids[: len(piece)] = piece
+                saved.append((ids, self._read(self.table, ids)))
+        return saved
+
     def _inputs(self, S: int, Tb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This shape's host input buffers, all padding (zeros, invalid, scratch slot) at rest:
         allocating and zeroing (S, Tb, F) floats per call cost as much as small steps."""
@@ -185,12 +211,14 @@ class Engine:
         with self._lock:
             # One compiled gather: indexing leaf by leaf costs a dispatch each (5x slower),
             # and the shared store reads a row after every batch.
-            return jax.device_get(self._read(self.table, np.int32(slot)))
+            rows = jax.device_get(self._read(self.table, np.array([slot], np.int32)))
+        return jax.tree_util.tree_map(lambda r: r[0], rows)
 
     def write(self, slot: int, row: State) -> None:
         """Overwrite one session's state (state import, store load)."""
+        rows = jax.tree_util.tree_map(lambda r: np.asarray(r)[None], row)
         with self._lock:
-            self.table = self._write(self.table, np.int32(slot), row)
+            self.table = self._write(self.table, np.array([slot], np.int32), rows)
 
     def warmup(self, with_spikes: Sequence[bool] = (False,)) -> None:
         """Compile every bucketed shape ``step`` can call now, leaving all states as they were
@@ -203,8 +231,11 @@ class Engine:
                     self._call([SCRATCH_SLOT] * S, [np.zeros((T, self.cfg.n_in), np.float32)] * S,
                                T, flag)
         self.reset(SCRATCH_SLOT)
-        self.read(SCRATCH_SLOT)
         self.write(SCRATCH_SLOT, self.read(SCRATCH_SLOT))
+        for S in self.session_buckets:  # the gathers that guard a step of several calls
+            for ids, rows in self._save_rows([SCRATCH_SLOT] * S):
+                with self._lock:
+                    self.table = self._write(self.table, ids, rows)
 
 
 def run_offline(cfg: ModelConfig, params: Params, bins: jax.Array | np.ndarray,

@@ -56,7 +56,8 @@ def test_warmup_compiles_only_the_shapes_a_cell_cap_lets_step_call():
                     max_cells=8)  # (4, 8) is over the cap: batches of 8-bin chunks go 1 by 1
     capped.warmup()
     compiled = capped.compilations
-    assert compiled == 3 + 3  # steps (1, 2), (4, 2), (1, 8); reset, read and write
+    # steps (1, 2), (4, 2), (1, 8); reset; read and write of 1 row and of 4
+    assert compiled == 3 + 1 + 2 + 2
     capped.step([1, 2, 3], [recording(0, 8)] * 3)
     capped.step([1, 2, 3], [recording(0, 2)] * 3)
     assert capped.compilations == compiled
@@ -114,3 +115,30 @@ def test_a_long_chunk_batched_with_short_ones_steps_only_itself_past_them(engine
         assert together.spikes is not None and one.spikes is not None
         for layer, own in zip(together.spikes, one.spikes, strict=True):
             np.testing.assert_array_equal(layer[i, : len(chunks[i])], own[0])
+
+
+def test_a_step_failing_after_its_first_call_leaves_every_row_as_it_was(engine, monkeypatch):
+    """A step split into several calls (here a 21-bin chunk in pieces of 8) that fails midway
+    restores the rows its earlier calls advanced, so the sessions can be stepped again."""
+    slots, chunks = [1, 2], [recording(10), recording(11, 3)]
+    for slot in slots:
+        engine.reset(slot)
+    engine.step(slots, [c[:2] for c in chunks])  # states that are not zero
+    before = [engine.read(slot) for slot in slots]
+    calls = []
+    call = engine._call
+
+    def fail_second(s, *a):
+        calls.append(list(s))
+        if len(calls) == 2:
+            raise RuntimeError("engine failure")
+        return call(s, *a)
+
+    monkeypatch.setattr(engine, "_call", fail_second)
+    with pytest.raises(RuntimeError, match="engine failure"):
+        engine.step(slots, chunks)
+    assert calls == [[1, 2], [1]]  # the first call advanced both rows
+    for slot, row in zip(slots, before, strict=True):
+        for a, b in zip(jax.tree_util.tree_leaves(row),
+                        jax.tree_util.tree_leaves(engine.read(slot)), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"slot {slot}")
