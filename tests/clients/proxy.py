@@ -94,7 +94,15 @@ class Proxy:
         self._writers -= pair
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._abort_all)
-        self._loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(self._shut(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+    async def _shut(self) -> None:
+        """Abort the connections and end their pipes (a held answer may still be sleeping)."""
+        self._abort_all()
+        self._server.close()
+        pipes = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pipes:
+            task.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
