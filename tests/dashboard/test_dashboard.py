@@ -170,9 +170,10 @@ def test_at_max_speed_the_clock_follows_the_answers(target: Target,
     readings = dashboard.page.evaluate("window.clockReadings")
     played = [float(r.split(" s / ")[0]) for r in readings]
     end = float(readings[-1].split(" / ")[1].removesuffix(" s"))
-    # The sensor clock is at the end at once; the display steps with the replies instead.
-    assert played == sorted(played) and played[-1] == end
-    assert len(set(played)) >= 3, readings
+    # The sensor clock is at the end at once; the display starts from what is answered (none
+    # of it on the first animation frame) and steps with the replies instead. How many steps
+    # it shows depends on how often the browser draws, so the test does not count them.
+    assert played == sorted(played) and played[0] == 0 < played[-1] == end, readings
 
 
 def test_pause_holds_the_sensor_clock_and_play_resumes(
