@@ -29,6 +29,7 @@ from model.binning import BinnerState, LatePolicy
 from model.events import EventError
 from server.batcher import Batcher
 from server.errors import ApiError, busy
+from server.feeds import Feeds
 from server.metrics import Metrics
 from server.registry import LoadedModel
 from server.settings import Settings
@@ -51,16 +52,6 @@ async def shielded(change: Coroutine[Any, Any, T]) -> T:
     change cut between the engine's call and the session's bookkeeping would leave the two out
     of step. The caller still gets its outcome when it is not cancelled."""
     return await asyncio.shield(asyncio.ensure_future(change))
-
-
-@dataclasses.dataclass(frozen=True)
-class Feed:
-    """The WebSocket connection streaming into a session (routes/stream.py). A resume on
-    another connection cancels ``reader`` and waits for ``done``, set once every frame it had
-    read is applied, so the position it reports is final."""
-
-    reader: asyncio.Task[None]
-    done: asyncio.Event
 
 
 @dataclasses.dataclass
@@ -88,7 +79,6 @@ class Session:
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    feed: Feed | None = None
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
@@ -160,6 +150,7 @@ class SessionManager:
         self.metrics = metrics
         self.store = MemoryStore()
         self.shared = shared
+        self.feeds = Feeds(settings.ws_open_timeout_s, settings.retry_after_s)
         self._loading = asyncio.Lock()
         self._opening = 0  # sessions holding a slot but not yet in the store
 
@@ -265,14 +256,15 @@ class SessionManager:
         return slot
 
     def _make_room(self, model: LoadedModel | None) -> bool:
-        """With a shared store, evict the least recently used idle session (of ``model``)."""
+        """With a shared store, evict the least recently used idle session (of ``model``),
+        one no WebSocket streams into if there is one (its next frame would reload it)."""
         if self.shared is None:
             return False
         idle = [s for s in self.store if not s.lock.locked()
                 and (model is None or s.model is model)]
         if not idle:
             return False
-        self.evict(min(idle, key=lambda s: s.last_used), "evicted")
+        self.evict(min(idle, key=lambda s: (s.id in self.feeds, s.last_used)), "evicted")
         return True
 
     def _add(self, session: Session) -> Session:

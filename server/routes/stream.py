@@ -8,7 +8,7 @@ which changed nothing and keeps the connection open. Fatal problems close the co
 a 44xx code mirroring the HTTP status. A reader task moves frames into a bounded queue; when it
 is full the server stops reading, so a fast client is slowed down by TCP, not buffered. One
 connection streams into a session at a time: a resume stops the previous one's reading and
-waits until it has applied the frames it had read (then closes it with 4409).
+waits until it has applied the frames it had read (then closes it with 4409; server/feeds.py).
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from server.decode import JSON, RAW, decode
 from server.deps import RuntimeDep, find_model
 from server.encode import describe
 from server.errors import ApiError
+from server.feeds import Feed
 from server.inference import process_chunk
 from server.routes.sessions import session_info
 from server.runtime import Runtime
 from server.schemas import ChunkOptions, SessionCreated, StreamOpen, origin_us
-from server.sessions import Feed, Session
+from server.sessions import Session
 
 router = APIRouter(tags=["stream"])
 log = logging.getLogger("s5rf.server")
@@ -64,8 +65,14 @@ async def stream(websocket: WebSocket, runtime: RuntimeDep) -> None:
     await websocket.accept()
     code = 1000
     try:
-        session, opened = await _open(websocket, runtime)
-        await _serve(websocket, runtime, session, opened)
+        opened = await _receive_open(websocket, runtime)
+        try:
+            session = await _find_or_create(opened, runtime)
+            async with runtime.sessions.feeds.hold(session.id) as feed:
+                session = await _announce(websocket, runtime, session, opened)
+                await _serve(websocket, runtime, session, opened, feed)
+        except ApiError as exc:
+            raise _refused(runtime, exc) from exc
     except StreamClosed as closed:
         code = closed.code
         with contextlib.suppress(Exception):  # the peer may be gone already
@@ -87,13 +94,22 @@ def _busy(runtime: Runtime, detail: str) -> StreamClosed:
     return StreamClosed(CLOSE_BUSY, f"retry after {runtime.settings.retry_after_s} s: {detail}")
 
 
+def _refused(runtime: Runtime, exc: ApiError) -> StreamClosed:
+    """The close that mirrors an HTTP error of opening or resuming a session."""
+    if exc.status == 503:  # a cap reached, or the shared store down: retry later
+        return _busy(runtime, exc.detail)
+    code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT,
+            422: CLOSE_BAD_OPEN}.get(exc.status, CLOSE_INTERNAL)
+    return StreamClosed(code, exc.detail)
+
+
 def _close_reason(reason: str) -> str:
     """At most the 123 UTF-8 bytes a close frame allows (reasons echo client-sent ids), cut on
     a character boundary."""
     return reason.encode()[:123].decode(errors="ignore")
 
 
-async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, StreamOpen]:
+async def _receive_open(websocket: WebSocket, runtime: Runtime) -> StreamOpen:
     try:
         text = await asyncio.wait_for(websocket.receive_text(),
                                       runtime.settings.ws_open_timeout_s)
@@ -106,58 +122,52 @@ async def _open(websocket: WebSocket, runtime: Runtime) -> tuple[Session, Stream
     except (orjson.JSONDecodeError, ValidationError) as exc:
         detail = describe(exc) if isinstance(exc, ValidationError) else "invalid JSON"
         raise StreamClosed(CLOSE_BAD_OPEN, f"bad open message: {detail}") from exc
+    if opened.session is None and opened.model is None:
+        raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
     if not runtime.ready:
         raise _busy(runtime, "the models are still warming up")
-    try:
-        if opened.session is not None:
-            session = await runtime.sessions.authorize(opened.session, opened.token)
-            await _take_over(session, runtime)
-            # The client drops the frames up to the seq it is told: that must be the
-            # shared store's, not a cached copy's that may be behind or never saved.
-            async with runtime.sessions.locked(session) as session:
-                await runtime.sessions.validate(session)
-        elif opened.model is not None:
-            model = find_model(runtime, opened.model)
-            session = await runtime.sessions.create(model, origin_us(opened.t0_us), opened.late)
-        else:
-            raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
-    except ApiError as exc:
-        if exc.status == 503:  # a cap reached, or the shared store down: retry later
-            raise _busy(runtime, exc.detail) from exc
-        code = {403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 409: CLOSE_CONFLICT,
-                422: CLOSE_BAD_OPEN}.get(exc.status, CLOSE_INTERNAL)
-        raise StreamClosed(code, exc.detail) from exc
-    info = session_info(session, runtime.settings.session_ttl_s)
+    return opened
+
+
+async def _find_or_create(opened: StreamOpen, runtime: Runtime) -> Session:
+    """The session to resume (its token checked) or a new one on the named model."""
+    if opened.session is not None:
+        return await runtime.sessions.authorize(opened.session, opened.token)
+    assert opened.model is not None  # _receive_open checked that one of them is given
+    model = find_model(runtime, opened.model)
+    return await runtime.sessions.create(model, origin_us(opened.t0_us), opened.late)
+
+
+async def _announce(websocket: WebSocket, runtime: Runtime, session: Session,
+                    opened: StreamOpen) -> Session:
+    """Answer ``opened`` with the session's position; returns the live copy of ``session``.
+
+    A resume is answered only once the connection before it has applied what it read, and
+    from the shared store's record, not a cached copy that may be behind or never saved: the
+    client drops the frames up to the seq it is told.
+    """
     resumed = opened.session is not None
+    if resumed:
+        async with runtime.sessions.locked(session) as session:
+            await runtime.sessions.validate(session)
+    info = session_info(session, runtime.settings.session_ttl_s)
     # A resuming client may have lost the answer to its last applied frame with the connection.
     applied = orjson.loads(session.ack) if resumed and session.ack else None
     await websocket.send_bytes(orjson.dumps({
         "type": "opened", "resumed": resumed, "applied": applied,
         **SessionCreated(**info.model_dump(), token=session.token).model_dump()}))
-    return session, opened
-
-
-async def _take_over(session: Session, runtime: Runtime) -> None:
-    """Stop the connection still streaming into ``session`` (its peer is usually gone) from
-    reading, and wait until it has applied what it read."""
-    if (feed := session.feed) is None:
-        return
-    feed.reader.cancel()
-    try:
-        await asyncio.wait_for(feed.done.wait(), runtime.settings.ws_open_timeout_s)
-    except TimeoutError as exc:
-        raise _busy(runtime, "the session's previous connection is still applying its "
-                             "frames") from exc
+    return session
 
 
 async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
-                 opened: StreamOpen) -> None:
-    """Apply frames in order until the peer closes or another connection resumes the session;
-    frames already read are applied even if the peer is gone (a resuming client finds them in
-    the session's ``seq``)."""
+                 opened: StreamOpen, feed: Feed) -> None:
+    """Apply frames in order until the peer closes or another connection takes the session
+    over; frames already read are applied even if the peer is gone (a resuming client finds
+    them in the session's ``seq``), and once taken over nothing more is sent."""
     queue: asyncio.Queue[Message | None] = asyncio.Queue(runtime.settings.ws_queue_size)
     reader = asyncio.create_task(read_frames(websocket, queue))
-    session.feed = feed = Feed(reader, asyncio.Event())
+    reader.add_done_callback(lambda _: _end_of_frames(queue))
+    feed.start_reading(reader)
     connected = True
     # The connection's options, validated once: building a pydantic model per frame is costly.
     opts = ChunkOptions(include_spikes=opened.include_spikes, top_k=opened.top_k)
@@ -166,35 +176,36 @@ async def _serve(websocket: WebSocket, runtime: Runtime, session: Session,
         while (message := await queue.get()) is not None:
             reply = await _apply(message, frame, runtime, session, opened, opts)
             frame += 1
-            if reply is not None and connected:
+            if reply is not None and connected and not feed.stopping:
                 try:
-                    await websocket.send_bytes(orjson.dumps(reply))
-                except (WebSocketDisconnect, RuntimeError, OSError):
+                    async with asyncio.timeout(None) as feed.sending:  # a take-over cuts it
+                        await websocket.send_bytes(orjson.dumps(reply))
+                except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
                     connected = False
+                finally:
+                    feed.sending = None
             if reader.done() and queue.empty():  # stopped with a full queue: no end marker
                 break
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-        if session.feed is feed:
-            session.feed = None
-        feed.done.set()
-    if reader.cancelled() and connected:
+    if feed.stopping:
         raise StreamClosed(CLOSE_CONFLICT, "the session was resumed on another connection")
 
 
 async def read_frames(websocket: WebSocket, queue: asyncio.Queue[Message | None]) -> None:
     """Move frames into the bounded queue; waiting on a full queue is the backpressure."""
-    try:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         while (message := await websocket.receive())["type"] != "websocket.disconnect":
             await queue.put(message)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
-    except asyncio.CancelledError:  # another connection resumed the session
-        with contextlib.suppress(asyncio.QueueFull):  # full: its last frame is the end
-            queue.put_nowait(None)
-        raise
-    await queue.put(None)
+
+
+def _end_of_frames(queue: asyncio.Queue[Message | None]) -> None:
+    """The reader has stopped, however it ended (a task cancelled before it ran never enters
+    its body): mark the end of the queue. A full queue's last frame is its end instead, which
+    ``_serve`` tells from the reader being done."""
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(None)
 
 
 def _split_seq(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:

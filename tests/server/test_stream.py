@@ -120,14 +120,22 @@ def test_resume_after_a_dropped_connection_continues_the_same_stream(live_url: s
     assert resumed_last["spikes"]["total"] == straight["spikes"]["total"]
 
 
+SLOW_STEPS = {"batch_max_wait_ms": 100.0}  # each frame waits 0.1 s: a resume lands mid-stream
+
+
+def seq_frames(events: np.ndarray, n: int) -> Callable[[int], str]:
+    """JSON frame ``seq`` of the recording cut into ``n`` pieces, the last one flushing."""
+    pieces = np.array_split(events, n)
+    return lambda seq: orjson.dumps({**columns(pieces[seq]), "seq": seq,
+                                     "flush": seq == n - 1}).decode()
+
+
 def test_a_resume_stops_the_connection_still_streaming_and_reports_a_final_position(
-        live_url: str) -> None:
+        make_live: Callable[..., str]) -> None:
+    live_url = make_live(**SLOW_STEPS)
     events = cochlea_recording(seed=24, n=2000, duration_us=300_000)
     pieces = np.array_split(events, 20)
-
-    def frame(seq: int) -> str:
-        return orjson.dumps({**columns(pieces[seq]), "seq": seq,
-                             "flush": seq == len(pieces) - 1}).decode()
+    frame = seq_frames(events, len(pieces))
 
     async def run() -> tuple[int, list[int], int | None, dict[str, Any]]:
         async with websockets.connect(ws_url(live_url)) as old:
@@ -156,8 +164,61 @@ def test_a_resume_stops_the_connection_still_streaming_and_reports_a_final_posit
         return position, later, old_code, last
 
     position, later, old_code, last = asyncio.run(run())
+    assert position < len(pieces) - 1  # it took over mid-stream
     assert later == [position] * 3  # nothing of the old connection's is applied after it
     assert old_code == 4409
+    whole = httpx.post(f"{live_url}/v1/models/{COCHLEA}/infer", json=columns(events)).json()
+    np.testing.assert_allclose(last["probabilities"], whole["probabilities"], atol=1e-5)
+    assert last["events"]["total_accepted"] == len(events)
+
+
+def test_of_two_resumes_at_once_the_last_streams_and_the_other_is_closed(
+        make_live: Callable[..., str]) -> None:
+    """One connection feeds a session at a time, however many resume it together."""
+    live_url = make_live(**SLOW_STEPS)
+    events = cochlea_recording(seed=25, n=2000, duration_us=300_000)
+    n = 12
+    frame = seq_frames(events, n)
+
+    async def silent_or_closed(ws: Any) -> int | None:
+        """The close code of a connection closed within 2 s, else None."""
+        try:
+            await asyncio.wait_for(ws.recv(), 2)
+        except TimeoutError:
+            return None
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else -1
+        raise AssertionError("a resumed connection was sent something unasked")
+
+    async def resume(ws: Any, opened: dict[str, Any]) -> int | None:
+        """The position the resume is told, None if it is closed first."""
+        await ws.send(orjson.dumps({"session": opened["id"],
+                                    "token": opened["token"]}).decode())
+        try:
+            return int((await recv(ws))["seq"])
+        except ConnectionClosed:
+            return None
+
+    async def run() -> tuple[list[int | None], dict[str, Any]]:
+        async with websockets.connect(ws_url(live_url)) as first:
+            await first.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = await recv(first)
+            for seq in range(n):
+                await first.send(frame(seq))
+            async with websockets.connect(ws_url(live_url)) as b, \
+                    websockets.connect(ws_url(live_url)) as c:
+                positions = await asyncio.gather(resume(b, opened), resume(c, opened))
+                codes = await asyncio.gather(silent_or_closed(b), silent_or_closed(c))
+                winner, position = ((b, positions[0]) if codes[0] is None
+                                    else (c, positions[1]))
+                assert position is not None
+                for seq in range(position + 1, n):
+                    await winner.send(frame(seq))
+                    last = await recv(winner)
+        return codes, last
+
+    codes, last = asyncio.run(run())
+    assert sorted(codes, key=str) == [4409, None]
     whole = httpx.post(f"{live_url}/v1/models/{COCHLEA}/infer", json=columns(events)).json()
     np.testing.assert_allclose(last["probabilities"], whole["probabilities"], atol=1e-5)
     assert last["events"]["total_accepted"] == len(events)
