@@ -248,6 +248,19 @@ def test_a_batch_whose_save_was_not_confirmed_is_resent_and_applied_once(
     assert_same_stream(last, feed(replica, ref_id, ref_headers, events, flush=True))
 
 
+def test_a_session_whose_creation_was_not_confirmed_is_opened_again(
+        make_client: ClientFactory, slow_redis: Proxy, prefix: str) -> None:
+    replica = make_client(session_store=f"redis://127.0.0.1:{slow_redis.port}",
+                          session_store_prefix=prefix, session_store_timeout_s=0.3)
+    slow_redis.hold(2, seconds=1.0, marker=b"EVALSHA")
+    r = replica.post("/v1/sessions", json={"model": COCHLEA})
+    assert r.status_code == 503 and r.headers["retry-after"], r.text
+    assert r.json()["detail"].endswith("open the session again"), r.text
+    assert replica.get("/metrics").text.count('s5rf_active_sessions{model="tiny-cochlea"} 0.0') == 1
+    sid, headers = open_on(replica)  # and the retry opens one
+    assert feed(replica, sid, headers, cochlea_recording(seed=58))["events"]["accepted"] > 0
+
+
 def test_a_write_whose_reply_came_too_late_is_resent_and_confirmed(
         redis_server: Redis, prefix: str, slow_redis: Proxy) -> None:
     proxy = slow_redis
