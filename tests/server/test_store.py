@@ -351,6 +351,19 @@ def test_a_full_replica_evicts_idle_cached_sessions(make_client: ClientFactory,
         assert a.get(f"/v1/sessions/{sid}", headers=headers).json()["events_accepted"] == 200
 
 
+def test_a_full_replica_evicts_a_session_no_websocket_streams_into_first(
+        make_client: ClientFactory, redis_server: Redis, prefix: str) -> None:
+    small = make_client(max_sessions=2, session_store=redis_server.url,
+                        session_store_prefix=prefix)
+    sessions = small.app.state.runtime.sessions  # type: ignore[attr-defined]
+    with small.websocket_connect("/v1/stream") as ws:
+        ws.send_text(orjson.dumps({"model": COCHLEA}).decode())
+        streamed = orjson.loads(ws.receive_bytes())["id"]
+        idle, _ = open_on(small)  # used after the streamed one, so less recently
+        open_on(small)  # the replica is full: one of the two makes room
+        assert sessions.store.get(streamed) is not None and sessions.store.get(idle) is None
+
+
 def test_exported_state_continues_on_another_server(make_client: ClientFactory) -> None:
     one, two = make_client(), make_client()
     events = cochlea_recording(seed=56)
