@@ -90,7 +90,13 @@ class EventDataset:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._file = h5py.File(self.path, "r")
-        f = self._file
+        try:
+            self._read_layout(self._file)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_layout(self, f: h5py.File) -> None:
         if "spikes" in f:
             self.sensor: SensorKind = "cochlea"
             self.channels: int | None = int(f.attrs.get("channels", SHD_CHANNELS))
@@ -98,12 +104,18 @@ class EventDataset:
         elif "events" in f:
             self.sensor = "dvs"
             self.channels = None
+            if not {"width", "height"} <= set(f.attrs):
+                raise ValueError(f"{self.path} has DVS events but no width and height "
+                                 "attributes; see docs/datasets.md")
             self.width, self.height = int(f.attrs["width"]), int(f.attrs["height"])
         else:
             raise ValueError(
                 f"{self.path} is neither SHD/SSC layout (spikes/times, spikes/units) nor the "
                 "DVS layout (events/t, x, y, p); see docs/datasets.md"
             )
+        missing = [name for name in ("labels", "extra/keys") if name not in f]
+        if missing:
+            raise ValueError(f"{self.path} has no {' or '.join(missing)}; see docs/datasets.md")
         self.labels = np.asarray(f["labels"], dtype=np.int64)
         self.keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"]]
 

@@ -106,6 +106,10 @@ def read_prophesee_raw(path: Path) -> Recording:
         from expelliarmus import Wizard
 
         raw = Wizard(encoding="EVT2").read(str(path))
+        if raw is None:  # expelliarmus's answer both to no events and to words it cannot read
+            if path.stat().st_size > start:
+                raise FormatError(f"{path}: the words after the header are not EVT 2.0")
+            raw = empty_events("dvs")
     else:
         raw = decode_evt3(np.fromfile(path, dtype="<u2", offset=start))
     events = _sorted(make_events("dvs", t=raw["t"], x=raw["x"], y=raw["y"], p=raw["p"]))
@@ -174,15 +178,17 @@ def _raw_header(path: Path) -> tuple[dict[str, str], int]:
         return header, f.tell()
 
 
+RAW_ENCODINGS = {"EVT2": "EVT2", "2.0": "EVT2", "EVT3": "EVT3", "3.0": "EVT3"}
+
+
 def _raw_encoding(header: dict[str, str], path: Path) -> str:
-    fmt = header.get("format", "").split(";")[0].upper()
-    evt = header.get("evt", "")
-    if fmt == "EVT3" or evt.startswith("3"):
-        return "EVT3"
-    if fmt == "EVT2" or evt.startswith("2"):
-        return "EVT2"
-    raise FormatError(f"{path}: the RAW header names no EVT 2.0/3.0 encoding "
-                      f"(header: {header}); only EVT2 and EVT3 are read")
+    """EVT2 or EVT3, from ``% format`` (newer files) or else ``% evt``; anything else, EVT 2.1
+    among them (64-bit words), is refused rather than decoded as the wrong encoding."""
+    name = header.get("format", "").split(";")[0].strip().upper() or header.get("evt", "")
+    if name not in RAW_ENCODINGS:
+        raise FormatError(f"{path}: the RAW header names encoding {name or 'none'!r} "
+                          f"(header: {header}); only EVT 2.0 and EVT 3.0 are read")
+    return RAW_ENCODINGS[name]
 
 
 def _raw_geometry(header: dict[str, str]) -> dict[str, int]:
@@ -198,6 +204,7 @@ def _raw_geometry(header: dict[str, str]) -> dict[str, int]:
 # -- N-MNIST binary ---------------------------------------------------------------------------
 NMNIST_OVERFLOW_Y = 240  # a record with y == 240 marks a timestamp overflow, not an event
 NMNIST_OVERFLOW_US = 2**13  # added to every later timestamp per overflow record
+NMNIST_SIZE = 34  # N-MNIST's sensor crop; N-Caltech101's recordings are larger
 
 
 def read_nmnist(path: Path) -> Recording:
@@ -220,7 +227,10 @@ def read_nmnist(path: Path) -> Recording:
     keep = ~overflow
     events = _sorted(make_events("dvs", t=t[keep], x=rec[keep, 0], y=y[keep],
                                  p=rec[keep, 2] >> 7))
-    return events, "dvs", {"format": "nmnist", "t0_us": 0, "width": 34, "height": 34}
+    meta: Meta = {"format": "nmnist", "t0_us": 0}
+    if not len(events) or max(events["x"].max(), events["y"].max()) < NMNIST_SIZE:
+        meta |= {"width": NMNIST_SIZE, "height": NMNIST_SIZE}  # else N-Caltech101: unknown
+    return events, "dvs", meta
 
 
 # -- numpy and CSV ----------------------------------------------------------------------------
@@ -268,7 +278,9 @@ def _structured(columns: dict[str, np.ndarray]) -> np.ndarray:
 
 def _from_fields(array: np.ndarray, path: Path, fmt: str) -> Recording:
     names = set(array.dtype.names or ())
-    if {"t", "x", "y", "p"} <= names:
+    # A y field makes it DVS even with another missing, which as_events then names (tonic's
+    # cochlea events have t, x and p)
+    if "y" in names:
         sensor: SensorKind = "dvs"
     elif "t" in names and ("channel" in names or "x" in names):
         sensor = "cochlea"
@@ -321,8 +333,11 @@ def read_recording(path: str | Path, index: int | None = None,
         raise FormatError(f"{path} is not a file")
     with path.open("rb") as f:
         head = f.read(16)
-    reader = next((r for magic, r in MAGIC if head.startswith(magic)), None)
-    reader = reader or SUFFIXES.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    # N-MNIST and CSV have no signature, and their first bytes may look like another's
+    reader = SUFFIXES[suffix] if suffix in (".bin", ".csv") else None
+    reader = reader or next((r for magic, r in MAGIC if head.startswith(magic)), None)
+    reader = reader or SUFFIXES.get(suffix)
     if reader is None:
         raise FormatError(f"{path}: unknown recording format; supported suffixes: "
                           f"{', '.join(sorted(SUFFIXES))}")

@@ -56,3 +56,23 @@ def test_an_unknown_layout_is_explained(tmp_path):
         f.create_dataset("labels", data=[1])
     with pytest.raises(ValueError, match="neither SHD/SSC layout"):
         open_dataset(tmp_path / "x.h5")
+
+
+@pytest.mark.parametrize(("drop", "message"), [
+    ("width", "no width and height attributes"),
+    ("labels", "has no labels"),
+    ("extra/keys", "has no extra/keys"),
+])
+def test_a_dvs_file_missing_part_of_its_layout_is_explained_and_closed(tmp_path, drop, message):
+    ev = make_events("dvs", t=np.array([5]), x=np.array([1]), y=np.array([1]), p=np.array([1]))
+    path = tmp_path / "d.h5"
+    write_dvs(path, [ev], [0], width=34, height=34, keys=["0"])
+    with h5py.File(path, "a") as f:
+        if drop == "width":
+            del f.attrs["width"]
+        else:
+            del f[drop]
+    with pytest.raises(ValueError, match=message):
+        open_dataset(path)
+    with h5py.File(path, "w"):  # the reader let go of the file
+        pass

@@ -151,10 +151,26 @@ def test_prophesee_raw(tmp_path: Path, encode: Callable[[np.ndarray], bytes], he
     assert meta == {"format": fmt, "t0_us": int(ev["t"][0]), "width": 640, "height": 480}
 
 
-def test_raw_without_an_evt_encoding_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "x.raw").write_bytes(b"% evt 4.0\n% end\n\x00\x00")
-    with pytest.raises(FormatError, match="EVT2 and EVT3"):
+@pytest.mark.parametrize("header", [
+    "% evt 4.0\n", "% end\n",
+    "% evt 2.1\n% format EVT21;height=720;width=1280\n",  # 64-bit words, not EVT 2.0's
+    "% evt 2.1\n",
+])
+def test_raw_without_an_evt_2_0_or_3_0_encoding_is_refused(tmp_path: Path, header: str) -> None:
+    (tmp_path / "x.raw").write_bytes(f"{header}% end\n".encode() + b"\x00" * 8)
+    with pytest.raises(FormatError, match=r"only EVT 2\.0 and EVT 3\.0 are read"):
         read_recording(tmp_path / "x.raw")
+
+
+def test_an_evt2_file_with_no_events_is_empty_and_one_with_unknown_words_is_refused(
+        tmp_path: Path) -> None:
+    header = b"% evt 2.0\n% end\n"
+    (tmp_path / "empty.raw").write_bytes(header)
+    events, sensor, _ = read_recording(tmp_path / "empty.raw")
+    assert len(events) == 0 and sensor == "dvs"
+    (tmp_path / "bad.raw").write_bytes(header + struct.pack("<I", 0x9 << 28))  # no such type
+    with pytest.raises(FormatError, match=r"not EVT 2\.0"):
+        read_recording(tmp_path / "bad.raw")
 
 
 # -- N-MNIST ----------------------------------------------------------------------------------
@@ -184,6 +200,15 @@ def test_nmnist_binary_with_an_overflow_record(tmp_path: Path) -> None:
 
 
 # -- numpy and CSV ----------------------------------------------------------------------------
+def test_a_bin_file_is_read_as_n_mnist_whatever_its_first_bytes_and_n_caltech_has_no_size(
+        tmp_path: Path) -> None:
+    records = bytes([37, 32, 0x80, 0, 10, 200, 150, 0, 0, 20])  # begins like a RAW header
+    (tmp_path / "img.bin").write_bytes(records)
+    events, _, meta = read_recording(tmp_path / "img.bin")
+    assert events.tolist() == [(10, 37, 32, 1), (20, 200, 150, 0)]
+    assert "width" not in meta and "height" not in meta
+
+
 def test_tonic_cochlea_npy_uses_x_for_the_channel(tmp_path: Path) -> None:
     ev = cochlea_events()
     tonic = np.zeros(len(ev), dtype=[("t", "<f8"), ("x", "<i8"), ("p", "<i8")])  # tonic SHD
@@ -215,6 +240,9 @@ def test_csv_with_either_header(tmp_path: Path) -> None:
         assert meta == {"format": "csv", "t0_us": 0}
     (tmp_path / "one.csv").write_text("t,channel\n5,3\n")
     assert read_recording(tmp_path / "one.csv")[0].tolist() == [(5, 3)]
+    (tmp_path / "no_p.csv").write_text("t,x,y\n10,3,4\n")  # DVS with p missing
+    with pytest.raises(FormatError, match=r"missing \['p'\]"):
+        read_recording(tmp_path / "no_p.csv")
 
 
 def test_dispatch_errors_say_what_is_supported(tmp_path: Path) -> None:
