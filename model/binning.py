@@ -261,7 +261,9 @@ def feed(
         merged = merged[cut:]
     else:
         bins, activity = np.zeros((0, spec.features), dtype=np.float32), 0
-    new_state = BinnerState(t0_us=t0, closed=close_to, last_t=last_t, pending=merged)
+    # The open bin's events outlive the request: a view would keep its whole body alive.
+    pending = merged if merged.base is None else merged.copy()
+    new_state = BinnerState(t0_us=t0, closed=close_to, last_t=last_t, pending=pending)
     return BinnerResult(state=new_state, bins=bins, activity=activity, accepted=len(events),
                         dropped=dropped)
 

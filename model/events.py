@@ -49,6 +49,7 @@ def make_events(sensor: SensorKind, **columns: np.ndarray) -> np.ndarray:
     out = np.empty(lengths[names[0]], dtype=dtype)
     for name in names:
         col = np.asarray(columns[name])
+        info = np.iinfo(dtype[name])
         if col.dtype.kind == "f":
             if not np.all(np.isfinite(col)):
                 bad = int(np.flatnonzero(~np.isfinite(col))[0])
@@ -58,13 +59,13 @@ def make_events(sensor: SensorKind, **columns: np.ndarray) -> np.ndarray:
                 raise EventError(f"column {name!r} must hold integers; index {bad} is {col[bad]}")
         elif col.dtype.kind not in "iub" and len(col):
             raise EventError(f"column {name!r} must be numeric, got {col.dtype}")
-        info = np.iinfo(dtype[name])
-        if len(col) and (col.min() < info.min or col.max() > info.max):
-            bad = int(np.flatnonzero((col < info.min) | (col > info.max))[0])
-            raise EventError(
-                f"column {name!r} value {col[bad]} at index {bad} is outside "
-                f"[{info.min}, {info.max}]"
-            )
+        if len(col):
+            # float(2**63 - 1) rounds up to 2**63, which an int64 cannot hold
+            over = col >= float(info.max) + 1 if col.dtype.kind == "f" else col > info.max
+            if col.min() < info.min or over.any():
+                bad = int(np.flatnonzero((col < info.min) | over)[0])
+                raise EventError(f"column {name!r} value {col[bad]} at index {bad} is outside "
+                                 f"[{info.min}, {info.max}]")
         out[name] = col
     return out
 

@@ -62,13 +62,17 @@ def decode(body: bytes, kind: str, sensor: SensorKind,
         elif kind == RAW:
             events = _decode_raw(body, sensor)
         else:
-            events = _decode_npy(body, sensor)
+            events = _decode_npy(body, sensor, max_events)
     except EventError as exc:
         raise ApiError(422, str(exc)) from exc
     if len(events) > max_events:
-        raise ApiError(413, f"{len(events)} events in one request is over the limit of "
-                            f"{max_events}; send them in smaller batches")
+        raise _too_many(len(events), max_events)
     return events, options
+
+
+def _too_many(count: int, max_events: int) -> ApiError:
+    return ApiError(413, f"{count} events in one request is over the limit of {max_events}; "
+                         "send them in smaller batches")
 
 
 def _decode_raw(body: bytes, sensor: SensorKind) -> np.ndarray:
@@ -105,15 +109,33 @@ def _decode_json(body: bytes, sensor: SensorKind) -> tuple[np.ndarray, dict[str,
     return make_events(sensor, **arrays), doc
 
 
-def _decode_npy(body: bytes, sensor: SensorKind) -> np.ndarray:
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _decode_npy(body: bytes, sensor: SensorKind, max_events: int) -> np.ndarray:
+    """A ``.npy`` file's one structured array. Its header is checked before any array is
+    made: numpy would allocate the shape it declares, however few bytes follow."""
+    stream = io.BytesIO(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        version = np.lib.format.read_magic(stream)
+        if version not in NPY_HEADER_READERS:
+            raise ValueError(f"format version {version} is not read here; use 1.0 or 2.0")
+        shape, _, dtype = NPY_HEADER_READERS[version](stream)
     except (ValueError, OSError, EOFError) as exc:
         raise EventError(f"the body is not a readable .npy file: {exc}") from exc
-    if array.ndim != 1 or array.dtype.names is None:
+    if len(shape) != 1 or dtype.names is None or dtype.hasobject:
         raise EventError(f"a .npy body must hold a 1-d structured array with fields "
-                         f"{list(EVENT_DTYPES[sensor].names or ())}, got dtype {array.dtype} "
-                         f"and shape {array.shape}")
+                         f"{list(EVENT_DTYPES[sensor].names or ())}, got dtype {dtype} "
+                         f"and shape {shape}")
+    (count,) = shape
+    if count > max_events:
+        raise _too_many(count, max_events)
+    data = len(body) - stream.tell()
+    if data != count * dtype.itemsize:
+        raise EventError(f"the .npy header declares {count} events of {dtype.itemsize} bytes, "
+                         f"but {data} bytes follow it")
+    array = np.frombuffer(body, dtype=dtype, count=count, offset=stream.tell())
     try:
         return as_events(array, sensor)
     except (ValueError, TypeError) as exc:

@@ -85,6 +85,14 @@ def test_a_bin_closes_only_when_an_event_at_or_past_its_end_arrives():
     assert r.bins.shape[0] == 1 and len(r.state.pending) == 1
 
 
+def test_the_open_bin_holds_a_copy_not_a_view_of_the_request_body():
+    body = ev(np.arange(0, 4500, 10), np.zeros(450, int)).tobytes()
+    received = np.frombuffer(body, dtype=ev([0], [0]).dtype)
+    for events in (received, received[:50]):  # bins close / all of it is in the open bin
+        pending = feed(BinnerState.start(SPEC), events, SPEC).state.pending
+        assert len(pending) and pending.base is None  # the body can be freed
+
+
 def test_watermark_and_flush_close_bins():
     r = feed(BinnerState.start(SPEC), ev([100], [0]), SPEC, until_us=3000)
     assert r.state.closed == 3

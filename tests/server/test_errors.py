@@ -14,12 +14,27 @@ from tests.server.conftest import COCHLEA, DVS, cochlea_recording, columns
 EVENTS = cochlea_recording(seed=7, n=300, duration_us=100_000)
 FIRST, SECOND = EVENTS[EVENTS["t"] < 50_000], EVENTS[EVENTS["t"] >= 50_000]
 RAW = {"content-type": "application/octet-stream"}
+NPY = {"content-type": "application/x-npy"}
 
 
 def npy(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array)
     return buf.getvalue()
+
+
+def npz(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, events=array)
+    return buf.getvalue()
+
+
+def npy_declaring(count: int) -> bytes:
+    """A .npy header promising ``count`` cochlea events, followed by two."""
+    buf = io.BytesIO()
+    header = {"descr": EVENTS.dtype.descr, "fortran_order": False, "shape": (count,)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue() + EVENTS[:2].tobytes()
 
 
 def unsorted() -> dict[str, Any]:
@@ -58,6 +73,14 @@ BAD: list[tuple[str, dict[str, Any], int, str]] = [
      "1-d structured array"),
     ("npy garbage", {"content": b"not numpy", "headers": {"content-type": "application/x-npy"}},
      422, "not a readable .npy"),
+    ("npz sent as npy", {"content": npz(SECOND[:5]), "headers": NPY}, 422,
+     "not a readable .npy"),
+    ("npy declaring 10**15 events", {"content": npy_declaring(10**15), "headers": NPY}, 413,
+     "1000000000000000 events in one request is over the limit of 100"),
+    ("npy shorter than its header", {"content": npy(SECOND[:5])[:-3], "headers": NPY}, 422,
+     "declares 5 events of 10 bytes, but 47 bytes follow it"),
+    ("float t of 2**63", {"json": {"t": [60_000.0, 2.0**63], "channel": [1, 1]}}, 422,
+     "value 9.223372036854776e+18 at index 1 is outside"),
     ("bad content type", {"content": b"t,channel\n1,2", "headers": {"content-type": "text/csv"}},
      415, "text/csv"),
     ("body over the cap", {"content": b"\x00" * 2010, "headers": RAW}, 413, "limit"),
