@@ -161,7 +161,7 @@ class AsyncSession:
         options: dict[str, Any] = {"seq": seq, "flush": flush, "include_spikes": include_spikes,
                                    "top_k": top_k}
         if until_us is not None:
-            options["until_us"] = until_us
+            options["until_us"] = int(until_us)  # a numpy integer is no JSON number
         request = event_request(events, options, self.client.binary)
         request["headers"].update(self._headers)
         try:

@@ -11,6 +11,7 @@ is applied twice. At most ``window`` frames are in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -142,7 +143,13 @@ class AsyncStream:
                         self._unacked[seq] = self._frame(seq, batch)
                         await self._send(seq)
                 except (ConnectionClosed, OSError) as exc:
-                    _discard(reply)
+                    # What arrived before the drop still counts: a refused frame must be
+                    # raised, not taken for applied because a later one moved the seq on.
+                    for message in await self._received_before_drop(reply, exc):
+                        result = self._receive(message)
+                        if result is not None:
+                            self._delays = None
+                            yield result
                     reply = None
                     _raise_if_refused(exc)
                     self.reconnects += 1
@@ -157,6 +164,23 @@ class AsyncStream:
             _discard(reply)
             _discard(pull)
 
+    async def _received_before_drop(self, reply: asyncio.Task[str | bytes] | None,
+                                    exc: BaseException) -> list[str | bytes]:
+        """The messages of the dropped connection not yet handled: the awaited reply if it
+        came, then those still buffered (a closed connection's ``recv`` returns them before it
+        raises; cancelling a pending one loses nothing)."""
+        messages = []
+        if reply is not None and reply.done() and not reply.cancelled() \
+                and reply.exception() is None:
+            messages.append(reply.result())
+        else:
+            _discard(reply)
+        if isinstance(exc, ConnectionClosed) and self._ws is not None:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                while True:
+                    messages.append(await self._ws.recv())
+        return messages
+
     def _frame(self, seq: int, batch: Batch | np.ndarray) -> bytes | str:
         if isinstance(batch, np.ndarray):
             batch = Batch(batch)
@@ -166,7 +190,7 @@ class AsyncStream:
             return wire.seq_frame(seq, batch.events)
         fields: dict[str, Any] = {"seq": seq, "flush": batch.flush}
         if batch.until_us is not None:
-            fields["until_us"] = batch.until_us
+            fields["until_us"] = int(batch.until_us)  # a numpy integer is no JSON number
         if batch.events is not None:
             fields.update(wire.columns(batch.events))
         return json.dumps(fields)
@@ -213,15 +237,22 @@ class AsyncStream:
             url += f"?session={first['session']}"
         while True:
             ws: ClientConnection | None = None
+            sent = False
             try:
                 ws = await connect(url, max_size=None, open_timeout=self.client.timeout_s)
                 await ws.send(json.dumps({**first, **self._options}))
+                sent = True
                 opened = json.loads(await asyncio.wait_for(ws.recv(), self.client.timeout_s))
                 break
             except (ConnectionClosed, OSError, InvalidHandshake, TimeoutError) as exc:
                 if ws is not None:  # an answer that never came: do not leave it open
                     await ws.close()
                 _raise_if_refused(exc)
+                if sent and "session" not in first and _refusal(exc) is None:
+                    # As for HTTP: the server may have created the session, so opening
+                    # again would leave one behind, holding a slot until it expires.
+                    raise ConnectionLost(f"the connection to {url} broke after the session "
+                                         f"was asked for, so it may exist: {exc!r}") from exc
                 await asyncio.sleep(self._next_delay(exc, url))
         self._ws = ws
         self.session = SessionCreated.model_validate(opened)
@@ -230,7 +261,10 @@ class AsyncStream:
                 if applied and applied.get("seq") == self.session.seq
                 and self.session.seq in self._unacked else None)
         self._next_seq = max(self._next_seq, self.session.seq + 1)
+        unacked = len(self._unacked)
         self._ack(self.session.seq)
+        if len(self._unacked) < unacked:  # frames landed while cut off: progress, as a result
+            self._delays = None
         self._frame_seqs = []
         self._resent = set()
         return lost

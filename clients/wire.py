@@ -33,13 +33,22 @@ def sensor_of(events: np.ndarray) -> SensorKind:
 
 
 def to_wire(events: np.ndarray) -> np.ndarray:
-    """The events in their sensor's wire dtype (no copy when they already are)."""
+    """The events in their sensor's wire dtype (no copy when they already are); ValueError
+    for a value the wire dtype cannot hold, which a cast would silently change (the server
+    refuses it in a JSON body)."""
     dtype = EVENT_DTYPES[sensor_of(events)]
     if events.dtype == dtype:
         return events
     out = np.empty(len(events), dtype)
     for name in dtype.names or ():
-        out[name] = events[name]
+        column = events[name]
+        with np.errstate(invalid="ignore"):  # NaN or inf: refused below
+            out[name] = column
+        changed = np.flatnonzero(out[name] != column)
+        if len(changed):
+            i = int(changed[0])
+            raise ValueError(f"{name} value {column[i]} at index {i} does not fit the wire "
+                             f"format's {dtype[name]}")
     return out
 
 

@@ -142,6 +142,9 @@ def test_watermarks_close_bins_over_http_and_websocket(live_url: str) -> None:
         session = client.open_session(COCHLEA)  # 1 ms bins
         assert session.send(events).bins.total == 2
         assert session.send(until_us=5000).bins.total == 5
+        # a watermark taken from the events themselves is a numpy integer
+        assert session.send(until_us=events["t"][-1] + 4500).bins.total == 7
         with client.stream(COCHLEA) as stream:
-            results = list(stream.run([events, Batch(until_us=5000)]))
-        assert [r.bins.total for r in results] == [2, 5]
+            results = list(stream.run([events, Batch(until_us=5000),
+                                       Batch(until_us=events["t"][-1] + 4500)]))
+        assert [r.bins.total for r in results] == [2, 5, 7]

@@ -204,3 +204,104 @@ def test_an_error_of_the_callers_source_is_raised_as_it_is(live_url: str) -> Non
             return stream.reconnects
 
     assert asyncio.run(run()) == 0  # not taken for a dropped connection
+
+
+def fake_result(opened: dict[str, Any], seq: int) -> str:
+    """A result message for frame ``seq`` of the session ``opened`` describes."""
+    layers = len(opened["totals"]["spikes"])
+    return json.dumps({
+        "type": "result", "model": opened["model"], "version": opened["version"],
+        "session": opened["id"], "seq": seq, "probabilities": opened["probabilities"],
+        "label": opened["label"], "top_k": [], "bins": {"batch": 0, "total": 0},
+        "spikes": {"batch": [0.0] * layers, "total": [0.0] * layers},
+        "firing_rate": {"batch": [0.0] * layers, "total": [0.0] * layers},
+        "synops": {"batch": 0, "total": 0}, "last_t_us": 0, "server_time_ms": 0.1,
+        "events": {"accepted": 1, "dropped": 0, "total_accepted": 1, "total_dropped": 0,
+                   "pending": 0}})
+
+
+def test_a_frame_refused_just_before_a_drop_is_raised_not_skipped(
+        live_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frame 0 is refused and frame 1 applied; both answers arrive while the client is still
+    writing frame 2, and the connection drops. The resume's position (seq 1) must not be
+    taken to acknowledge frame 0: its refusal was received, and is raised."""
+    from websockets.asyncio.server import serve
+
+    from clients import InvalidEvents
+    from clients.stream import AsyncStream
+
+    send = AsyncStream._send
+
+    async def slow_third_frame(self: AsyncStream, seq: int) -> None:
+        if seq == 2:
+            await asyncio.sleep(0.2)  # a big frame still being written
+        await send(self, seq)
+
+    monkeypatch.setattr(AsyncStream, "_send", slow_third_frame)
+
+    async def run() -> list[int]:
+        async with websockets.connect(live_url.replace("http", "ws") + "/v1/stream") as ws:
+            await ws.send(json.dumps({"model": COCHLEA}))
+            opened = json.loads(await ws.recv())
+        connections = 0
+
+        async def dropping(ws: Any) -> None:
+            nonlocal connections
+            connections += 1
+            await ws.recv()
+            if connections > 1:  # the resume: seq 1 was applied
+                await ws.send(json.dumps({**opened, "resumed": True, "seq": 1,
+                                          "applied": json.loads(fake_result(opened, 1))}))
+                async for frame in ws:
+                    await ws.send(fake_result(opened, int.from_bytes(frame[:8], "little")))
+                return
+            await ws.send(json.dumps(opened))
+            await ws.recv()
+            await ws.recv()
+            await ws.send(json.dumps({"type": "error", "status": 422, "frame": 0,
+                                      "detail": "late events: bin 3 is already closed"}))
+            await ws.send(fake_result(opened, 1))
+            await asyncio.sleep(0.05)
+            ws.transport.abort()
+
+        events = cochlea_recording(seed=59)
+        async with serve(dropping, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with AsyncClient(f"http://127.0.0.1:{port}",
+                                   retry=Retry(attempts=3, base_s=0.001)) as client, \
+                    client.stream(COCHLEA) as stream:
+                got = []
+                with pytest.raises(InvalidEvents, match="already closed"):
+                    async for result in stream.run([events[:10], events[10:20],
+                                                    events[20:30]]):
+                        got.append(result.seq)
+        return got
+
+    assert asyncio.run(asyncio.wait_for(run(), 30)) == []
+
+
+def test_a_new_stream_whose_open_went_unanswered_is_not_opened_twice(live_url: str) -> None:
+    """The server may have created the session: another open would leave one behind."""
+    from websockets.asyncio.server import serve
+
+    from clients import ConnectionLost
+
+    async def run() -> int:
+        opens = 0
+
+        async def silent(ws: Any) -> None:
+            nonlocal opens
+            await ws.recv()
+            opens += 1
+            ws.transport.abort()
+
+        async with serve(silent, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with AsyncClient(f"http://127.0.0.1:{port}",
+                                   retry=Retry(attempts=3, base_s=0.001)) as client:
+                with pytest.raises(ConnectionLost, match="may exist"):
+                    async with client.stream(COCHLEA):
+                        pass
+        return opens
+
+    assert asyncio.run(asyncio.wait_for(run(), 30)) == 1

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from clients import wire
 from model import events
@@ -28,3 +29,14 @@ def test_to_wire_converts_other_widths_and_field_orders() -> None:
     out = wire.to_wire(other)
     assert out.dtype == wire.DVS_DTYPE and out.tolist() == [(1, 3, 5, 0), (2, 4, 6, 1)]
     assert wire.seq_frame(7, out)[:8] == (7).to_bytes(8, "little")
+
+
+def test_to_wire_refuses_values_its_dtype_cannot_hold_instead_of_wrapping_them() -> None:
+    wide = np.zeros(3, [("t", "i8"), ("channel", "i4")])
+    wide["t"], wide["channel"] = [1, 2, 3], [5, 65_539, 7]  # 65,539 would wrap to 3
+    with pytest.raises(ValueError, match="channel value 65539 at index 1 does not fit"):
+        wire.to_wire(wide)
+    fractional = np.zeros(1, [("t", "f8"), ("channel", "u2")])
+    fractional["t"] = 1.5
+    with pytest.raises(ValueError, match="t value 1.5 at index 0"):
+        wire.body(fractional)
