@@ -38,5 +38,5 @@ def test_to_wire_refuses_values_its_dtype_cannot_hold_instead_of_wrapping_them()
         wire.to_wire(wide)
     fractional = np.zeros(1, [("t", "f8"), ("channel", "u2")])
     fractional["t"] = 1.5
-    with pytest.raises(ValueError, match="t value 1.5 at index 0"):
+    with pytest.raises(ValueError, match=r"t value 1\.5 at index 0"):
         wire.body(fractional)
