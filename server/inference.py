@@ -159,10 +159,17 @@ async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: B
 def _feed(binner: BinnerState, events: np.ndarray, model: LoadedModel, until_us: int | None,
           flush: bool, late: LatePolicy, settings: Settings) -> BinnerResult:
     try:
-        return feed(binner, events, model.card.input, until_us=until_us, flush=flush,
-                    late=late, max_new_bins=settings.max_bins_per_request)
+        fed = feed(binner, events, model.card.input, until_us=until_us, flush=flush,
+                   late=late, max_new_bins=settings.max_bins_per_request)
     except EventError as exc:
         raise ApiError(422, str(exc)) from exc
+    # The open bin holds a bin's events; only events piling up at one instant can grow it
+    # without bound, batch after batch.
+    if len(fed.state.pending) > settings.max_events_per_request:
+        raise ApiError(413, f"the open bin would hold {len(fed.state.pending)} events, over the "
+                            f"limit of {settings.max_events_per_request}; close it with "
+                            "`until_us` or `flush`, or check the timestamps")
+    return fed
 
 
 async def _advance(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerResult,

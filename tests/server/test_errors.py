@@ -85,6 +85,8 @@ BAD: list[tuple[str, dict[str, Any], int, str]] = [
      415, "text/csv"),
     ("body over the cap", {"content": b"\x00" * 2010, "headers": RAW}, 413, "limit"),
     ("too many events", {"content": b"\x00" * 1010, "headers": RAW}, 413, "over the limit of 100"),
+    ("open bin over the cap", {"json": {"t": [int(FIRST["t"][99])] * 100, "channel": [1] * 100}},
+     413, "the open bin would hold"),
     ("seq replay", {"json": {"seq": 1}}, 409, "seq 1 was already applied"),
 ]
 
