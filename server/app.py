@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             batcher.start()
         expiry = asyncio.create_task(runtime.sessions.expiry_loop())
         warm = asyncio.create_task(_warm(runtime))
+        warm.add_done_callback(functools.partial(_warm_ended, runtime))
         thresholds = gc.get_threshold()
         try:
             with metrics.timing_gc():
@@ -81,6 +83,15 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     for module in (health, models, sessions, infer, stream, samples, dashboard):
         app.include_router(module.router)
     return app
+
+
+def _warm_ended(runtime: Runtime, warm: asyncio.Task[None]) -> None:
+    """A failed warm-up is logged and fails liveness (a restart may cure it): otherwise the
+    server stayed 'warming' for ever, alive to every probe, and said nothing."""
+    if warm.cancelled() or (exc := warm.exception()) is None:
+        return
+    runtime.failure = f"warm-up failed: {exc!r}"
+    log.error("warmup_failed", exc_info=exc)
 
 
 async def _warm(runtime: Runtime) -> None:

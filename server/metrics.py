@@ -51,13 +51,15 @@ class Metrics:
                                 ["route", "method", "status"], registry=r)
         self.latency = Histogram("s5rf_request_seconds", "Request latency", ["route", "method"],
                                  buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_sessions = Histogram("s5rf_batch_sessions", "Session chunks per engine call",
-                                        ["model"], buckets=BATCH_BUCKETS, registry=r)
+        self.batch_sessions = Histogram(
+            "s5rf_batch_sessions", "Session chunks per engine step (one gathered batch, run as "
+            "one call or several)", ["model"], buckets=BATCH_BUCKETS, registry=r)
         self.queue_delay = Histogram("s5rf_queue_delay_seconds",
                                      "Time a chunk waited for its engine call", ["model"],
                                      buckets=LATENCY_BUCKETS, registry=r)
-        self.step_seconds = Histogram("s5rf_engine_step_seconds", "Engine call duration",
-                                      ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.step_seconds = Histogram("s5rf_engine_step_seconds",
+                                      "Engine step duration (all its calls)", ["model"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
         self.active_sessions = Gauge("s5rf_active_sessions", "Live sessions", ["model"],
                                      registry=r)
         self.events = Counter("s5rf_events", "Events accepted", ["model"], registry=r)
@@ -113,6 +115,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
 class RequestMetrics:
     """ASGI middleware: count and time every HTTP request by its route template."""
 
@@ -137,7 +142,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_record)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
+            # a label value per method a client makes up would grow without bound
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
             self.metrics.latency.labels(route=route, method=method).observe(
                 time.perf_counter() - start)

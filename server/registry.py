@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from model.binning import BinnerState, feed
-from model.checkpoint import Checkpoint, CheckpointError, ModelCard, discover, load
+from model.checkpoint import CARD_FILE, Checkpoint, CheckpointError, ModelCard, discover, load
 from model.events import EVENT_DTYPES
 from model.streaming import SCRATCH_SLOT, Engine
 from server.settings import Settings
@@ -114,4 +114,8 @@ def load_registry(settings: Settings) -> ModelRegistry:
         paths[ckpt.card.name] = path
         models.append(build_model(ckpt, settings))
         log.info("model_loaded", extra={"fields": {"model": models[-1].name, "path": str(path)}})
+    if not models:  # a mistyped path or an unmounted volume: fail at start, not at each request
+        raise CheckpointError(f"no checkpoint under {settings.checkpoints.resolve()} (none of "
+                              f"its sub-directories holds a {CARD_FILE}); set --checkpoints "
+                              "or S5RF_CHECKPOINTS")
     return ModelRegistry(models)

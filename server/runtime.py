@@ -19,3 +19,4 @@ class Runtime:
     batchers: dict[str, Batcher]
     sessions: SessionManager
     ready: bool = False
+    failure: str | None = None  # why warm-up failed: the process is alive but will never serve

@@ -190,3 +190,4 @@ class StreamOpen(Strict):
 class HealthStatus(BaseModel):
     status: str
     models: list[str] = Field(default_factory=list)
+    detail: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,7 +15,10 @@ class Settings(BaseSettings):
     """Every knob of one server process; the CLI's flags override the environment."""
 
     # "null" in the environment means None (gc_thresholds, compilation_cache).
-    model_config = SettingsConfigDict(env_prefix="S5RF_", frozen=True, env_parse_none_str="null")
+    # No inf or NaN anywhere: an infinite batcher wait or TTL passed validation and then
+    # stalled every batch or overflowed the shared store's expiry.
+    model_config = SettingsConfigDict(env_prefix="S5RF_", frozen=True, env_parse_none_str="null",
+                                      allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -22,7 +26,7 @@ class Settings(BaseSettings):
                               description="Directory holding one checkpoint per sub-directory.")
     samples: Path = Field(default=Path("samples"),
                           description="Sample recordings: NAME/index.json and .npy files.")
-    session_ttl_s: float = Field(default=600.0, gt=0, description="Idle time before expiry.")
+    session_ttl_s: float = Field(default=600.0, ge=0.001, description="Idle time before expiry.")
     expiry_interval_s: float = Field(default=5.0, gt=0, description="How often expiry runs.")
     max_sessions: int = Field(default=256, gt=0, description="Live sessions, all models.")
     max_concurrent_infer: int = Field(default=8, gt=0, description="/infer calls per model.")
@@ -31,7 +35,7 @@ class Settings(BaseSettings):
     max_events_per_request: int = Field(default=1_000_000, gt=0)
     max_bins_per_request: int = Field(default=20_000, gt=0,
                                       description="Bins one request may close (time-jump guard).")
-    batch_max_wait_ms: float = Field(default=0.5, ge=0,
+    batch_max_wait_ms: float = Field(default=0.5, ge=0, le=1000,
                                      description="How long the batcher waits for more chunks.")
     # Fine steps where batches usually fall: a batch pads to the next bucket, and on a CPU the
     # step's cost grows with the padded size (bench.server_load measures the trade-off).
@@ -56,7 +60,7 @@ class Settings(BaseSettings):
     late_default: LatePolicy = "reject"
     ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
     ws_open_timeout_s: float = Field(default=10.0, gt=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     session_store: str = Field(
         default="memory", pattern=r"^(memory|rediss?://.+|unix://.+)$",
         description="Where sessions live: `memory` (this process) or a Redis URL shared by "
@@ -66,6 +70,11 @@ class Settings(BaseSettings):
     session_store_timeout_s: float = Field(
         default=2.0, gt=0, description="How long one shared-store command may take before the "
                                        "request is answered 503 (a write is sent twice first).")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("session_buckets", "bin_buckets")
     @classmethod

@@ -12,16 +12,21 @@ from server.schemas import HealthStatus
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> HealthStatus:
-    """Liveness: the process answers."""
-    return HealthStatus(status="ok")
+@router.get("/healthz", responses={500: {"model": HealthStatus}})
+async def healthz(runtime: RuntimeDep) -> Response:
+    """Liveness: the process answers, and its warm-up has not failed (500 if it has)."""
+    if runtime.failure is not None:
+        return json_response(HealthStatus(status="failed", detail=runtime.failure), 500)
+    return json_response(HealthStatus(status="ok"))
 
 
 @router.get("/readyz", responses={503: {"model": HealthStatus}})
 async def readyz(runtime: RuntimeDep) -> Response:
     """Readiness: 200 once every model is loaded and every bucket compiled, else 503."""
     names = [m.name for m in runtime.registry]
+    if runtime.failure is not None:
+        return json_response(HealthStatus(status="failed", models=names,
+                                          detail=runtime.failure), 503)
     if not runtime.ready:
         return json_response(HealthStatus(status="warming", models=names), 503,
                              {"Retry-After": str(runtime.settings.retry_after_s)})

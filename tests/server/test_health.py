@@ -7,6 +7,7 @@ import re
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
@@ -32,7 +33,7 @@ def test_model_routes_wait_for_the_warm_up(base_settings: Settings,
     slow = SlowToWarm(registry)
     with TestClient(create_app(base_settings.model_copy(update={"retry_after_s": 3}),
                                slow)) as client:
-        assert client.get("/healthz").json() == {"status": "ok", "models": []}
+        assert client.get("/healthz").json()["status"] == "ok"
         warming = client.get("/readyz")
         assert warming.status_code == 503 and warming.headers["Retry-After"] == "3"
         assert warming.json()["status"] == "warming"
@@ -46,6 +47,25 @@ def test_model_routes_wait_for_the_warm_up(base_settings: Settings,
             time.sleep(0.01)
         assert client.post("/v1/sessions", json={"model": COCHLEA}).status_code == 201
         assert "s5rf_compilations" in client.get("/metrics").text
+
+
+class FailsToWarm(ModelRegistry):
+    def warm(self, with_spikes: bool) -> None:
+        raise RuntimeError("RESOURCE_EXHAUSTED: out of memory while compiling")
+
+
+def test_a_failed_warm_up_is_logged_and_fails_liveness_instead_of_warming_for_ever(
+        base_settings: Settings, registry: ModelRegistry,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with TestClient(create_app(base_settings, FailsToWarm(list(registry)))) as client:
+        deadline = time.monotonic() + 30
+        while (live := client.get("/healthz")).status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert live.status_code == 500 and "out of memory" in live.json()["detail"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert any(r.message == "warmup_failed" and r.exc_info for r in caplog.records)
 
 
 def test_warm_up_ends_by_freezing_the_start_up_objects_and_tuning_the_collector(
@@ -80,3 +100,11 @@ def test_garbage_collections_are_timed_while_the_app_runs(base_settings: Setting
                           client.get("/metrics").text)
         assert count is not None and float(count[1]) >= 1
     assert len(gc.callbacks) == before
+
+
+def test_requests_are_counted_by_route_template_and_a_known_method(client: TestClient) -> None:
+    client.get("/v1/models")
+    client.request("ZZZ", "/v1/no-such-route")  # a method only a made-up client sends
+    metrics = client.get("/metrics").text
+    assert 's5rf_requests_total{method="GET",route="/v1/models",status="200"}' in metrics
+    assert 'method="other",route="unmatched"' in metrics and "ZZZ" not in metrics

@@ -54,3 +54,11 @@ def test_two_checkpoints_of_one_name_are_refused(checkpoints: Path, tmp_path: Pa
         shutil.copytree(checkpoints / COCHLEA, tmp_path / copy)
     with pytest.raises(CheckpointError, match=f"both named '{COCHLEA}'"):
         load_registry(Settings(checkpoints=tmp_path))
+
+
+def test_a_directory_without_checkpoints_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "not-a-checkpoint").mkdir()
+    with pytest.raises(CheckpointError, match=r"no checkpoint under .*S5RF_CHECKPOINTS"):
+        load_registry(Settings(checkpoints=tmp_path))
+    with pytest.raises(CheckpointError, match="no checkpoint under"):
+        load_registry(Settings(checkpoints=tmp_path / "missing"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from server.settings import Settings
 
@@ -25,3 +26,19 @@ def test_null_in_the_environment_unsets_an_optional_setting(
     assert settings.gc_thresholds is None and settings.compilation_cache is None
     monkeypatch.setenv("S5RF_GC_THRESHOLDS", "[700, 10, 10]")
     assert Settings().gc_thresholds == (700, 10, 10)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("batch_max_wait_ms", "inf"), ("session_ttl_s", "inf"), ("session_ttl_s", "nan"),
+    ("session_ttl_s", "0.0001"), ("log_level", "chatty"),
+])
+def test_values_that_would_fail_later_are_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(f"S5RF_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S5RF_LOG_LEVEL", "debug")
+    assert Settings().log_level == "DEBUG"
