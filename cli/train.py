@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"s5rf train: {args.test} does not match {args.data}: {mismatch}", file=sys.stderr)
         return 2
     spec = _input_spec(args, train_ds)
-    cfg, tc = _configs(args, spec.features, len(train_ds.keys))
+    cfg, tc = _configs(args, spec, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
     selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
     try:
@@ -147,20 +147,25 @@ def _input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
     return InputSpec(**fields)
 
 
-def _configs(args: argparse.Namespace, n_in: int,
+def _configs(args: argparse.Namespace, spec: InputSpec,
              n_classes: int) -> tuple[ModelConfig, TrainConfig]:
-    """The preset's network and training settings, with the flags that override them."""
+    """The preset's network and training settings, with the flags that override them. The
+    presets' feature roll is for a cochlea's channels: on a DVS's flattened (polarity, y, x)
+    features it would wrap pixels into the next row, so DVS inputs go without it (their
+    event-level ``--shift`` moves whole pixels)."""
     from model.spec import PRESETS, preset_config
 
     overrides: dict[str, Any] = {
         k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
     if args.neurons:
         overrides["neurons"] = tuple(args.neurons)
-    cfg = preset_config(args.preset, n_in, n_classes, **overrides)
+    cfg = preset_config(args.preset, spec.features, n_classes, **overrides)
     tc = dataclasses.replace(PRESETS[args.preset].train, **{
         k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                           ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
                           ("cutmix", args.cutmix)) if v is not None})
+    if spec.sensor == "dvs":
+        tc = dataclasses.replace(tc, random_shift=False)
     return cfg, tc
 
 

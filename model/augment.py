@@ -53,7 +53,9 @@ def augment_events(events: np.ndarray, spec: InputSpec, aug: EventAugment,
 
 
 def random_shift(bins: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The reference code's shift: roll features by +1 (p=0.2) or -1 (p=0.2). (B, T, F)."""
+    """The reference code's shift: roll features by +1 (p=0.2) or -1 (p=0.2). (B, T, F).
+
+    For a cochlea's channel axis only: DVS features are (polarity, y, x) flattened."""
     u = rng.random()
     return np.roll(bins, 1, axis=-1) if u < 0.2 else np.roll(bins, -1, axis=-1) if u > 0.8 else bins
 

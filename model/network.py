@@ -4,7 +4,8 @@ One function, ``advance``, runs the network over a chunk of time bins from a giv
 offline path (training, evaluation, one-shot inference) is ``advance`` from
 ``initial_state``; streaming calls it chunk after chunk. Both use the same scan, so a
 recording cut into chunks anywhere gives the same result as the whole recording at once
-(bit for bit with the sequential scan; the associative one rounds differently at a cut).
+(bit for bit with the sequential scan in one compiled shape; programs of other shapes, and the
+associative scan at a cut, may round differently in the last bits).
 
 Layout: batch-major at the boundary, bins float32 (S, T, F) and valid bool (S, T) for S
 sequences of T bins with F input features; time-major inside.

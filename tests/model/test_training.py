@@ -139,3 +139,16 @@ def test_cutmix_weighs_only_what_a_sample_shows_within_its_length():
             np.testing.assert_allclose(t[0], [1, 0])
             return
     raise AssertionError("no seed pasted a window only past the short sample's end")
+
+
+def test_the_presets_feature_roll_is_left_out_for_dvs_inputs():
+    """It rolls a cochlea's channels; DVS features are (polarity, y, x) flattened."""
+    import argparse
+
+    from cli.train import _configs
+
+    flags = dict(blocks=None, dropout=None, neurons=None, epochs=None, batch_size=None, lr=None,
+                 lr_ssm=None, seed=None, cutmix=None, preset="shd")
+    dvs = InputSpec(sensor="dvs", width=8, height=8, dt_us=5000)
+    assert not _configs(argparse.Namespace(**flags), dvs, 10)[1].random_shift
+    assert _configs(argparse.Namespace(**flags), SPEC, 10)[1].random_shift
