@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         models = registry if registry is not None else await asyncio.to_thread(
             load_registry, settings)
         metrics.watch(models)
-        batchers = {m.name: Batcher(m, settings.batch_max_wait_ms / 1e3, metrics)
-                    for m in models}
+        batchers = {m.name: Batcher(m, settings.batch_max_wait_ms / 1e3, metrics,
+                                    settings.max_bins_per_step) for m in models}
         shared = open_store(settings.session_store, settings.session_store_prefix,
                             settings.session_ttl_s, settings.session_store_timeout_s)
         runtime = Runtime(settings=settings, registry=models, metrics=metrics,

@@ -48,9 +48,11 @@ class _Job:
 class Batcher:
     """Gathers chunks for one model's engine. A slot must have at most one chunk in flight."""
 
-    def __init__(self, model: LoadedModel, max_wait_s: float, metrics: Metrics):
+    def __init__(self, model: LoadedModel, max_wait_s: float, metrics: Metrics,
+                 max_step_bins: int = 256):
         self.model = model
         self.max_wait_s = max_wait_s
+        self.max_step_bins = max_step_bins
         self.max_batch = model.engine.session_buckets[-1]
         self.series = metrics.of(model.name)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -73,7 +75,29 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def submit(self, slot: int, bins: np.ndarray, with_spikes: bool) -> SlotStep:
-        """Advance ``slot`` by ``bins`` float32 (T, F) in the next engine call."""
+        """Advance ``slot`` by ``bins`` float32 (T, F) in the next engine step.
+
+        A chunk longer than ``max_step_bins`` (a whole /infer recording) is stepped in pieces,
+        each an engine step of its own, so other sessions' chunks run in between instead of
+        waiting for all of it; if a piece fails, the slot's state is put back as it was.
+        """
+        if len(bins) <= self.max_step_bins:
+            return await self._submit_piece(slot, bins, with_spikes)
+        saved = await self.call(self.model.engine.read, slot)
+        try:
+            steps = [await self._submit_piece(slot, bins[lo : lo + self.max_step_bins],
+                                              with_spikes)
+                     for lo in range(0, len(bins), self.max_step_bins)]
+        except Exception:
+            await self.call(self.model.engine.write, slot, saved)
+            raise
+        spikes = (tuple(np.concatenate(layer) for layer in zip(*(s.spikes or () for s in steps),
+                                                                strict=True))
+                  if with_spikes else None)
+        counts = np.sum([s.spike_counts for s in steps], axis=0)
+        return SlotStep(steps[-1].log_probs, counts, spikes)
+
+    async def _submit_piece(self, slot: int, bins: np.ndarray, with_spikes: bool) -> SlotStep:
         future: asyncio.Future[SlotStep] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(slot, bins, with_spikes, future, time.perf_counter()))
         return await future

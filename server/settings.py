@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # step's cost grows with the padded size (bench.server_load measures the trade-off).
     session_buckets: tuple[int, ...] = (1, 4, 8, 16, 32, 128)
     bin_buckets: tuple[int, ...] = (1, 4, 8, 16, 32, 64)
+    max_bins_per_step: int = Field(
+        default=256, gt=0, description="Bins of one chunk per engine step: a longer one (an "
+                                       "/infer recording) is stepped in pieces, so other "
+                                       "sessions' chunks are stepped in between.")
     max_cells_per_call: int = Field(
         default=2048, gt=0, description="Padded sessions x bins per engine call; on CPU "
                                         "smaller calls run faster per bin.")
