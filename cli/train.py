@@ -149,10 +149,7 @@ def _input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
 
 def _configs(args: argparse.Namespace, spec: InputSpec,
              n_classes: int) -> tuple[ModelConfig, TrainConfig]:
-    """The preset's network and training settings, with the flags that override them. The
-    presets' feature roll is for a cochlea's channels: on a DVS's flattened (polarity, y, x)
-    features it would wrap pixels into the next row, so DVS inputs go without it (their
-    event-level ``--shift`` moves whole pixels)."""
+    """The preset's network and training settings, with the flags that override them."""
     from model.spec import PRESETS, preset_config
 
     overrides: dict[str, Any] = {
@@ -164,8 +161,6 @@ def _configs(args: argparse.Namespace, spec: InputSpec,
         k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                           ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
                           ("cutmix", args.cutmix)) if v is not None})
-    if spec.sensor == "dvs":
-        tc = dataclasses.replace(tc, random_shift=False)
     return cfg, tc
 
 

@@ -52,12 +52,24 @@ def augment_events(events: np.ndarray, spec: InputSpec, aug: EventAugment,
     return ev
 
 
-def random_shift(bins: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The reference code's shift: roll features by +1 (p=0.2) or -1 (p=0.2). (B, T, F).
+def random_shift(bins: np.ndarray, rng: np.random.Generator, spec: InputSpec) -> np.ndarray:
+    """The reference code's shift: roll the input by one feature up (p=0.2) or down (p=0.2).
+    (B, T, F).
 
-    For a cochlea's channel axis only: DVS features are (polarity, y, x) flattened."""
+    A cochlea's channels roll as they are. A DVS's features are its pooled (polarity, y, x)
+    grid flattened, where a flat roll would wrap each row's last pixel into the next row and
+    across polarities: its pixels move one column along x instead (wrapping within the row).
+    """
     u = rng.random()
-    return np.roll(bins, 1, axis=-1) if u < 0.2 else np.roll(bins, -1, axis=-1) if u > 0.8 else bins
+    step = 1 if u < 0.2 else -1 if u > 0.8 else 0
+    if not step:
+        return bins
+    if spec.sensor == "cochlea":
+        return np.roll(bins, step, axis=-1)
+    assert spec.width is not None and spec.height is not None
+    B, T, F = bins.shape
+    grid = bins.reshape(B, T, 2, spec.height // spec.pool, spec.width // spec.pool)
+    return np.roll(grid, step, axis=-1).reshape(B, T, F)
 
 
 def mask_time_channels(bins: np.ndarray, rng: np.random.Generator, max_time: int,

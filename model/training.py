@@ -186,7 +186,7 @@ def _augment_bins(run: TrainRun, x: np.ndarray, lengths: np.ndarray, targets: np
     """The bin-level augmentations of a training batch: shift, masks, CutMix (in that order,
     which fixes what ``rng`` draws). x (B, T, F), targets (B, C)."""
     if run.tc.random_shift:
-        x = random_shift(x, rng)
+        x = random_shift(x, rng, run.spec)
     if run.mask_time or run.mask_channels:
         x = mask_time_channels(x, rng, run.mask_time, run.mask_channels)
     if run.tc.cutmix:

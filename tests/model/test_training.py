@@ -5,7 +5,7 @@ import pytest
 
 from cli.main import main
 from model import checkpoint
-from model.augment import EventAugment, augment_events, cutmix
+from model.augment import EventAugment, augment_events, cutmix, random_shift
 from model.datasets import write_shd
 from model.spec import InputSpec
 from model.synthetic import order_task
@@ -141,14 +141,27 @@ def test_cutmix_weighs_only_what_a_sample_shows_within_its_length():
     raise AssertionError("no seed pasted a window only past the short sample's end")
 
 
-def test_the_presets_feature_roll_is_left_out_for_dvs_inputs():
-    """It rolls a cochlea's channels; DVS features are (polarity, y, x) flattened."""
-    import argparse
+class Draw:
+    """An rng whose one uniform draw is ``u``."""
 
-    from cli.train import _configs
+    def __init__(self, u):
+        self.u = u
 
-    flags = dict(blocks=None, dropout=None, neurons=None, epochs=None, batch_size=None, lr=None,
-                 lr_ssm=None, seed=None, cutmix=None, preset="shd")
-    dvs = InputSpec(sensor="dvs", width=8, height=8, dt_us=5000)
-    assert not _configs(argparse.Namespace(**flags), dvs, 10)[1].random_shift
-    assert _configs(argparse.Namespace(**flags), SPEC, 10)[1].random_shift
+    def random(self):
+        return self.u
+
+
+def test_random_shift_rolls_cochlea_channels_and_moves_dvs_pixels_along_their_row():
+    coch = np.zeros((1, 1, 40), np.float32)
+    coch[0, 0, 39] = 1
+    assert random_shift(coch, Draw(0.1), SPEC)[0, 0, 0] == 1  # up by one, wrapping
+    dvs_spec = InputSpec(sensor="dvs", width=4, height=3, dt_us=1000)
+    grid = np.zeros((1, 1, 2, 3, 4), np.float32)
+    grid[0, 0, 0, 1, 3] = 1  # polarity 0, row 1, last column
+    grid[0, 0, 1, 2, 0] = 1  # polarity 1, row 2, first column
+    flat = grid.reshape(1, 1, -1)
+    up = random_shift(flat, Draw(0.1), dvs_spec).reshape(grid.shape)
+    assert up[0, 0, 0, 1, 0] == 1 and up[0, 0, 1, 2, 1] == 1 and up.sum() == 2
+    down = random_shift(flat, Draw(0.9), dvs_spec).reshape(grid.shape)
+    assert down[0, 0, 0, 1, 2] == 1 and down[0, 0, 1, 2, 3] == 1 and down.sum() == 2
+    assert random_shift(flat, Draw(0.5), dvs_spec) is flat
