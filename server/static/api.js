@@ -53,6 +53,7 @@ export class Stream {
   /** Close the connection and end the session, freeing its slot now rather than after the
    *  server's idle timeout (every Play opens a new one). */
   close() {
+    if (this.closing) return;  // the session is deleted once
     this.closing = true;
     const shut = () => this.ws.close(1000);
     // Closing a socket still connecting logs a console warning in Chromium: wait for it (the
@@ -61,7 +62,9 @@ export class Stream {
     if (this.ws.readyState === WebSocket.CONNECTING) this.ws.onopen = shut;
     else if (this.answered) shut();
     else this.opened.then(shut, shut);
+    // keepalive: the DELETE still goes out when the page is being closed or reloaded
     this.opened.then(({ id, token }) => fetch(`/v1/sessions/${encodeURIComponent(id)}`, {
-      method: "DELETE", headers: { "X-Session-Token": token } }), () => {}).catch(() => {});
+      method: "DELETE", headers: { "X-Session-Token": token }, keepalive: true }), () => {})
+      .catch(() => {});
   }
 }

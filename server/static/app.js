@@ -45,6 +45,7 @@ async function init() {
 
 async function selectModel() {
   stop();
+  ui.file.value = "";  // so choosing the same file again is a change
   ui.play.disabled = true;  // the old recording goes with the old model
   const name = ui.model.value;
   const card = await getModel(name);
@@ -62,9 +63,12 @@ async function selectModel() {
 
 async function selectSample() {
   if (!ui.sample.value) return;
-  const entry = samplesByModel[model.name].find((s) => s.file === ui.sample.value);
-  const buffer = await getSample(model.name, entry.file);
-  useRecording(makeRecording(parseNpy(buffer), model.input.sensor), entry, entry.file);
+  const chosen = model;
+  const entry = samplesByModel[chosen.name].find((s) => s.file === ui.sample.value);
+  const buffer = await getSample(chosen.name, entry.file);
+  if (model !== chosen) return;  // another model was picked meanwhile: not its sample
+  ui.file.value = "";
+  useRecording(makeRecording(parseNpy(buffer), chosen.input.sensor), entry, entry.file);
 }
 
 async function selectFile() {
@@ -241,6 +245,7 @@ function showRates(msg, events) {
 }
 
 function end() {
+  ui.stop.disabled = true;  // its session is gone already
   const decision = ui.decision.textContent;
   ui.decision.dataset.state = "final";
   ui["decision-state"].textContent = "final";
@@ -250,6 +255,7 @@ function end() {
 }
 
 function error(text) {
+  ui.stop.disabled = true;
   ui.play.textContent = "Replay";
   ui.decision.dataset.state = "error";
   status(`Error: ${text}`, true);
@@ -289,6 +295,8 @@ document.addEventListener("keydown", (event) => {
   togglePlay();
 });
 window.addEventListener("resize", () => { dirty = true; });
+// A reload or a closed tab ends the session too, instead of leaving it for the idle timeout.
+window.addEventListener("pagehide", () => player?.stop());
 
 guarded(init)();
 requestAnimationFrame(render);

@@ -4,7 +4,9 @@
 // clock with the clock as the ``until_us`` watermark, so bins close as the sensor would close
 // them even through silences. The watermark stops at the last event and the final frame
 // flushes, which closes exactly the bins /v1/models/{name}/infer closes for the same file.
-// At most MAX_IN_FLIGHT frames await a reply; at "max" speed that paces to the server.
+// At most MAX_IN_FLIGHT frames await a reply; at "max" speed that paces to the server. At a
+// finite speed a frame takes everything up to the clock, so a slow round trip (a remote
+// server) makes frames longer instead of the playback slower than the sensor.
 
 import { Stream } from "./api.js";
 import { frameColumns, indexAt } from "./recording.js";
@@ -26,7 +28,7 @@ export class Player {
     this.answered = rec.t0;    // watermark of the last frame answered
     this.nextEvent = 0;        // first event not sent yet
     this.inFlight = [];        // frames awaiting their reply
-    this.speed = 1;
+    this.pace = 1;             // × sensor time; Infinity: as fast as the server answers
     this.playing = false;
     this.done = false;
     this.stream = new Stream(
@@ -34,6 +36,18 @@ export class Player {
       { onMessage: (msg) => this.#reply(msg), onClose: (code, reason) =>
         this.#fail(`stream closed (${code}) ${reason}`) });
     this.stream.opened.catch((err) => this.#fail(err.message));
+  }
+
+  get speed() {
+    return this.pace;
+  }
+
+  set speed(value) {
+    // At "max" the clock stands at the end: leaving it, play on from what was sent.
+    if (this.pace === Infinity && value !== Infinity) {
+      this.clock = Math.min(this.sentUntil, this.rec.tEnd);
+    }
+    this.pace = value;
   }
 
   play() {
@@ -63,8 +77,11 @@ export class Player {
   }
 
   #pump() {
-    while (this.inFlight.length < MAX_IN_FLIGHT && this.sentUntil < this.clock) {
-      const until = Math.floor(Math.min(this.clock, this.sentUntil + FRAME_BINS * this.dt));
+    // A recording all at one instant has no time to play: its one frame is the last.
+    while (this.inFlight.length < MAX_IN_FLIGHT
+           && (this.sentUntil < this.clock || this.sentUntil === this.rec.tEnd)) {
+      const span = this.speed === Infinity ? FRAME_BINS * this.dt : Infinity;
+      const until = Math.floor(Math.min(this.clock, this.sentUntil + span));
       const last = until >= this.rec.tEnd;
       const binNow = Math.floor((until - this.rec.t0) / this.dt);
       if (!last && binNow === Math.floor((this.sentUntil - this.rec.t0) / this.dt)) return;

@@ -57,10 +57,15 @@ export function parseCsv(text) {
   if (!names.includes("t")) throw new Error("the CSV needs a header row naming a `t` column");
   const columns = Object.fromEntries(names.map((k) => [k, new Float64Array(lines.length)]));
   lines.forEach((line, i) => {
-    line.split(",").forEach((v, j) => {
-      const x = Number(v);
+    const values = line.split(",");
+    if (values.length !== names.length) {
+      throw new Error(`CSV line ${i + 2} has ${values.length} fields; the header names ` +
+                      `${names.length}`);
+    }
+    values.forEach((v, j) => {
+      const x = v.trim() === "" ? NaN : Number(v);  // Number("") is 0: an empty field is no value
       if (!Number.isFinite(x)) throw new Error(`CSV line ${i + 2}: ${JSON.stringify(v)}`);
-      if (j < names.length) columns[names[j]][i] = x;
+      columns[names[j]][i] = x;
     });
   });
   return columns;

@@ -290,3 +290,59 @@ def test_npy_files_of_any_field_layout_are_read(target: Target, dtype: np.dtype,
         expected = {name: events[name][order].astype(int).tolist()
                     for name in ("t", "x", "y", "p")}
     assert got == expected
+
+
+def test_reloading_the_page_mid_play_ends_its_session(target: Target,
+                                                      dashboard: Dashboard) -> None:
+    if target.model != DVS:
+        pytest.skip("leaving the page does not depend on the model")
+    url = dashboard.page.url.rstrip("/")
+    sample, _ = first_sample(url, target.model)
+    dashboard.choose(target.model, sample["file"])
+    page = dashboard.page
+    page.select_option("#speed", "0.1")
+    page.keyboard.press("Space")
+    page.wait_for_selector("#decision[data-state='live']", timeout=10_000)
+    assert active_sessions(url) == 1
+    page.reload()
+    deadline = time.monotonic() + 10
+    while (live := active_sessions(url)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert live == 0  # not left for the idle timeout
+
+
+LEAVE_MAX = """async () => {
+  const {Player} = await import('/static/player.js');
+  const {makeRecording} = await import('/static/recording.js');
+  const model = await (await fetch('/v1/models')).json();
+  const rec = makeRecording({t: [0, 50000, 100000], x: [0, 1, 2], y: [0, 1, 2], p: [0, 1, 0]},
+                            'dvs');
+  const player = new Player(rec, model[0], {result() {}, tick() {}, end() {}, error() {}});
+  player.speed = Infinity;
+  player.clock = rec.tEnd;  // where "max" holds it
+  player.sentUntil = 20000;
+  player.speed = 0.1;
+  const clock = player.clock;
+  player.stop();
+  return clock;
+}"""
+
+
+def test_leaving_max_speed_plays_on_from_what_was_sent(target: Target,
+                                                       dashboard: Dashboard) -> None:
+    if target.model != DVS:
+        pytest.skip("the player's clock does not depend on the model")
+    dashboard.choose(target.model)
+    assert dashboard.page.evaluate(LEAVE_MAX) == 20000  # not the end, where "max" held it
+
+
+def test_a_csv_row_with_an_empty_field_is_refused_with_its_line(
+        target: Target, dashboard: Dashboard) -> None:
+    if target.model != DVS:
+        pytest.skip("reading files does not depend on the model")
+    dashboard.choose(target.model)
+    dashboard.page.set_input_files("#file", files=[
+        {"name": "blank.csv", "mimeType": "text/csv", "buffer": b"t,x,y,p\n0,1,1,0\n2000,,1,1\n"}])
+    dashboard.page.wait_for_selector("#status.error")
+    assert 'CSV line 3: ""' in dashboard.page.inner_text("#status")
+    assert dashboard.page.is_disabled("#play")
