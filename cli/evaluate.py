@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from model.errors import InputError
+
+if TYPE_CHECKING:
+    from model.checkpoint import ModelCard
+    from model.datasets import EventDataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def data_fits_model(ds: EventDataset, card: ModelCard) -> None:
+    """InputError unless the file holds the model's sensor, sizes and classes, in its order
+    (labels are indices: another order would be scored silently wrong)."""
+    spec = card.input
+    wanted: dict[str, object] = {"sensor": spec.sensor, "keys": card.labels}
+    wanted |= ({"channels": spec.channels} if spec.sensor == "cochlea"
+               else {"width": spec.width, "height": spec.height})
+    for field, value in wanted.items():
+        if getattr(ds, field) != value:
+            raise InputError(f"{ds.path} has {field} {getattr(ds, field)!r}; model "
+                             f"{card.name!r} takes {value!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.progress import progress_bar, tracker
     from cli.provenance import git_commit, machine
@@ -37,29 +56,22 @@ def run(args: argparse.Namespace) -> int:
     ckpt = checkpoint.load(args.checkpoint)
     spec = ckpt.card.input
     ds = open_dataset(args.data)
-    if ds.sensor != spec.sensor:
-        print(f"error: {args.data} holds {ds.sensor} data, the model takes {spec.sensor}",
-              file=sys.stderr)
-        return 2
-    try:
-        select(ds, args.filter)
-    except ValueError as e:  # malformed, or names no recording's field or value
-        print(f"error: --filter: {e}", file=sys.stderr)
-        return 2
+    data_fits_model(ds, ckpt.card)
+    select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
     with progress_bar() as bar:
         data = load_binned(ds, spec, args.filter, progress=tracker(bar, f"binning {ds.path}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
     metrics["commit"] = git_commit()
     metrics["machine"] = machine()
-    confusion_png, early_png = args.confusion_png, args.early_png
-    if args.update_card:  # the card's figures go with the card's numbers
-        confusion_png = confusion_png or args.checkpoint / "confusion.png"
-        early_png = early_png or args.checkpoint / "early_accuracy.png"
-    if confusion_png is not None:
-        plot_confusion(metrics["confusion"], ckpt.card.labels, confusion_png)
-    if early_png is not None:
-        plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]}, early_png)
+    confusion_pngs, early_pngs = [args.confusion_png], [args.early_png]
+    if args.update_card:  # the card's figures go with the card's numbers, wherever else too
+        confusion_pngs.append(args.checkpoint / "confusion.png")
+        early_pngs.append(args.checkpoint / "early_accuracy.png")
+    for png in filter(None, confusion_pngs):
+        plot_confusion(metrics["confusion"], ckpt.card.labels, png)
+    for png in filter(None, early_pngs):
+        plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]}, png)
     if args.update_card:
         checkpoint.record_metrics(args.checkpoint, "eval", metrics)
     if args.json:

@@ -11,6 +11,8 @@ import importlib
 import shlex
 import sys
 
+from model.errors import InputError
+
 # Add a command group by appending its module here.
 COMMAND_MODULES: tuple[str, ...] = ("cli.train", "cli.evaluate", "cli.data", "cli.cochlea",
                                   "cli.serve", "cli.replay")
@@ -28,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = "s5rf " + shlex.join(argv)  # recorded in model cards
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"s5rf {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -80,12 +80,8 @@ def run(args: argparse.Namespace) -> int:
     cfg, tc = _configs(args, spec, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
     selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
-    try:
-        for ds, where in selections:
-            select(ds, where)
-    except ValueError as e:  # malformed, or names no recording's field or value
-        print(f"s5rf train: {e}", file=sys.stderr)
-        return 2
+    for ds, where in selections:  # refused before any work: malformed, or keeps nothing
+        select(ds, where)
     with progress_bar() as bar:
         train_set, test_set = (
             load_binned(ds, spec, where, max_bins, tracker(bar, f"binning {ds.path}"))

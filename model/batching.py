@@ -10,6 +10,7 @@ import numpy as np
 from model.augment import EventAugment, augment_events
 from model.binning import bin_recording
 from model.datasets import EventDataset
+from model.errors import InputError
 from model.spec import InputSpec
 
 
@@ -41,7 +42,7 @@ def parse_filter(expr: str | None) -> list[tuple[str, str, bool]]:
                 rules.append((field.strip(), value.strip(), equal))
                 break
         else:
-            raise ValueError(f"filter {expr!r} must look like FIELD==VALUE or FIELD!=VALUE, "
+            raise InputError(f"filter {expr!r} must look like FIELD==VALUE or FIELD!=VALUE, "
                              "or several of them joined by commas")
     return rules
 
@@ -52,15 +53,18 @@ def select(ds: EventDataset, where: str | None) -> np.ndarray:
     fields = ds.extra_fields()
     for field, value, equal in parse_filter(where):
         if field not in fields:
-            raise ValueError(f"no metadata field {field!r}; the file has "
+            raise InputError(f"no metadata field {field!r}; the file has "
                              f"{', '.join(fields) or 'none'}")
         values = ds.extra(field).astype(str)
         if value not in values:
             # An exact match on a value no recording has is always a typo (engine==festival
             # for festival-diphone): it would select nothing, or silently everything.
-            raise ValueError(f"no recording has {field}={value!r}; its values are "
+            raise InputError(f"no recording has {field}={value!r}; its values are "
                              f"{', '.join(sorted(set(values)))}")
         keep &= (values == value) == equal
+    if not keep.any():
+        raise InputError(f"{ds.path} has no recordings" if where is None else
+                         f"{where!r} keeps none of the {len(ds)} recordings of {ds.path}")
     return np.flatnonzero(keep)
 
 

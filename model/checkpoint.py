@@ -17,6 +17,7 @@ import numpy as np
 from flax import serialization
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model.errors import InputError
 from model.network import Params, init_params
 from model.spec import InputSpec, ModelConfig, TrainConfig
 
@@ -24,7 +25,7 @@ CARD_FILE = "model.json"
 PARAMS_FILE = "params.msgpack"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be loaded; the message says what to fix."""
 
 

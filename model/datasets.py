@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from model.errors import InputError
 from model.events import SensorKind, make_events
 
 SHD_CHANNELS = 700
@@ -84,12 +85,19 @@ def write_dvs(
         _write_common(f, labels, keys, extra or {})
 
 
+class DatasetError(InputError):
+    """An HDF5 file that is missing, unreadable or not in a known layout."""
+
+
 class EventDataset:
     """Lazy reader of an SHD/SSC or DVS HDF5 file: ``ds[i] -> (events, label)``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:  # missing, or not HDF5
+            raise DatasetError(f"cannot read {self.path} as HDF5: {exc}") from exc
         try:
             self._read_layout(self._file)
         except BaseException:
@@ -105,17 +113,17 @@ class EventDataset:
             self.sensor = "dvs"
             self.channels = None
             if not {"width", "height"} <= set(f.attrs):
-                raise ValueError(f"{self.path} has DVS events but no width and height "
+                raise DatasetError(f"{self.path} has DVS events but no width and height "
                                  "attributes; see docs/datasets.md")
             self.width, self.height = int(f.attrs["width"]), int(f.attrs["height"])
         else:
-            raise ValueError(
+            raise DatasetError(
                 f"{self.path} is neither SHD/SSC layout (spikes/times, spikes/units) nor the "
                 "DVS layout (events/t, x, y, p); see docs/datasets.md"
             )
         missing = [name for name in ("labels", "extra/keys") if name not in f]
         if missing:
-            raise ValueError(f"{self.path} has no {' or '.join(missing)}; see docs/datasets.md")
+            raise DatasetError(f"{self.path} has no {' or '.join(missing)}; see docs/datasets.md")
         self.labels = np.asarray(f["labels"], dtype=np.int64)
         self.keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"]]
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from model.errors import InputError
+
 SensorKind = Literal["cochlea", "dvs"]
 
 COCHLEA_DTYPE = np.dtype([("t", "<i8"), ("channel", "<u2")])
@@ -20,7 +22,7 @@ DVS_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 EVENT_DTYPES: dict[SensorKind, np.dtype] = {"cochlea": COCHLEA_DTYPE, "dvs": DVS_DTYPE}
 
 
-class EventError(ValueError):
+class EventError(InputError):
     """Events that cannot be accepted; the message says what is wrong and where."""
 
 

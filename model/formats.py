@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from model.errors import InputError
 from model.events import EventError, SensorKind, as_events, empty_events, make_events
 
 Meta = dict[str, Any]
@@ -35,7 +36,7 @@ Recording = tuple[np.ndarray, SensorKind, Meta]
 Reader = Callable[[Path, int | None], Recording]
 
 
-class FormatError(ValueError):
+class FormatError(InputError):
     """A file that is not a readable recording; the message says what was expected."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +22,16 @@ from flax import serialization
 
 from model.augment import EventAugment, cutmix, mask_time_channels, random_shift
 from model.batching import BinnedSet, batches
+from model.errors import InputError
 from model.network import Params, advance, init_params, initial_state
 from model.spec import InputSpec, ModelConfig, ScanMethod, TrainConfig
 
 SSM_PARAMS = ("log_neg_re", "im", "log_step")
+
+
+class ResumeError(InputError):
+    """The checkpoint directory holds a run that these settings cannot continue."""
+
 TRAIN_STATE_FILE = "train_state.msgpack"
 LOG_FILE = "train_log.jsonl"
 
@@ -154,12 +161,29 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
             "test_acc": accuracy(params, evaluate, run.test, run.spec, tc.batch_size, n_bins),
             "seconds": time.perf_counter() - t_start,
         }
-        (run.out / TRAIN_STATE_FILE).write_bytes(serialization.to_bytes(
-            {"params": params, "opt_state": opt_state, "epoch": epoch + 1}))
         with (run.out / LOG_FILE).open("a") as f:
             f.write(json.dumps(record) + "\n")
         on_epoch(record, params)
+        # Last, and whole or not at all: a run killed before this redoes the epoch (and the
+        # resume cuts the log back to what this file says was done).
+        partial = run.out / f"{TRAIN_STATE_FILE}.partial"
+        partial.write_bytes(serialization.msgpack_serialize({
+            "params": serialization.to_state_dict(params),
+            "opt_state": serialization.to_state_dict(opt_state),
+            "epoch": epoch + 1, "run": _fingerprint(run)}))
+        os.replace(partial, run.out / TRAIN_STATE_FILE)
     return params
+
+
+def _fingerprint(run: TrainRun) -> str:
+    """Every setting that makes a run what it is, except the epoch count (a finished run may
+    be extended): a resume must continue the same run."""
+    return json.dumps({
+        "model": dataclasses.asdict(run.cfg),
+        "train": {k: v for k, v in dataclasses.asdict(run.tc).items() if k != "epochs"},
+        "input": run.spec.model_dump(), "scan": run.scan, "aug": dataclasses.asdict(run.aug),
+        "mask": [run.mask_time, run.mask_channels],
+        "recordings": [len(run.train), len(run.test)]}, sort_keys=True, default=str)
 
 
 def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
@@ -171,9 +195,14 @@ def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
     start_epoch = 0
     state_path = run.out / TRAIN_STATE_FILE
     if state_path.exists():
-        saved = serialization.from_bytes(
-            {"params": params, "opt_state": opt_state, "epoch": 0}, state_path.read_bytes())
-        params, opt_state, start_epoch = saved["params"], saved["opt_state"], int(saved["epoch"])
+        saved = serialization.msgpack_restore(state_path.read_bytes())
+        if saved.get("run") != _fingerprint(run):
+            raise ResumeError(f"{state_path} is from a run with other settings or data; "
+                              "resume it with the same ones, or delete the file (or pick "
+                              "another --out) to start afresh")
+        params = serialization.from_state_dict(params, saved["params"])
+        opt_state = serialization.from_state_dict(opt_state, saved["opt_state"])
+        start_epoch = int(saved["epoch"])
     # The log continues the run being resumed; a fresh run into an old checkpoint (its
     # train_state is not shipped) must not add its epochs to the old run's.
     kept = [r for r in read_log(run.out) if r["epoch"] <= start_epoch]

@@ -9,6 +9,7 @@ import pytest
 
 from model.batching import load_binned, parse_filter
 from model.datasets import EventDataset, open_dataset, write_shd
+from model.errors import InputError
 from model.events import make_events
 from model.spec import InputSpec
 
@@ -54,3 +55,9 @@ def test_a_condition_without_an_operator_is_refused(expr: str) -> None:
 def test_a_field_the_file_lacks_is_refused_with_the_fields_it_has(ds: EventDataset) -> None:
     with pytest.raises(ValueError, match="no metadata field 'voice'; the file has engine"):
         load_binned(ds, SPEC, "voice==kal_diphone")
+
+
+def test_a_filter_that_keeps_nothing_is_refused(ds: EventDataset) -> None:
+    with pytest.raises(InputError, match="'engine!=espeak-ng,engine!=festival-hts,"
+                                         "engine!=freetts' keeps none of the 4 recordings"):
+        load_binned(ds, SPEC, "engine!=espeak-ng,engine!=festival-hts,engine!=freetts")

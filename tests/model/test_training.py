@@ -165,3 +165,38 @@ def test_random_shift_rolls_cochlea_channels_and_moves_dvs_pixels_along_their_ro
     down = random_shift(flat, Draw(0.9), dvs_spec).reshape(grid.shape)
     assert down[0, 0, 0, 1, 2] == 1 and down[0, 0, 1, 2, 3] == 1 and down.sum() == 2
     assert random_shift(flat, Draw(0.5), dvs_spec) is flat
+
+
+def test_a_run_with_other_settings_does_not_resume_anothers_state(order_data, tmp_path, capsys):
+    out = tmp_path / "ck"
+    assert main(train_args(order_data, out, 1)) == 0
+    assert main([*train_args(order_data, out, 2), "--lr", "0.05"]) == 2
+    assert "train_state.msgpack is from a run with other settings" in capsys.readouterr().err
+    assert main(train_args(order_data, out, 2)) == 0  # the same run goes on
+    assert [r["epoch"] for r in read_log(out)] == [1, 2]
+
+
+def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert main(train_args(order_data, ck, 1)) == 0
+    capsys.readouterr()
+    cases = [
+        (["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "nope.h5")],
+         "cannot read"),
+        (["eval", "--checkpoint", str(tmp_path), "--data", str(order_data / "test.h5")],
+         "model.json"),
+        (["train", *train_args(order_data, tmp_path / "x", 1)[1:], "--train-filter",
+          "label!=0"], "no metadata field 'label'"),
+    ]
+    events, labels = order_task(16, np.random.default_rng(2))
+    write_shd(tmp_path / "reordered.h5", events, labels, keys=["ba", "ab", "cd", "dc"],
+              channels=40)
+    cases.append((["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "reordered.h5")],
+                  "keys ['ba', 'ab', 'cd', 'dc']; model 'ck' takes ['ab', 'ba', 'cd', 'dc']"))
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, (argv, err)
+    with pytest.raises(SystemExit) as refused:  # argparse's own exit 2
+        main(["data", "dvs", "--out", str(tmp_path / "d"), "--limit", "0"])
+    assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
