@@ -170,11 +170,11 @@ class AsyncStream:
         came, then those still buffered (a closed connection's ``recv`` returns them before it
         raises; cancelling a pending one loses nothing)."""
         messages = []
-        if reply is not None and reply.done() and not reply.cancelled() \
-                and reply.exception() is None:
-            messages.append(reply.result())
-        else:
-            _discard(reply)
+        if reply is not None:
+            reply.cancel()  # (if still waiting) and let it end: one recv at a time
+            await asyncio.gather(reply, return_exceptions=True)
+            if not reply.cancelled() and reply.exception() is None:
+                messages.append(reply.result())
         if isinstance(exc, ConnectionClosed) and self._ws is not None:
             with contextlib.suppress(ConnectionClosed, OSError):
                 while True:

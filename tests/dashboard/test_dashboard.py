@@ -210,13 +210,17 @@ def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard
     assert_same_decision(dashboard, infer(url, target.model, npy))
 
 
-def test_a_file_without_the_sensors_fields_is_refused_with_a_message(
-        target: Target, dashboard: Dashboard) -> None:
+@pytest.mark.parametrize(("body", "words"), [
+    (b"t,foo\n0,1\n", "missing"),  # not the sensor's fields
+    (b"t,x,y,p\n0,1,1,0\n2000,,1,1\n", 'CSV line 3: ""'),  # an empty field is no 0
+], ids=["fields", "empty-field"])
+def test_a_file_the_page_cannot_play_is_refused_with_a_message(
+        target: Target, dashboard: Dashboard, body: bytes, words: str) -> None:
     dashboard.choose(target.model)
     dashboard.page.set_input_files("#file", files=[
-        {"name": "odd.csv", "mimeType": "text/csv", "buffer": b"t,foo\n0,1\n"}])
+        {"name": "odd.csv", "mimeType": "text/csv", "buffer": body}])
     dashboard.page.wait_for_selector("#status.error")
-    assert "missing" in dashboard.page.inner_text("#status")
+    assert words in dashboard.page.inner_text("#status")
     assert dashboard.page.is_disabled("#play")
 
 
@@ -334,15 +338,3 @@ def test_leaving_max_speed_plays_on_from_what_was_sent(target: Target,
         pytest.skip("the player's clock does not depend on the model")
     dashboard.choose(target.model)
     assert dashboard.page.evaluate(LEAVE_MAX) == 20000  # not the end, where "max" held it
-
-
-def test_a_csv_row_with_an_empty_field_is_refused_with_its_line(
-        target: Target, dashboard: Dashboard) -> None:
-    if target.model != DVS:
-        pytest.skip("reading files does not depend on the model")
-    dashboard.choose(target.model)
-    dashboard.page.set_input_files("#file", files=[
-        {"name": "blank.csv", "mimeType": "text/csv", "buffer": b"t,x,y,p\n0,1,1,0\n2000,,1,1\n"}])
-    dashboard.page.wait_for_selector("#status.error")
-    assert 'CSV line 3: ""' in dashboard.page.inner_text("#status")
-    assert dashboard.page.is_disabled("#play")
