@@ -162,20 +162,27 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
 def run_samples(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from cli.evaluate import data_fits_model
     from model import checkpoint
     from model.binning import bin_recording
     from model.datasets import open_dataset
+    from model.errors import InputError
     from model.samples import export_samples
     from model.streaming import run_offline
 
     ckpt = checkpoint.load(args.checkpoint)
+    dataset = open_dataset(args.data)
+    data_fits_model(dataset, ckpt.card)
 
     def predict(events: np.ndarray) -> int:
         bins = bin_recording(events, ckpt.card.input)
         _, out = run_offline(ckpt.cfg, ckpt.params, bins[None], np.array([len(bins)]))
         return int(np.argmax(out["log_probs"][0]))
 
-    index = export_samples(open_dataset(args.data), args.out, args.per_class, predict,
-                           args.seed, args.max_events)
+    index = export_samples(dataset, args.out, args.per_class, predict, args.seed,
+                           args.max_events)
+    if not index:
+        raise InputError(f"{args.data} has no recording" + (
+            f" of at most {args.max_events} events" if args.max_events else ""))
     print(json.dumps({"out": str(args.out), "samples": len(index)}))
     return 0

@@ -105,7 +105,7 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     assert {"confusion.png", "early_accuracy.png"} <= {p.name for p in (tmp_path / "ck").iterdir()}
     assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
                  str(order_data / "test.h5"), "--filter", "engine=espeak-ng"]) == 2
-    assert "--filter: filter 'engine=espeak-ng' must look like" in capsys.readouterr().err
+    assert "s5rf eval: filter 'engine=espeak-ng' must look like" in capsys.readouterr().err
 
 
 def test_event_augmentation_keeps_events_sorted_and_in_range():
@@ -193,6 +193,9 @@ def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_
               channels=40)
     cases.append((["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "reordered.h5")],
                   "keys ['ba', 'ab', 'cd', 'dc']; model 'ck' takes ['ab', 'ba', 'cd', 'dc']"))
+    cases.append((["data", "samples", "--data", str(order_data / "test.h5"), "--checkpoint",
+                   str(ck), "--out", str(tmp_path / "samples"), "--max-events", "1"],
+                  "has no recording of at most 1 events"))
     for argv, words in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
