@@ -62,20 +62,18 @@ def run(args: argparse.Namespace) -> int:
     from model.augment import EventAugment
     from model.batching import load_binned, select
     from model.datasets import open_dataset
+    from model.errors import InputError
     from model.plots import plot_training
     from model.spec import PRESETS
     from model.ssm import default_scan
     from model.training import TrainRun, read_log, train
 
     if args.preset not in PRESETS:
-        print(f"s5rf train: unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}",
-              file=sys.stderr)
-        return 2
+        raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
     train_ds, test_ds = open_dataset(args.data), open_dataset(args.test)
     mismatch = _mismatch(train_ds, test_ds)
     if mismatch:
-        print(f"s5rf train: {args.test} does not match {args.data}: {mismatch}", file=sys.stderr)
-        return 2
+        raise InputError(f"{args.test} does not match {args.data}: {mismatch}")
     spec = _input_spec(args, train_ds)
     cfg, tc = _configs(args, spec, len(train_ds.keys))
     max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None

@@ -27,13 +27,12 @@ from model.network import Params, advance, init_params, initial_state
 from model.spec import InputSpec, ModelConfig, ScanMethod, TrainConfig
 
 SSM_PARAMS = ("log_neg_re", "im", "log_step")
+TRAIN_STATE_FILE = "train_state.msgpack"
+LOG_FILE = "train_log.jsonl"
 
 
 class ResumeError(InputError):
     """The checkpoint directory holds a run that these settings cannot continue."""
-
-TRAIN_STATE_FILE = "train_state.msgpack"
-LOG_FILE = "train_log.jsonl"
 
 
 def make_optimizer(tc: TrainConfig, total_steps: int) -> optax.GradientTransformation:
