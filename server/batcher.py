@@ -49,7 +49,7 @@ class Batcher:
     """Gathers chunks for one model's engine. A slot must have at most one chunk in flight."""
 
     def __init__(self, model: LoadedModel, max_wait_s: float, metrics: Metrics,
-                 max_step_bins: int = 256):
+                 max_step_bins: int):
         self.model = model
         self.max_wait_s = max_wait_s
         self.max_step_bins = max_step_bins

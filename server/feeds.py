@@ -74,4 +74,3 @@ class Feeds:
             if self._by_session.get(session_id) is feed:
                 del self._by_session[session_id]
             feed.done.set()
-

@@ -166,15 +166,12 @@ class SessionManager:
                 late=late or self.settings.late_default))
         try:
             await self.persist(session)
-        except ApiError as exc:
+        except BaseException as exc:
             self.evict(session, "not_saved")
-            if exc.status != 503:
-                raise
-            # The client has no id to resend or read: a record the store may hold expires.
-            raise busy("the session store is unavailable or did not answer in time; open "
-                       "the session again", self.settings.retry_after_s) from exc
-        except BaseException:
-            self.evict(session, "not_saved")
+            if isinstance(exc, ApiError) and exc.status == 503:
+                # The client has no id to resend or read: a record the store may hold expires.
+                raise busy("the session store is unavailable or did not answer in time; open "
+                           "the session again", self.settings.retry_after_s) from exc
             raise
         return session
 

@@ -21,7 +21,8 @@ def test_stop_cancels_the_chunks_it_was_gathering_instead_of_leaving_them_waitin
     assert model is not None
 
     async def run() -> None:
-        batcher = Batcher(model, max_wait_s=30.0, metrics=Metrics())  # a long gathering wait
+        batcher = Batcher(model, max_wait_s=30.0, metrics=Metrics(),  # a long gathering wait
+                          max_step_bins=256)
         batcher.start()
         bins = np.zeros((1, model.card.input.features), np.float32)
         pending = asyncio.ensure_future(batcher.submit(0, bins, False))
