@@ -129,19 +129,12 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
 
 
 def run_audio(args: argparse.Namespace) -> int:
-    import sys
-
     from model.audio_folder import encode_folder
     from model.speech_synth import KEYS
 
     with progress_bar() as bar:
-        try:
-            files = encode_folder(args.root, args.out, KEYS, seed=args.seed,
-                                  channels=args.channels,
-                                  progress=tracker(bar, "encoding recordings"))
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        files = encode_folder(args.root, args.out, KEYS, seed=args.seed, channels=args.channels,
+                              progress=tracker(bar, "encoding recordings"))
     print(json.dumps({"out": str(args.out), "recordings": len(files)}))
     return 0
 

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from clients.replay import Progress
     from clients.schemas import ModelDetail
 
-# A loader gets the model's card (to match its sensor and channels) and returns
-# (events sorted by t, their time origin t0_us, a description for the view and the summary).
-Loader = Callable[["ModelDetail"], "tuple[np.ndarray, int, dict[str, Any]]"]
+# Fits what was read from the file to the served model's card (its sensor, its channels) and
+# returns (events sorted by t, their time origin t0_us, a description for the view and the
+# summary); raises InputError when they do not fit.
+Fit = Callable[["ModelDetail"], "tuple[np.ndarray, int, dict[str, Any]]"]
 
 
 def speed(text: str) -> float | None:
@@ -53,48 +54,61 @@ def top_k(text: str) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from model.errors import InputError
     from model.formats import read_recording
 
-    def load(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
-        events, sensor, meta = read_recording(args.file, args.index, card.input.sensor)
+    events, sensor, meta = read_recording(args.file, args.index)  # before connecting
+
+    def fit(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
+        if card.input.sensor != sensor:
+            raise InputError(f"{args.file} holds {sensor} events, not {card.input.sensor} "
+                             f"(model {card.name!r})")
         return events, int(meta["t0_us"]), {"file": str(args.file), **meta, "sensor": sensor}
 
-    return _stream(args, load)
+    return _stream(args, fit)
 
 
 def _listen(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from model.audio_folder import encode_file
+    from model.audio_folder import read_word
+    from model.cochlea import audio_to_events
+    from model.errors import InputError
 
-    def load(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
+    word, rate = read_word(args.audio)  # before connecting
+
+    def fit(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
         if card.input.sensor != "cochlea" or card.input.channels is None:
-            raise ValueError(f"model {card.name!r} takes {card.input.sensor} events; "
+            raise InputError(f"model {card.name!r} takes {card.input.sensor} events; "
                              "`listen` needs a cochlea model")
-        events = encode_file(args.audio, np.random.default_rng(args.seed),
-                             card.input.channels)
+        events = audio_to_events(word, rate, np.random.default_rng(args.seed),
+                                 channels=card.input.channels)
         return events, 0, {"file": str(args.audio), "format": "audio", "sensor": "cochlea"}
 
-    return _stream(args, load)
+    return _stream(args, fit)
 
 
-def _stream(args: argparse.Namespace, load: Loader) -> int:
+def _stream(args: argparse.Namespace, fit: Fit) -> int:
+    """Stream what ``fit`` makes of the served model's card; bad input raises InputError (the
+    CLI exits 2), a server or connection error ends in one line on stderr and exit 1."""
+    import sys
+
     from rich.console import Console
 
     from clients import ClientError
 
     console = Console(stderr=args.json)
     try:
-        summary = asyncio.run(_run(args, load, console))
-    except (ClientError, ValueError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        summary = asyncio.run(_run(args, fit, console))
+    except (ClientError, OSError) as exc:
+        print(f"s5rf {args.command}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary))
     return 0
 
 
-async def _run(args: argparse.Namespace, load: Loader, console: Console) -> dict[str, Any]:
+async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str, Any]:
     import numpy as np
     from rich.live import Live
 
@@ -103,7 +117,7 @@ async def _run(args: argparse.Namespace, load: Loader, console: Console) -> dict
 
     async with AsyncClient(args.url) as client:
         card = await client.model(args.model)
-        events, t0_us, source = load(card)
+        events, t0_us, source = fit(card)
         latencies: list[float] = []
         last: Progress | None = None
         start = time.perf_counter()

@@ -17,6 +17,7 @@ import numpy as np
 from model.audio_augment import TAIL_S, WORK_RATE, as_word
 from model.cochlea import CHANNELS, audio_to_events, read_audio
 from model.datasets import write_shd
+from model.errors import InputError
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
 
@@ -24,34 +25,39 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
 def find_files(root: Path, keys: Sequence[str]) -> list[tuple[Path, int]]:
     """Every audio file of ``root``'s class folders with its label (the key's index), sorted.
 
-    Raises ValueError for a folder that is not a class key, or when there is no audio at all.
+    Raises InputError for a folder that is not a class key, or when there is no audio at all.
     """
     if not root.is_dir():
-        raise ValueError(f"{root} is not a directory of class folders")
+        raise InputError(f"{root} is not a directory of class folders")
     files = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name not in keys:
-            raise ValueError(f"folder {folder.name!r} of {root} is not a class key; the classes "
+            raise InputError(f"folder {folder.name!r} of {root} is not a class key; the classes "
                              f"are {', '.join(keys)}")
         label = list(keys).index(folder.name)
         files += [(f, label) for f in sorted(folder.iterdir())
                   if f.suffix.lower() in AUDIO_SUFFIXES]
     if not files:
-        raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in the class "
+        raise InputError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in the class "
                          f"folders of {root}")
     return files
 
 
-def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
-                as_trained: bool = True) -> np.ndarray:
-    """One audio file as COCHLEA_DTYPE events (E,), sorted by t. ``as_trained``: prepared as
-    every training word was before the cochlea (resampled to WORK_RATE, silence trimmed,
-    TAIL_S of silence after it: the cochlea's RMS normalisation and window see the same
-    clip); otherwise the whole file at its own rate."""
+def read_word(path: Path, as_trained: bool = True) -> tuple[np.ndarray, int]:
+    """One audio file as the cochlea takes it: float64 (T,) and its rate. ``as_trained``:
+    prepared as every training word was (resampled to WORK_RATE, silence trimmed, TAIL_S of
+    silence after it: the cochlea's RMS normalisation and window see the same clip);
+    otherwise the whole file at its own rate."""
     audio, rate = read_audio(path)
     if as_trained:
-        audio = np.concatenate([as_word(audio, rate), np.zeros(int(TAIL_S * WORK_RATE))])
-        rate = WORK_RATE
+        return np.concatenate([as_word(audio, rate), np.zeros(int(TAIL_S * WORK_RATE))]), WORK_RATE
+    return audio, rate
+
+
+def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
+                as_trained: bool = True) -> np.ndarray:
+    """One audio file (see ``read_word``) as COCHLEA_DTYPE events (E,), sorted by t."""
+    audio, rate = read_word(path, as_trained)
     return audio_to_events(audio, rate, rng, channels=channels)
 
 

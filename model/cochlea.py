@@ -26,6 +26,7 @@ import soundfile
 from scipy import fft, special
 from scipy.signal import resample_poly
 
+from model.errors import InputError
 from model.events import COCHLEA_DTYPE
 
 SAMPLE_RATE = 48_000
@@ -102,13 +103,13 @@ def prepare_waveform(
     """
     x = np.asarray(waveform, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"expected a non-empty mono waveform (T,), got shape {x.shape}")
+        raise InputError(f"expected a non-empty mono waveform (T,), got shape {x.shape}")
     if sample_rate != SAMPLE_RATE:
         g = np.gcd(SAMPLE_RATE, sample_rate)
         x = resample_poly(x, SAMPLE_RATE // g, sample_rate // g)
     rms = np.sqrt(np.mean(x**2))
     if rms == 0:
-        raise ValueError("the waveform is silent (RMS 0); there is nothing to encode")
+        raise InputError("the waveform is silent (RMS 0); there is nothing to encode")
     x = x * (RMS_LEVEL / rms)
     half = x.size // 2
     ramp = np.hanning(2 * half)[:half]
@@ -117,7 +118,7 @@ def prepare_waveform(
     if n_samples is None:
         n_samples = max(CLIP_SAMPLES, padded_length(x.size))
     if x.size > n_samples:
-        raise ValueError(
+        raise InputError(
             f"the word lasts {x.size} samples at 48 kHz, more than n_samples={n_samples}; "
             "pass a larger n_samples (padded_length gives a fast one)"
         )
@@ -339,8 +340,13 @@ def raster_to_events(raster: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """An audio file (any format libsndfile reads) mixed down to mono: float64 (T,) and its
-    sample rate."""
-    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    sample rate. InputError for a missing file or one libsndfile cannot read."""
+    if not Path(path).is_file():
+        raise InputError(f"{path} is not a file")
+    try:
+        audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    except soundfile.SoundFileError as exc:
+        raise InputError(f"{path}: not audio libsndfile reads ({exc})") from exc
     return audio.mean(axis=1), int(rate)
 
 

@@ -81,11 +81,34 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
     np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
 
 
-def test_replay_reports_a_sensor_mismatch(tmp_path: Path, live_url: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_refuses_a_recording_of_another_sensor(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "c.npy", cochlea_recording(seed=64))
-    assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", live_url]) == 1
-    assert "cochlea events, not dvs" in capsys.readouterr().out
+    assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", live_url]) == 2
+    assert "holds cochlea events, not dvs" in capsys.readouterr().err
+
+
+def test_an_unreadable_file_is_refused_before_connecting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Port 9 (discard) has no server: reaching the network would exit 1, not 2."""
+    (tmp_path / "noise.wav").write_text("not audio")
+    url = "http://127.0.0.1:9"
+    assert main(["replay", str(tmp_path / "missing.npy"), "--model", DVS, "--url", url]) == 2
+    assert "missing.npy is not a file" in capsys.readouterr().err
+    assert main(["listen", str(tmp_path / "noise.wav"), "--model", COCHLEA, "--url", url]) == 2
+    assert "noise.wav: not audio libsndfile reads" in capsys.readouterr().err
+    np.save(tmp_path / "c.npy", cochlea_recording(seed=64))
+    assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", url]) == 1
+    assert capsys.readouterr().err.startswith("s5rf replay: ")
+
+
+def test_listen_refuses_a_camera_model(tmp_path: Path, live_url: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import soundfile
+
+    soundfile.write(tmp_path / "tone.wav", np.sin(np.arange(8000) / 3), 16_000)
+    assert main(["listen", str(tmp_path / "tone.wav"), "--model", DVS, "--url", live_url]) == 2
+    assert "`listen` needs a cochlea model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("flag", "value", "words"), [

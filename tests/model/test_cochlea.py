@@ -145,3 +145,17 @@ def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(tmp_path,
     with np.load(out) as f:
         whole = cochlea.audio_to_events(read, 16_000, np.random.default_rng(2), channels=16)
         np.testing.assert_array_equal(f["events"], whole)
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "is not a file"), (b"RIFF but not audio", "not audio libsndfile reads"),
+    (np.zeros(800), "silent")])
+def test_cli_refuses_what_is_not_a_spoken_word(tmp_path, capsys: pytest.CaptureFixture[str],
+                                               content: object, words: str) -> None:
+    wav = tmp_path / "in.wav"
+    if isinstance(content, bytes):
+        wav.write_bytes(content)
+    elif content is not None:
+        soundfile.write(wav, content, 16_000)
+    assert main(["cochlea", str(wav), str(tmp_path / "out.npz")]) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "out.npz").exists()
