@@ -105,9 +105,10 @@ def cutmix(bins: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
     pasted = (bins[partner, lo:hi] * seen[:, lo:hi]).sum(axis=(1, 2))
     kept = (bins * seen).sum(axis=(1, 2)) - (bins[:, lo:hi] * seen[:, lo:hi]).sum(axis=(1, 2))
     total = pasted + kept
-    if np.any(total == 0):
-        return bins, targets  # a window that empties a sample carries no label information
+    # A row the mix would leave without spikes (a padding row, a silent stretch) carries no
+    # label information: it stays as it was, and the others are mixed.
+    mix = total > 0
     mixed = bins.copy()
-    mixed[:, lo:hi] = bins[partner, lo:hi]
-    w = (kept / total)[:, None]
+    mixed[mix, lo:hi] = bins[partner[mix], lo:hi]
+    w = np.where(mix, kept / np.where(mix, total, 1), 1.0)[:, None]
     return mixed, w * targets + (1.0 - w) * targets[partner]

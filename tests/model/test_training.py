@@ -141,6 +141,20 @@ def test_cutmix_weighs_only_what_a_sample_shows_within_its_length():
     raise AssertionError("no seed pasted a window only past the short sample's end")
 
 
+def test_cutmix_mixes_a_batch_with_padding_rows_and_leaves_those_rows_alone():
+    """The last batch of an epoch has rows of length 0 (weight 0): the others are mixed."""
+    rng = np.random.default_rng(1)
+    bins = np.ones((4, 30, 3), np.float32) * np.arange(4, dtype=np.float32)[:, None, None]
+    lengths = np.array([30, 30, 30, 0])
+    bins[3] = 0
+    targets = np.eye(4, dtype=np.float32)
+    mixed, t = cutmix(bins, lengths, targets, rng)
+    assert not np.array_equal(mixed[:3], bins[:3])  # the real rows were mixed
+    np.testing.assert_array_equal(mixed[3], bins[3])
+    np.testing.assert_array_equal(t[3], targets[3])
+    np.testing.assert_allclose(t.sum(1), 1, rtol=1e-6)
+
+
 class Draw:
     """An rng whose one uniform draw is ``u``."""
 
