@@ -204,8 +204,10 @@ function result(msg, frame) {
   showRates(msg, i1 - i0);
   showDecision(msg, head * dt);
   views.events += i1 - i0;
+  const lag = frame.lagUs === null ? ""
+    : ` · ${(frame.lagUs / 1e3).toFixed(0)} ms behind the sensor`;
   ui.counts.textContent = `${views.events} events · ${head} bins · ` +
-    `server ${msg.server_time_ms.toFixed(1)} ms/frame`;
+    `reply ${frame.replyMs.toFixed(1)} ms (server ${msg.server_time_ms.toFixed(1)} ms)${lag}`;
   dirty = true;
 }
 

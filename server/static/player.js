@@ -18,7 +18,9 @@ const FRAME_BINS = 4;
 
 export class Player {
   /** ``on``: {result(msg, frame), tick(clock), end(), error(text)}; ``frame`` is
-   *  {until, last, events: [i0, i1]}, what the reply answers. */
+   *  {until, last, events: [i0, i1], sentAt, replyMs, lagUs}, what the reply answers, when
+   *  it was sent (performance.now()), its round trip, and how far the sensor clock had moved
+   *  past its watermark when the answer came (null at "max", where the clock is at the end). */
   constructor(rec, model, on) {
     this.rec = rec;
     this.dt = model.input.dt_us;
@@ -89,7 +91,7 @@ export class Player {
       const end = last ? this.rec.n : indexAt(this.rec, until);
       const frame = frameColumns(this.rec, this.nextEvent, end);
       this.stream.send(last ? { ...frame, flush: true } : { ...frame, until_us: until });
-      this.inFlight.push({ until, last, events: [this.nextEvent, end] });
+      this.inFlight.push({ until, last, events: [this.nextEvent, end], sentAt: performance.now() });
       this.nextEvent = end;
       this.sentUntil = last ? Infinity : until;
     }
@@ -100,6 +102,11 @@ export class Player {
     if (msg.type === "error") {
       this.#fail(`frame ${msg.frame}: ${msg.detail}`);
       return;
+    }
+    if (frame) {
+      frame.replyMs = performance.now() - frame.sentAt;
+      frame.lagUs = this.speed === Infinity ? null
+        : Math.max(0, this.clock - (frame.last ? this.rec.tEnd : frame.until));
     }
     this.on.result(msg, frame);
     if (frame) this.answered = frame.last ? this.rec.tEnd : frame.until;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -187,11 +188,19 @@ def test_pause_holds_the_sensor_clock_and_play_resumes(
     page.wait_for_selector("#decision[data-state='live']", timeout=10_000)
     page.keyboard.press("Space")
     paused = page.inner_text("#clock")
+    # The footer's last reply: its round trip holds the server's time, and at 0.1× the sensor
+    # clock ran past the frame's watermark by 0.1 × the round trip, give or take the clock's
+    # steps at animation frames (50 ms here) and the display's rounding.
+    reply, server, lag = map(float, re.fullmatch(
+        r"\d+ events · \d+ bins · reply ([\d.]+) ms \(server ([\d.]+) ms\) · (\d+) ms behind "
+        r"the sensor", page.inner_text("#counts")).groups())  # type: ignore[union-attr]
+    assert server <= reply + 0.1 and lag <= 0.1 * (reply + 50) + 1
     page.wait_for_timeout(300)
     assert page.inner_text("#clock") == paused
     assert page.inner_text("#status") == "Paused."
     dashboard.play_to_end()
     assert_same_decision(dashboard, infer(url, target.model, npy))
+    assert "behind the sensor" not in page.inner_text("#counts")  # at max the clock is ahead
 
 
 def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard) -> None:
