@@ -6,15 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cli.flags import count
 from cli.progress import progress_bar, tracker
-
-
-def positive(text: str) -> int:
-    """A count flag: an integer of at least 1 (0 or a negative one is a mistake, not "all")."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +26,9 @@ def register_dvs(datasets: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("data/dvs"), help="output directory")
     p.add_argument("--seed", type=int, default=0, help="split, sensor and noise seed")
-    p.add_argument("--workers", type=positive, default=1, help="processes (output is the same)")
-    p.add_argument("--copies", type=positive, default=2, help="jittered recordings per train digit")
-    p.add_argument("--limit", type=positive, help="only the first N samples of each split (smoke)")
+    p.add_argument("--workers", type=count, default=1, help="processes (output is the same)")
+    p.add_argument("--copies", type=count, default=2, help="jittered recordings per train digit")
+    p.add_argument("--limit", type=count, help="only the first N samples of each split (smoke)")
     p.set_defaults(func=run_dvs)
 
 
@@ -74,11 +67,11 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
         "Resumable: recordings are cached under OUT/cache; rerun to continue or extend.",
     )
     p.add_argument("--out", type=Path, default=Path("data/speech"), help="output directory")
-    p.add_argument("--train", type=positive, default=10_000, help="training recordings")
-    p.add_argument("--test", type=positive, default=2_000, help="test recordings (held-out voices)")
+    p.add_argument("--train", type=count, default=10_000, help="training recordings")
+    p.add_argument("--test", type=count, default=2_000, help="test recordings (held-out voices)")
     p.add_argument("--seed", type=int, default=0, help="synthesis and augmentation seed")
-    p.add_argument("--workers", type=positive, default=2, help="processes (output is the same)")
-    p.add_argument("--channels", type=positive, default=700, help="cochlea channels")
+    p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
+    p.add_argument("--channels", type=count, default=700, help="cochlea channels")
     p.add_argument("--formants", type=float, nargs=2, default=(1.0, 1.0), metavar=("LO", "HI"),
                    help="warp the espeak-ng training voices' formants by a vocal-tract factor "
                         "drawn from [LO, HI] per utterance (default 1 1: voices as they are)")
@@ -124,7 +117,7 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("root", type=Path, help="folder of class folders")
     p.add_argument("--out", type=Path, required=True, help="output HDF5 file")
     p.add_argument("--seed", type=int, default=0, help="seed of the cochlea's spike stage")
-    p.add_argument("--channels", type=positive, default=700, help="cochlea channels")
+    p.add_argument("--channels", type=count, default=700, help="cochlea channels")
     p.set_defaults(func=run_audio)
 
 
@@ -146,9 +139,9 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, required=True,
                    help="the checkpoint whose predictions are recorded beside the samples")
     p.add_argument("--out", type=Path, required=True, help="e.g. samples/digits-dvs")
-    p.add_argument("--per-class", type=positive, default=2)
+    p.add_argument("--per-class", type=count, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-events", type=positive, help="skip recordings with more events")
+    p.add_argument("--max-events", type=count, help="skip recordings with more events")
     p.set_defaults(func=run_samples)
 
 

@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     data_fits_model(ds, ckpt.card)
     select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
     with progress_bar() as bar:
-        data = load_binned(ds, spec, args.filter, progress=tracker(bar, f"binning {ds.path}"))
+        max_bins = ckpt.card.training.max_bins if ckpt.card.training else None  # as trained
+        data = load_binned(ds, spec, args.filter, max_bins,
+                           tracker(bar, f"binning {ds.path}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
     metrics["commit"] = git_commit()

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.flags import positive
+
 if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console, RenderableType
@@ -36,13 +38,6 @@ def speed(text: str) -> float | None:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("speed must be positive, or `max`")
-    return value
-
-
-def positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.flags import positive
 from cli.progress import progress_bar, tracker
 from cli.provenance import data_recipe, git_commit, machine
 
@@ -40,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--downsample", type=int, default=5, help="cochlea channel pooling factor")
     p.add_argument("--pool", type=int, default=1, help="DVS spatial pooling factor")
     p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
-    p.add_argument("--max-ms", type=float, help="cut recordings after this many milliseconds")
+    p.add_argument("--max-ms", type=positive,
+                   help="cut recordings after this many milliseconds (recorded in the card; "
+                        "`s5rf eval` cuts them the same)")
     p.add_argument("--train-filter",
                    help="keep training samples by metadata, e.g. engine!=festival-hts")
     p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival-hts")
@@ -76,13 +79,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.test} does not match {args.data}: {mismatch}")
     spec = _input_spec(args, train_ds)
     cfg, tc = _configs(args, spec, len(train_ds.keys))
-    max_bins = int(args.max_ms * 1000 // args.dt_us) if args.max_ms else None
     selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
     for ds, where in selections:  # refused before any work: malformed, or keeps nothing
         select(ds, where)
     with progress_bar() as bar:
         train_set, test_set = (
-            load_binned(ds, spec, where, max_bins, tracker(bar, f"binning {ds.path}"))
+            load_binned(ds, spec, where, tc.max_bins, tracker(bar, f"binning {ds.path}"))
             for ds, where in selections)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
@@ -155,6 +157,8 @@ def _configs(args: argparse.Namespace, spec: InputSpec,
         k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                           ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
                           ("cutmix", args.cutmix)) if v is not None})
+    if args.max_ms:
+        tc = dataclasses.replace(tc, max_bins=int(args.max_ms * 1000 // args.dt_us))
     return cfg, tc
 
 

@@ -72,15 +72,17 @@ def random_shift(bins: np.ndarray, rng: np.random.Generator, spec: InputSpec) ->
     return np.roll(grid, step, axis=-1).reshape(B, T, F)
 
 
-def mask_time_channels(bins: np.ndarray, rng: np.random.Generator, max_time: int,
-                       max_channels: int) -> np.ndarray:
-    """Zero one random time span (<= max_time bins) and one feature span per sample."""
+def mask_time_channels(bins: np.ndarray, lengths: np.ndarray, rng: np.random.Generator,
+                       max_time: int, max_channels: int) -> np.ndarray:
+    """Zero one random time span (<= max_time bins, within the sample's own length: a span
+    in the padding would mask nothing) and one feature span per sample. bins (B, T, F),
+    lengths (B,)."""
     out = bins.copy()
-    B, T, F = out.shape
+    B, _, F = out.shape
     for i in range(B):
         if max_time:
             w = int(rng.integers(0, max_time + 1))
-            s = int(rng.integers(0, max(T - w, 0) + 1))
+            s = int(rng.integers(0, max(int(lengths[i]) - w, 0) + 1))
             out[i, s : s + w] = 0
         if max_channels:
             w = int(rng.integers(0, max_channels + 1))
@@ -97,7 +99,10 @@ def cutmix(bins: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
     B, T, _ = bins.shape
     lam = rng.uniform()
     partner = rng.permutation(B)
-    anchor, width = int(rng.integers(0, T)), int(T * (1.0 - lam))
+    # Drawn over the batch's longest recording, not the padded length (set by the longest of
+    # the whole set), where windows past every sample's end would mix nothing.
+    span = int(max(lengths.max(), 1))
+    anchor, width = int(rng.integers(0, span)), int(span * (1.0 - lam))
     # The window is centred on anchor / 2, not anchor, so it rarely reaches a recording's
     # end: the reference's cut_mix places it so, and its SSC figure was trained with it.
     lo, hi = np.clip((anchor - width) // 2, 0, T), np.clip((anchor + width) // 2, 0, T)

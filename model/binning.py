@@ -95,10 +95,11 @@ MAX_COUNT = 255
 @numba.njit(cache=True)
 def _count_into(out: np.ndarray, t: np.ndarray, index: np.ndarray, features: np.ndarray,
                 t0_us: int, dt_us: int, start_bin: int, binarize: bool) -> int:
-    """Add events sorted by ``t`` to ``out[bin - start_bin, features[index]]``; return how much
-    ``out``'s sum grew. Sorted times let the bin advance by comparison: a division per event
+    """Add events sorted by ``t`` to ``out[bin - start_bin, features[index]]``; return how many
+    entries turned active (nonzero): the input spikes of SynOps, which fire once per entry
+    whatever its count. Sorted times let the bin advance by comparison: a division per event
     cost more than the rest of the loop."""
-    grew = 0
+    activated = 0
     k = 0
     end = t0_us + (start_bin + 1) * dt_us
     for i in range(len(t)):
@@ -106,14 +107,14 @@ def _count_into(out: np.ndarray, t: np.ndarray, index: np.ndarray, features: np.
             k += 1
             end += dt_us
         f = features[index[i]]
+        if out[k, f] == 0.0:
+            activated += 1
         if not binarize:
             if out[k, f] < MAX_COUNT:
                 out[k, f] += 1.0
-                grew += 1
-        elif out[k, f] == 0.0:
+        else:
             out[k, f] = 1.0
-            grew += 1
-    return grew
+    return activated
 
 
 def _fields(spec: InputSpec) -> set[str]:
@@ -154,8 +155,8 @@ def bin_events(
     """Bin events, sorted by ``t``, that all fall in bins ``[start_bin, start_bin + n_bins)``.
 
     Returns float32 (n_bins, spec.features), 1/0 when ``spec.binarize`` else counts (at most
-    ``MAX_COUNT``), and its sum (the input activity the network receives), counted while
-    binning.
+    ``MAX_COUNT``), and how many of its entries are active (nonzero: the input spikes of
+    SynOps), counted while binning.
     """
     out = np.zeros((n_bins, spec.features), dtype=np.float32)
     if not len(events):
@@ -209,7 +210,7 @@ class BinnerState:
 class BinnerResult:
     state: BinnerState
     bins: np.ndarray  # float32 (n_closed, features): bins closed by this batch, in order
-    activity: int  # bins.sum(): input spikes (or event counts) in the closed bins
+    activity: int  # (bins > 0).sum(): input spikes, one per active entry of the closed bins
     accepted: int
     dropped: int
 

@@ -152,8 +152,8 @@ class EventDataset:
         extra = self._file.get("extra")
         if not isinstance(extra, h5py.Group):
             return []
-        return sorted(k for k, v in extra.items()
-                      if k != "keys" and isinstance(v, h5py.Dataset) and len(v) == len(self))
+        return sorted(k for k, v in extra.items() if k != "keys" and isinstance(v, h5py.Dataset)
+                      and v.ndim >= 1 and len(v) == len(self))
 
     def close(self) -> None:
         self._file.close()

@@ -28,14 +28,17 @@ def dense_macs_per_bin(cfg: ModelConfig) -> int:
 class Predictions:
     """Per-sample outputs of the offline path, in the data's order.
 
-    predicted, labels int64 (N,); spikes int64 (N, L); input_events float32 (N,); bins int32
-    (N,); early: fraction of the bins seen -> the prediction at that point, int64 (N,).
+    predicted, labels int64 (N,); spikes int64 (N, L); input_events float32 (N,) (the sum of
+    the input bins: spikes, or event counts); input_active int64 (N,) (their active entries:
+    the input spikes of SynOps); bins int32 (N,); early: fraction of the bins seen -> the
+    prediction at that point, int64 (N,).
     """
 
     predicted: np.ndarray
     labels: np.ndarray
     spikes: np.ndarray
     input_events: np.ndarray
+    input_active: np.ndarray
     bins: np.ndarray
     early: dict[float, np.ndarray]
 
@@ -49,7 +52,7 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
     """Run the offline path over ``data`` once, keeping every sample's outputs."""
     n_bins = max(len(b) for b in data.bins)
     run = make_eval_step(cfg, scan)
-    preds, true, spikes, inputs, bins_seen = [], [], [], [], []
+    preds, true, spikes, inputs, active, bins_seen = [], [], [], [], [], []
     early: dict[float, list[np.ndarray]] = {f: [] for f in FRACTIONS}
     for x, lengths, y, w in batches(data, batch_size, n_bins, spec):
         _, out = run(params, x, lengths)
@@ -58,6 +61,7 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
         true.append(y[keep])
         spikes.append(np.asarray(out["spike_counts"])[keep])
         inputs.append(x.sum(axis=(1, 2))[keep])
+        active.append((x > 0).sum(axis=(1, 2))[keep])
         bins_seen.append(lengths[keep])
         running = np.cumsum(np.asarray(out["readout"]), axis=1)  # (B, T, C)
         for f in FRACTIONS:
@@ -65,6 +69,7 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
             early[f].append(np.argmax(running[np.arange(len(k)), k], -1)[keep])
     return Predictions(predicted=np.concatenate(preds), labels=np.concatenate(true),
                        spikes=np.concatenate(spikes), input_events=np.concatenate(inputs),
+                       input_active=np.concatenate(active),
                        bins=np.concatenate(bins_seen),
                        early={f: np.concatenate(e) for f, e in early.items()})
 
@@ -89,6 +94,6 @@ def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
         "mean_bins_per_sample": float(p.bins.mean()),
         "mean_input_events_per_sample": float(p.input_events.mean()),
         "mean_spikes_per_sample_per_layer": p.spikes.mean(0).tolist(),
-        "synops_per_sample": float(synaptic_ops(p.input_events, p.spikes, cfg).mean()),
+        "synops_per_sample": float(synaptic_ops(p.input_active, p.spikes, cfg).mean()),
         "dense_macs_per_sample": float(dense_macs_per_bin(cfg) * p.bins.mean()),
     }

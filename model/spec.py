@@ -113,6 +113,9 @@ class TrainConfig:
     cutmix: bool = False
     random_shift: bool = True
     seed: int = 42
+    # Recordings cut after this many bins, in training and in every evaluation of the model
+    # (None: whole recordings).
+    max_bins: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ SSM parameters (Lambda and Delta), both with cosine decay (Huber et al. 2025).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -118,9 +119,10 @@ class TrainRun:
     mask_channels: int = 0
 
 
-def _n_bins(run: TrainRun) -> int:
-    return max(max((len(b) for b in run.train.bins), default=1),
-               max((len(b) for b in run.test.bins), default=1))
+def _n_bins(data: BinnedSet) -> int:
+    """The padded length of ``data``'s batches: its longest recording. Each set pads to its
+    own, so the test set cannot change training (where masks and CutMix windows land)."""
+    return max((len(b) for b in data.bins), default=1)
 
 
 def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
@@ -131,7 +133,6 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
     checkpoint, log and plot); ``progress(step, steps_per_epoch, loss)`` after every step.
     """
     cfg, tc = run.cfg, run.tc
-    n_bins = _n_bins(run)
     steps_per_epoch = -(-len(run.train) // tc.batch_size)
     optimizer = make_optimizer(tc, steps_per_epoch * tc.epochs)
     params, opt_state, start_epoch = _resume(run, optimizer)
@@ -143,21 +144,23 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
         t_start = time.perf_counter()
         losses, correct = [], 0.0
         for step, (x, lengths, labels, weights) in enumerate(
-                batches(run.train, tc.batch_size, n_bins, run.spec, rng, run.aug)):
+                batches(run.train, tc.batch_size, _n_bins(run.train), run.spec, rng, run.aug)):
             targets = np.eye(cfg.n_classes, dtype=np.float32)[labels]
             x, targets = _augment_bins(run, x, lengths, targets, rng)
             key = jax.random.fold_in(base_key, epoch * steps_per_epoch + step)
             params, opt_state, loss, logp = train_step(params, opt_state, x, lengths, targets,
                                                        weights, key)
             losses.append(float(loss))
-            correct += float(((np.argmax(logp, -1) == labels) * weights).sum())
+            # against the (mixed) targets the step was given: CutMix relabels what it mixes
+            correct += float(((np.argmax(logp, -1) == targets.argmax(-1)) * weights).sum())
             if progress is not None:
                 progress(step + 1, steps_per_epoch, losses[-1])
         record = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
             "train_acc": correct / len(run.train),
-            "test_acc": accuracy(params, evaluate, run.test, run.spec, tc.batch_size, n_bins),
+            "test_acc": accuracy(params, evaluate, run.test, run.spec, tc.batch_size,
+                                 _n_bins(run.test)),
             "seconds": time.perf_counter() - t_start,
         }
         with (run.out / LOG_FILE).open("a") as f:
@@ -175,14 +178,23 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
 
 
 def _fingerprint(run: TrainRun) -> str:
-    """Every setting that makes a run what it is, except the epoch count (a finished run may
-    be extended): a resume must continue the same run."""
+    """Every setting that makes a run what it is, and a digest of its data: a resume must
+    continue the same run. The epoch count is one of them, since the learning-rate schedule
+    spans it (a run extended to more epochs would jump back up to a high rate)."""
     return json.dumps({
-        "model": dataclasses.asdict(run.cfg),
-        "train": {k: v for k, v in dataclasses.asdict(run.tc).items() if k != "epochs"},
+        "model": dataclasses.asdict(run.cfg), "train": dataclasses.asdict(run.tc),
         "input": run.spec.model_dump(), "scan": run.scan, "aug": dataclasses.asdict(run.aug),
         "mask": [run.mask_time, run.mask_channels],
-        "recordings": [len(run.train), len(run.test)]}, sort_keys=True, default=str)
+        "data": [_digest(run.train), _digest(run.test)]}, sort_keys=True, default=str)
+
+
+def _digest(data: BinnedSet) -> str:
+    """Labels, length in bins and event count of every recording, hashed: another file (or the same
+    one regenerated with another seed, or cut at another length) gives another digest."""
+    h = hashlib.sha256(np.ascontiguousarray(data.labels, np.int64).tobytes())
+    h.update(np.array([(len(b), len(e)) for b, e in zip(data.bins, data.events, strict=True)],
+                      np.int64).tobytes())
+    return h.hexdigest()
 
 
 def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
@@ -196,9 +208,9 @@ def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
     if state_path.exists():
         saved = serialization.msgpack_restore(state_path.read_bytes())
         if saved.get("run") != _fingerprint(run):
-            raise ResumeError(f"{state_path} is from a run with other settings or data; "
-                              "resume it with the same ones, or delete the file (or pick "
-                              "another --out) to start afresh")
+            raise ResumeError(f"{state_path} is from a run with other settings (--epochs "
+                              "included) or data; resume it with the same ones, or delete "
+                              "the file (or pick another --out) to start afresh")
         params = serialization.from_state_dict(params, saved["params"])
         opt_state = serialization.from_state_dict(opt_state, saved["opt_state"])
         start_epoch = int(saved["epoch"])
@@ -216,7 +228,7 @@ def _augment_bins(run: TrainRun, x: np.ndarray, lengths: np.ndarray, targets: np
     if run.tc.random_shift:
         x = random_shift(x, rng, run.spec)
     if run.mask_time or run.mask_channels:
-        x = mask_time_channels(x, rng, run.mask_time, run.mask_channels)
+        x = mask_time_channels(x, lengths, rng, run.mask_time, run.mask_channels)
     if run.tc.cutmix:
         x, targets = cutmix(x, lengths, targets, rng)
     return x, targets

@@ -27,7 +27,7 @@ FORMAT = 1
 class Totals:
     """Cumulative counters of one stream.
 
-    spikes int64 (L,) per layer; input_activity is the sum of every closed bin's entries (the
+    spikes int64 (L,) per layer; input_activity counts every closed bin's active entries (the
     input spikes the network saw); synops counts synaptic operations (NeuroBench).
     """
 

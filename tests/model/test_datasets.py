@@ -19,7 +19,9 @@ def test_reads_the_published_shd_layout(tmp_path):
         f.create_dataset("labels", data=np.array([7, 19], np.uint16))
         f.create_dataset("extra/keys", data=np.array([f"k{i}".encode() for i in range(20)]))
         f.create_dataset("extra/speaker", data=np.array([3, 4]))
+        f.create_dataset("extra/sample_rate", data=48_000)  # a scalar: not per-sample metadata
     ds = open_dataset(path)
+    assert ds.extra_fields() == ["speaker"]
     assert (ds.sensor, ds.channels, len(ds), ds.keys[19]) == ("cochlea", 700, 2, "k19")
     events, label = ds[0]
     assert label == 7

@@ -40,6 +40,7 @@ def test_predictions_are_per_sample_in_the_datas_order_whatever_the_batching(set
     np.testing.assert_array_equal(whole.labels, data.labels)
     np.testing.assert_array_equal(whole.bins, [len(b) for b in data.bins])
     np.testing.assert_array_equal(whole.input_events, [b.sum() for b in data.bins])
+    np.testing.assert_array_equal(whole.input_active, [(b > 0).sum() for b in data.bins])
     # The second half alone, in other batches: the same sample gets the same outputs.
     idx = np.arange(20, 37)
     half = predict(params, cfg, SPEC, _part(data, idx), batch_size=4)
@@ -60,6 +61,19 @@ def test_evaluate_summarises_the_predictions(setup) -> None:
     assert np.trace(confusion) == np.sum(p.correct)
     assert metrics["mean_spikes_per_sample_per_layer"] == pytest.approx(p.spikes.mean(0))
     assert metrics["synops_per_sample"] == pytest.approx(
-        np.mean(synaptic_ops(p.input_events, p.spikes, cfg)))
+        np.mean(synaptic_ops(p.input_active, p.spikes, cfg)))
     # After the whole recording the running readout decides as the final output does.
     assert metrics["accuracy_vs_fraction_seen"]["1.0"] == pytest.approx(metrics["accuracy"])
+
+
+def test_synops_of_event_counts_take_one_input_spike_per_active_entry(setup) -> None:
+    """An entry counting 3 events is one input spike through the first layer's weights."""
+    cfg, params, data = setup
+    counting = SPEC.model_copy(update={"binarize": False})
+    counted = BinnedSet(events=data.events, labels=data.labels,
+                        bins=[bin_recording(ev, counting) for ev in data.events])
+    assert sum(b.sum() for b in counted.bins) > sum((b > 0).sum() for b in counted.bins)
+    p = predict(params, cfg, counting, counted)
+    metrics = evaluate(params, cfg, counting, counted, LABELS)
+    assert metrics["synops_per_sample"] == pytest.approx(np.mean(synaptic_ops(
+        [(b > 0).sum() for b in counted.bins], p.spikes, cfg)))

@@ -1,11 +1,12 @@
 import json
 
+import jax
 import numpy as np
 import pytest
 
 from cli.main import main
 from model import checkpoint
-from model.augment import EventAugment, augment_events, cutmix, random_shift
+from model.augment import EventAugment, augment_events, cutmix, mask_time_channels, random_shift
 from model.datasets import write_shd
 from model.spec import InputSpec
 from model.synthetic import order_task
@@ -60,13 +61,32 @@ def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_d
     assert not (tmp_path / "ck").exists()
 
 
-def test_training_resumes_where_it_stopped(order_data, tmp_path):
-    main(train_args(order_data, tmp_path / "ck", 2))
+def test_a_stopped_run_resumes_to_the_parameters_of_an_unbroken_one(order_data, tmp_path,
+                                                                     monkeypatch):
+    from model import plots
+
+    class Killed(Exception):
+        pass
+
+    plot = plots.plot_training
+
+    def killed_in_epoch_3(log, path):  # after the epoch's log line, before its saved state
+        if len(log) == 3:
+            raise Killed
+        plot(log, path)
+
+    monkeypatch.setattr(plots, "plot_training", killed_in_epoch_3)
+    with pytest.raises(Killed):
+        main(train_args(order_data, tmp_path / "ck", 4))
+    monkeypatch.undo()
     first = read_log(tmp_path / "ck")
-    main(train_args(order_data, tmp_path / "ck", 4))
+    assert main(train_args(order_data, tmp_path / "ck", 4)) == 0
     log = read_log(tmp_path / "ck")
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
-    assert log[:2] == first  # epochs 1-2 were not run again (their timings would differ)
+    assert log[:2] == first[:2]  # epochs 1-2 were not run again (their timings would differ)
+    assert main(train_args(order_data, tmp_path / "unbroken", 4)) == 0
+    resumed, unbroken = (checkpoint.load(tmp_path / d).params for d in ("ck", "unbroken"))
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, resumed, unbroken))
 
 
 def test_a_fresh_run_into_a_shipped_checkpoint_starts_a_fresh_log(order_data, tmp_path):
@@ -155,6 +175,48 @@ def test_cutmix_mixes_a_batch_with_padding_rows_and_leaves_those_rows_alone():
     np.testing.assert_allclose(t.sum(1), 1, rtol=1e-6)
 
 
+def test_time_masks_and_cutmix_windows_fall_within_the_recordings_not_their_padding():
+    """Short recordings padded to a long batch: every draw lands where there are bins."""
+    rng = np.random.default_rng(0)
+    bins = np.ones((4, 400, 3), np.float32)
+    bins[:, 20:] = 0  # 20 bins long, padded to 400
+    lengths = np.full(4, 20)
+    masked = [mask_time_channels(bins, lengths, rng, 5, 0) for _ in range(20)]
+    assert all(not m[:, 20:].any() for m in masked)
+    assert sum(int((m[:, :20] == 0).any()) for m in masked) >= 15  # spans of 0 bins are rare
+    bins[:, :20] *= np.arange(1, 5, dtype=np.float32)[:, None, None]  # rows tell apart
+    targets = np.eye(4, dtype=np.float32)
+    mixes = [cutmix(bins, lengths, targets, np.random.default_rng(seed)) for seed in range(20)]
+    assert sum(not np.array_equal(mixed, bins) for mixed, _ in mixes) >= 15
+
+
+def test_the_test_set_does_not_change_training(order_data, tmp_path):
+    """Its recordings' lengths once set the padding of training batches (and so where masks
+    and windows landed)."""
+    events, labels = order_task(32, np.random.default_rng(3), duration_us=400_000)
+    write_shd(tmp_path / "long_test.h5", events, labels, keys=["ab", "ba", "cd", "dc"],
+              channels=40)
+    args = [*train_args(order_data, tmp_path / "a", 1), "--mask-time", "8"]
+    assert main(args) == 0
+    args[args.index("--test") + 1] = str(tmp_path / "long_test.h5")
+    args[args.index("--out") + 1] = str(tmp_path / "b")
+    assert main(args) == 0
+    a, b = (checkpoint.load(tmp_path / d).params for d in "ab")
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, a, b))
+
+
+def test_recordings_cut_in_training_are_cut_alike_in_eval(order_data, tmp_path, capsys):
+    assert main([*train_args(order_data, tmp_path / "ck", 1), "--max-ms", "100"]) == 0
+    card = checkpoint.read_card(tmp_path / "ck")
+    assert card.training is not None and card.training.max_bins == 20  # 100 ms of 5 ms bins
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["mean_bins_per_sample"] <= 20
+    assert metrics["accuracy"] == pytest.approx(card.metrics["test_accuracy"])
+
+
 class Draw:
     """An rng whose one uniform draw is ``u``."""
 
@@ -186,8 +248,17 @@ def test_a_run_with_other_settings_does_not_resume_anothers_state(order_data, tm
     assert main(train_args(order_data, out, 1)) == 0
     assert main([*train_args(order_data, out, 2), "--lr", "0.05"]) == 2
     assert "train_state.msgpack is from a run with other settings" in capsys.readouterr().err
-    assert main(train_args(order_data, out, 2)) == 0  # the same run goes on
-    assert [r["epoch"] for r in read_log(out)] == [1, 2]
+    # the learning rate's schedule spans the epochs: more of them is another run
+    assert main(train_args(order_data, out, 2)) == 2
+    assert "(--epochs included)" in capsys.readouterr().err
+    # data of the same size, generated anew
+    events, labels = order_task(512, np.random.default_rng(5))
+    write_shd(tmp_path / "train.h5", events, labels, keys=["ab", "ba", "cd", "dc"], channels=40)
+    args = train_args(order_data, out, 1)
+    args[args.index("--data") + 1] = str(tmp_path / "train.h5")
+    assert main(args) == 2
+    assert main(train_args(order_data, out, 1)) == 0  # the same run (done: nothing to do)
+    assert [r["epoch"] for r in read_log(out)] == [1]
 
 
 def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_path, capsys):

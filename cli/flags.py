@@ -1,0 +1,22 @@
+"""Argument types shared by the commands: a flag's value refused with a clear message
+(argparse exits 2) before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def count(text: str) -> int:
+    """A count flag: an integer of at least 1 (0 or a negative one is a mistake, not "all")."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A duration or rate: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
