@@ -16,7 +16,7 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.binning import BinnerState, LatePolicy
+from model.binning import MAX_T_US, BinnerState, LatePolicy
 from model.events import EVENT_DTYPES, SensorKind
 from model.network import State
 
@@ -84,6 +84,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+# Upper bounds as the API's: a counter past int64 or a time past MAX_T_US would be taken in and
+# then break every later batch of the session (msgpack and orjson stop at 64-bit integers).
+Micros = Annotated[int, Field(ge=0, le=MAX_T_US)]
+Count = Annotated[int, Field(ge=0, lt=2**63)]
+
+
 class _Array(_Strict):
     dtype: Literal["<c8", "<f4", "<i8"]
     shape: list[Annotated[int, Field(ge=0, le=1 << 20)]] = Field(max_length=2)
@@ -91,17 +97,17 @@ class _Array(_Strict):
 
 
 class _Binner(_Strict):
-    t0_us: int | None = Field(ge=0)
-    closed: int = Field(ge=0)
-    last_t: int = Field(ge=-1)
+    t0_us: Micros | None
+    closed: Annotated[int, Field(ge=0, le=MAX_T_US)]
+    last_t: Annotated[int, Field(ge=-1, le=MAX_T_US)]
     pending: bytes
 
 
 class _Totals(_Strict):
-    events_accepted: int = Field(ge=0)
-    events_dropped: int = Field(ge=0)
-    input_activity: int = Field(ge=0)
-    synops: int = Field(ge=0)
+    events_accepted: Count
+    events_dropped: Count
+    input_activity: Count
+    synops: Count
     spikes: _Array
 
 
@@ -120,8 +126,8 @@ class _Snapshot(_Strict):
     version: str
     sensor: SensorKind
     late: LatePolicy
-    origin: int | None = Field(ge=0)
-    seq: int = Field(ge=-1)
+    origin: Micros | None
+    seq: Annotated[int, Field(ge=-1, le=MAX_T_US)]
     binner: _Binner
     totals: _Totals
     log_probs: _Array
@@ -165,8 +171,9 @@ def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
     try:
         d = _Snapshot.model_validate(raw)
     except ValidationError as exc:
-        raise SnapshotError(f"not a valid session snapshot: {exc.errors()[0]['loc']}: "
-                            f"{exc.errors()[0]['msg']}") from exc
+        error = exc.errors()[0]
+        raise SnapshotError(f"not a valid session snapshot: "
+                            f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from exc
     dtype = EVENT_DTYPES[d.sensor]
     if len(d.binner.pending) % dtype.itemsize:
         raise SnapshotError(f"pending events of {len(d.binner.pending)} bytes are not whole "

@@ -424,6 +424,10 @@ def test_a_session_evicted_while_a_request_holds_it_is_reloaded_not_lost(
     (lambda doc: doc["totals"].update(spikes={"dtype": "<i8", "shape": [7],
                                               "data": bytes(56)}), "totals.spikes"),
     (lambda doc: doc["log_probs"].update(dtype="<f8", data=bytes(32)), "log_probs"),
+    # numbers no later batch could carry on (they stop at 64 bits in msgpack and orjson)
+    (lambda doc: doc["totals"].update(events_accepted=2**64 - 1), "totals.events_accepted"),
+    (lambda doc: doc.update(seq=2**64 - 1), "seq"),
+    (lambda doc: doc["binner"].update(last_t=2**63), "binner.last_t"),
 ])
 def test_import_refuses_snapshots_that_do_not_fit_the_model(
         client: TestClient, tamper: Callable[[dict[str, Any]], None], words: str) -> None:
