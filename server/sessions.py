@@ -140,6 +140,27 @@ class MemoryStore:
         return iter(list(self._sessions.values()))
 
 
+class KeyedLocks:
+    """An asyncio lock per key, kept only while it is held or awaited."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class SessionManager:
     """Creates, authorises, resets, deletes and expires sessions."""
 
@@ -151,7 +172,7 @@ class SessionManager:
         self.store = MemoryStore()
         self.shared = shared
         self.feeds = Feeds(settings.ws_open_timeout_s, settings.retry_after_s)
-        self._loading = asyncio.Lock()
+        self._loading = KeyedLocks()
         self._opening = 0  # sessions holding a slot but not yet in the store
 
     async def create(self, model: LoadedModel, t0_us: int | None,
@@ -315,7 +336,9 @@ class SessionManager:
 
     async def _load(self, session_id: str, token: str | None) -> Session | None:
         assert self.shared is not None
-        async with self._loading:  # two requests for one new session must not both load it
+        # Two requests for one session must not both load it; loads of others go on meanwhile
+        # (a replica taking over a dead one's sessions loads many at once).
+        async with self._loading.hold(session_id):
             session = self.store.get(session_id)
             if session is not None:
                 return session

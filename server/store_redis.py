@@ -34,7 +34,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
-_DOWN = (rx.ConnectionError, rx.TimeoutError, OSError)
+# Every Redis error is an outage to the API (503 with Retry-After, never a 500): connection
+# loss and timeouts, and the server's refusals too (READONLY after a failover, OOM, NOPERM,
+# MASTERDOWN, LOADING), which clear when Redis does.
+_DOWN = (rx.RedisError, OSError)
 
 
 class RedisStore:
@@ -55,11 +58,19 @@ class RedisStore:
     def _key(self, session_id: str) -> str:
         return f"{self.prefix}session:{session_id}"
 
+    async def _down(self, exc: BaseException) -> str:
+        """What to report for a failed call. After a failover the pooled connections still
+        reach the demoted primary, which refuses every write: they are dropped, so the next
+        call connects to whatever the address now names."""
+        if isinstance(exc, rx.ReadOnlyError):
+            await self.client.connection_pool.disconnect()
+        return f"Redis: {exc}"
+
     async def load(self, session_id: str) -> StoredSession | None:
         try:
             fields = cast(dict[bytes, bytes], await self.client.hgetall(self._key(session_id)))
         except _DOWN as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+            raise StoreUnavailable(await self._down(exc)) from exc
         if not fields:
             return None
         return StoredSession(version=int(fields[b"version"]), model=fields[b"model"].decode(),
@@ -74,7 +85,7 @@ class RedisStore:
                 pipe.pexpire(key, self.ttl_ms)
                 value, _ = await pipe.execute()
         except _DOWN as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+            raise StoreUnavailable(await self._down(exc)) from exc
         return int(value) if value is not None else 0
 
     async def save(self, session_id: str, record: StoredSession) -> None:
@@ -90,8 +101,8 @@ class RedisStore:
                 # it accepts the record it already stored and writes one it did not.
                 late = True
                 saved = await self._cas(keys=keys, args=args)
-        except _DOWN as exc:
-            raise UnconfirmedWrite(f"Redis: {exc}") from exc
+        except _DOWN as exc:  # a refusal too: a script that failed midway may have written
+            raise UnconfirmedWrite(await self._down(exc)) from exc
         if not saved and late:  # another replica wrote in between: over ours, or instead
             raise UnconfirmedWrite("Redis: a late write was overtaken by another replica's")
         if not saved:
@@ -101,7 +112,7 @@ class RedisStore:
         try:
             await self.client.delete(self._key(session_id))
         except _DOWN as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+            raise StoreUnavailable(await self._down(exc)) from exc
 
     async def close(self) -> None:
         await self.client.aclose()

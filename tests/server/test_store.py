@@ -24,10 +24,11 @@ from fastapi.testclient import TestClient
 
 from model.events import make_events
 from scripts.topology import Redis, redis_answers
+from server.errors import ApiError
 from server.inference import process_chunk
 from server.runtime import Runtime
 from server.schemas import ChunkOptions
-from server.store import StaleVersion, StoredSession, UnconfirmedWrite
+from server.store import StaleVersion, StoredSession, StoreUnavailable, UnconfirmedWrite
 from server.store_redis import RedisStore
 from tests.clients.proxy import Proxy
 from tests.server.conftest import COCHLEA, DVS, ClientFactory, cochlea_recording, columns
@@ -319,6 +320,41 @@ def test_connections_redis_closed_are_reopened_not_reported_as_an_outage(
     assert [r.snapshot if r is not None else None for r in loaded] == [b"v1"] * 4
 
 
+def test_a_redis_that_refuses_writes_is_an_outage_that_clears_after_failover(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A demoted primary answers READONLY (a ResponseError, not a connection error): a 503
+    while it lasts, and a promoted Redis at the same address is used at once."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH: the test demotes its own Redis")
+    server = Redis.start(tmp_path_factory.mktemp("redis-readonly"))
+    admin = redis.Redis(port=server.port)
+    record = StoredSession(version=1, model=COCHLEA, token_sha256="t", snapshot=b"v1")
+
+    async def run() -> tuple[list[type[Exception]], StoredSession | None]:
+        store = RedisStore(server.url, "s5rf-test:", ttl_s=60, timeout_s=2.0)
+        await store.save("s", record)
+        admin.replicaof("127.0.0.1", 1)  # demoted: a replica of nothing, refusing writes
+        refused = []
+        for call in (store.version("s"), store.save("s", record), store.delete("s")):
+            try:
+                await call
+            except (StoreUnavailable, UnconfirmedWrite) as exc:
+                refused.append(type(exc))
+        admin.replicaof("no", "one")  # promoted again
+        await store.save("s", StoredSession(version=2, model=COCHLEA, token_sha256="t",
+                                            snapshot=b"v2"))
+        loaded = await store.load("s")
+        await store.close()
+        return refused, loaded
+
+    try:
+        refused, loaded = asyncio.run(run())
+    finally:
+        server.stop()
+    assert refused == [StoreUnavailable, UnconfirmedWrite, StoreUnavailable]
+    assert loaded is not None and loaded.snapshot == b"v2"
+
+
 def test_records_expire_hold_no_token_and_deletion_reaches_every_replica(
         pair: tuple[TestClient, TestClient], redis_server: Redis, prefix: str) -> None:
     a, b = pair
@@ -440,3 +476,59 @@ def test_import_refuses_snapshots_that_do_not_fit_the_model(
     r = client.put(f"/v1/sessions/{sid}/state", content=msgpack.packb(doc), headers=headers)
     assert r.status_code == 422 and words in r.json()["detail"], r.text
     assert state_of(client, sid, headers) == before
+
+
+class SlowStore:
+    """A shared store whose load of session "slow" waits for ``release``; others answer at
+    once that there is no such session."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.loads: list[str] = []
+
+    async def load(self, session_id: str) -> StoredSession | None:
+        self.loads.append(session_id)
+        if session_id == "slow":
+            await self.release.wait()
+        return None
+
+    async def version(self, session_id: str) -> int:
+        return 0
+
+    async def save(self, session_id: str, record: StoredSession) -> None:
+        pass
+
+    async def delete(self, session_id: str) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_slow_load_from_the_store_holds_up_only_its_own_session() -> None:
+    """When a replica takes over a dead one's sessions it loads many at once: one slow load
+    must not queue the others behind it, while loads of one session still take turns."""
+    from server.metrics import Metrics
+    from server.sessions import SessionManager
+    from server.settings import Settings
+
+    async def run() -> tuple[int, list[str], list[int]]:
+        shared = SlowStore()
+        sessions = SessionManager(Settings(), {}, Metrics(), shared=shared)
+
+        async def status(session_id: str) -> int:
+            try:
+                await sessions.authorize(session_id, "token")
+            except ApiError as exc:
+                return exc.status
+            return 200
+
+        slow = [asyncio.create_task(status("slow")) for _ in range(2)]
+        await asyncio.sleep(0)
+        other = await asyncio.wait_for(status("other"), 5)  # a deadlock guard, not a timing
+        shared.release.set()
+        return other, shared.loads, list(await asyncio.gather(*slow))
+
+    other, loads, slow = asyncio.run(run())
+    assert other == 404 and slow == [404, 404]
+    assert loads == ["slow", "other", "slow"]  # the second load of "slow" waited for the first
