@@ -6,9 +6,10 @@ stream concurrently, each sending ``--batches`` batches of ``--batch-ms`` of ran
 events flat out (the next as soon as the previous is answered), so the server still batches
 across sessions. With Redis every
 batch also reads the session's state row, encodes it and writes it with the check-and-set
-script before it is answered. Reported per S: client-side latency per batch (p50, p99),
-batches/s sustained, the snapshot size and the Redis/memory ratios; then the store's own steps
-timed alone (read the row, encode, check-and-set).
+script before it is answered. Reported: the snapshot size; per S, client-side latency per
+batch (p50, p99), batches/s sustained (from the first batch sent to the last answered: opening
+and closing the sessions are not timed) and the Redis/memory ratios; then the store's own
+steps timed alone (read the row, encode, check-and-set) on the CPU, as the servers run.
 
     python -m bench.store [--checkpoints checkpoints] [--model digits-dvs] [--sessions 1 8 32]
 """
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jax
 import numpy as np
 import redis
 
@@ -57,11 +59,14 @@ def batch_events(spec: InputSpec, rng: np.random.Generator, t0: int, span_us: in
 
 async def one_session(client: httpx.AsyncClient, model: str, spec: InputSpec, seed: int,
                       batches: int, batch_us: int, n_events: int,
-                      latencies: list[float]) -> None:
+                      latencies: list[float]) -> tuple[float, float]:
+    """Open a session, send its batches, close it; when its first batch was sent and its
+    last one answered."""
     r = await client.post("/v1/sessions", json={"model": model})
     r.raise_for_status()
     sid, headers = r.json()["id"], {"X-Session-Token": r.json()["token"]}
     rng = np.random.default_rng(seed)
+    first = time.perf_counter()
     for i in range(batches):
         ev = batch_events(spec, rng, i * batch_us, batch_us, n_events)
         body = {name: ev[name].tolist() for name in ev.dtype.names or ()}
@@ -70,7 +75,9 @@ async def one_session(client: httpx.AsyncClient, model: str, spec: InputSpec, se
                               json={**body, "seq": i})
         latencies.append(time.perf_counter() - start)
         r.raise_for_status()
+    last = time.perf_counter()
     await client.delete(f"/v1/sessions/{sid}", headers=headers)
+    return first, last
 
 
 async def load(url: str, model: str, spec: InputSpec, sessions: int, batches: int,
@@ -78,10 +85,11 @@ async def load(url: str, model: str, spec: InputSpec, sessions: int, batches: in
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=sessions + 4)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(one_session(client, model, spec, s, batches, batch_us,
-                                           n_events, latencies) for s in range(sessions)))
-        return latencies, time.perf_counter() - start
+        spans = await asyncio.gather(*(one_session(client, model, spec, s, batches, batch_us,
+                                                   n_events, latencies)
+                                       for s in range(sessions)))
+        firsts, lasts = zip(*spans, strict=True)
+        return latencies, max(lasts) - min(firsts)
 
 
 async def snapshot_bytes(url: str, model: str) -> int:
@@ -168,6 +176,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200, help="events per batch")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per store")
     args = ap.parse_args()
+    jax.config.update("jax_platforms", "cpu")  # the servers' platform (scripts/topology.py)
     cards = {c.name: c for c in map(read_card, discover(args.checkpoints))}
     args.model = args.model or next(iter(cards))
     spec = cards[args.model].input

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import positive
+from cli.flags import positive, seed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -205,6 +205,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("audio", type=Path,
                    help="audio file (WAV, FLAC, ...; mixed down to mono, prepared as the "
                         "training words were)")
-    q.add_argument("--seed", type=int, default=0, help="seed of the stochastic spike stage")
+    q.add_argument("--seed", type=seed, default=0, help="seed of the stochastic spike stage")
     _common(q)
     q.set_defaults(func=_listen)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import positive
+from cli.flags import positive, seed
 from cli.progress import progress_bar, tracker
 from cli.provenance import data_recipe, git_commit, machine
 
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-ssm", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--neurons", type=int, nargs="+", help="neurons per layer (overrides preset)")
     p.add_argument("--blocks", type=int)
     p.add_argument("--dropout", type=float)

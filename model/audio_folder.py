@@ -57,8 +57,11 @@ def read_word(path: Path, as_trained: bool = True) -> tuple[np.ndarray, int]:
 def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
                 as_trained: bool = True) -> np.ndarray:
     """One audio file (see ``read_word``) as COCHLEA_DTYPE events (E,), sorted by t."""
-    audio, rate = read_word(path, as_trained)
-    return audio_to_events(audio, rate, rng, channels=channels)
+    audio, rate = read_word(path, as_trained)  # its errors name the file
+    try:
+        return audio_to_events(audio, rate, rng, channels=channels)
+    except InputError as exc:  # a silent or too long word: say which file
+        raise InputError(f"{path}: {exc}") from exc
 
 
 def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,

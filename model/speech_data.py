@@ -23,6 +23,7 @@ import numpy as np
 from model import audio_augment as aug
 from model.cochlea import CHANNELS, audio_to_events
 from model.datasets import write_shd
+from model.errors import InputError
 from model.speech_synth import (
     ENGINES,
     ESPEAK_ENGLISH_ACCENTS,
@@ -102,7 +103,7 @@ class Recipe:
         if not self.engines:
             return voices
         if missing := set(self.engines) - {v.engine for v in voices}:
-            raise ValueError(f"engines {sorted(missing)} have no installed voice: run "
+            raise InputError(f"engines {sorted(missing)} have no installed voice: run "
                              "scripts/install_speech_engines.sh")
         return tuple(v for v in voices if v.engine in self.engines)
 
@@ -218,9 +219,8 @@ def _cache_path(out: Path, split: Split, index: int) -> Path:
     return out / "cache" / split / f"{index:06d}.npz"
 
 
-def _make_and_cache(job: tuple[Recipe, Path, Split, int]) -> None:
-    recipe, out, split, index = job
-    voices = split_voices(recipe.voices())[split]
+def _make_and_cache(job: tuple[Recipe, Path, Split, int, tuple[Voice, ...]]) -> None:
+    recipe, out, split, index, voices = job
     events, meta = make_recording(recipe, utterance(recipe, split, index, voices), voices)
     path = _cache_path(out, split, index)
     tmp = path.with_suffix(".tmp.npz")
@@ -255,7 +255,7 @@ def _check_recipe(described: dict[str, Any], out: Path) -> None:
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:
-            raise ValueError(
+            raise InputError(
                 f"{out} holds recordings of a different recipe ({', '.join(differs)} differ); "
                 "use another --out or delete it"
             )
@@ -268,9 +268,19 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     out = Path(out)
     for split in SPLITS:
         (out / "cache" / split).mkdir(parents=True, exist_ok=True)
-    described = describe(recipe, recipe.voices())
+    # Looked up once, here: the workers draw from the voices recipe.json records, even if an
+    # engine is installed while they run.
+    voices = recipe.voices()
+    splits = split_voices(voices)
+    for split in SPLITS:
+        if recipe.count(split) and not splits[split]:
+            held_out = sorted({voice.split("/")[0] for voice in TEST_VOICES})
+            raise InputError(f"none of the voices of {', '.join(recipe.engines)} is a {split} "
+                             f"voice (the held-out test voices are of {', '.join(held_out)}); "
+                             "add an engine that has one")
+    described = describe(recipe, voices)
     _check_recipe(described, out)
-    jobs = [(recipe, out, s, i) for s, i in pending(recipe, out)]
+    jobs = [(recipe, out, s, i, splits[s]) for s, i in pending(recipe, out)]
     yield 0, len(jobs)
     if jobs:
         ctx = multiprocessing.get_context("spawn")  # numba and fork do not mix well

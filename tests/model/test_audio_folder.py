@@ -81,3 +81,11 @@ def test_cli_writes_the_file_and_reports_errors(folder: Path, tmp_path: Path,
         "out": str(out), "recordings": 3}
     assert main(["data", "audio", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "not a directory" in capsys.readouterr().err
+    silent = folder / "drei" / "quiet.wav"
+    silent.parent.mkdir(exist_ok=True)
+    soundfile.write(silent, np.zeros(1600), 16_000)
+    with pytest.raises(SystemExit) as refused:  # argparse's exit, before any work
+        main(["data", "audio", str(folder), "--out", str(out), "--seed", "-1"])
+    assert refused.value.code == 2 and "--seed: must be 0 or more" in capsys.readouterr().err
+    assert main(["data", "audio", str(folder), "--out", str(out)]) == 2
+    assert f"{silent}: the waveform is silent" in capsys.readouterr().err

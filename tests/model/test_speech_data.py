@@ -298,6 +298,17 @@ def test_a_recipe_engine_without_voices_is_an_error(monkeypatch: pytest.MonkeyPa
         dataclasses.replace(SMALL, engines=("espeak-ng", "pico")).voices()
 
 
+def test_engines_without_a_test_voice_are_refused_before_anything_is_made(
+        tmp_path: Path, capsys) -> None:
+    """FreeTTS and pico hold no held-out voice: their test split would have no speaker."""
+    from cli.main import main
+
+    assert main(["data", "speech", "--out", str(tmp_path / "d"), "--engines", "freetts",
+                 "--train", "2", "--test", "2"]) == 2
+    assert "none of the voices of freetts is a test voice" in capsys.readouterr().err
+    assert not list((tmp_path / "d").glob("cache/*/*.npz"))
+
+
 def test_an_unknown_engine_is_refused_before_anything_is_made(tmp_path: Path, capsys) -> None:
     from cli.main import main
 
