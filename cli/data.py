@@ -148,11 +148,11 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
 def run_samples(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from cli.evaluate import data_fits_model
     from model import checkpoint
     from model.binning import bin_recording
     from model.datasets import open_dataset
     from model.errors import InputError
+    from model.evaluation import data_fits_model
     from model.samples import export_samples
     from model.streaming import run_offline
 

@@ -5,13 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from model.errors import InputError
-
-if TYPE_CHECKING:
-    from model.checkpoint import ModelCard
-    from model.datasets import EventDataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,26 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def data_fits_model(ds: EventDataset, card: ModelCard) -> None:
-    """InputError unless the file holds the model's sensor, sizes and classes, in its order
-    (labels are indices: another order would be scored silently wrong)."""
-    spec = card.input
-    wanted: dict[str, object] = {"sensor": spec.sensor, "keys": card.labels}
-    wanted |= ({"channels": spec.channels} if spec.sensor == "cochlea"
-               else {"width": spec.width, "height": spec.height})
-    for field, value in wanted.items():
-        if getattr(ds, field) != value:
-            raise InputError(f"{ds.path} has {field} {getattr(ds, field)!r}; model "
-                             f"{card.name!r} takes {value!r}")
-
-
 def run(args: argparse.Namespace) -> int:
     from cli.progress import progress_bar, tracker
     from cli.provenance import git_commit, machine
     from model import checkpoint
-    from model.batching import load_binned, select
+    from model.batching import select
     from model.datasets import open_dataset
-    from model.evaluation import evaluate
+    from model.evaluation import data_fits_model, evaluate, load_as_trained
     from model.plots import plot_confusion, plot_early_accuracy
 
     ckpt = checkpoint.load(args.checkpoint)
@@ -59,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
     data_fits_model(ds, ckpt.card)
     select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
     with progress_bar() as bar:
-        max_bins = ckpt.card.training.max_bins if ckpt.card.training else None  # as trained
-        data = load_binned(ds, spec, args.filter, max_bins,
-                           tracker(bar, f"binning {ds.path}"))
+        data = load_as_trained(ds, ckpt.card, args.filter, tracker(bar, f"binning {ds.path}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
     metrics["command"] = args.command_line
     metrics["commit"] = git_commit()

@@ -5,17 +5,45 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.batching import BinnedSet, batches
+from model.batching import BinnedSet, batches, load_binned
+from model.errors import InputError
 from model.network import Params, synaptic_ops
 from model.spec import InputSpec, ModelConfig, ScanMethod
 from model.training import make_eval_step
 
+if TYPE_CHECKING:
+    from model.checkpoint import ModelCard
+    from model.datasets import EventDataset
+
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def data_fits_model(ds: EventDataset, card: ModelCard) -> None:
+    """InputError unless the file holds the model's sensor, sizes and classes, in its order
+    (labels are indices: another order would be scored silently wrong)."""
+    spec = card.input
+    wanted: dict[str, object] = {"sensor": spec.sensor, "keys": card.labels}
+    wanted |= ({"channels": spec.channels} if spec.sensor == "cochlea"
+               else {"width": spec.width, "height": spec.height})
+    for field, value in wanted.items():
+        if getattr(ds, field) != value:
+            raise InputError(f"{ds.path} has {field} {getattr(ds, field)!r}; model "
+                             f"{card.name!r} takes {value!r}")
+
+
+def load_as_trained(ds: EventDataset, card: ModelCard, where: str | None = None,
+                    progress: Callable[[int, int], object] | None = None) -> BinnedSet:
+    """The recordings of ``ds`` (those ``where`` keeps) as ``card``'s model was trained and
+    scored on them: its binning, cut where training cut them (``training.max_bins``), after
+    checking the file fits the model (``data_fits_model``)."""
+    data_fits_model(ds, card)
+    max_bins = card.training.max_bins if card.training else None
+    return load_binned(ds, card.input, where, max_bins, progress)
 
 
 def dense_macs_per_bin(cfg: ModelConfig) -> int:

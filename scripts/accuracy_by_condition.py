@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from model import checkpoint
-from model.batching import load_binned
 from model.datasets import open_dataset
-from model.evaluation import predict
+from model.evaluation import load_as_trained, predict
 
 # A test on a recording's augmentation settings and its source (``engine`` and ``voice``).
 Conditions = dict[str, Callable[[dict[str, Any], dict[str, str]], bool]]
@@ -40,6 +39,7 @@ CONDITIONS: Conditions = {
     "no reverberation": lambda a, s: "rt60_s" not in a,
     "reverberation": lambda a, s: "rt60_s" in a,
     "telephone band": lambda a, s: "telephone" in a,
+    # random equalisation and band limits may still apply to these
     "clean: no noise, no reverberation, no telephone": lambda a, s: not (
         {"noise", "rt60_s", "telephone"} & a.keys()),
 }
@@ -56,7 +56,7 @@ def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float |
         augment = [json.loads(s)["augment"] for s in ds.extra("settings")]
         sources = [{"engine": str(e), "voice": str(v)}
                    for e, v in zip(ds.extra("engine"), ds.extra("voice"), strict=True)]
-        data = load_binned(ds, ckpt.card.input)
+        data = load_as_trained(ds, ckpt.card)
     predictions = predict(ckpt.params, ckpt.cfg, ckpt.card.input, data)
     correct = predictions.correct
     digit = predictions.predicted % 10 == predictions.labels % 10

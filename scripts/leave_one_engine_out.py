@@ -46,6 +46,10 @@ def train_filter(engine: str, voices: set[str]) -> str:
     return ",".join(rules)
 
 
+# `s5rf train` flags each fold sets itself: its test file and which engine it leaves out.
+FOLD_FLAGS = frozenset({"--test", "--train-filter", "--test-filter"})
+
+
 def run(data: Path, out: Path, epochs: int, extra: list[str]) -> dict[str, dict[str, object]]:
     with open_dataset(data / "train.h5") as train:
         pairs = zip(train.extra("engine"), train.extra("voice"), strict=True)
@@ -65,8 +69,10 @@ def run(data: Path, out: Path, epochs: int, extra: list[str]) -> dict[str, dict[
         held_out = data / ("test.h5" if engine in test_engines else "train.h5")
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            s5rf(["eval", "--checkpoint", str(run_dir), "--data", str(held_out),
-                  "--filter", f"engine=={engine}", "--json"])
+            code = s5rf(["eval", "--checkpoint", str(run_dir), "--data", str(held_out),
+                         "--filter", f"engine=={engine}", "--json"])
+        if code:
+            raise SystemExit(f"s5rf eval of the network without {engine} failed ({code})")
         metrics = json.loads(buffer.getvalue())
         results[engine] = {"held_out_file": held_out.name, "samples": metrics["samples"],
                            "accuracy": metrics["accuracy"]}
@@ -97,6 +103,9 @@ def main() -> None:
     ap.add_argument("--recordings", type=int, help="only the first N training recordings")
     ap.add_argument("--json", type=Path, help="where to write the matrix")
     args, extra = ap.parse_known_args()  # the rest goes to `s5rf train`
+    # given again after the fold's own, argparse would keep these and undo the fold
+    if taken := sorted({a.split("=")[0] for a in extra} & FOLD_FLAGS):
+        ap.error(f"{', '.join(taken)} are set per fold; they cannot be passed to s5rf train")
     data = args.data
     if args.recordings:
         data = first_recordings(args.data, args.recordings, args.out / "data")

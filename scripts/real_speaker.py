@@ -27,9 +27,8 @@ import numpy as np
 
 from model import checkpoint
 from model.audio_folder import encode_folder
-from model.batching import load_binned
 from model.datasets import open_dataset
-from model.evaluation import predict
+from model.evaluation import load_as_trained, predict
 from model.speech_synth import ENGLISH, KEYS
 
 DIGITS = Path("/usr/share/asterisk/sounds/en_US_f_Allison/digits")
@@ -43,7 +42,7 @@ def class_folders(digits: Path, root: Path) -> Path:
         if not source.exists():
             raise SystemExit(f"{source} is missing: apt-get install {PACKAGE}")
         (root / key).mkdir(parents=True, exist_ok=True)
-        (root / key / source.name).symlink_to(source)
+        (root / key / source.name).symlink_to(source.resolve())  # from inside root too
     return root
 
 
@@ -60,7 +59,7 @@ def score(ckpt: checkpoint.Checkpoint, digits: Path, seeds: int) -> dict[str, An
             files = encode_folder(root, out, KEYS, seed=seed, channels=channels)
             with open_dataset(out) as ds:
                 predicted = predict(ckpt.params, ckpt.cfg, ckpt.card.input,
-                                    load_binned(ds, ckpt.card.input)).predicted
+                                    load_as_trained(ds, ckpt.card)).predicted
             for (_, label), p in zip(files, predicted, strict=True):
                 words[KEYS[label]].append(ckpt.card.labels[int(p)])
     correct = [p == word for word, preds in words.items() for p in preds]

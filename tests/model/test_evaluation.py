@@ -77,3 +77,23 @@ def test_synops_of_event_counts_take_one_input_spike_per_active_entry(setup) -> 
     metrics = evaluate(params, cfg, counting, counted, LABELS)
     assert metrics["synops_per_sample"] == pytest.approx(np.mean(synaptic_ops(
         [(b > 0).sum() for b in counted.bins], p.spikes, cfg)))
+
+
+def test_test_data_are_cut_as_in_training_and_must_fit_the_model(tmp_path, setup) -> None:
+    from model.checkpoint import ModelCard
+    from model.datasets import open_dataset, write_shd
+    from model.errors import InputError
+    from model.evaluation import load_as_trained
+    from model.spec import TrainConfig
+
+    cfg, _, data = setup
+    write_shd(tmp_path / "t.h5", data.events, data.labels, keys=LABELS, channels=40)
+    card = ModelCard(name="m", architecture=cfg, input=SPEC, labels=LABELS,
+                     training=TrainConfig(max_bins=12))
+    with open_dataset(tmp_path / "t.h5") as ds:
+        cut = load_as_trained(ds, card)
+        assert max(len(b) for b in cut.bins) == 12 < max(len(b) for b in data.bins)
+        whole = load_as_trained(ds, card.model_copy(update={"training": None}))
+        assert [len(b) for b in whole.bins] == [len(b) for b in data.bins]
+        with pytest.raises(InputError, match="has keys"):
+            load_as_trained(ds, card.model_copy(update={"labels": LABELS[::-1]}))

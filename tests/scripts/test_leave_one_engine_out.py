@@ -44,3 +44,16 @@ def test_a_left_out_engine_takes_its_speakers_and_babble_out_of_training_too() -
         "engine!=festival-diphone,voice!=kevin,voice!=kevin16"
     assert train_filter("espeak-ng", voices) == "engine!=espeak-ng,noise!=babble"
     assert train_filter("festival-hts", voices) == "engine!=festival-hts"
+
+
+@pytest.mark.parametrize("flag", ["--train-filter", "--test-filter=engine==freetts", "--test"])
+def test_flags_that_would_undo_a_fold_are_refused(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  flag: str) -> None:
+    from scripts import leave_one_engine_out
+
+    monkeypatch.setattr("sys.argv", ["leave_one_engine_out.py", "--data", "nowhere", flag,
+                                     "x", "--lr", "0.01"])
+    with pytest.raises(SystemExit) as refused:
+        leave_one_engine_out.main()
+    assert refused.value.code == 2 and "are set per fold" in capsys.readouterr().err
