@@ -74,9 +74,14 @@ def nginx_binary() -> str | None:
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float) -> None:
+def wait_until(check: Callable[[], bool], what: str, timeout_s: float,
+               proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait for ``check``; a ``proc`` that exits meanwhile fails it at once, not at the
+    timeout."""
     deadline = time.monotonic() + timeout_s
     while not check():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before it was up")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not up after {timeout_s:.0f} s")
         time.sleep(0.1)
@@ -107,7 +112,12 @@ class Redis:
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
              "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
             stdout=(workdir / "redis.log").open("ab"), stderr=subprocess.STDOUT)
-        wait_until(lambda: redis_answers("127.0.0.1", port), "redis-server", 20)
+        try:
+            wait_until(lambda: redis_answers("127.0.0.1", port), "redis-server", 20, proc)
+        except BaseException:
+            proc.kill()
+            proc.wait(10)
+            raise
         return cls(port, proc, workdir)
 
     def stop(self) -> None:
@@ -148,7 +158,7 @@ def start_replica(checkpoints: Path, store_url: str, key_prefix: str, log: Path,
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_SESSION_STORE": store_url,
            "S5RF_SESSION_STORE_PREFIX": key_prefix, **(extra_env or {})}
     proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--checkpoints", str(checkpoints)],
+                             "--checkpoints", str(checkpoints.resolve())],  # run from ROOT
                             cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return Replica(port, proc)
 
@@ -225,11 +235,14 @@ def topology(checkpoints: Path, workdir: Path, redis: Redis, n_replicas: int = 2
     workdir.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        replicas = [start_replica(checkpoints, redis.url, key_prefix, workdir / f"replica{i}.log",
-                                  replica_env) for i in range(n_replicas)]
-        procs += [r.proc for r in replicas]
+        replicas = []
+        for i in range(n_replicas):  # each one stopped below even if a later one fails
+            replicas.append(start_replica(checkpoints, redis.url, key_prefix,
+                                          workdir / f"replica{i}.log", replica_env))
+            procs.append(replicas[-1].proc)
         for r in replicas:
-            wait_until(functools.partial(ready, r.url), f"replica on {r.url}", timeout_s)
+            wait_until(functools.partial(ready, r.url), f"replica on {r.url}", timeout_s,
+                       r.proc)
         nginx_url = prefix = None
         binary = nginx_binary()
         if with_nginx and binary is not None:
@@ -240,7 +253,7 @@ def topology(checkpoints: Path, workdir: Path, redis: Redis, n_replicas: int = 2
                 raise RuntimeError(f"nginx -t failed: {checked.stderr}")
             procs.append(start_nginx(binary, prefix, conf))
             nginx_url = f"http://127.0.0.1:{port}"
-            wait_until(functools.partial(ready, nginx_url), "nginx", 20)
+            wait_until(functools.partial(ready, nginx_url), "nginx", 20, procs[-1])
         yield Topology(redis, replicas, nginx_url, prefix, key_prefix)
     finally:
         for proc in procs:
@@ -261,6 +274,8 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/s5rf-topology"))
     args = parser.parse_args()
+    # `kill` stops it as Ctrl-C does: through the finally blocks that stop what it started
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     host, _, port = args.redis.partition(":")
     redis = (Redis(int(port), host=host) if redis_answers(host, int(port))
              else Redis.start(args.workdir / "redis"))

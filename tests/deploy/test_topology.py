@@ -38,6 +38,18 @@ REPLICA_ENV = {  # small compile set: these replicas start in seconds
 NO_NGINX = "nginx is not installed (apt-get install nginx; .ci/run does)"
 
 
+def test_a_replica_that_cannot_start_fails_the_topology_at_once(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An empty checkpoints folder stops `s5rf serve` at start: reported then, not after the
+    readiness timeout (its exit status, not a TimeoutError)."""
+    work = tmp_path_factory.mktemp("broken")
+    (work / "checkpoints").mkdir()
+    with pytest.raises(RuntimeError, match="exited with status"), topology(
+            work / "checkpoints", work, Redis(6379), n_replicas=2, with_nginx=False,
+            replica_env=REPLICA_ENV, timeout_s=600):
+        pass
+
+
 @pytest.fixture(scope="module")
 def top(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     work = tmp_path_factory.mktemp("topology")
