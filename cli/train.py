@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from model.plots import plot_training
     from model.spec import PRESETS
     from model.ssm import default_scan
-    from model.training import TrainRun, read_log, train
+    from model.training import TrainRun, read_log, saved_state, train
 
     if args.preset not in PRESETS:
         raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         aug=EventAugment(jitter_us=args.jitter_us, drop=args.drop, max_shift=args.shift),
         mask_time=args.mask_time, mask_channels=args.mask_channels,
     )
+    saved = saved_state(run_cfg)  # another run's is refused here, before any progress bar
+    if saved is not None and saved["epoch"] >= tc.epochs:
+        print(f"{args.out} has done its {tc.epochs} epochs already; nothing to train",
+              file=sys.stderr)
+        return 0
     name = args.name or args.out.name
     provenance = {
         "data": {"train": str(args.data), "test": str(args.test),

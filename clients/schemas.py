@@ -40,7 +40,7 @@ class ModelDetail(ModelSummary):
     metrics: dict[str, Any]
     provenance: dict[str, Any]
     event_fields: list[str]
-    wire_dtype: str
+    wire_dtype: list[tuple[str, str]]  # np.dtype([tuple(f) for f in wire_dtype])
 
 
 class LayerStats(Body):
@@ -86,6 +86,11 @@ class PerLayer(Body):
     total: list[float]
 
 
+class SpikeCounts(Body):
+    batch: list[int]
+    total: list[int]
+
+
 class EventCounts(Body):
     accepted: int
     dropped: int
@@ -111,7 +116,7 @@ class EventsResult(Body):
     label: str
     top_k: list[TopK]
     bins: Pair
-    spikes: PerLayer
+    spikes: SpikeCounts
     firing_rate: PerLayer
     synops: Pair
     events: EventCounts

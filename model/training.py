@@ -197,6 +197,20 @@ def _digest(data: BinnedSet) -> str:
     return h.hexdigest()
 
 
+def saved_state(run: TrainRun) -> dict[str, Any] | None:
+    """The run's saved state (``out/train_state.msgpack``), or None for a fresh run; raises
+    ResumeError if it is another run's."""
+    state_path = run.out / TRAIN_STATE_FILE
+    if not state_path.exists():
+        return None
+    saved: dict[str, Any] = serialization.msgpack_restore(state_path.read_bytes())
+    if saved.get("run") != _fingerprint(run):
+        raise ResumeError(f"{state_path} is from a run with other settings (--epochs "
+                          "included) or data; resume it with the same ones, or delete "
+                          "the file (or pick another --out) to start afresh")
+    return saved
+
+
 def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
             ) -> tuple[Params, optax.OptState, int]:
     """Parameters, optimiser state and epochs done: fresh, or from ``out/train_state.msgpack``;
@@ -204,13 +218,8 @@ def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
     params = init_params(jax.random.PRNGKey(run.tc.seed), run.cfg)
     opt_state = optimizer.init(params)
     start_epoch = 0
-    state_path = run.out / TRAIN_STATE_FILE
-    if state_path.exists():
-        saved = serialization.msgpack_restore(state_path.read_bytes())
-        if saved.get("run") != _fingerprint(run):
-            raise ResumeError(f"{state_path} is from a run with other settings (--epochs "
-                              "included) or data; resume it with the same ones, or delete "
-                              "the file (or pick another --out) to start afresh")
+    saved = saved_state(run)
+    if saved is not None:
         params = serialization.from_state_dict(params, saved["params"])
         opt_state = serialization.from_state_dict(opt_state, saved["opt_state"])
         start_epoch = int(saved["epoch"])

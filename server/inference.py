@@ -239,8 +239,7 @@ def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, s
         "top_k": [{"label": labels[i], "index": i, "probability": p[i]} for i in order],
         "bins": {"batch": n_batch, "total": n_total},
         # floats, as the schema's PerLayer declares (pydantic used to convert the counts)
-        "spikes": {"batch": outcome.batch_spikes.astype(float).tolist(),
-                   "total": totals.spikes.astype(float).tolist()},
+        "spikes": {"batch": outcome.batch_spikes.tolist(), "total": totals.spikes.tolist()},
         "firing_rate": {"batch": firing_rates(outcome.batch_spikes, neurons, n_batch),
                         "total": firing_rates(totals.spikes, neurons, n_total)},
         "synops": {"batch": outcome.batch_synops, "total": totals.synops},

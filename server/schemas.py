@@ -36,7 +36,9 @@ class ModelDetail(ModelSummary):
     metrics: dict[str, Any] = Field(description="Measured metrics and the commands behind them.")
     provenance: dict[str, Any]
     event_fields: list[str] = Field(description="Columns of an event batch for this sensor.")
-    wire_dtype: str = Field(description="numpy dtype string of the binary wire format.")
+    wire_dtype: list[tuple[str, str]] = Field(
+        description="The binary wire format as numpy's [name, type] pairs: "
+                    "np.dtype([tuple(f) for f in wire_dtype]) rebuilds it.")
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -132,6 +134,11 @@ class PerLayer(BaseModel):
     total: list[float]
 
 
+class SpikeCounts(BaseModel):
+    batch: list[int]
+    total: list[int]
+
+
 class EventCounts(BaseModel):
     accepted: int
     dropped: int
@@ -159,7 +166,7 @@ class EventsResult(BaseModel):
     label: str
     top_k: list[TopK]
     bins: Pair = Field(description="Bins processed by this batch and in total.")
-    spikes: PerLayer = Field(description="Spike counts per layer.")
+    spikes: SpikeCounts = Field(description="Spike counts per layer.")
     firing_rate: PerLayer = Field(description="Spikes / (neurons × bins), per layer.")
     synops: Pair = Field(description="Synaptic operations: Σ spikes × fan-out, with the "
                                      "input spikes × first-layer fan-out.")

@@ -32,7 +32,8 @@ async def get_model(model: ModelDep) -> ModelDetail:
     dtype = EVENT_DTYPES[card.input.sensor]
     return ModelDetail(**summary(model).model_dump(), architecture=_architecture(model),
                        metrics=card.metrics, provenance=card.provenance,
-                       event_fields=list(dtype.names or ()), wire_dtype=str(dtype.descr))
+                       event_fields=list(dtype.names or ()),
+                       wire_dtype=[(name, dtype[name].str) for name in dtype.names or ()])
 
 
 def _architecture(model: LoadedModel) -> dict[str, object]:

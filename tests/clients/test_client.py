@@ -33,7 +33,8 @@ def test_models_sessions_and_infer_binary_and_json_agree(live_url: str) -> None:
     with Client(live_url) as binary, Client(live_url, binary=False) as as_json:
         names = {m.name: m for m in binary.models()}
         assert names[DVS].input.width == 8 and names[COCHLEA].labels[0] == "class0"
-        assert binary.model(DVS).wire_dtype == str(np.dtype(events.dtype).descr)
+        wire = binary.model(DVS).wire_dtype
+        assert np.dtype([tuple(f) for f in wire]) == events.dtype
         whole = binary.infer(DVS, events)
         assert whole.session is None and whole.events.total_accepted == len(events)
         for client in (binary, as_json):

@@ -257,7 +257,9 @@ def test_a_run_with_other_settings_does_not_resume_anothers_state(order_data, tm
     args = train_args(order_data, out, 1)
     args[args.index("--data") + 1] = str(tmp_path / "train.h5")
     assert main(args) == 2
-    assert main(train_args(order_data, out, 1)) == 0  # the same run (done: nothing to do)
+    capsys.readouterr()
+    assert main(train_args(order_data, out, 1)) == 0  # the same run, done: nothing to do
+    assert "has done its 1 epochs already" in capsys.readouterr().err
     assert [r["epoch"] for r in read_log(out)] == [1]
 
 

@@ -123,6 +123,7 @@ def test_rasters_list_each_layers_spikes_by_absolute_bin(client: TestClient) -> 
                     headers=headers).json()
     for result in (a, b):
         assert [len(r["bin"]) for r in result["rasters"]] == result["spikes"]["batch"]
+        assert all(type(n) is int for n in result["spikes"]["batch"] + result["spikes"]["total"])
     assert min(b["rasters"][0]["bin"], default=a["bins"]["total"]) >= a["bins"]["total"]
     whole = client.post(f"/v1/models/{COCHLEA}/infer",
                         json={**columns(events), "include_spikes": True}).json()
