@@ -14,6 +14,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -245,20 +246,39 @@ def describe(recipe: Recipe, voices: Sequence[Voice]) -> dict[str, Any]:
     return json.loads(json.dumps(described))  # tuples as lists, as read back
 
 
+def package_versions() -> dict[str, str]:
+    """The installed Debian version of each speech package (model/speech_packages.txt): an
+    upgraded synthesiser or voice says the same words differently."""
+    listed = (Path(__file__).with_name("speech_packages.txt")).read_text().splitlines()
+    names = [line.split("#")[0].strip() for line in listed if line.split("#")[0].strip()]
+    try:
+        query = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", *names],
+                               capture_output=True, text=True, check=False)
+    except FileNotFoundError:  # not Debian: nothing to record
+        return {}
+    return dict(sorted(line.split(" ", 1) for line in query.stdout.splitlines()
+                       if line.count(" ") == 1))
+
+
 def _check_recipe(described: dict[str, Any], out: Path) -> None:
-    """Refuse to mix cached recordings of different recipes (only the counts may change)."""
+    """Refuse to mix cached recordings of different recipes or engine versions (only the
+    counts may change)."""
     path = out / "cache" / "recipe.json"
     if path.exists():
         stored = json.loads(path.read_text())
         # read back as from_json does, so a setting added since counts as its default
-        old = describe(Recipe.from_json(stored), ()) | {"voices": stored["voices"]}
+        old = describe(Recipe.from_json(stored), ()) | {"voices": stored["voices"],
+                                                        "packages": stored.get("packages")}
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:
+            packages = old.get("packages") or {}
+            changed = sorted(p for p in {*packages, *described.get("packages", {})}
+                             if packages.get(p) != described.get("packages", {}).get(p))
             raise InputError(
-                f"{out} holds recordings of a different recipe ({', '.join(differs)} differ); "
-                "use another --out or delete it"
-            )
+                f"{out} holds recordings of a different recipe ({', '.join(differs)} differ"
+                + (f": {', '.join(changed)}" if "packages" in differs and changed else "")
+                + "); use another --out or delete it")
     path.write_text(json.dumps(described, indent=2))
 
 
@@ -278,7 +298,7 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
             raise InputError(f"none of the voices of {', '.join(recipe.engines)} is a {split} "
                              f"voice (the held-out test voices are of {', '.join(held_out)}); "
                              "add an engine that has one")
-    described = describe(recipe, voices)
+    described = describe(recipe, voices) | {"packages": package_versions()}
     _check_recipe(described, out)
     jobs = [(recipe, out, s, i, splits[s]) for s, i in pending(recipe, out)]
     yield 0, len(jobs)

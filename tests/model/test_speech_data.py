@@ -173,6 +173,17 @@ def test_a_different_recipe_is_refused_in_the_same_directory(generated: Path) ->
         list(sd.generate(sd.Recipe(seed=4, n_train=8, n_test=3, channels=16), generated))
 
 
+def test_recordings_of_other_engine_versions_are_not_mixed_in(generated: Path,
+                                                               monkeypatch) -> None:
+    """An upgraded synthesiser says the same words differently: resuming is refused."""
+    recorded = json.loads((generated / "recipe.json").read_text())["packages"]
+    assert recorded["espeak-ng"] == sd.package_versions()["espeak-ng"]
+    monkeypatch.setattr(sd, "package_versions",
+                        lambda: {**recorded, "espeak-ng": "99:upgraded"})
+    with pytest.raises(ValueError, match="packages differ: espeak-ng"):
+        list(sd.generate(SMALL, generated, workers=1))
+
+
 def test_pending_skips_cached_recordings_and_interleaves_the_splits(tmp_path: Path) -> None:
     recipe = sd.Recipe(n_train=10, n_test=2)
     (tmp_path / "cache" / "train").mkdir(parents=True)
