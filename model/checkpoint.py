@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,7 +64,7 @@ def save(path: str | Path, card: ModelCard, params: Params) -> ModelCard:
     path.mkdir(parents=True, exist_ok=True)
     blob = serialization.to_bytes(jax.tree_util.tree_map(np.asarray, params))
     card = card.model_copy(update={"params_sha256": hashlib.sha256(blob).hexdigest()})
-    (path / PARAMS_FILE).write_bytes(blob)
+    _write_atomically(path / PARAMS_FILE, blob)
     _write_card(path, card)
     return card
 
@@ -78,7 +79,15 @@ def record_metrics(path: str | Path, key: str, metrics: dict[str, Any]) -> Model
 
 
 def _write_card(path: Path, card: ModelCard) -> None:
-    (path / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
+    _write_atomically(path / CARD_FILE, (card.model_dump_json(indent=2) + "\n").encode())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Whole or not at all: a server starting meanwhile, or a run killed mid-write, never
+    reads half a file (the card's checksum still catches weights and card of two saves)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def read_card(path: str | Path) -> ModelCard:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from model.errors import InputError
-from model.events import EventError, SensorKind, as_events, empty_events, make_events
+from model.events import EVENT_DTYPES, EventError, SensorKind, as_events, empty_events, make_events
 
 Meta = dict[str, Any]
 Recording = tuple[np.ndarray, SensorKind, Meta]
@@ -170,7 +170,7 @@ def _raw_header(path: Path) -> tuple[dict[str, str], int]:
     and the byte offset of the first event word."""
     header: dict[str, str] = {}
     with path.open("rb") as f:
-        while f.peek(1)[:1] == b"%":
+        while f.peek(2)[:2] == b"% ":  # a lone "%" may be an event word's low byte
             line = f.readline().decode("ascii", "replace").strip("% \r\n")
             if line == "end":
                 break
@@ -235,16 +235,22 @@ def read_nmnist(path: Path) -> Recording:
 
 
 # -- numpy and CSV ----------------------------------------------------------------------------
+EVENT_FIELDS = frozenset(name for dtype in EVENT_DTYPES.values() for name in dtype.names or ())
+
+
 def read_numpy(path: Path) -> Recording:
     """A ``.npy`` structured array, or an ``.npz`` with an ``events`` array or one array per
     field (as ``s5rf cochlea`` writes). tonic's fields are accepted: ``x`` alone is a cochlea
     channel; ``x, y, p`` are DVS."""
     if path.suffix == ".npz" or zipfile.is_zipfile(path):
         with np.load(path, allow_pickle=False) as npz:
-            if "events" in npz:
-                array = npz["events"]
-            else:
-                array = _structured({k: npz[k] for k in npz.files})
+            arrays = {k: npz[k] for k in npz.files}
+        if "events" in arrays:
+            array = arrays["events"]
+        elif len(arrays) == 1 and next(iter(arrays.values())).dtype.names:
+            array = next(iter(arrays.values()))  # np.savez(f, events) names it arr_0
+        else:  # one array per field; others (a label, tonic's sensor_size) are not events
+            array = _structured({k: v for k, v in arrays.items() if k in EVENT_FIELDS})
     else:
         array = np.load(path, allow_pickle=False)
     if array.dtype.names is None or array.ndim != 1:
@@ -254,15 +260,38 @@ def read_numpy(path: Path) -> Recording:
 
 
 def read_csv(path: Path) -> Recording:
-    """A CSV with a header row ``t,channel`` (or tonic's ``t,x``) or ``t,x,y,p``; t in µs."""
-    with path.open() as f:
-        names = [n.strip() for n in f.readline().strip().split(",")]
-    data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-    if data.size and data.shape[1] != len(names):
-        raise FormatError(f"{path}: the header names {len(names)} columns but rows have "
-                          f"{data.shape[1]}")
-    data = data.reshape(-1, len(names))
-    return _from_fields(_structured({n: data[:, i] for i, n in enumerate(names)}), path, "csv")
+    """A CSV with a header row ``t,channel`` (or tonic's ``t,x``) or ``t,x,y,p``; t in µs.
+    Header names may be quoted or upper-case, the file may start with a byte-order mark (as
+    spreadsheets write it), and other columns are ignored."""
+    with path.open(encoding="utf-8-sig") as f:
+        names = [n.strip().strip("'\"").lower() for n in f.readline().strip().split(",")]
+    wanted = [i for i, n in enumerate(names) if n in EVENT_FIELDS]
+    if not wanted:
+        raise FormatError(f"{path}: the header's columns {names} are neither cochlea (t, "
+                          "channel; tonic: t, x) nor DVS (t, x, y, p)")
+    data = _load_whole_numbers(path, wanted).reshape(-1, len(wanted))
+    return _from_fields(_structured({names[i]: data[:, k] for k, i in enumerate(wanted)}),
+                        path, "csv")
+
+
+def _load_whole_numbers(path: Path, columns: list[int]) -> np.ndarray:
+    """The CSV's rows (header skipped) in ``columns`` as int64; whole numbers written as
+    floats (``1000.0``) too, where a float holds them exactly."""
+    def load(dtype: type) -> np.ndarray:
+        return np.loadtxt(path, delimiter=",", skiprows=1, dtype=dtype, ndmin=2,
+                          usecols=columns, encoding="utf-8-sig")
+
+    try:
+        return load(np.int64)
+    except ValueError:
+        pass
+    try:
+        data = load(np.float64)
+    except ValueError as exc:  # a cell that is not a number, or a short row
+        raise FormatError(f"{path}: {exc}") from exc
+    if not np.all((data == np.round(data)) & (np.abs(data) < 2**53)):
+        raise FormatError(f"{path}: event columns must hold whole numbers (t in µs)")
+    return data.astype(np.int64)
 
 
 def _structured(columns: dict[str, np.ndarray]) -> np.ndarray:

@@ -88,6 +88,12 @@ class ModelConfig:
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        sizes = {"n_in": self.n_in, "n_classes": self.n_classes, "blocks": self.blocks}
+        if bad := {k: v for k, v in sizes.items() if v < 1}:
+            raise ValueError(f"{bad} must be at least 1")
+        if not self.neurons or min(self.neurons) < 1:
+            raise ValueError(f"neurons {list(self.neurons)}: at least one layer, each of at "
+                             "least 1 neuron")
         for n in self.neurons:
             if n % self.blocks:
                 raise ValueError(f"{n} neurons cannot be split into {self.blocks} blocks")

@@ -41,6 +41,11 @@ def _edit_card(path, **changes):
     (path / "model.json").write_text(json.dumps(card))
 
 
+def _edit_architecture(path, **changes):
+    card = json.loads((path / "model.json").read_text())
+    _edit_card(path, architecture={**card["architecture"], **changes})
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -49,6 +54,9 @@ def _edit_card(path, **changes):
         (lambda p: _edit_card(p, labels=["a", "b"]), "2 labels for 3 output classes"),
         (lambda p: _edit_card(p, format_version=7), "not a valid model card"),
         (lambda p: (p / "params.msgpack").write_bytes(b"junk"), "does not match"),
+        (lambda p: _edit_architecture(p, blocks=0), "must be at least 1"),
+        (lambda p: _edit_architecture(p, neurons=[]), "at least one layer"),
+        (lambda p: _edit_architecture(p, neurons=[-32, 32]), "at least one layer"),
     ],
 )
 def test_a_bad_checkpoint_is_explained(saved, damage, message):
@@ -56,6 +64,25 @@ def test_a_bad_checkpoint_is_explained(saved, damage, message):
     damage(path)
     with pytest.raises(checkpoint.CheckpointError, match=message):
         checkpoint.load(path)
+
+
+def test_saving_again_replaces_each_file_whole(saved, monkeypatch):
+    """A save killed while writing leaves the previous files as they were."""
+    path, params = saved
+    before = {f: (path / f).read_bytes() for f in ("model.json", "params.msgpack")}
+    card = checkpoint.read_card(path)
+
+    write = type(path).write_bytes
+
+    def killed(self, data):  # half the bytes reach the disk
+        write(self, data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(path), "write_bytes", killed)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, card.model_copy(update={"description": "x"}), params)
+    monkeypatch.undo()
+    assert {f: (path / f).read_bytes() for f in before} == before
 
 
 def test_parameters_of_another_architecture_are_explained(saved):

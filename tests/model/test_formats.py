@@ -7,6 +7,7 @@ readers (so a reader and a writer cannot share a mistake).
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -227,6 +228,41 @@ def test_npz_with_an_events_array_or_columns(tmp_path: Path) -> None:
         events, sensor, _ = read_recording(tmp_path / name)
         np.testing.assert_array_equal(events, ev)
         assert sensor == "dvs"
+
+
+def test_npz_beside_other_arrays_or_saved_unnamed(tmp_path: Path) -> None:
+    """tonic saves sensor_size beside the columns; np.savez(f, events) names it arr_0."""
+    ev = cochlea_events(n=6)
+    np.savez(tmp_path / "a.npz", t=ev["t"], channel=ev["channel"], label=np.array(3),
+             sensor_size=np.array([700, 1, 1]))
+    np.savez(tmp_path / "b.npz", ev)
+    for name in ("a.npz", "b.npz"):
+        np.testing.assert_array_equal(read_recording(tmp_path / name)[0], ev)
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ('\ufeff"T","Channel",note\n5,3,first\n7.0,1,second\n', None),  # a spreadsheet's
+    ("t,channel\n5,3\n7.5,1\n", "whole numbers"),
+    ("t,channel\n5,three\n", "could not convert"),
+    ("time,chan\n5,3\n", "header's columns ['time', 'chan']"),
+])
+def test_csv_as_spreadsheets_write_it(tmp_path: Path, text: str, error: str | None) -> None:
+    (tmp_path / "s.csv").write_text(text, encoding="utf-8")
+    if error is None:
+        assert read_recording(tmp_path / "s.csv")[0].tolist() == [(5, 3), (7, 1)]
+    else:
+        with pytest.raises(FormatError, match=re.escape(error)):
+            read_recording(tmp_path / "s.csv")
+
+
+def test_a_raw_header_ends_at_a_line_not_starting_with_percent_space(tmp_path: Path) -> None:
+    """Without `% end`, an event word whose low byte is 0x25 ("%") is not header."""
+    ev = dvs_events(size=480, t0=5_000_000)
+    words = encode_evt3(ev)
+    assert words[:1] != b"%"
+    crafted = struct.pack("<H", 0x8025) + words  # a TIME_HIGH word: low byte "%"
+    (tmp_path / "x.raw").write_bytes(b"% evt 3.0\n% geometry 640x480\n" + crafted)
+    np.testing.assert_array_equal(read_recording(tmp_path / "x.raw")[0], ev)
 
 
 def test_csv_with_either_header(tmp_path: Path) -> None:
