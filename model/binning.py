@@ -246,8 +246,10 @@ def feed(
     n_new = close_to - state.closed
     if max_new_bins is not None and n_new > max_new_bins:
         raise EventError(
-            f"this batch would close {n_new} bins at once (limit {max_new_bins}); "
-            "check the timestamps' units (microseconds) and the session's t0_us"
+            f"this batch would close {n_new} bins at once (limit {max_new_bins}); check the "
+            "timestamps' units (microseconds) and the session's t0_us. If the sensor was "
+            "really silent that long, advance the stream first with watermarks (until_us), "
+            f"each at most {max_new_bins * spec.dt_us} us past the last"
         )
 
     merged = _concat(state.pending, events)

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from server.batcher import Batcher
 from server.encode import api_error_handler, validation_error_handler
 from server.errors import ApiError
+from server.head import HeadAsGet
 from server.metrics import Metrics, RequestMetrics
 from server.registry import ModelRegistry, load_registry
 from server.routes import dashboard, health, infer, models, samples, sessions, stream
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
 
     app = FastAPI(title="s5rf-serve", version="1", lifespan=lifespan,
                   summary="Streaming inference for S5-RF spiking networks on event streams")
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

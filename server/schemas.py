@@ -71,8 +71,10 @@ class SessionInfo(BaseModel):
     label: str
     totals: LayerStats
     synops: int
-    idle_s: float
-    expires_in_s: float
+    idle_s: float = Field(description="Seconds between the session's previous request and "
+                                      "this one.")
+    expires_in_s: float = Field(description="Seconds until it expires if nothing else comes "
+                                            "(every request, this one too, restarts the TTL).")
 
 
 class SessionCreated(SessionInfo):

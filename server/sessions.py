@@ -78,10 +78,11 @@ class Session:
     stale: bool = False
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
+    used_before: float = dataclasses.field(default_factory=time.monotonic)  # the use before
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
     def touch(self) -> None:
-        self.last_used = time.monotonic()
+        self.used_before, self.last_used = self.last_used, time.monotonic()
 
 
 def fresh_stream(model: LoadedModel, t0_us: int | None) -> tuple[BinnerState, Totals, np.ndarray]:
@@ -310,7 +311,9 @@ class SessionManager:
         if session is None:
             raise ApiError(404, f"no session {session_id!r}: it never existed, was deleted "
                                 "or expired after being idle; create a new one")
-        if token is None or not secrets.compare_digest(token, session.token):
+        # as bytes: compare_digest refuses str with characters beyond ASCII (a header may hold
+        # any latin-1 byte), which was a 500
+        if token is None or not secrets.compare_digest(token.encode(), session.token.encode()):
             raise ApiError(403, "missing or wrong X-Session-Token for this session")
         session.touch()
         return session

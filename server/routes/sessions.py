@@ -25,7 +25,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
 def session_info(session: Session, ttl_s: float) -> SessionInfo:
     model = session.model
     probs = probabilities(session.log_probs)
-    idle = time.monotonic() - session.last_used
+    # idle before this request, which is use too (the TTL starts again: expires_in_s)
+    idle = session.last_used - session.used_before
     totals = session.totals
     return SessionInfo(
         id=session.id, model=model.name, version=model.version, late=session.late,
@@ -37,7 +38,8 @@ def session_info(session: Session, ttl_s: float) -> SessionInfo:
         totals=LayerStats(spikes=totals.spikes.tolist(),
                           firing_rate=firing_rates(totals.spikes, model.card.architecture.neurons,
                                                    session.binner.closed)),
-        synops=totals.synops, idle_s=idle, expires_in_s=max(0.0, ttl_s - idle))
+        synops=totals.synops, idle_s=idle,
+        expires_in_s=max(0.0, ttl_s - (time.monotonic() - session.last_used)))
 
 
 @router.post("", status_code=201, responses={404: {"description": "Unknown model"},

@@ -23,6 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.types import Message
 
+from model.binning import MAX_T_US
 from model.events import EventError
 from server.decode import JSON, RAW, decode
 from server.deps import RuntimeDep, find_model
@@ -213,8 +214,8 @@ def _split_seq(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:
     if len(data) < SEQ_PREFIX.size:
         raise EventError(f"a frame of {len(data)} bytes has no {SEQ_PREFIX.size}-byte seq prefix")
     (seq,) = SEQ_PREFIX.unpack_from(data)
-    if seq < 0:
-        raise EventError(f"the frame's seq prefix {seq} is negative")
+    if not 0 <= seq <= MAX_T_US:  # the range of HTTP's seq
+        raise EventError(f"the frame's seq prefix {seq} is outside [0, {MAX_T_US}]")
     return data[SEQ_PREFIX.size:], opts.model_copy(update={"seq": seq})
 
 

@@ -87,7 +87,8 @@ def test_sync_stream_over_json_frames(live_url: str) -> None:
 
 def test_seq_prefixed_binary_frames_carry_their_seq(live_url: str) -> None:
     """The server side of resumption: WS binary frames of a ``seq_prefix`` stream start with
-    their seq (int64 LE); a repeated seq is refused, a frame too short for one is a 422."""
+    their seq (int64 LE); a repeated seq is refused, a frame too short for one or with a seq
+    beyond HTTP's range is a 422."""
     import json
 
     import websockets
@@ -100,17 +101,19 @@ def test_seq_prefixed_binary_frames_carry_their_seq(live_url: str) -> None:
             await ws.recv()
             replies = []
             for frame in (wire.seq_frame(4, events[:50]), wire.seq_frame(4, events[50:]),
-                          b"\x01\x02"):
+                          b"\x01\x02", wire.seq_frame(2**62 + 1, events[50:])):
                 await ws.send(frame)
                 replies.append(json.loads(await ws.recv()))
             return replies
 
-    applied, replayed, short = asyncio.run(run())
+    applied, replayed, short, too_far = asyncio.run(run())
     assert applied["type"] == "result" and applied["seq"] == 4
     assert replayed["status"] == 409
     assert replayed["applied"]["seq"] == 4
     assert replayed["applied"]["probabilities"] == applied["probabilities"]
     assert short["status"] == 422 and "seq prefix" in str(short["detail"])
+    # past HTTP's range: taken, it would have made the session's stored state unreadable
+    assert too_far["status"] == 422 and "outside [0, 4611686018427387904]" in too_far["detail"]
 
 
 def test_each_result_arrives_while_a_paced_source_waits_for_its_next_batch(

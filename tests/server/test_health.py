@@ -108,3 +108,11 @@ def test_requests_are_counted_by_route_template_and_a_known_method(client: TestC
     metrics = client.get("/metrics").text
     assert 's5rf_requests_total{method="GET",route="/v1/models",status="200"}' in metrics
     assert 'method="other",route="unmatched"' in metrics and "ZZZ" not in metrics
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/v1/models"])
+def test_head_answers_as_get_without_a_body(client: TestClient, path: str) -> None:
+    """Uptime checks and `curl -I` send HEAD (FastAPI's routes alone answered 405)."""
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]

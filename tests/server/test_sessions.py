@@ -27,9 +27,36 @@ def test_tokens_guard_sessions(client: TestClient) -> None:
     assert client.get(f"/v1/sessions/{a}", headers=a_headers).status_code == 200
     assert client.get(f"/v1/sessions/{a}").status_code == 403
     assert client.get(f"/v1/sessions/{a}", headers={"X-Session-Token": "x"}).status_code == 403
+    latin1 = client.get(f"/v1/sessions/{a}", headers={"X-Session-Token": "t\xe9".encode("latin-1")})
+    assert latin1.status_code == 403 and "X-Session-Token" in latin1.json()["detail"]
     r = client.post(f"/v1/sessions/{b}/events", json={}, headers=a_headers)
     assert r.status_code == 403 and "X-Session-Token" in r.json()["detail"]
     assert client.get("/v1/sessions/unknown", headers=a_headers).status_code == 404
+
+
+def test_a_session_reports_how_long_it_was_idle_before_this_request(client: TestClient) -> None:
+    sid, headers = open_session(client)
+    time.sleep(0.2)
+    info = client.get(f"/v1/sessions/{sid}", headers=headers).json()
+    assert info["idle_s"] >= 0.2  # was the microseconds since this very request began
+    ttl = client.app.state.runtime.settings.session_ttl_s  # type: ignore[attr-defined]
+    assert ttl - 0.1 < info["expires_in_s"] <= ttl  # this request is use too
+
+
+def test_a_stream_silent_for_longer_than_one_batch_may_close_catches_up_by_watermarks(
+        make_client: Any) -> None:
+    client = make_client(max_bins_per_request=50)
+    sid, headers = open_session(client)
+    dt = client.get(f"/v1/models/{COCHLEA}").json()["input"]["dt_us"]
+    feed_good(client, sid, headers, cochlea_recording(seed=5)[:20])
+    later = {"t": [130 * dt], "channel": [1]}
+    r = client.post(f"/v1/sessions/{sid}/events", json=later, headers=headers)
+    assert r.status_code == 422 and f"each at most {50 * dt} us past the last" in r.text
+    for until in (50 * dt, 100 * dt):
+        assert client.post(f"/v1/sessions/{sid}/events", json={"until_us": until},
+                           headers=headers).status_code == 200
+    r = client.post(f"/v1/sessions/{sid}/events", json=later, headers=headers)
+    assert r.status_code == 200, r.text
 
 
 def test_new_session_reports_uniform_probabilities_and_its_origin(client: TestClient) -> None:

@@ -105,6 +105,11 @@ def test_resume_after_a_dropped_connection_continues_the_same_stream(live_url: s
             with pytest.raises(ConnectionClosed) as info:
                 await recv(ws)
             assert info.value.rcvd is not None and info.value.rcvd.code == 4403
+        async with websockets.connect(ws_url(live_url)) as ws:  # was a 1011 and a traceback
+            await ws.send(orjson.dumps({**resume, "token": "é"}).decode())
+            with pytest.raises(ConnectionClosed) as info:
+                await recv(ws)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4403
         async with websockets.connect(ws_url(live_url)) as ws:
             await ws.send(orjson.dumps({"model": COCHLEA}).decode())
             await recv(ws)

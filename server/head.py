@@ -1,0 +1,26 @@
+"""HEAD for every GET route: FastAPI's routes, unlike Starlette's, answer HEAD with 405, and
+uptime checks (and ``curl -I``) send HEAD to /healthz, /readyz and the dashboard."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class HeadAsGet:
+    """ASGI middleware: a HEAD request runs as a GET whose body is not sent (its headers,
+    Content-Length included, are the GET's)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
