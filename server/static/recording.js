@@ -50,23 +50,30 @@ export function parseNpy(buffer) {
   return columns;
 }
 
-/** Parse CSV with a header row naming the columns (t,channel or t,x,y,p). */
+const EVENT_FIELDS = new Set(["t", "channel", "x", "y", "p"]);
+
+/** Parse CSV with a header row naming the columns (t,channel or t,x,y,p). As spreadsheets
+ *  write it too: a byte-order mark, quoted or upper-case names, other columns (ignored). */
 export function parseCsv(text) {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() && !l.startsWith("#"));
-  const names = lines.shift()?.split(",").map((s) => s.trim()) ?? [];
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/)
+    .filter((l) => l.trim() && !l.startsWith("#"));
+  const names = lines.shift()?.split(",")
+    .map((s) => s.trim().replace(/^["']|["']$/g, "").toLowerCase()) ?? [];
   if (!names.includes("t")) throw new Error("the CSV needs a header row naming a `t` column");
-  const columns = Object.fromEntries(names.map((k) => [k, new Float64Array(lines.length)]));
+  const wanted = names.map((k, j) => [k, j]).filter(([k]) => EVENT_FIELDS.has(k));
+  const columns = Object.fromEntries(wanted.map(([k]) => [k, new Float64Array(lines.length)]));
   lines.forEach((line, i) => {
     const values = line.split(",");
     if (values.length !== names.length) {
       throw new Error(`CSV line ${i + 2} has ${values.length} fields; the header names ` +
                       `${names.length}`);
     }
-    values.forEach((v, j) => {
+    for (const [k, j] of wanted) {
+      const v = values[j];
       const x = v.trim() === "" ? NaN : Number(v);  // Number("") is 0: an empty field is no value
       if (!Number.isFinite(x)) throw new Error(`CSV line ${i + 2}: ${JSON.stringify(v)}`);
-      columns[names[j]][i] = x;
-    });
+      columns[k][i] = x;
+    }
   });
   return columns;
 }

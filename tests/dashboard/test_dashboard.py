@@ -210,10 +210,13 @@ def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard
     names = events.dtype.names or ()
     table = np.stack([events[n].astype(np.int64) for n in names], axis=1)
     csv = io.StringIO()
-    np.savetxt(csv, table, fmt="%d", delimiter=",", header=",".join(names), comments="")
+    # as a spreadsheet saves it: byte-order mark, quoted upper-case names, a text column
+    header = ",".join(f'"{n.upper()}"' for n in names) + ",note"
+    np.savetxt(csv, table, fmt="%d", delimiter=",", header=header, comments="")
+    text = "\ufeff" + csv.getvalue().replace("\n", ",seen\n").replace("note,seen", "note", 1)
     dashboard.choose(target.model)
     dashboard.page.set_input_files("#file", files=[
-        {"name": "upload.csv", "mimeType": "text/csv", "buffer": csv.getvalue().encode()}])
+        {"name": "upload.csv", "mimeType": "text/csv", "buffer": text.encode()}])
     dashboard.page.wait_for_selector("#play:enabled")
     dashboard.play_to_end()
     assert_same_decision(dashboard, infer(url, target.model, npy))
