@@ -33,6 +33,12 @@ class Progress:
     reconnects: int
 
 
+# Through a silence the stream's time still moves on, by a watermark at least this often:
+# the batch after a long one would otherwise close every bin of it at once, past the
+# server's max_bins_per_request (80 s at 4 ms bins by default).
+SILENCE_STEP_US = 1_000_000
+
+
 def time_chunks(events: np.ndarray, t0_us: int, chunk_us: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(end_us, events)`` of consecutive ``chunk_us`` windows from ``t0_us``, skipping empty
     ones. events: sorted by ``t``."""
@@ -45,35 +51,55 @@ def time_chunks(events: np.ndarray, t0_us: int, chunk_us: int) -> Iterator[tuple
         yield t0_us + (int(k[lo]) + 1) * chunk_us, events[lo:hi]
 
 
-async def paced(chunks: Iterator[tuple[int, np.ndarray]], speed: float | None,
-                clock: Callable[[], float] = time.perf_counter,
-                ) -> AsyncIterator[np.ndarray]:
-    """Yield each chunk once its end time has passed on the sensor's clock, run ``speed``
-    times faster than real time (``None``: no waiting)."""
-    start = first = None
+def with_watermarks(chunks: Iterator[tuple[int, np.ndarray]], chunk_us: int,
+                    step_us: int = SILENCE_STEP_US) -> Iterator[tuple[int, np.ndarray | None]]:
+    """The chunks, and between two that a silence longer than ``step_us`` parts, watermarks
+    ``(until_us, None)`` every ``step_us``."""
+    last_end = None
     for end_us, chunk in chunks:
+        if last_end is not None:
+            mark = last_end + step_us
+            while mark <= end_us - chunk_us:  # before this chunk's window opens
+                yield mark, None
+                mark += step_us
+        yield end_us, chunk
+        last_end = end_us
+
+
+async def paced(items: Iterator[tuple[int, np.ndarray | None]], speed: float | None,
+                clock: Callable[[], float] = time.perf_counter,
+                ) -> AsyncIterator[tuple[int, np.ndarray | None]]:
+    """Yield each item once its end time has passed on the sensor's clock, run ``speed``
+    times faster than real time (``None``: no waiting); the clock starts at the first
+    item's first event."""
+    start = first = None
+    for end_us, chunk in items:
         if speed is not None:
             if start is None:
+                assert chunk is not None, "a recording starts with events"
                 start, first = clock(), int(chunk["t"][0])
             assert first is not None
             await asyncio.sleep(max(0.0, start + (end_us - first) / 1e6 / speed - clock()))
-        yield chunk
+        yield end_us, chunk
 
 
 async def replay(client: AsyncClient, model: str, events: np.ndarray, *, t0_us: int,
                  transport: Transport = "ws", speed: float | None = None,
                  chunk_us: int = 10_000, top_k: int = 5) -> AsyncIterator[Progress]:
-    """Stream ``events`` (sorted) to ``model`` on a new session; yield a Progress per batch,
-    the last one answering the final flush."""
-    chunks = paced(time_chunks(events, t0_us, chunk_us), speed)
+    """Stream ``events`` (sorted) to ``model`` on a new session; yield a Progress per batch
+    (a silence's watermarks included), the last one answering the final flush."""
+    items = paced(with_watermarks(time_chunks(events, t0_us, chunk_us), chunk_us), speed)
     if transport == "http":
         session = await client.open_session(model, t0_us=t0_us)
         sent = 0
         try:
-            async for chunk in chunks:
-                sent += len(chunk)
+            async for end_us, chunk in items:
                 start = time.perf_counter()
-                result = await session.send(chunk, top_k=top_k)
+                if chunk is None:
+                    result = await session.send(until_us=end_us, top_k=top_k)
+                else:
+                    sent += len(chunk)
+                    result = await session.send(chunk, top_k=top_k)
                 yield Progress(result, sent, _ms_since(start), 0)
             start = time.perf_counter()
             yield Progress(await session.send(flush=True, top_k=top_k), sent, _ms_since(start), 0)
@@ -84,10 +110,10 @@ async def replay(client: AsyncClient, model: str, events: np.ndarray, *, t0_us: 
 
     async def batches() -> AsyncIterator[Batch]:
         total = 0
-        async for chunk in chunks:
-            total += len(chunk)
+        async for end_us, chunk in items:
+            total += 0 if chunk is None else len(chunk)
             sent_at[len(sent_at)] = (time.perf_counter(), total)
-            yield Batch(chunk)
+            yield Batch(until_us=end_us) if chunk is None else Batch(chunk)
         sent_at[len(sent_at)] = (time.perf_counter(), total)
         yield Batch(flush=True)
 

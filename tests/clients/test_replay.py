@@ -3,14 +3,18 @@ bad flags are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cli.main import main
-from clients import Client
+from clients import AsyncClient, Client
+from clients.replay import Transport, replay
+from clients.schemas import EventsResult
 from model.datasets import write_shd
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
 
@@ -79,6 +83,35 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
         whole = client.infer(COCHLEA, events)
     assert out["events"]["total_accepted"] == len(events) > 0
     np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize("transport", ["ws", "http"])
+def test_a_recording_with_a_long_silence_replays_through_it(
+        make_live: Callable[..., str], transport: Transport) -> None:
+    """Three seconds without an event are 3,000 bins of the 1 ms model, past the server's
+    limit of 2,000 a batch: watermarks carry the stream through the silence."""
+    url = make_live(max_bins_per_request=2_000)
+    events = cochlea_recording(seed=65)
+    later = cochlea_recording(seed=66)
+    later["t"] += 3_150_000
+    recording = np.concatenate([events, later])
+
+    async def replayed() -> EventsResult:
+        async with AsyncClient(url) as client:
+            progress = [p async for p in replay(client, COCHLEA, recording, t0_us=0,
+                                                transport=transport)]
+        return progress[-1].result
+
+    out = asyncio.run(replayed())
+    with Client(url) as client:  # /infer cannot close 3,000 bins at once either
+        session = client.open_session(COCHLEA)
+        session.send(events)
+        for until_us in (1_000_000, 2_000_000, 3_000_000):
+            session.send(until_us=until_us)
+        session.send(later)
+        whole = session.send(flush=True)
+    assert out.events.total_accepted == len(recording)
+    np.testing.assert_allclose(out.probabilities, whole.probabilities, atol=1e-6)
 
 
 def test_replay_refuses_a_recording_of_another_sensor(
