@@ -19,6 +19,7 @@ from clients.errors import (
     NotFound,
     RateLimited,
     ServerError,
+    StreamClosed,
     TooLarge,
     Unavailable,
     UnsupportedMediaType,
@@ -33,6 +34,7 @@ __all__ = [
     "COCHLEA_DTYPE", "DVS_DTYPE", "EVENT_DTYPES", "AlreadyApplied", "AsyncClient",
     "AsyncSession", "AsyncStream", "Batch", "Client", "ClientError", "Conflict", "ConnectionLost",
     "EventsResult", "Forbidden", "InvalidEvents", "ModelDetail", "ModelSummary", "NotFound",
-    "RateLimited", "Retry", "ServerError", "Session", "SessionInfo", "Stream", "TooLarge",
+    "RateLimited", "Retry", "ServerError", "Session", "SessionInfo", "Stream", "StreamClosed",
+    "TooLarge",
     "Unavailable", "UnsupportedMediaType",
 ]

@@ -93,7 +93,7 @@ class AsyncClient:
     async def infer(self, model: str, events: np.ndarray, *, t0_us: T0 = 0,
                     include_spikes: bool = False, top_k: int = 5) -> EventsResult:
         """Classify a whole recording (every bin closed at its end), without a session."""
-        options = {"t0_us": t0_us, "include_spikes": include_spikes, "top_k": top_k}
+        options = {"t0_us": wire.as_t0(t0_us), "include_spikes": include_spikes, "top_k": top_k}
         response = await self.request("POST", f"/v1/models/{model}/infer",
                                       **event_request(events, options, self.binary))
         return EventsResult.model_validate_json(response.content)
@@ -101,7 +101,7 @@ class AsyncClient:
     async def open_session(self, model: str, *, t0_us: T0 = 0,
                            late: Late | None = None) -> AsyncSession:
         """A new session on ``model``; bins are aligned to ``t0_us``."""
-        body: dict[str, Any] = {"model": model, "t0_us": t0_us}
+        body: dict[str, Any] = {"model": model, "t0_us": wire.as_t0(t0_us)}
         if late is not None:
             body["late"] = late
         response = await self.request("POST", "/v1/sessions", idempotent=False, json=body)

@@ -15,6 +15,11 @@ class ConnectionLost(ClientError):
     """The server could not be reached again within the retry budget."""
 
 
+class StreamClosed(ClientError):
+    """The stream was closed (``close()``, or leaving its ``async with``) while a ``run`` was
+    sending: the run ends instead of reconnecting."""
+
+
 class ServerError(ClientError):
     """The server refused a request; ``detail`` says what is wrong and how to fix it."""
 

@@ -14,7 +14,14 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +34,7 @@ from clients.errors import (
     AlreadyApplied,
     ConnectionLost,
     ServerError,
+    StreamClosed,
     error_for,
     from_close,
 )
@@ -58,11 +66,13 @@ class AsyncStream:
                  include_spikes: bool, top_k: int, window: int):
         if (model is None) == (session is None):
             raise ValueError("give either a model (new session) or session=(id, token)")
+        if window < 1:
+            raise ValueError(f"window must be at least 1 frame in flight, not {window}")
         self.client = client
         self.window = window
         self._options: dict[str, Any] = {"include_spikes": include_spikes, "top_k": top_k,
                                          "seq_prefix": True}
-        self._create: dict[str, Any] = {"model": model, "t0_us": t0_us}
+        self._create: dict[str, Any] = {"model": model, "t0_us": wire.as_t0(t0_us)}
         if late is not None:
             self._create["late"] = late
         self._resume = session
@@ -75,6 +85,7 @@ class AsyncStream:
         self._resent: set[int] = set()  # seqs sent again on this connection
         self._delays: Iterator[float] | None = None  # the retry budget being spent
         self._next_seq = 0
+        self._closing = False  # close() was called: a closed connection is no drop
 
     @property
     def id(self) -> str:
@@ -94,7 +105,9 @@ class AsyncStream:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection; the session lives on until it expires (or is deleted)."""
+        """Close the connection; the session lives on until it expires (or is deleted). A
+        ``run`` in another task ends (with ``StreamClosed``) instead of reconnecting."""
+        self._closing = True
         if self._ws is not None:
             await self._ws.close()
 
@@ -103,6 +116,9 @@ class AsyncStream:
         resuming after drops. Replies are read while the next batch is awaited, so a paced
         source (a live sensor, a replay at speed 1) gets each result without waiting for
         later batches."""
+        if isinstance(batches, np.ndarray):
+            raise TypeError("run() takes an iterable of batches (event arrays or Batch), not one "
+                            "event array: wrap it, run([events])")
         source = _aiter(batches)
         pull: asyncio.Task[Batch | np.ndarray] | None = None  # the next batch, awaited
         reply: asyncio.Task[str | bytes] | None = None  # the next message, awaited
@@ -152,6 +168,8 @@ class AsyncStream:
                             yield result
                     reply = None
                     _raise_if_refused(exc)
+                    if self._closing:
+                        raise StreamClosed("the stream was closed while running") from exc
                     self.reconnects += 1
                     await asyncio.sleep(self._next_delay(exc))
                     lost = await self._connect()
@@ -311,6 +329,13 @@ async def _aiter(batches: Batches) -> AsyncIterator[Batch | np.ndarray]:
     if isinstance(batches, AsyncIterable):
         async for batch in batches:
             yield batch
-    else:
+        return
+    if isinstance(batches, Sequence):  # in memory: nothing to wait for
         for batch in batches:
             yield batch
+        return
+    # Another iterator may block (a sensor's read loop): it is pulled in a thread, since on
+    # the event loop it would hold back the replies to batches already sent.
+    items = iter(batches)
+    while (batch := await asyncio.to_thread(next, items, _END)) is not _END:
+        yield batch

@@ -65,3 +65,8 @@ def seq_frame(seq: int, events: np.ndarray) -> bytes:
 def columns(events: np.ndarray) -> dict[str, list[int]]:
     """JSON columns: ``{"t": [...], "channel": [...]}`` or ``{"t", "x", "y", "p"}``."""
     return {name: events[name].tolist() for name in EVENT_DTYPES[sensor_of(events)].names or ()}
+
+
+def as_t0(t0_us: int | str) -> int | str:
+    """``t0_us`` for a JSON body: a numpy integer (``events["t"][0]``) is no JSON number."""
+    return t0_us if t0_us == "first_event" else int(t0_us)

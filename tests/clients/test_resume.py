@@ -142,6 +142,69 @@ def test_each_result_arrives_while_a_paced_source_waits_for_its_next_batch(
     assert asyncio.run(asyncio.wait_for(run(), 60)) == [0, 1, 2, 3]
 
 
+def test_a_blocking_source_gets_each_result_while_it_waits_for_its_next_batch(
+        live_url: str) -> None:
+    """The same with a plain iterator (a sensor's read loop; the blocking Client's only kind):
+    it is pulled off the event loop, so the replies keep being read while it blocks."""
+    import threading
+
+    pieces = np.array_split(cochlea_recording(seed=57), 3)
+    answered = threading.Event()
+    waited: list[bool] = []
+
+    def sensor() -> Any:
+        for piece in pieces:
+            answered.clear()
+            yield piece
+            waited.append(answered.wait(10))  # False: the result never came while blocked
+
+    with Client(live_url) as client, client.stream(COCHLEA) as stream:
+        for _ in stream.run(sensor()):
+            answered.set()
+    assert waited == [True, True, True]
+
+
+def test_a_stream_closed_from_another_task_ends_its_run_instead_of_reconnecting(
+        live_url: str) -> None:
+    from clients import StreamClosed
+
+    async def run() -> tuple[int, int]:
+        async def endless() -> Any:  # watermarks of a silent sensor, 100 a second
+            for i in range(1000):
+                yield Batch(until_us=(i + 1) * 10_000)
+                await asyncio.sleep(0.01)
+
+        results = 0
+        async with AsyncClient(live_url) as client, client.stream(COCHLEA) as stream:
+            closer = asyncio.get_running_loop().call_later(
+                0.3, lambda: asyncio.ensure_future(stream.close()))
+            with pytest.raises(StreamClosed):
+                async for _ in stream.run(endless()):
+                    results += 1
+            closer.cancel()
+            return results, stream.reconnects
+
+    results, reconnects = asyncio.run(asyncio.wait_for(run(), 30))
+    assert 0 < results < 1000 and reconnects == 0
+
+
+def test_arguments_a_stream_cannot_use_are_refused(live_url: str) -> None:
+    events = cochlea_recording(seed=58)
+
+    async def run() -> None:
+        async with AsyncClient(live_url) as client:
+            with pytest.raises(ValueError, match="window must be at least 1"):
+                client.stream(COCHLEA, window=0)
+            async with client.stream(COCHLEA, t0_us=events["t"][0]) as stream:  # numpy int
+                with pytest.raises(TypeError, match="not one event array"):
+                    async for _ in stream.run(events):
+                        pass
+            session = await client.open_session(COCHLEA, t0_us=events["t"][0])
+            await session.close()
+
+    asyncio.run(run())
+
+
 def test_a_seq_another_writer_used_is_refused_not_taken_as_acknowledged(
         live_url: str) -> None:
     from clients import AlreadyApplied
