@@ -111,6 +111,9 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
     from clients.replay import replay
 
     async with AsyncClient(args.url) as client:
+        if args.wait_s:
+            with console.status(f"waiting for {args.url} to be ready (compiling)…"):
+                await client.wait_ready(args.wait_s)
         card = await client.model(args.model)
         events, t0_us, source = fit(card)
         latencies: list[float] = []
@@ -182,6 +185,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-ms", type=positive, default=10.0,
                    help="events are sent in chunks of this much recording time")
     p.add_argument("--top-k", type=top_k, default=5, help="classes shown (1 to 1000)")
+    p.add_argument("--wait-s", type=float, default=300.0,
+                   help="wait this long for a starting server to be ready (0: not at all)")
     p.add_argument("--json", action="store_true",
                    help="print the final result as JSON on stdout (the view goes to stderr)")
 

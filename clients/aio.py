@@ -16,7 +16,14 @@ import httpx
 import numpy as np
 
 from clients import wire
-from clients.errors import RETRYABLE, AlreadyApplied, ConnectionLost, NotFound, from_response
+from clients.errors import (
+    RETRYABLE,
+    AlreadyApplied,
+    ConnectionLost,
+    NotFound,
+    Unavailable,
+    from_response,
+)
 from clients.retry import DEFAULT_RETRY, Retry
 from clients.schemas import EventsResult, ModelDetail, ModelSummary, SessionCreated, SessionInfo
 from clients.stream import AsyncStream
@@ -24,6 +31,14 @@ from clients.stream import AsyncStream
 T0 = int | Literal["first_event"]
 Late = Literal["reject", "drop"]
 OCTET = {"content-type": "application/octet-stream"}
+
+
+def _status(response: httpx.Response) -> str | None:
+    """The ``status`` of a health body (``warming``, ``failed``, ...), if it has one."""
+    with contextlib.suppress(ValueError):
+        body = response.json()
+        return body.get("status") if isinstance(body, dict) else None
+    return None
 
 
 class AsyncClient:
@@ -79,6 +94,35 @@ class AsyncClient:
                 raise ConnectionLost(f"{method} {self.url}{path} failed after "
                                      f"{self.retry.attempts} retries: {failure!r}") from failure
             await asyncio.sleep(Retry.wait(delay, retry_after))
+
+    async def wait_ready(self, timeout_s: float = 300.0) -> None:
+        """Wait while the server warms up (``/readyz`` 503 "warming"), as long as
+        ``timeout_s``: a first start compiles for a minute or two, longer than the retry
+        budget of a request. Raises ``Unavailable`` if it is still warming then, or its
+        warm-up failed; ``ConnectionLost`` if it cannot be reached within the retry budget
+        (a wrong URL is not waited on for minutes)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        unreachable = self.retry.delays()
+        while True:
+            try:
+                response = await self._http.get("/readyz")
+            except httpx.TransportError as exc:
+                wait = next(unreachable, None)
+                if wait is None:
+                    raise ConnectionLost(f"{self.url} could not be reached: {exc!r}") from exc
+                failure: Exception = ConnectionLost(f"{self.url}: {exc!r}")
+            else:
+                if response.is_success:
+                    return
+                failure = from_response(response.status_code, response.content,
+                                        dict(response.headers))
+                if not (isinstance(failure, Unavailable) and _status(response) == "warming"):
+                    raise failure  # its warm-up failed: waiting will not make it ready
+                wait = failure.retry_after_s or 1.0
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise failure
+            await asyncio.sleep(min(wait, left))
 
     async def models(self) -> list[ModelSummary]:
         """The served models with their input specs and labels."""

@@ -125,6 +125,48 @@ def test_connection_refused_is_retried_then_reported() -> None:
         client.models()
 
 
+@pytest.mark.parametrize(("answers", "outcome"), [
+    (["warming", "warming", "ready"], None),  # waits through the warm-up
+    (["warming", "failed"], Unavailable),  # a failed warm-up is not waited out
+])
+def test_wait_ready_waits_out_a_warm_up_longer_than_the_retry_budget(
+        answers: list[str], outcome: type[Exception] | None) -> None:
+    """A first start compiles for a minute or two; requests alone give up after ~30 s."""
+    asked = []
+
+    def readyz(request: httpx.Request) -> httpx.Response:
+        status = answers[min(len(asked), len(answers) - 1)]
+        asked.append(status)
+        code = 200 if status == "ready" else 503
+        return httpx.Response(code, json={"status": status, "models": [], "detail": None},
+                              headers={"Retry-After": "0"})
+
+    async def run() -> None:
+        async with AsyncClient("http://s5rf.test", retry=Retry(attempts=0)) as client:
+            await client.aclose()
+            client._http = httpx.AsyncClient(base_url="http://s5rf.test",
+                                             transport=httpx.MockTransport(readyz))
+            if outcome is None:
+                await client.wait_ready(5)
+            else:
+                with pytest.raises(outcome):
+                    await client.wait_ready(5)
+
+    asyncio.run(run())
+    assert asked == answers
+
+
+def test_wait_ready_reports_a_server_it_never_reaches() -> None:
+    from clients import ConnectionLost
+
+    async def run() -> None:
+        async with AsyncClient("http://127.0.0.1:9") as client:
+            with pytest.raises(ConnectionLost):
+                await client.wait_ready(0.3)
+
+    asyncio.run(run())
+
+
 def test_only_a_409_naming_the_last_applied_seq_is_a_replay() -> None:
     replay = error_for(409, "seq 3 was already applied", {"last_seq": 5})
     assert isinstance(replay, AlreadyApplied) and replay.last_seq == 5
