@@ -41,6 +41,9 @@ class Client:
         self._run(self.aio.aclose())
         self._loop.close()
 
+    def wait_ready(self, timeout_s: float = 300.0) -> None:
+        self._run(self.aio.wait_ready(timeout_s))
+
     def models(self) -> list[ModelSummary]:
         return self._run(self.aio.models())
 
