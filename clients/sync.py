@@ -6,6 +6,7 @@ Use it from plain scripts; inside a running event loop use ``AsyncClient`` inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Generic, TypeVar
 
@@ -29,7 +30,16 @@ class Client:
         self.aio = AsyncClient(url, timeout_s=timeout_s, retry=retry, binary=binary)
 
     def _run(self, awaitable: Awaitable[R]) -> R:
-        return self._loop.run_until_complete(awaitable)
+        task = asyncio.ensure_future(awaitable, loop=self._loop)
+        try:
+            return self._loop.run_until_complete(task)
+        except BaseException:
+            # Ctrl-C stops the loop, not the call: cancel it and let it end (its finally
+            # blocks close what it opened), then raise what interrupted it
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(task)
+            raise
 
     def __enter__(self) -> Client:
         return self
@@ -39,6 +49,7 @@ class Client:
 
     def close(self) -> None:
         self._run(self.aio.aclose())
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
 
     def wait_ready(self, timeout_s: float = 300.0) -> None:

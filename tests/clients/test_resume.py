@@ -188,6 +188,26 @@ def test_a_stream_closed_from_another_task_ends_its_run_instead_of_reconnecting(
     assert 0 < results < 1000 and reconnects == 0
 
 
+def test_ctrl_c_in_a_blocking_stream_is_raised_as_such(live_url: str) -> None:
+    """It stopped the event loop under the running call, which then failed on its way out
+    (RuntimeError: aclose(): asynchronous generator is already running)."""
+    import _thread
+    import threading
+    import time
+
+    def sensor() -> Any:
+        for i in range(10_000):
+            time.sleep(0.005)
+            yield Batch(until_us=(i + 1) * 5_000)
+
+    with Client(live_url) as client:
+        with client.stream(COCHLEA) as stream, pytest.raises(KeyboardInterrupt):
+            threading.Timer(0.5, _thread.interrupt_main).start()
+            for _ in stream.run(sensor()):
+                pass
+        assert client.models()  # the client still works
+
+
 def test_arguments_a_stream_cannot_use_are_refused(live_url: str) -> None:
     events = cochlea_recording(seed=58)
 
