@@ -48,9 +48,19 @@ def test_conditions_follow_each_recordings_settings(tmp_path: Path) -> None:
     same_digit = [digit_of[card.labels[p]] == digit_of[card.labels[t]]
                   for p, t in zip(predictions.predicted, predictions.labels, strict=True)]
     assert table["all"]["digit_accuracy"] == np.mean(same_digit) >= whole["accuracy"]
+    def rows(name: str) -> int:
+        return table.get(name, {"samples": 0})["samples"]
+
     reverb = sum("rt60_s" in a for a in augment)
-    assert table.get("reverberation", {"samples": 0})["samples"] == reverb
-    assert table.get("no reverberation", {"samples": 0})["samples"] == 8 - reverb
+    assert rows("reverberation") == reverb and rows("no reverberation") == 8 - reverb
+    snr = [a.get("snr_db", np.inf) for a in augment]
+    assert rows("no added noise") == sum("noise" not in a for a in augment)
+    assert rows("no noise, or SNR >= 20 dB") + rows("SNR 10-20 dB") + rows("SNR < 10 dB") == 8
+    assert rows("SNR < 10 dB") == sum(v < 10 for v in snr)
+    assert rows("babble noise") == sum(a.get("noise") == "babble" for a in augment)
+    assert rows("telephone band") == sum("telephone" in a for a in augment)
+    assert rows("clean: no noise, no reverberation, no telephone") == sum(
+        not ({"noise", "rt60_s", "telephone"} & a.keys()) for a in augment)
     for field, sources in (("engine", engines), ("voice", voices)):
         assert sum(row["samples"] for name, row in table.items()
                    if name.startswith(f"{field} ")) == 8

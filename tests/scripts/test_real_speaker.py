@@ -66,3 +66,21 @@ def test_the_card_records_the_accuracy(digits: Path, ckpt: Path,
     assert recorded["recordings"] == 10 and recorded["seeds"] == 1
     assert recorded["accuracy"] == score(load(ckpt), digits, seeds=1)["accuracy"]
     assert "--update-card" in recorded["command"]
+
+
+@pytest.mark.parametrize(("shift", "accuracy"), [(0, 1.0), (10, 0.0)])
+def test_each_prediction_is_paired_with_its_word(digits: Path, ckpt: Path, shift: int,
+                                                 accuracy: float,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in network that answers each word (shift 0) or its German twin (shift 10):
+    the table must pair every answer with the word it was given."""
+    from types import SimpleNamespace
+
+    from scripts import real_speaker
+
+    monkeypatch.setattr(real_speaker, "predict", lambda params, cfg, spec, data: SimpleNamespace(
+        predicted=(data.labels + shift) % len(KEYS)))
+    result = score(load(ckpt), digits, seeds=2)
+    assert result["predictions"] == {w: [KEYS[KEYS.index(w) + shift]] * 2 for w in ENGLISH}
+    assert result["accuracy"] == accuracy and result["digit_accuracy"] == 1.0
+    assert result["words_right_under_every_seed"] == (10 if shift == 0 else 0)
