@@ -40,7 +40,7 @@ error_log {prefix}/error.log warn;
 pid {prefix}/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
-    log_format upstream '$request_method $uri $status $upstream_addr';
+    log_format upstream '$request_method $request_uri $status $upstream_addr';
     access_log {prefix}/access.log upstream;
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
@@ -206,7 +206,8 @@ class Topology:
         return len(self._log_lines())
 
     def served_by(self, uri: str, since: int, timeout_s: float = 5) -> str:
-        """The replica that answered the first request for ``uri`` logged after ``since``.
+        """The replica that answered the first request for ``uri`` (path and query, as sent)
+        logged after ``since``.
 
         nginx logs a request once it is done, which may be just after the client has its
         answer (and a WebSocket only when it closes), so this waits for the line.
