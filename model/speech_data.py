@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -220,6 +221,11 @@ def _cache_path(out: Path, split: Split, index: int) -> Path:
     return out / "cache" / split / f"{index:06d}.npz"
 
 
+def _use_tempdir(folder: str) -> None:
+    """A worker's initializer: its temporary files go under ``folder``."""
+    tempfile.tempdir = folder
+
+
 def _make_and_cache(job: tuple[Recipe, Path, Split, int, tuple[Voice, ...]]) -> None:
     recipe, out, split, index, voices = job
     events, meta = make_recording(recipe, utterance(recipe, split, index, voices), voices)
@@ -304,7 +310,10 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     yield 0, len(jobs)
     if jobs:
         ctx = multiprocessing.get_context("spawn")  # numba and fork do not mix well
-        with ctx.Pool(max(1, workers)) as pool:
+        # The workers' temporary files (espeak-ng's data folders for warped voices) go in
+        # one folder removed here: a pool's workers are terminated, not let run atexit.
+        with tempfile.TemporaryDirectory(prefix="s5rf-speech-") as scratch, \
+                ctx.Pool(max(1, workers), _use_tempdir, (scratch,)) as pool:
             for done, _ in enumerate(pool.imap_unordered(_make_and_cache, jobs), 1):
                 yield done, len(jobs)
     for split in SPLITS:

@@ -335,3 +335,20 @@ def test_the_cli_starts_without_the_synthesisers() -> None:
     code = "import sys; from cli.main import build_parser; build_parser(); " \
            "sys.exit('model.speech_synth' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_workers_leave_no_temporary_files_behind(tmp_path: Path, voices,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warped espeak-ng voices need a data folder per worker; the pool's workers are
+    terminated at its end, so the folders live in one the generator removes itself."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the spawned workers' too
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    recipe = sd.Recipe(seed=5, n_train=2, n_test=1, channels=16, engines=("espeak-ng",),
+                       formant_range=(0.9, 1.1))
+    for _ in sd.generate(recipe, tmp_path / "warped", workers=2):
+        pass
+    assert list(scratch.iterdir()) == []
