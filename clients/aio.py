@@ -21,6 +21,7 @@ from clients.errors import (
     AlreadyApplied,
     ConnectionLost,
     NotFound,
+    ServerError,
     Unavailable,
     from_response,
 )
@@ -67,8 +68,10 @@ class AsyncClient:
     async def request(self, method: str, path: str, *, idempotent: bool = True,
                       **kwargs: Any) -> httpx.Response:
         """Send a request, retrying on connection loss (only if ``idempotent``, or if the
-        connection was refused and so nothing was sent) and on 503/429. Errors are raised as
-        the ServerError subclass of their status."""
+        connection was refused and so nothing was sent), on 503/429, and, if ``idempotent``,
+        on a proxy's 502/504 (the replica behind it died or timed out: the request may have
+        been applied, so it is sent again only where that is safe; batches carry a seq).
+        Errors are raised as the ServerError subclass of their status."""
         delays = self.retry.delays()
         while True:
             retry_after = None
@@ -84,12 +87,13 @@ class AsyncClient:
                     return response
                 error = from_response(response.status_code, response.content,
                                       dict(response.headers))
-                if not isinstance(error, RETRYABLE):
+                lost_upstream = idempotent and response.status_code in (502, 504)
+                if not (isinstance(error, RETRYABLE) or lost_upstream):
                     raise error
                 failure, retry_after = error, error.retry_after_s
             delay = next(delays, None)
             if delay is None:
-                if isinstance(failure, RETRYABLE):
+                if isinstance(failure, ServerError):
                     raise failure
                 raise ConnectionLost(f"{method} {self.url}{path} failed after "
                                      f"{self.retry.attempts} retries: {failure!r}") from failure
@@ -116,9 +120,12 @@ class AsyncClient:
                     return
                 failure = from_response(response.status_code, response.content,
                                         dict(response.headers))
-                if not (isinstance(failure, Unavailable) and _status(response) == "warming"):
+                # warming, or behind a proxy whose replicas are all (re)starting: wait
+                starting = response.status_code in (502, 504) or (
+                    isinstance(failure, Unavailable) and _status(response) in ("warming", None))
+                if not starting:
                     raise failure  # its warm-up failed: waiting will not make it ready
-                wait = failure.retry_after_s or 1.0
+                wait = getattr(failure, "retry_after_s", None) or 1.0
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise failure

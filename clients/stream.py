@@ -98,6 +98,7 @@ class AsyncStream:
         return self.session.token
 
     async def __aenter__(self) -> AsyncStream:
+        self._closing = False
         await self._connect()  # (nothing was sent yet: no lost answer to recover)
         return self
 
@@ -168,11 +169,14 @@ class AsyncStream:
                             yield result
                     reply = None
                     _raise_if_refused(exc)
-                    if self._closing:
-                        raise StreamClosed("the stream was closed while running") from exc
+                    self._stop_if_closed(exc)
                     self.reconnects += 1
                     await asyncio.sleep(self._next_delay(exc))
+                    self._stop_if_closed(exc)
                     lost = await self._connect()
+                    if self._closing:  # closed while connecting: the new connection too
+                        await self.close()
+                        self._stop_if_closed(exc)
                     resend = True
                     if lost is not None:
                         yield lost
@@ -181,6 +185,10 @@ class AsyncStream:
         finally:
             _discard(reply)
             _discard(pull)
+
+    def _stop_if_closed(self, exc: BaseException) -> None:
+        if self._closing:
+            raise StreamClosed("the stream was closed while running") from exc
 
     async def _received_before_drop(self, reply: asyncio.Task[str | bytes] | None,
                                     exc: BaseException) -> list[str | bytes]:

@@ -252,11 +252,23 @@ def describe(recipe: Recipe, voices: Sequence[Voice]) -> dict[str, Any]:
     return json.loads(json.dumps(described))  # tuples as lists, as read back
 
 
-def package_versions() -> dict[str, str]:
-    """The installed Debian version of each speech package (model/speech_packages.txt): an
-    upgraded synthesiser or voice says the same words differently."""
+# The Debian packages (by name prefix, model/speech_packages.txt) each engine speaks with.
+ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "espeak-ng": ("espeak-ng",), "espeak-ng-klatt": ("espeak-ng",),
+    "festival-diphone": ("festival", "festvox-"), "festival-hts": ("festival", "festvox-"),
+    "freetts": ("freetts",), "mbrola": ("mbrola", "espeak-ng"), "pico": ("libttspico",),
+}
+
+
+def package_versions(engines: Sequence[str]) -> dict[str, str]:
+    """The installed Debian version of each speech package the ``engines`` use: an upgraded
+    synthesiser or voice says the same words differently."""
     listed = (Path(__file__).with_name("speech_packages.txt")).read_text().splitlines()
-    names = [line.split("#")[0].strip() for line in listed if line.split("#")[0].strip()]
+    prefixes = tuple(p for engine in engines for p in ENGINE_PACKAGES[engine])
+    names = [name for line in listed if (name := line.split("#")[0].strip())
+             and name.startswith(prefixes)]
+    if not names:
+        return {}  # (dpkg-query without names lists every package)
     try:
         query = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", *names],
                                capture_output=True, text=True, check=False)
@@ -268,19 +280,19 @@ def package_versions() -> dict[str, str]:
 
 def _check_recipe(described: dict[str, Any], out: Path) -> None:
     """Refuse to mix cached recordings of different recipes or engine versions (only the
-    counts may change)."""
+    counts may change; a cache from before versions were recorded takes the current ones)."""
     path = out / "cache" / "recipe.json"
     if path.exists():
         stored = json.loads(path.read_text())
         # read back as from_json does, so a setting added since counts as its default
-        old = describe(Recipe.from_json(stored), ()) | {"voices": stored["voices"],
-                                                        "packages": stored.get("packages")}
+        now = described.get("packages", {})
+        old = describe(Recipe.from_json(stored), ()) | {
+            "voices": stored["voices"], "packages": stored.get("packages", now)}
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:
-            packages = old.get("packages") or {}
-            changed = sorted(p for p in {*packages, *described.get("packages", {})}
-                             if packages.get(p) != described.get("packages", {}).get(p))
+            packages = old["packages"]
+            changed = sorted(p for p in {*packages, *now} if packages.get(p) != now.get(p))
             raise InputError(
                 f"{out} holds recordings of a different recipe ({', '.join(differs)} differ"
                 + (f": {', '.join(changed)}" if "packages" in differs and changed else "")
@@ -301,10 +313,12 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     for split in SPLITS:
         if recipe.count(split) and not splits[split]:
             held_out = sorted({voice.split("/")[0] for voice in TEST_VOICES})
-            raise InputError(f"none of the voices of {', '.join(recipe.engines)} is a {split} "
+            raise InputError(f"none of the voices of {', '.join(recipe.engines) or 'the engines'}"
+                             f" is a {split} "
                              f"voice (the held-out test voices are of {', '.join(held_out)}); "
                              "add an engine that has one")
-    described = describe(recipe, voices) | {"packages": package_versions()}
+    described = describe(recipe, voices) | {
+        "packages": package_versions(sorted({v.engine for v in voices}))}
     _check_recipe(described, out)
     jobs = [(recipe, out, s, i, splits[s]) for s, i in pending(recipe, out)]
     yield 0, len(jobs)

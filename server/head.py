@@ -23,4 +23,10 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # the same scope, not a copy: what the router writes in it (the route the metrics
+        # label requests with) must reach the middleware outside this one
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, headers_only)
+        finally:
+            scope["method"] = "HEAD"

@@ -10,6 +10,7 @@ sent again (by redis-py, or by ``save``), and that write must not read as anothe
 
 from __future__ import annotations
 
+import contextlib
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -34,10 +35,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
-# Every Redis error is an outage to the API (503 with Retry-After, never a 500): connection
-# loss and timeouts, and the server's refusals too (READONLY after a failover, OOM, NOPERM,
-# MASTERDOWN, LOADING), which clear when Redis does.
-_DOWN = (rx.RedisError, OSError)
+# An outage to the API (503 with Retry-After): connection loss and timeouts, and the
+# server's refusals that clear when Redis does (READONLY after a failover, OOM, NOPERM,
+# MASTERDOWN, LOADING). Any other Redis error (a wrong type, a script error) is a bug and
+# stays a 500 with its traceback.
+_DOWN = (rx.ConnectionError, rx.TimeoutError, OSError, rx.ReadOnlyError, rx.OutOfMemoryError,
+         rx.NoPermissionError, rx.MasterDownError, rx.BusyLoadingError)
 
 
 class RedisStore:
@@ -63,7 +66,8 @@ class RedisStore:
         reach the demoted primary, which refuses every write: they are dropped, so the next
         call connects to whatever the address now names."""
         if isinstance(exc, rx.ReadOnlyError):
-            await self.client.connection_pool.disconnect()
+            with contextlib.suppress(Exception):  # the outage is what gets reported
+                await self.client.connection_pool.disconnect()
         return f"Redis: {exc}"
 
     async def load(self, session_id: str) -> StoredSession | None:

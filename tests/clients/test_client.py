@@ -17,6 +17,7 @@ from clients import (
     InvalidEvents,
     NotFound,
     Retry,
+    ServerError,
     TooLarge,
     Unavailable,
     UnsupportedMediaType,
@@ -127,6 +128,7 @@ def test_connection_refused_is_retried_then_reported() -> None:
 
 @pytest.mark.parametrize(("answers", "outcome"), [
     (["warming", "warming", "ready"], None),  # waits through the warm-up
+    (["502", "nginx", "ready"], None),  # behind a proxy whose replicas are restarting
     (["warming", "failed"], Unavailable),  # a failed warm-up is not waited out
 ])
 def test_wait_ready_waits_out_a_warm_up_longer_than_the_retry_budget(
@@ -137,6 +139,10 @@ def test_wait_ready_waits_out_a_warm_up_longer_than_the_retry_budget(
     def readyz(request: httpx.Request) -> httpx.Response:
         status = answers[min(len(asked), len(answers) - 1)]
         asked.append(status)
+        if status == "502":
+            return httpx.Response(502, text="<html>Bad Gateway</html>")
+        if status == "nginx":  # its own page, no health body
+            return httpx.Response(503, text="<html>Service Unavailable</html>")
         code = 200 if status == "ready" else 503
         return httpx.Response(code, json={"status": status, "models": [], "detail": None},
                               headers={"Retry-After": "0"})
@@ -154,6 +160,34 @@ def test_wait_ready_waits_out_a_warm_up_longer_than_the_retry_budget(
 
     asyncio.run(run())
     assert asked == answers
+
+
+@pytest.mark.parametrize(("idempotent", "calls"), [(True, 3), (False, 1)])
+def test_a_proxys_502_and_504_are_retried_only_where_a_resend_is_safe(
+        idempotent: bool, calls: int) -> None:
+    """nginx answers 502/504 when the replica it sent a request to dies: a batch (it carries
+    a seq) is sent again; a session's creation is not (it may have been made)."""
+    answers = iter([502, 504, 200])
+    seen = []
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return httpx.Response(next(answers), json={"detail": "upstream"})
+
+    async def run() -> int:
+        async with AsyncClient("http://s5rf.test", retry=Retry(attempts=3, base_s=0.001)) as c:
+            await c.aclose()
+            c._http = httpx.AsyncClient(base_url="http://s5rf.test",
+                                        transport=httpx.MockTransport(proxy))
+            return (await c.request("POST", "/v1/x", idempotent=idempotent)).status_code
+
+    if idempotent:
+        assert asyncio.run(run()) == 200
+    else:
+        with pytest.raises(ServerError) as refused:
+            asyncio.run(run())
+        assert refused.value.status == 502
+    assert len(seen) == calls
 
 
 def test_wait_ready_reports_a_server_it_never_reaches() -> None:

@@ -208,6 +208,41 @@ def test_ctrl_c_in_a_blocking_stream_is_raised_as_such(live_url: str) -> None:
         assert client.models()  # the client still works
 
 
+class Patient(Retry):
+    """Half a second before every reconnection."""
+
+    def delays(self) -> Any:
+        return iter([0.5] * self.attempts)
+
+
+def test_a_stream_closed_while_it_waits_to_reconnect_does_not_reconnect(proxy: Proxy) -> None:
+    from clients import StreamClosed
+
+    async def run() -> tuple[int, bool]:
+        async def endless() -> Any:
+            for i in range(1000):
+                yield Batch(until_us=(i + 1) * 10_000)
+                await asyncio.sleep(0.01)
+
+        async with AsyncClient(proxy.url, retry=Patient()) as client, \
+                client.stream(COCHLEA) as stream:
+            async def cut_then_close() -> None:
+                await asyncio.sleep(0.3)
+                proxy.cut()
+                await asyncio.sleep(0.25)  # within the half second before it reconnects
+                await stream.close()
+
+            closer = asyncio.ensure_future(cut_then_close())
+            with pytest.raises(StreamClosed):
+                async for _ in stream.run(endless()):
+                    pass
+            await closer
+            return stream.reconnects, stream._ws is not None and stream._ws.state.name == "OPEN"
+
+    reconnects, open_after = asyncio.run(asyncio.wait_for(run(), 30))
+    assert not open_after and reconnects <= 1
+
+
 def test_arguments_a_stream_cannot_use_are_refused(live_url: str) -> None:
     events = cochlea_recording(seed=58)
 

@@ -116,3 +116,6 @@ def test_head_answers_as_get_without_a_body(client: TestClient, path: str) -> No
     get, head = client.get(path), client.head(path)
     assert head.status_code == get.status_code == 200 and head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"]
+    metrics = client.get("/metrics").text  # counted by its route, as a GET is
+    assert re.search(rf's5rf_requests_total{{method="HEAD",route="{re.escape(path)}",'
+                     r'status="200"} [1-9]', metrics), path
