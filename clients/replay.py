@@ -51,17 +51,16 @@ def time_chunks(events: np.ndarray, t0_us: int, chunk_us: int) -> Iterator[tuple
         yield t0_us + (int(k[lo]) + 1) * chunk_us, events[lo:hi]
 
 
-def with_watermarks(chunks: Iterator[tuple[int, np.ndarray]], chunk_us: int,
+def with_watermarks(chunks: Iterator[tuple[int, np.ndarray]], t0_us: int, chunk_us: int,
                     step_us: int = SILENCE_STEP_US) -> Iterator[tuple[int, np.ndarray | None]]:
-    """The chunks, and between two that a silence longer than ``step_us`` parts, watermarks
-    ``(until_us, None)`` every ``step_us``."""
-    last_end = None
+    """The chunks, and through a silence longer than ``step_us`` (before the first one, from
+    the origin ``t0_us``, too) watermarks ``(until_us, None)`` every ``step_us``."""
+    last_end = t0_us
     for end_us, chunk in chunks:
-        if last_end is not None:
-            mark = last_end + step_us
-            while mark <= end_us - chunk_us:  # before this chunk's window opens
-                yield mark, None
-                mark += step_us
+        mark = last_end + step_us
+        while mark <= end_us - chunk_us:  # before this chunk's window opens
+            yield mark, None
+            mark += step_us
         yield end_us, chunk
         last_end = end_us
 
@@ -71,13 +70,13 @@ async def paced(items: Iterator[tuple[int, np.ndarray | None]], speed: float | N
                 ) -> AsyncIterator[tuple[int, np.ndarray | None]]:
     """Yield each item once its end time has passed on the sensor's clock, run ``speed``
     times faster than real time (``None``: no waiting); the clock starts at the first
-    item's first event."""
+    item: its first event, or a watermark's step before it."""
     start = first = None
     for end_us, chunk in items:
         if speed is not None:
             if start is None:
-                assert chunk is not None, "a recording starts with events"
-                start, first = clock(), int(chunk["t"][0])
+                first = int(chunk["t"][0]) if chunk is not None else end_us - SILENCE_STEP_US
+                start = clock()
             assert first is not None
             await asyncio.sleep(max(0.0, start + (end_us - first) / 1e6 / speed - clock()))
         yield end_us, chunk
@@ -88,7 +87,8 @@ async def replay(client: AsyncClient, model: str, events: np.ndarray, *, t0_us: 
                  chunk_us: int = 10_000, top_k: int = 5) -> AsyncIterator[Progress]:
     """Stream ``events`` (sorted) to ``model`` on a new session; yield a Progress per batch
     (a silence's watermarks included), the last one answering the final flush."""
-    items = paced(with_watermarks(time_chunks(events, t0_us, chunk_us), chunk_us), speed)
+    items = paced(with_watermarks(time_chunks(events, t0_us, chunk_us), t0_us, chunk_us),
+                  speed)
     if transport == "http":
         session = await client.open_session(model, t0_us=t0_us)
         sent = 0

@@ -5,9 +5,10 @@ Unknown fields are ignored, so a newer server with extra fields still parses.
 
 from __future__ import annotations
 
+import ast
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from clients.wire import SensorKind
 
@@ -40,7 +41,14 @@ class ModelDetail(ModelSummary):
     metrics: dict[str, Any]
     provenance: dict[str, Any]
     event_fields: list[str]
-    wire_dtype: list[tuple[str, str]]  # np.dtype([tuple(f) for f in wire_dtype])
+    # np.dtype([tuple(f) for f in wire_dtype]); servers before 2026-12-05 sent the pairs'
+    # Python repr, which is read as the pairs too
+    wire_dtype: list[tuple[str, str]]
+
+    @field_validator("wire_dtype", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        return ast.literal_eval(value) if isinstance(value, str) else value
 
 
 class LayerStats(Body):

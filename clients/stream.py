@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import queue
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -342,8 +344,43 @@ async def _aiter(batches: Batches) -> AsyncIterator[Batch | np.ndarray]:
         for batch in batches:
             yield batch
         return
-    # Another iterator may block (a sensor's read loop): it is pulled in a thread, since on
-    # the event loop it would hold back the replies to batches already sent.
-    items = iter(batches)
-    while (batch := await asyncio.to_thread(next, items, _END)) is not _END:
-        yield batch
+    # Another iterator may block (a sensor's read loop): on the event loop it would hold back
+    # the replies to batches already sent, so one thread of its own pulls it, one batch when
+    # asked (an iterator bound to its thread keeps working). A daemon: a run that ends while
+    # the source blocks does not keep the process alive (the batch it was waiting for is lost).
+    loop = asyncio.get_running_loop()
+    asks: queue.SimpleQueue[asyncio.Future[Any] | None] = queue.SimpleQueue()
+    threading.Thread(target=_pull, args=(iter(batches), asks, loop), daemon=True,
+                     name="s5rf-stream-source").start()
+    try:
+        while True:
+            asks.put(answer := loop.create_future())
+            if (batch := await answer) is _END:
+                return
+            yield batch
+    finally:
+        asks.put(None)
+
+
+def _pull(items: Iterator[Batch | np.ndarray], asks: queue.SimpleQueue[Any],
+          loop: asyncio.AbstractEventLoop) -> None:
+    """The source thread: answer each asked-for future with the next batch (or the error)."""
+    while (answer := asks.get()) is not None:
+        try:
+            item: Any = next(items, _END)
+            failure = None
+        except BaseException as exc:  # the caller's source failed: raised in the run
+            item, failure = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while this one waited
+            loop.call_soon_threadsafe(_settle, answer, item, failure)
+        if failure is not None:
+            return
+
+
+def _settle(answer: asyncio.Future[Any], item: Any, exc: BaseException | None) -> None:
+    if answer.done():  # the run was cancelled meanwhile
+        return
+    if exc is not None:
+        answer.set_exception(exc)
+    else:
+        answer.set_result(item)

@@ -85,13 +85,14 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
     np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
 
 
-@pytest.mark.parametrize("transport", ["ws", "http"])
+@pytest.mark.parametrize(("transport", "lead"), [("ws", False), ("http", False), ("ws", True)])
 def test_a_recording_with_a_long_silence_replays_through_it(
-        make_live: Callable[..., str], transport: Transport) -> None:
+        make_live: Callable[..., str], transport: Transport, lead: bool) -> None:
     """Three seconds without an event are 3,000 bins of the 1 ms model, past the server's
-    limit of 2,000 a batch: watermarks carry the stream through the silence."""
+    limit of 2,000 a batch: watermarks carry the stream through the silence, also one
+    between the origin and the first event (``lead``)."""
     url = make_live(max_bins_per_request=2_000)
-    events = cochlea_recording(seed=65)
+    events = cochlea_recording(seed=65)[:0 if lead else None]
     later = cochlea_recording(seed=66)
     later["t"] += 3_150_000
     recording = np.concatenate([events, later])

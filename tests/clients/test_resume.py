@@ -152,8 +152,11 @@ def test_a_blocking_source_gets_each_result_while_it_waits_for_its_next_batch(
     answered = threading.Event()
     waited: list[bool] = []
 
+    threads = set()
+
     def sensor() -> Any:
         for piece in pieces:
+            threads.add(threading.get_ident())
             answered.clear()
             yield piece
             waited.append(answered.wait(10))  # False: the result never came while blocked
@@ -162,6 +165,7 @@ def test_a_blocking_source_gets_each_result_while_it_waits_for_its_next_batch(
         for _ in stream.run(sensor()):
             answered.set()
     assert waited == [True, True, True]
+    assert len(threads) == 1  # one thread of its own: an iterator bound to it keeps working
 
 
 def test_a_stream_closed_from_another_task_ends_its_run_instead_of_reconnecting(

@@ -40,3 +40,15 @@ def test_to_wire_refuses_values_its_dtype_cannot_hold_instead_of_wrapping_them()
     fractional["t"] = 1.5
     with pytest.raises(ValueError, match=r"t value 1\.5 at index 0"):
         wire.body(fractional)
+
+
+def test_a_model_card_of_an_older_server_reads_its_wire_dtype_too() -> None:
+    """Servers before the pairs sent numpy's descr as its Python repr."""
+    from clients.schemas import ModelDetail
+
+    card = {"name": "m", "version": "v", "description": "", "labels": ["a"],
+            "input": {"sensor": "cochlea", "dt_us": 1000, "channels": 16}, "architecture": {},
+            "metrics": {}, "provenance": {}, "event_fields": ["t", "channel"]}
+    pairs = [("t", "<i8"), ("channel", "<u2")]
+    for sent in (pairs, str(pairs)):
+        assert ModelDetail.model_validate({**card, "wire_dtype": sent}).wire_dtype == pairs
