@@ -22,6 +22,14 @@ def positive(text: str) -> float:
     return value
 
 
+def non_negative(text: str) -> float:
+    """A duration that may be 0 (off)."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def seed(text: str) -> int:
     """A random seed: an integer of at least 0 (numpy's generators take no negative one)."""
     value = int(text)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import positive, seed
+from cli.flags import non_negative, positive, seed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,10 +67,14 @@ def _listen(args: argparse.Namespace) -> int:
     import numpy as np
 
     from model.audio_folder import read_word
-    from model.cochlea import audio_to_events
+    from model.cochlea import audio_to_events, prepare_waveform
     from model.errors import InputError
 
-    word, rate = read_word(args.audio)  # before connecting
+    word, rate = read_word(args.audio)  # before connecting, and checked as the cochlea will
+    try:
+        prepare_waveform(word, rate)
+    except InputError as exc:
+        raise InputError(f"{args.audio}: {exc}") from exc
 
     def fit(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
         if card.input.sensor != "cochlea" or card.input.channels is None:
@@ -185,7 +189,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-ms", type=positive, default=10.0,
                    help="events are sent in chunks of this much recording time")
     p.add_argument("--top-k", type=top_k, default=5, help="classes shown (1 to 1000)")
-    p.add_argument("--wait-s", type=float, default=300.0,
+    p.add_argument("--wait-s", type=non_negative, default=300.0,
                    help="wait this long for a starting server to be ready (0: not at all)")
     p.add_argument("--json", action="store_true",
                    help="print the final result as JSON on stdout (the view goes to stderr)")

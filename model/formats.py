@@ -170,12 +170,19 @@ def _raw_header(path: Path) -> tuple[dict[str, str], int]:
     and the byte offset of the first event word."""
     header: dict[str, str] = {}
     with path.open("rb") as f:
-        while f.peek(2)[:2] == b"% ":  # a lone "%" may be an event word's low byte
-            line = f.readline().decode("ascii", "replace").strip("% \r\n")
+        while True:
+            start = f.tell()
+            raw = f.readline()
+            # A header line is "% ..." (or a bare "%"): a lone "%" byte may be an event word's
+            if not (raw.startswith(b"% ") or raw.rstrip(b"\r\n") == b"%"):
+                f.seek(start)
+                break
+            line = raw.decode("ascii", "replace").strip("% \r\n")
             if line == "end":
                 break
             key, _, value = line.partition(" ")
-            header[key.lower()] = value.strip()
+            if key:
+                header[key.lower()] = value.strip()
         return header, f.tell()
 
 
@@ -243,14 +250,22 @@ def read_numpy(path: Path) -> Recording:
     field (as ``s5rf cochlea`` writes). tonic's fields are accepted: ``x`` alone is a cochlea
     channel; ``x, y, p`` are DVS."""
     if path.suffix == ".npz" or zipfile.is_zipfile(path):
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        # Only the arrays that hold events are loaded: others (a label, tonic's sensor_size,
+        # pickled metadata that allow_pickle=False refuses to load) are left alone.
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                names = [k for k in npz.files if k == "events" or k in EVENT_FIELDS]
+                if not names and len(npz.files) == 1:
+                    names = npz.files  # np.savez(f, events) names it arr_0
+                arrays = {k: npz[k] for k in names}
+        except ValueError as exc:  # an events array of objects
+            raise FormatError(f"{path}: {exc}") from exc
         if "events" in arrays:
             array = arrays["events"]
-        elif len(arrays) == 1 and next(iter(arrays.values())).dtype.names:
-            array = next(iter(arrays.values()))  # np.savez(f, events) names it arr_0
-        else:  # one array per field; others (a label, tonic's sensor_size) are not events
-            array = _structured({k: v for k, v in arrays.items() if k in EVENT_FIELDS})
+        elif len(arrays) == 1 and not set(arrays) & EVENT_FIELDS:
+            array = next(iter(arrays.values()))
+        else:  # one array per field
+            array = _structured(arrays)
     else:
         array = np.load(path, allow_pickle=False)
     if array.dtype.names is None or array.ndim != 1:

@@ -238,7 +238,7 @@ def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, s
         "probabilities": p, "label": labels[order[0]],
         "top_k": [{"label": labels[i], "index": i, "probability": p[i]} for i in order],
         "bins": {"batch": n_batch, "total": n_total},
-        # floats, as the schema's PerLayer declares (pydantic used to convert the counts)
+        # integer counts, as the schema's SpikeCounts declares
         "spikes": {"batch": outcome.batch_spikes.tolist(), "total": totals.spikes.tolist()},
         "firing_rate": {"batch": firing_rates(outcome.batch_spikes, neurons, n_batch),
                         "total": firing_rates(totals.spikes, neurons, n_total)},

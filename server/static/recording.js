@@ -64,7 +64,7 @@ export function parseCsv(text) {
   const columns = Object.fromEntries(wanted.map(([k]) => [k, new Float64Array(lines.length)]));
   lines.forEach((line, i) => {
     const values = line.split(",");
-    if (values.length !== names.length) {
+    if (values.length < names.length) {  // more (trailing, unnamed) are ignored, as in Python
       throw new Error(`CSV line ${i + 2} has ${values.length} fields; the header names ` +
                       `${names.length}`);
     }

@@ -131,6 +131,11 @@ def test_an_unreadable_file_is_refused_before_connecting(
     assert "missing.npy is not a file" in capsys.readouterr().err
     assert main(["listen", str(tmp_path / "noise.wav"), "--model", COCHLEA, "--url", url]) == 2
     assert "noise.wav: not audio libsndfile reads" in capsys.readouterr().err
+    import soundfile
+
+    soundfile.write(tmp_path / "quiet.wav", np.zeros(1600), 16_000)
+    assert main(["listen", str(tmp_path / "quiet.wav"), "--model", COCHLEA, "--url", url]) == 2
+    assert "quiet.wav: the waveform is silent" in capsys.readouterr().err
     np.save(tmp_path / "c.npy", cochlea_recording(seed=64))
     assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", url]) == 1
     assert capsys.readouterr().err.startswith("s5rf replay: ")

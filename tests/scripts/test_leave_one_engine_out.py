@@ -46,7 +46,8 @@ def test_a_left_out_engine_takes_its_speakers_and_babble_out_of_training_too() -
     assert train_filter("festival-hts", voices) == "engine!=festival-hts"
 
 
-@pytest.mark.parametrize("flag", ["--train-filter", "--test-filter=engine==freetts", "--test"])
+@pytest.mark.parametrize("flag", ["--train-filter", "--test-filter=engine==freetts", "--test",
+                                  "--train-f=engine!=x"])
 def test_flags_that_would_undo_a_fold_are_refused(monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str],
                                                   flag: str) -> None:
