@@ -48,7 +48,12 @@ class ModelDetail(ModelSummary):
     @field_validator("wire_dtype", mode="before")
     @classmethod
     def _pairs(cls, value: object) -> object:
-        return ast.literal_eval(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"not a dtype's (name, type) pairs: {value!r}") from exc
 
 
 class LayerStats(Body):

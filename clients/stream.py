@@ -281,7 +281,9 @@ class AsyncStream:
                     # again would leave one behind, holding a slot until it expires.
                     raise ConnectionLost(f"the connection to {url} broke after the session "
                                          f"was asked for, so it may exist: {exc!r}") from exc
+                self._stop_if_closed(exc)
                 await asyncio.sleep(self._next_delay(exc, url))
+                self._stop_if_closed(exc)
         self._ws = ws
         self.session = SessionCreated.model_validate(opened)
         applied = opened.get("applied")

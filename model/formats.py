@@ -173,8 +173,8 @@ def _raw_header(path: Path) -> tuple[dict[str, str], int]:
         while True:
             start = f.tell()
             raw = f.readline()
-            # A header line is "% ..." (or a bare "%"): a lone "%" byte may be an event word's
-            if not (raw.startswith(b"% ") or raw.rstrip(b"\r\n") == b"%"):
+            # A header line is "% ...": a "%" byte alone may be an event word's low byte
+            if not raw.startswith(b"% "):
                 f.seek(start)
                 break
             line = raw.decode("ascii", "replace").strip("% \r\n")

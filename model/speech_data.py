@@ -286,8 +286,12 @@ def _check_recipe(described: dict[str, Any], out: Path) -> None:
         stored = json.loads(path.read_text())
         # read back as from_json does, so a setting added since counts as its default
         now = described.get("packages", {})
+        # compared where both record a package: one of an engine this recipe does not use
+        # (recorded by an earlier version of this code), or none (older still), is not
+        recorded = stored.get("packages", {})
         old = describe(Recipe.from_json(stored), ()) | {
-            "voices": stored["voices"], "packages": stored.get("packages", now)}
+            "voices": stored["voices"],
+            "packages": {k: recorded.get(k, v) for k, v in now.items()}}
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
         if differs:

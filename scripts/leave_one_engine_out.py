@@ -105,7 +105,7 @@ def main() -> None:
     args, extra = ap.parse_known_args()  # the rest goes to `s5rf train`
     # given again after the fold's own, argparse would keep these and undo the fold
     # (argparse takes an abbreviation of a flag too: --train-f is --train-filter)
-    given = {a.split("=")[0] for a in extra if a.startswith("--")}
+    given = {a.split("=")[0] for a in extra if a.startswith("--") and a != "--"}
     if taken := sorted(g for g in given if any(f.startswith(g) for f in FOLD_FLAGS)):
         ap.error(f"{', '.join(taken)} are set per fold; they cannot be passed to s5rf train")
     data = args.data

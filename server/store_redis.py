@@ -37,10 +37,18 @@ return 1
 
 # An outage to the API (503 with Retry-After): connection loss and timeouts, and the
 # server's refusals that clear when Redis does (READONLY after a failover, OOM, NOPERM,
-# MASTERDOWN, LOADING). Any other Redis error (a wrong type, a script error) is a bug and
-# stays a 500 with its traceback.
+# MASTERDOWN, LOADING, MISCONF when it cannot persist, BUSY, TRYAGAIN, CLUSTERDOWN). Any
+# other Redis error (a wrong type, a script error) is a bug and stays a 500 with its
+# traceback.
 _DOWN = (rx.ConnectionError, rx.TimeoutError, OSError, rx.ReadOnlyError, rx.OutOfMemoryError,
-         rx.NoPermissionError, rx.MasterDownError, rx.BusyLoadingError)
+         rx.NoPermissionError, rx.MasterDownError, rx.BusyLoadingError, rx.ClusterDownError,
+         rx.TryAgainError)
+_OUTAGE_REPLIES = ("MISCONF", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+
+
+def _outage(exc: BaseException) -> bool:
+    return isinstance(exc, _DOWN) or (isinstance(exc, rx.ResponseError)
+                                      and str(exc).startswith(_OUTAGE_REPLIES))
 
 
 class RedisStore:
@@ -73,7 +81,9 @@ class RedisStore:
     async def load(self, session_id: str) -> StoredSession | None:
         try:
             fields = cast(dict[bytes, bytes], await self.client.hgetall(self._key(session_id)))
-        except _DOWN as exc:
+        except (rx.RedisError, OSError) as exc:
+            if not _outage(exc):
+                raise
             raise StoreUnavailable(await self._down(exc)) from exc
         if not fields:
             return None
@@ -88,7 +98,9 @@ class RedisStore:
                 pipe.hget(key, "version")
                 pipe.pexpire(key, self.ttl_ms)
                 value, _ = await pipe.execute()
-        except _DOWN as exc:
+        except (rx.RedisError, OSError) as exc:
+            if not _outage(exc):
+                raise
             raise StoreUnavailable(await self._down(exc)) from exc
         return int(value) if value is not None else 0
 
@@ -105,7 +117,9 @@ class RedisStore:
                 # it accepts the record it already stored and writes one it did not.
                 late = True
                 saved = await self._cas(keys=keys, args=args)
-        except _DOWN as exc:  # a refusal too: a script that failed midway may have written
+        except (rx.RedisError, OSError) as exc:  # a refusal too: a script that failed midway
+            if not _outage(exc):                   # may have written
+                raise
             raise UnconfirmedWrite(await self._down(exc)) from exc
         if not saved and late:  # another replica wrote in between: over ours, or instead
             raise UnconfirmedWrite("Redis: a late write was overtaken by another replica's")
@@ -115,7 +129,9 @@ class RedisStore:
     async def delete(self, session_id: str) -> None:
         try:
             await self.client.delete(self._key(session_id))
-        except _DOWN as exc:
+        except (rx.RedisError, OSError) as exc:
+            if not _outage(exc):
+                raise
             raise StoreUnavailable(await self._down(exc)) from exc
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from clients import wire
 from model import events
@@ -52,3 +53,5 @@ def test_a_model_card_of_an_older_server_reads_its_wire_dtype_too() -> None:
     pairs = [("t", "<i8"), ("channel", "<u2")]
     for sent in (pairs, str(pairs)):
         assert ModelDetail.model_validate({**card, "wire_dtype": sent}).wire_dtype == pairs
+    with pytest.raises(ValidationError, match="not a dtype's"):
+        ModelDetail.model_validate({**card, "wire_dtype": "<i8"})

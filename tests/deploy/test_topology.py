@@ -198,14 +198,14 @@ def test_websocket_through_nginx_resumes_on_the_replica_its_session_hashes_to(
             last = await frames(ws, 3, 4)
         # by the whole URI: the opening connection ("/v1/stream", spread by request id) may
         # be logged only now, when it has closed
-        resumes = f"/v1/stream?session={sid}"
-        by_query = [top.served_by(resumes, mark)]
-        for _ in range(3):  # a coin flip between two replicas, unless the hash routes it
+        by_query = [top.served_by(f"/v1/stream?session={sid}", mark)]
+        for n in range(3):  # a coin flip between two replicas, unless the hash routes it
             mark = top.log_mark()
-            async with websockets.connect(f"{ws_url}?session={sid}") as ws:
+            resume = f"/v1/stream?session={sid}&n={n}"  # its own line, whenever it is logged
+            async with websockets.connect(ws_url.removesuffix("/v1/stream") + resume) as ws:
                 await ws.send(orjson.dumps({"session": sid, "token": token}).decode())
                 assert orjson.loads(await ws.recv())["resumed"]
-            by_query.append(top.served_by(resumes, mark))
+            by_query.append(top.served_by(resume, mark))
         return last, by_path, by_query
 
     last, by_path, by_query = asyncio.run(run())

@@ -262,7 +262,7 @@ def test_a_raw_header_ends_at_a_line_not_starting_with_percent_space(tmp_path: P
     words = encode_evt3(ev)
     assert words[:1] != b"%"
     crafted = struct.pack("<H", 0x8025) + words  # a TIME_HIGH word: low byte "%"
-    (tmp_path / "x.raw").write_bytes(b"% evt 3.0\n%\n% geometry 640x480\n" + crafted)
+    (tmp_path / "x.raw").write_bytes(b"% evt 3.0\n% geometry 640x480\n" + crafted)
     np.testing.assert_array_equal(read_recording(tmp_path / "x.raw")[0], ev)
 
 

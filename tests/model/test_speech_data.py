@@ -190,6 +190,10 @@ def test_recordings_of_other_engine_versions_are_not_mixed_in(generated: Path,
     cached.write_text(json.dumps({k: v for k, v in before.items() if k != "packages"}))
     list(sd.generate(SMALL, generated, workers=1))
     assert json.loads(cached.read_text())["packages"] == before["packages"]
+    # and one that recorded a package no engine of the recipe uses
+    cached.write_text(json.dumps({**before, "packages": {**before["packages"],
+                                                         "festvox-unused": "0:other"}}))
+    list(sd.generate(SMALL, generated, workers=1))
 
 
 def test_pending_skips_cached_recordings_and_interleaves_the_splits(tmp_path: Path) -> None:

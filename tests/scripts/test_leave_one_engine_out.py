@@ -58,3 +58,12 @@ def test_flags_that_would_undo_a_fold_are_refused(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SystemExit) as refused:
         leave_one_engine_out.main()
     assert refused.value.code == 2 and "are set per fold" in capsys.readouterr().err
+
+
+def test_a_bare_double_dash_is_not_taken_for_a_fold_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scripts import leave_one_engine_out
+
+    monkeypatch.setattr("sys.argv", ["leave_one_engine_out.py", "--data", "nowhere", "--",
+                                     "--lr", "0.01"])
+    monkeypatch.setattr(leave_one_engine_out, "run", lambda data, out, epochs, extra: {})
+    leave_one_engine_out.main()  # no SystemExit: it got past the guard

@@ -532,3 +532,19 @@ def test_a_slow_load_from_the_store_holds_up_only_its_own_session() -> None:
     other, loads, slow = asyncio.run(run())
     assert other == 404 and slow == [404, 404]
     assert loads == ["slow", "other", "slow"]  # the second load of "slow" waited for the first
+
+
+@pytest.mark.parametrize(("error", "outage"), [
+    (redis.exceptions.ResponseError("MISCONF Redis is configured to save RDB snapshots, but"),
+     True),  # it cannot persist (a full disk): clears when Redis does
+    (redis.exceptions.ResponseError("BUSY Redis is busy running a script"), True),
+    (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
+    (redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"),
+     False),  # a bug: a 500 with its traceback, not a retry
+    (redis.exceptions.DataError("Invalid input of type: 'NoneType'"), False),
+])
+def test_only_redis_errors_that_clear_by_themselves_are_an_outage(error: Exception,
+                                                                  outage: bool) -> None:
+    from server.store_redis import _outage
+
+    assert _outage(error) == outage
