@@ -45,6 +45,10 @@ class Proxy:
         """Abort every open connection now."""
         self._loop.call_soon_threadsafe(self._abort_all)
 
+    def stop_listening(self) -> None:
+        """Refuse new connections from now on (open ones stay)."""
+        self._loop.call_soon_threadsafe(self._server.close)
+
     def swallow(self, n: int = 1) -> None:
         """Drop the next ``n`` server->client transmissions, aborting their connections."""
         self._loop.call_soon_threadsafe(setattr, self, "_swallow", n)

@@ -247,6 +247,35 @@ def test_a_stream_closed_while_it_waits_to_reconnect_does_not_reconnect(proxy: P
     assert not open_after and reconnects <= 1
 
 
+def test_a_stream_closed_while_its_reconnections_fail_stops_trying(proxy: Proxy) -> None:
+    """The retries inside a reconnection, each refused: close() ends them too."""
+    from clients import StreamClosed
+
+    async def run() -> None:
+        async def endless() -> Any:
+            for i in range(1000):
+                yield Batch(until_us=(i + 1) * 10_000)
+                await asyncio.sleep(0.01)
+
+        async with AsyncClient(proxy.url, retry=Patient(attempts=10)) as client, \
+                client.stream(COCHLEA) as stream:
+            async def gone_then_close() -> None:
+                await asyncio.sleep(0.3)
+                proxy.stop_listening()
+                await asyncio.sleep(0.05)
+                proxy.cut()
+                await asyncio.sleep(0.8)  # past run()'s wait: among the refused reconnections
+                await stream.close()
+
+            closer = asyncio.ensure_future(gone_then_close())
+            with pytest.raises(StreamClosed):  # not ConnectionLost, 10 refusals later
+                async for _ in stream.run(endless()):
+                    pass
+            await closer
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+
+
 def test_arguments_a_stream_cannot_use_are_refused(live_url: str) -> None:
     events = cochlea_recording(seed=58)
 
