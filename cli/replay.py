@@ -67,12 +67,12 @@ def _listen(args: argparse.Namespace) -> int:
     import numpy as np
 
     from model.audio_folder import read_word
-    from model.cochlea import audio_to_events, prepare_waveform
+    from model.cochlea import encode_prepared, prepare_waveform
     from model.errors import InputError
 
-    word, rate = read_word(args.audio)  # before connecting, and checked as the cochlea will
+    word, rate = read_word(args.audio)  # before connecting: prepared (and so checked) once
     try:
-        prepare_waveform(word, rate)
+        signal = prepare_waveform(word, rate)
     except InputError as exc:
         raise InputError(f"{args.audio}: {exc}") from exc
 
@@ -80,7 +80,7 @@ def _listen(args: argparse.Namespace) -> int:
         if card.input.sensor != "cochlea" or card.input.channels is None:
             raise InputError(f"model {card.name!r} takes {card.input.sensor} events; "
                              "`listen` needs a cochlea model")
-        events = audio_to_events(word, rate, np.random.default_rng(args.seed),
+        events = encode_prepared(signal, np.random.default_rng(args.seed),
                                  channels=card.input.channels)
         return events, 0, {"file": str(args.audio), "format": "audio", "sensor": "cochlea"}
 

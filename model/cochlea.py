@@ -363,7 +363,14 @@ def audio_to_events(
     waveform: float (T,) mono audio at ``sample_rate`` Hz (any rate; resampled to 48 kHz).
     Returns COCHLEA_DTYPE (E,) sorted by t, channels in [0, channels), 0 = highest frequency.
     """
-    signal = prepare_waveform(waveform, sample_rate, n_samples)
+    return encode_prepared(prepare_waveform(waveform, sample_rate, n_samples), rng,
+                           channels=channels)
+
+
+def encode_prepared(signal: np.ndarray, rng: np.random.Generator, *,
+                    channels: int = CHANNELS) -> np.ndarray:
+    """``audio_to_events`` after ``prepare_waveform``: signal float64 (n_samples,) at
+    ``SAMPLE_RATE`` -> COCHLEA_DTYPE (E,) sorted by t."""
     fs = SAMPLE_RATE // 2
     prob = hair_cell(basilar_membrane(signal, SAMPLE_RATE, channels), fs)
     return raster_to_events(bushy_cells(prob, fs, rng), fs)
