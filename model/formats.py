@@ -243,6 +243,7 @@ def read_nmnist(path: Path) -> Recording:
 
 # -- numpy and CSV ----------------------------------------------------------------------------
 EVENT_FIELDS = frozenset(name for dtype in EVENT_DTYPES.values() for name in dtype.names or ())
+NOT_EVENTS = "neither cochlea (t, channel; tonic: t, x) nor DVS (t, x, y, p)"
 
 
 def read_numpy(path: Path) -> Recording:
@@ -282,8 +283,7 @@ def read_csv(path: Path) -> Recording:
         names = [n.strip().strip("'\"").lower() for n in f.readline().strip().split(",")]
     wanted = [i for i, n in enumerate(names) if n in EVENT_FIELDS]
     if not wanted:
-        raise FormatError(f"{path}: the header's columns {names} are neither cochlea (t, "
-                          "channel; tonic: t, x) nor DVS (t, x, y, p)")
+        raise FormatError(f"{path}: the header's columns {names} are {NOT_EVENTS}")
     data = _load_whole_numbers(path, wanted).reshape(-1, len(wanted))
     return _from_fields(_structured({names[i]: data[:, k] for k, i in enumerate(wanted)}),
                         path, "csv")
@@ -330,8 +330,7 @@ def _from_fields(array: np.ndarray, path: Path, fmt: str) -> Recording:
     elif "t" in names and ("channel" in names or "x" in names):
         sensor = "cochlea"
     else:
-        raise FormatError(f"{path}: fields {sorted(names)} are neither cochlea (t, channel; "
-                          "tonic: t, x) nor DVS (t, x, y, p)")
+        raise FormatError(f"{path}: fields {sorted(names)} are {NOT_EVENTS}")
     try:
         events = _sorted(as_events(array, sensor))
     except EventError as exc:
