@@ -37,24 +37,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blocks", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--cutmix", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--dt-us", type=int, default=4000, help="time-bin width (us)")
-    p.add_argument("--downsample", type=int, default=5, help="cochlea channel pooling factor")
-    p.add_argument("--pool", type=int, default=1, help="DVS spatial pooling factor")
-    p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
+    add_input_flags(p)
     p.add_argument("--max-ms", type=positive,
                    help="cut recordings after this many milliseconds (recorded in the card; "
                         "`s5rf eval` cuts them the same)")
     p.add_argument("--train-filter",
                    help="keep training samples by metadata, e.g. engine!=festival-hts")
     p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival-hts")
+    add_augment_flags(p)
+    p.add_argument("--scan", choices=["sequential", "associative"],
+                   help="recurrence implementation (default: the faster for the backend)")
+    p.set_defaults(func=run)
+
+
+def add_input_flags(p: argparse.ArgumentParser) -> None:
+    """How events become input bins (``input_spec``): shared with the baselines in scripts/."""
+    p.add_argument("--dt-us", type=int, default=4000, help="time-bin width (us)")
+    p.add_argument("--downsample", type=int, default=5, help="cochlea channel pooling factor")
+    p.add_argument("--pool", type=int, default=1, help="DVS spatial pooling factor")
+    p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
+
+
+def add_augment_flags(p: argparse.ArgumentParser) -> None:
+    """Training-time augmentation of events and bins (zero disables each one)."""
     p.add_argument("--jitter-us", type=float, default=0.0, help="event time-jitter std")
     p.add_argument("--drop", type=float, default=0.0, help="event drop probability")
     p.add_argument("--shift", type=int, default=0, help="max channel/pixel shift of events")
     p.add_argument("--mask-time", type=int, default=0, help="max masked time span (bins)")
     p.add_argument("--mask-channels", type=int, default=0, help="max masked feature span")
-    p.add_argument("--scan", choices=["sequential", "associative"],
-                   help="recurrence implementation (default: the faster for the backend)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     mismatch = _mismatch(train_ds, test_ds)
     if mismatch:
         raise InputError(f"{args.test} does not match {args.data}: {mismatch}")
-    spec = _input_spec(args, train_ds)
+    spec = input_spec(args, train_ds)
     cfg, tc = _configs(args, spec, len(train_ds.keys))
     selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
     for ds, where in selections:  # refused before any work: malformed, or keeps nothing
@@ -136,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
+def input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
     """The network's input: the training file's sensor, binned and pooled as the flags say."""
     from model.spec import InputSpec
 
