@@ -16,6 +16,7 @@ with the SHD preset's batch size, learning rate, weight decay and cosine schedul
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -113,11 +114,15 @@ def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
     return params, log
 
 
+@functools.partial(jax.jit, static_argnums=0)  # compiled once per network, not per call
+def _classify(net: GRUNet, params: Any, x: jax.Array, lengths: jax.Array) -> jax.Array:
+    return log_probs(net, params, x, lengths).argmax(-1)
+
+
 def predict(net: GRUNet, params: Any, data: BinnedSet, spec: InputSpec,
             batch_size: int = 64) -> np.ndarray:
     """Predicted class per recording, int64 (N,), in the data's order."""
-    apply = jax.jit(lambda p, x, lengths: log_probs(net, p, x, lengths).argmax(-1))
-    out = [np.asarray(apply(params, x, lengths))[weights > 0]
+    out = [np.asarray(_classify(net, params, x, lengths))[weights > 0]
            for x, lengths, _, weights in batches(data, batch_size, _n_bins(data), spec)]
     return np.concatenate(out).astype(np.int64)
 

@@ -10,7 +10,7 @@ import pytest
 
 from model.datasets import write_shd
 from model.synthetic import order_task
-from scripts.gru_baseline import main, per_group
+from scripts.gru_baseline import _classify, main, per_group
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,8 @@ def test_the_gru_learns_the_temporal_order_task_and_reports_per_engine(order_fil
     assert sum(e["samples"] for e in result["per_engine"].values()) == 64
     assert [r["epoch"] for r in result["log"]] == list(range(1, 7))
     assert json.loads(out.read_text())["test_accuracy"] == result["test_accuracy"]
+    # scored after every epoch: one compilation per padded length (train and test), not per call
+    assert _classify._cache_size() <= 2
 
 
 def test_per_group_scores_each_group_on_its_own_recordings() -> None:
