@@ -333,6 +333,7 @@ def test_a_redis_that_refuses_writes_is_an_outage_that_clears_after_failover(
     async def run() -> tuple[list[type[Exception]], StoredSession | None]:
         store = RedisStore(server.url, "s5rf-test:", ttl_s=60, timeout_s=2.0)
         await store.save("s", record)
+        pooled = {c["id"] for c in admin.client_list()} - {str(admin.client_id())}
         admin.replicaof("127.0.0.1", 1)  # demoted: a replica of nothing, refusing writes
         refused = []
         for call in (store.version("s"), store.save("s", record), store.delete("s")):
@@ -340,6 +341,13 @@ def test_a_redis_that_refuses_writes_is_an_outage_that_clears_after_failover(
                 await call
             except (StoreUnavailable, UnconfirmedWrite) as exc:
                 refused.append(type(exc))
+        # the connections to the demoted primary were dropped, not kept for the next call
+        # (Redis sees a close a moment after the client makes it)
+        for _ in range(100):
+            if not (kept := pooled & {c["id"] for c in admin.client_list()}):
+                break
+            await asyncio.sleep(0.01)
+        assert pooled and not kept
         admin.replicaof("no", "one")  # promoted again
         await store.save("s", StoredSession(version=2, model=COCHLEA, token_sha256="t",
                                             snapshot=b"v2"))
