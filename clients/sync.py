@@ -6,7 +6,8 @@ Use it from plain scripts; inside a running event loop use ``AsyncClient`` inste
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import signal
+import threading
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Generic, TypeVar
 
@@ -30,16 +31,36 @@ class Client:
         self.aio = AsyncClient(url, timeout_s=timeout_s, retry=retry, binary=binary)
 
     def _run(self, awaitable: Awaitable[R]) -> R:
-        task = asyncio.ensure_future(awaitable, loop=self._loop)
-        try:
-            return self._loop.run_until_complete(task)
-        except BaseException:
-            # Ctrl-C stops the loop, not the call: cancel it and let it end (its finally
-            # blocks close what it opened), then raise what interrupted it
+        task = self._loop.create_task(_awaited(awaitable))
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            return self._loop.run_until_complete(task)  # its own Ctrl-C handling, or none here
+        # Ctrl-C cancels the running call, whose finally blocks end it cleanly, and is raised
+        # once the loop is back: raised wherever the loop happened to be, it could land inside
+        # asyncio's own bookkeeping and leave the call unable to finish, or the loop stopped
+        # under the next call (asyncio.Runner still raises it in place once the call is
+        # done). A second Ctrl-C while the call winds down is raised at once.
+        interrupted = False
+
+        def on_sigint(signum: int, frame: object) -> None:
+            nonlocal interrupted
+            if interrupted:
+                raise KeyboardInterrupt
+            interrupted = True
             task.cancel()
-            with contextlib.suppress(BaseException):
-                self._loop.run_until_complete(task)
-            raise
+            self._loop.call_soon_threadsafe(lambda: None)  # wake a loop waiting in select
+
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            result = self._loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if interrupted:
+            raise KeyboardInterrupt
+        return result
 
     def __enter__(self) -> Client:
         return self
@@ -78,6 +99,11 @@ class Client:
         return Stream(self, self.aio.stream(model, session=session, t0_us=t0_us, late=late,
                                             include_spikes=include_spikes, top_k=top_k,
                                             window=window))
+
+
+async def _awaited(awaitable: Awaitable[R]) -> R:
+    """A coroutine of any awaitable (``anext``'s and ``aclose``'s are not): a task of it."""
+    return await awaitable
 
 
 class _Twin(Generic[Handle]):
