@@ -11,6 +11,7 @@ sent again (by redis-py, or by ``save``), and that write must not read as anothe
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -69,22 +70,25 @@ class RedisStore:
     def _key(self, session_id: str) -> str:
         return f"{self.prefix}session:{session_id}"
 
-    async def _down(self, exc: BaseException) -> str:
-        """What to report for a failed call. After a failover the pooled connections still
-        reach the demoted primary, which refuses every write: they are dropped, so the next
-        call connects to whatever the address now names."""
-        if isinstance(exc, rx.ReadOnlyError):
-            with contextlib.suppress(Exception):  # the outage is what gets reported
-                await self.client.connection_pool.disconnect()
-        return f"Redis: {exc}"
-
-    async def load(self, session_id: str) -> StoredSession | None:
+    @contextlib.asynccontextmanager
+    async def _outages_as(self, error: type[Exception]) -> AsyncIterator[None]:
+        """Raise an outage inside the block as ``error`` ("Redis: ..."); other Redis errors
+        propagate as they are. After a failover the pooled connections still reach the
+        demoted primary, which refuses every write: they are dropped, so the next call
+        connects to whatever the address now names."""
         try:
-            fields = cast(dict[bytes, bytes], await self.client.hgetall(self._key(session_id)))
+            yield
         except (rx.RedisError, OSError) as exc:
             if not _outage(exc):
                 raise
-            raise StoreUnavailable(await self._down(exc)) from exc
+            if isinstance(exc, rx.ReadOnlyError):
+                with contextlib.suppress(Exception):  # the outage is what gets reported
+                    await self.client.connection_pool.disconnect()
+            raise error(f"Redis: {exc}") from exc
+
+    async def load(self, session_id: str) -> StoredSession | None:
+        async with self._outages_as(StoreUnavailable):
+            fields = cast(dict[bytes, bytes], await self.client.hgetall(self._key(session_id)))
         if not fields:
             return None
         return StoredSession(version=int(fields[b"version"]), model=fields[b"model"].decode(),
@@ -93,15 +97,11 @@ class RedisStore:
 
     async def version(self, session_id: str) -> int:
         key = self._key(session_id)
-        try:
-            async with self.client.pipeline(transaction=False) as pipe:  # one round trip
-                pipe.hget(key, "version")
-                pipe.pexpire(key, self.ttl_ms)
-                value, _ = await pipe.execute()
-        except (rx.RedisError, OSError) as exc:
-            if not _outage(exc):
-                raise
-            raise StoreUnavailable(await self._down(exc)) from exc
+        async with self._outages_as(StoreUnavailable), \
+                self.client.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hget(key, "version")
+            pipe.pexpire(key, self.ttl_ms)
+            value, _ = await pipe.execute()
         return int(value) if value is not None else 0
 
     async def save(self, session_id: str, record: StoredSession) -> None:
@@ -109,7 +109,8 @@ class RedisStore:
         args: list[bytes | str | int] = [record.version, record.model, record.token_sha256,
                                          record.snapshot, record.ack, self.ttl_ms]
         late = False
-        try:
+        # unconfirmed, a refusal too: a script that failed midway may have written
+        async with self._outages_as(UnconfirmedWrite):
             try:
                 saved = await self._cas(keys=keys, args=args)
             except rx.TimeoutError:
@@ -117,22 +118,14 @@ class RedisStore:
                 # it accepts the record it already stored and writes one it did not.
                 late = True
                 saved = await self._cas(keys=keys, args=args)
-        except (rx.RedisError, OSError) as exc:  # a refusal too: a script that failed midway
-            if not _outage(exc):                   # may have written
-                raise
-            raise UnconfirmedWrite(await self._down(exc)) from exc
         if not saved and late:  # another replica wrote in between: over ours, or instead
             raise UnconfirmedWrite("Redis: a late write was overtaken by another replica's")
         if not saved:
             raise StaleVersion(session_id)
 
     async def delete(self, session_id: str) -> None:
-        try:
+        async with self._outages_as(StoreUnavailable):
             await self.client.delete(self._key(session_id))
-        except (rx.RedisError, OSError) as exc:
-            if not _outage(exc):
-                raise
-            raise StoreUnavailable(await self._down(exc)) from exc
 
     async def close(self) -> None:
         await self.client.aclose()
