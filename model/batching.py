@@ -87,6 +87,12 @@ def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
     return BinnedSet(events=events, bins=bins, labels=ds.labels[idx].copy())
 
 
+def padded_length(data: BinnedSet) -> int:
+    """The padded length of ``data``'s batches: its longest recording. Each set pads to its
+    own, so the test set cannot change training (where masks and CutMix windows land)."""
+    return max((len(b) for b in data.bins), default=1)
+
+
 def batches(data: BinnedSet, batch_size: int, n_bins: int, spec: InputSpec,
             rng: np.random.Generator | None = None, aug: EventAugment | None = None,
             ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:

@@ -22,7 +22,7 @@ import optax
 from flax import serialization
 
 from model.augment import EventAugment, cutmix, mask_time_channels, random_shift
-from model.batching import BinnedSet, batches
+from model.batching import BinnedSet, batches, padded_length
 from model.errors import InputError
 from model.network import Params, advance, init_params, initial_state
 from model.spec import InputSpec, ModelConfig, ScanMethod, TrainConfig
@@ -119,12 +119,6 @@ class TrainRun:
     mask_channels: int = 0
 
 
-def _n_bins(data: BinnedSet) -> int:
-    """The padded length of ``data``'s batches: its longest recording. Each set pads to its
-    own, so the test set cannot change training (where masks and CutMix windows land)."""
-    return max((len(b) for b in data.bins), default=1)
-
-
 def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
           progress: Callable[[int, int, float], None] | None = None) -> Params:
     """Train for ``run.tc.epochs`` epochs, resuming from ``out/train_state.msgpack``.
@@ -144,7 +138,8 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
         t_start = time.perf_counter()
         losses, correct = [], 0.0
         for step, (x, lengths, labels, weights) in enumerate(
-                batches(run.train, tc.batch_size, _n_bins(run.train), run.spec, rng, run.aug)):
+                batches(run.train, tc.batch_size, padded_length(run.train), run.spec, rng,
+                        run.aug)):
             targets = np.eye(cfg.n_classes, dtype=np.float32)[labels]
             x, targets = _augment_bins(run, x, lengths, targets, rng)
             key = jax.random.fold_in(base_key, epoch * steps_per_epoch + step)
@@ -160,7 +155,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
             "train_loss": float(np.mean(losses)),
             "train_acc": correct / len(run.train),
             "test_acc": accuracy(params, evaluate, run.test, run.spec, tc.batch_size,
-                                 _n_bins(run.test)),
+                                 padded_length(run.test)),
             "seconds": time.perf_counter() - t_start,
         }
         with (run.out / LOG_FILE).open("a") as f:

@@ -33,7 +33,7 @@ import optax
 from cli.flags import count, seed
 from cli.train import add_augment_flags, add_input_flags, input_spec
 from model.augment import EventAugment, mask_time_channels, random_shift
-from model.batching import BinnedSet, batches, load_binned
+from model.batching import BinnedSet, batches, load_binned, padded_length
 from model.datasets import open_dataset
 from model.spec import PRESETS, InputSpec
 
@@ -64,14 +64,12 @@ def log_probs(net: GRUNet, params: Any, x: jax.Array, lengths: jax.Array,
     return cast(jax.Array, net.apply(params, x, lengths, dropout_key is not None, rngs=rngs))
 
 
-def _n_bins(data: BinnedSet) -> int:
-    return max((len(b) for b in data.bins), default=1)
-
-
 def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
               aug: EventAugment, mask_time: int, mask_channels: int, epochs: int, run_seed: int,
-              on_epoch: Callable[[dict[str, Any]], None]) -> tuple[Any, list[dict[str, Any]]]:
-    """Train ``net`` with the SHD preset's optimiser settings; returns (params, epoch log)."""
+              on_epoch: Callable[[dict[str, Any]], None],
+              ) -> tuple[Any, list[dict[str, Any]], np.ndarray]:
+    """Train ``net`` with the SHD preset's optimiser settings; returns (params, epoch log,
+    the last epoch's test predictions int64 (N,))."""
     tc = PRESETS["shd"].train
     key = jax.random.PRNGKey(run_seed)
     params = net.init(key, jnp.zeros((1, 2, spec.features)), jnp.array([2]), False)
@@ -98,7 +96,7 @@ def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
         rng = np.random.default_rng([run_seed, epoch])
         start, losses = time.perf_counter(), []
         for i, (x, lengths, labels, weights) in enumerate(
-                batches(train, tc.batch_size, _n_bins(train), spec, rng, aug)):
+                batches(train, tc.batch_size, padded_length(train), spec, rng, aug)):
             if tc.random_shift:
                 x = random_shift(x, rng, spec)
             if mask_time or mask_channels:
@@ -106,12 +104,13 @@ def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
             params, opt_state, value = step(params, opt_state, x, lengths, labels, weights,
                                             jax.random.fold_in(key, epoch * steps_per_epoch + i))
             losses.append(float(value))
+        predicted = predict(net, params, test, spec)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  "test_acc": float(np.mean(predict(net, params, test, spec) == test.labels)),
+                  "test_acc": float(np.mean(predicted == test.labels)),
                   "seconds": time.perf_counter() - start}
         log.append(record)
         on_epoch(record)
-    return params, log
+    return params, log, predicted
 
 
 @functools.partial(jax.jit, static_argnums=0)  # compiled once per network, not per call
@@ -123,7 +122,7 @@ def predict(net: GRUNet, params: Any, data: BinnedSet, spec: InputSpec,
             batch_size: int = 64) -> np.ndarray:
     """Predicted class per recording, int64 (N,), in the data's order."""
     out = [np.asarray(_classify(net, params, x, lengths))[weights > 0]
-           for x, lengths, _, weights in batches(data, batch_size, _n_bins(data), spec)]
+           for x, lengths, _, weights in batches(data, batch_size, padded_length(data), spec)]
     return np.concatenate(out).astype(np.int64)
 
 
@@ -156,10 +155,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n_classes = len(train_ds.keys)
     net = GRUNet(args.hidden, args.layers, n_classes, args.dropout)
     aug = EventAugment(jitter_us=args.jitter_us, drop=args.drop, max_shift=args.shift)
-    params, log = train_gru(net, train, test, spec, aug, args.mask_time, args.mask_channels,
-                            args.epochs, args.seed,
-                            lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
-    predicted = predict(net, params, test, spec)
+    params, log, predicted = train_gru(
+        net, train, test, spec, aug, args.mask_time, args.mask_channels, args.epochs, args.seed,
+        lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
     result: dict[str, Any] = {
         "network": f"GRU {args.layers}x{args.hidden}",
         "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
