@@ -168,22 +168,24 @@ def test_a_blocking_source_gets_each_result_while_it_waits_for_its_next_batch(
     assert len(threads) == 1  # one thread of its own: an iterator bound to it keeps working
 
 
+async def silent_sensor() -> Any:
+    """The watermarks of a silent sensor, 100 a second for ten seconds."""
+    for i in range(1000):
+        yield Batch(until_us=(i + 1) * 10_000)
+        await asyncio.sleep(0.01)
+
+
 def test_a_stream_closed_from_another_task_ends_its_run_instead_of_reconnecting(
         live_url: str) -> None:
     from clients import StreamClosed
 
     async def run() -> tuple[int, int]:
-        async def endless() -> Any:  # watermarks of a silent sensor, 100 a second
-            for i in range(1000):
-                yield Batch(until_us=(i + 1) * 10_000)
-                await asyncio.sleep(0.01)
-
         results = 0
         async with AsyncClient(live_url) as client, client.stream(COCHLEA) as stream:
             closer = asyncio.get_running_loop().call_later(
                 0.3, lambda: asyncio.ensure_future(stream.close()))
             with pytest.raises(StreamClosed):
-                async for _ in stream.run(endless()):
+                async for _ in stream.run(silent_sensor()):
                     results += 1
             closer.cancel()
             return results, stream.reconnects
@@ -226,11 +228,6 @@ def test_a_stream_closed_while_it_waits_to_reconnect_does_not_reconnect(proxy: P
     from clients import StreamClosed
 
     async def run() -> tuple[int, bool]:
-        async def endless() -> Any:
-            for i in range(1000):
-                yield Batch(until_us=(i + 1) * 10_000)
-                await asyncio.sleep(0.01)
-
         async with AsyncClient(proxy.url, retry=Patient()) as client, \
                 client.stream(COCHLEA) as stream:
             async def cut_then_close() -> None:
@@ -241,7 +238,7 @@ def test_a_stream_closed_while_it_waits_to_reconnect_does_not_reconnect(proxy: P
 
             closer = asyncio.ensure_future(cut_then_close())
             with pytest.raises(StreamClosed):
-                async for _ in stream.run(endless()):
+                async for _ in stream.run(silent_sensor()):
                     pass
             await closer
             return stream.reconnects, stream._ws is not None and stream._ws.state.name == "OPEN"
@@ -255,11 +252,6 @@ def test_a_stream_closed_while_its_reconnections_fail_stops_trying(proxy: Proxy)
     from clients import StreamClosed
 
     async def run() -> None:
-        async def endless() -> Any:
-            for i in range(1000):
-                yield Batch(until_us=(i + 1) * 10_000)
-                await asyncio.sleep(0.01)
-
         async with AsyncClient(proxy.url, retry=Patient(attempts=10)) as client, \
                 client.stream(COCHLEA) as stream:
             async def gone_then_close() -> None:
@@ -272,7 +264,7 @@ def test_a_stream_closed_while_its_reconnections_fail_stops_trying(proxy: Proxy)
 
             closer = asyncio.ensure_future(gone_then_close())
             with pytest.raises(StreamClosed):  # not ConnectionLost, 10 refusals later
-                async for _ in stream.run(endless()):
+                async for _ in stream.run(silent_sensor()):
                     pass
             await closer
 
