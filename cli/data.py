@@ -61,7 +61,8 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
         help="spoken digits (SHD's 20 classes) from speech synthesisers, cochlea-encoded",
         description="Synthesise English and German digits with every installed voice of the "
         "chosen engines (espeak-ng and its Klatt voices, festival's diphone and HTS voices, "
-        "FreeTTS, MBROLA, Pico; see --engines), augment them (speaker, room, noise, channel), "
+        "FreeTTS, MBROLA, Pico; see --engines) and take turns with recorded speakers where "
+        "given (--recordings), augment them (speaker, room, noise, channel), "
         "encode them with the cochlea and write train.h5/test.h5 (SHD layout, split by voice) "
         "and recipe.json. "
         "Resumable: recordings are cached under OUT/cache; rerun to continue or extend.",
@@ -82,22 +83,31 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--engines", nargs="+", default=(), metavar="ENGINE",
                    help="only these engines' voices (default: every installed one), e.g. "
                         "espeak-ng freetts mbrola")
+    p.add_argument("--recordings", type=Path,
+                   help="real speakers too: a folder of recorded takes, named "
+                        "<digit>_<speaker>_<n>.wav (the Free Spoken Digit Dataset, AudioMNIST) "
+                        "or in <speaker>/<class key>/ folders; its speakers take turns as the "
+                        "`recorded` engine")
+    p.add_argument("--recorded-test", nargs="+", default=(), metavar="SPEAKER",
+                   help="recorded speakers held out for the test split (default: none)")
     p.set_defaults(func=run_speech)
 
 
 def run_speech(args: argparse.Namespace) -> int:
     import sys
 
-    from model.speech_data import Recipe, generate
+    from model.speech_data import RECORDED, Recipe, generate
     from model.speech_synth import ENGINES
 
-    if unknown := sorted(set(args.engines) - set(ENGINES)):
-        print(f"error: unknown engines {unknown}; choose from {', '.join(ENGINES)}",
+    if unknown := sorted(set(args.engines) - {*ENGINES, RECORDED}):
+        print(f"error: unknown engines {unknown}; choose from {', '.join(ENGINES)}, {RECORDED}",
               file=sys.stderr)
         return 2
     recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels,
                     formant_range=tuple(args.formants), formant_jitter=args.formant_jitter,
-                    engines=tuple(args.engines))
+                    engines=tuple(args.engines),
+                    recordings=str(args.recordings) if args.recordings else "",
+                    recorded_test=tuple(args.recorded_test))
     with progress_bar() as bar:
         update = tracker(bar, "speaking digits")
         for done, total in generate(recipe, args.out, workers=args.workers):

@@ -1,11 +1,14 @@
-"""The spoken-digits dataset: SHD's 20 classes from synthetic voices, augmented, cochlea-encoded.
+"""The spoken-digits dataset: SHD's 20 classes from synthetic voices and, where given, recorded
+speakers (model/recorded_speech.py), augmented, cochlea-encoded.
 
 Recipe -> per-utterance specs (pure functions of the seed and the index) -> recordings cached
 one file each (resumable; an interrupted run picks up where it stopped, a larger count extends
 it) -> ``train.h5`` / ``test.h5`` in the SHD layout with ``recipe.json`` beside them.
 
 Splits are by voice: a test voice is never heard in training. Every sample stores its
-``engine`` and ``voice`` in ``extra/`` so training can also hold out a whole engine.
+``engine`` and ``voice`` in ``extra/`` so training can also hold out a whole engine. Recorded
+speakers are the voices of one more engine, ``recorded``, which takes its turn after the
+synthesisers; the recipe names its held-out speakers.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 from model import audio_augment as aug
-from model.cochlea import CHANNELS, audio_to_events
+from model import recorded_speech
+from model.cochlea import CHANNELS, audio_to_events, read_audio
 from model.datasets import write_shd
 from model.errors import InputError
 from model.speech_synth import (
@@ -39,6 +43,7 @@ from model.speech_synth import (
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
+RECORDED: Engine = "recorded"
 # Test voices by name, so that installing another voice never moves one between splits: every
 # fifth voice of each engine (sorted by name) as installed for the first datasets, then one of
 # the Czech speakers added later. Any other voice is a training voice. One speaker under several
@@ -91,23 +96,48 @@ class Recipe:
     # are. Test voices are never warped, so the test split does not depend on it.
     formant_range: tuple[float, float] = (1.0, 1.0)
     formant_jitter: float = 0.0
-    # The engines whose voices speak; empty: every installed one.
+    # The engines whose voices speak; empty: every installed synthesiser. Recorded speakers
+    # speak whenever there are recordings; ("recorded",) alone: no synthesiser.
     engines: tuple[Engine, ...] = ()
+    # A folder of recorded takes (model/recorded_speech.py; "": none), whose speakers are the
+    # voices of the ``recorded`` engine, and those of them held out for the test split.
+    recordings: str = ""
+    recorded_test: tuple[str, ...] = ()
     augment: aug.AugmentConfig = dataclasses.field(default_factory=aug.AugmentConfig)
 
     def count(self, split: Split) -> int:
         return self.n_train if split == "train" else self.n_test
 
     def voices(self) -> tuple[Voice, ...]:
-        """The installed voices of the recipe's engines; an engine with none is an error
-        (the dataset would be another one)."""
+        """The installed voices of the recipe's engines, then its recorded speakers, sorted
+        by id; an engine with no voice, or a held-out speaker who is not among the recorded
+        ones, is an error (the dataset would be another one)."""
         voices = available_voices()
-        if not self.engines:
+        if self.engines:  # ("recorded",): no synthesiser
+            synthesisers = set(self.engines) - {RECORDED}
+            if missing := synthesisers - {v.engine for v in voices}:
+                raise InputError(f"engines {sorted(missing)} have no installed voice: run "
+                                 "scripts/install_speech_engines.sh")
+            voices = tuple(v for v in voices if v.engine in synthesisers)
+        if not self.recordings:
+            if self.recorded_test or RECORDED in self.engines:
+                raise InputError("recorded speakers need a folder of recordings")
             return voices
-        if missing := set(self.engines) - {v.engine for v in voices}:
-            raise InputError(f"engines {sorted(missing)} have no installed voice: run "
-                             "scripts/install_speech_engines.sh")
-        return tuple(v for v in voices if v.engine in self.engines)
+        speakers = recorded_speech.speakers(self.recordings)
+        if unknown := sorted(set(self.recorded_test) - set(speakers)):
+            raise InputError(f"held-out speakers {unknown} have no take in {self.recordings}; "
+                             f"its speakers are {', '.join(speakers)}")
+        recorded = tuple(Voice(RECORDED, s) for s in speakers)
+        return tuple(sorted((*voices, *recorded), key=lambda v: v.id))
+
+    def split_voices(self, voices: Sequence[Voice]) -> dict[Split, tuple[Voice, ...]]:
+        """Voices per split: the synthetic ones named in TEST_VOICES and the held-out
+        recorded speakers go to test, every other one to train."""
+        test = {*TEST_VOICES, *(f"{RECORDED}/{s}" for s in self.recorded_test)}
+        return {
+            "train": tuple(v for v in voices if v.id not in test),
+            "test": tuple(v for v in voices if v.id in test),
+        }
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,21 +158,15 @@ class Recipe:
 
 @dataclasses.dataclass(frozen=True)
 class Utterance:
-    """One recording to make: digit ``label`` said by ``voice`` with ``prosody``."""
+    """One recording to make: digit ``label`` said by ``voice`` with ``prosody``; for a
+    recorded speaker, their ``take`` (its path under the recipe's recordings) instead."""
 
     split: Split
     index: int
     label: int
     voice: Voice
     prosody: Prosody
-
-
-def split_voices(voices: Sequence[Voice]) -> dict[Split, tuple[Voice, ...]]:
-    """Voices per split: those named in TEST_VOICES go to test, every other one to train."""
-    return {
-        "train": tuple(v for v in voices if v.id not in TEST_VOICES),
-        "test": tuple(v for v in voices if v.id in TEST_VOICES),
-    }
+    take: str = ""
 
 
 def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Generator:
@@ -152,12 +176,15 @@ def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Gen
 def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice]) -> Utterance:
     """The ``index``-th utterance of a split; independent of the split's size, so a larger
     count only adds utterances. Engines take turns (each is equally represented however many
-    voices it has) and labels cycle within each engine."""
+    voices it has) and labels cycle within each engine: all 20 for a synthesiser, the words
+    recorded by the split's speakers for the recorded engine."""
     rng = _rng(recipe, split, index, 0)
-    engines = [e for e in ENGINES if any(v.engine == e for v in voices)]
+    engines = [e for e in (*ENGINES, RECORDED) if any(v.engine == e for v in voices)]
     engine: Engine = engines[index % len(engines)]
-    label = (index // len(engines)) % len(KEYS)
     mine = [v for v in voices if v.engine == engine]
+    if engine == RECORDED:
+        return _recorded_utterance(recipe, split, index, len(engines), mine, rng)
+    label = (index // len(engines)) % len(KEYS)
     prosody = Prosody(
         rate=round(float(rng.uniform(*recipe.rate_range)), 3),
         pitch=int(rng.integers(recipe.pitch_range[0], recipe.pitch_range[1] + 1)),
@@ -165,6 +192,22 @@ def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice])
         formants=_formants(recipe, split, index, engine),
     )
     return Utterance(split, index, label, mine[int(rng.integers(len(mine)))], prosody)
+
+
+def _recorded_utterance(recipe: Recipe, split: Split, index: int, n_engines: int,
+                        speakers: Sequence[Voice], rng: np.random.Generator) -> Utterance:
+    """A recorded speaker's utterance: the label cycles over the words the split's speakers
+    recorded, then a speaker who said it and one of their takes are drawn. Its prosody is
+    the default: speed and pitch vary by augmentation alone."""
+    said = {v: {t.label for t in recorded_speech.find_takes(recipe.recordings)
+                if t.speaker == v.name} for v in speakers}
+    labels = sorted(set().union(*said.values()))
+    label = labels[(index // n_engines) % len(labels)]
+    mine = [v for v in speakers if label in said[v]]
+    voice = mine[int(rng.integers(len(mine)))]
+    takes = recorded_speech.takes_of(recipe.recordings, voice.name, label)
+    return Utterance(split, index, label, voice, Prosody(),
+                     takes[int(rng.integers(len(takes)))].path)
 
 
 def _formants(recipe: Recipe, split: Split, index: int, engine: Engine) -> tuple[int, ...]:
@@ -184,14 +227,29 @@ def clean_word(label: int, voice: Voice, prosody: Prosody) -> np.ndarray:
     return aug.as_word(*synthesize(label, voice, prosody))
 
 
-def babble(voices: Sequence[Voice], rng: np.random.Generator, n: int) -> np.ndarray:
-    """3-6 overlapping words by espeak-ng voices of the same split. float64 (n,)."""
-    pool = [v for v in voices if v.engine.startswith("espeak-ng")] or list(voices)
+def recorded_word(recipe: Recipe, take: str) -> np.ndarray:
+    """A recorded take (its path under ``recipe.recordings``), silence-trimmed, at
+    WORK_RATE. float64 (T,)."""
+    return aug.as_word(*read_audio(Path(recipe.recordings) / take))
+
+
+def babble(recipe: Recipe, voices: Sequence[Voice], rng: np.random.Generator,
+           n: int) -> np.ndarray:
+    """3-6 overlapping words by espeak-ng voices of the same split (by its recorded speakers
+    where it has no synthetic voice). float64 (n,)."""
+    pool = ([v for v in voices if v.engine.startswith("espeak-ng")]
+            or [v for v in voices if v.engine != RECORDED])
+    ids = {v.id for v in voices}
+    takes = [] if pool else [t.path for t in recorded_speech.find_takes(recipe.recordings)
+                             if f"{RECORDED}/{t.speaker}" in ids]
     out = np.zeros(n)
     for _ in range(int(rng.integers(3, 7))):
-        voice = pool[int(rng.integers(len(pool)))]
-        prosody = Prosody(float(rng.uniform(0.8, 1.3)), int(rng.integers(10, 90)))
-        w = clean_word(int(rng.integers(len(KEYS))), voice, prosody)[:n]
+        if takes:
+            w = recorded_word(recipe, takes[int(rng.integers(len(takes)))])[:n]
+        else:
+            voice = pool[int(rng.integers(len(pool)))]
+            prosody = Prosody(float(rng.uniform(0.8, 1.3)), int(rng.integers(10, 90)))
+            w = clean_word(int(rng.integers(len(KEYS))), voice, prosody)[:n]
         start = int(rng.integers(0, n - w.size + 1))
         out[start : start + w.size] += w * rng.uniform(0.5, 1.5) / (np.std(w) + 1e-12)
     return out
@@ -200,11 +258,13 @@ def babble(voices: Sequence[Voice], rng: np.random.Generator, n: int) -> np.ndar
 def make_recording(
     recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesise, augment and encode one utterance: COCHLEA_DTYPE events and its metadata."""
+    """Synthesise (or read), augment and encode one utterance: COCHLEA_DTYPE events and its
+    metadata."""
     rng = _rng(recipe, utt.split, utt.index, 1)
-    word = clean_word(utt.label, utt.voice, utt.prosody)
+    word = (recorded_word(recipe, utt.take) if utt.take
+            else clean_word(utt.label, utt.voice, utt.prosody))
     audio, settings = aug.augment(
-        word, rng, lambda r, n: babble(voices, r, n), recipe.augment, aug.WORK_RATE
+        word, rng, lambda r, n: babble(recipe, voices, r, n), recipe.augment, aug.WORK_RATE
     )
     events = audio_to_events(audio, aug.WORK_RATE, rng, channels=recipe.channels)
     meta = {
@@ -213,6 +273,7 @@ def make_recording(
         "voice": utt.voice.name,
         "prosody": dataclasses.asdict(utt.prosody),
         "augment": settings,
+        **({"take": utt.take} if utt.take else {}),
     }
     return events, meta
 
@@ -247,8 +308,10 @@ def pending(recipe: Recipe, out: Path) -> list[tuple[Split, int]]:
 def describe(recipe: Recipe, voices: Sequence[Voice]) -> dict[str, Any]:
     """The recipe plus the voices of each split: what recipe.json records. The voices matter
     because utterances are drawn from the installed ones."""
-    splits = split_voices(voices)
+    splits = recipe.split_voices(voices)
     described = {**recipe.to_json(), "voices": {s: [v.id for v in splits[s]] for s in SPLITS}}
+    if recipe.recordings:  # a corpus that grew (or lost takes) is another dataset
+        described["takes"] = len(recorded_speech.find_takes(recipe.recordings))
     return json.loads(json.dumps(described))  # tuples as lists, as read back
 
 
@@ -257,6 +320,7 @@ ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
     "espeak-ng": ("espeak-ng",), "espeak-ng-klatt": ("espeak-ng",),
     "festival-diphone": ("festival", "festvox-"), "festival-hts": ("festival", "festvox-"),
     "freetts": ("freetts",), "mbrola": ("mbrola", "espeak-ng"), "pico": ("libttspico",),
+    RECORDED: (),
 }
 
 
@@ -289,8 +353,8 @@ def _check_recipe(described: dict[str, Any], out: Path) -> None:
         # compared where both record a package: one of an engine this recipe does not use
         # (recorded by an earlier version of this code), or none (older still), is not
         recorded = stored.get("packages", {})
-        old = describe(Recipe.from_json(stored), ()) | {
-            "voices": stored["voices"],
+        old = json.loads(json.dumps(Recipe.from_json(stored).to_json())) | {
+            "voices": stored["voices"], "takes": stored.get("takes"),
             "packages": {k: recorded.get(k, v) for k, v in now.items()}}
         counts = ("n_train", "n_test")
         differs = [k for k in described if k not in counts and old.get(k) != described[k]]
@@ -313,7 +377,7 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     # Looked up once, here: the workers draw from the voices recipe.json records, even if an
     # engine is installed while they run.
     voices = recipe.voices()
-    splits = split_voices(voices)
+    splits = recipe.split_voices(voices)
     for split in SPLITS:
         if recipe.count(split) and not splits[split]:
             held_out = sorted({voice.split("/")[0] for voice in TEST_VOICES})
@@ -351,7 +415,8 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
         engines.append(meta["engine"])
         names.append(meta["voice"])
         noises.append(meta["augment"].get("noise", "none"))
-        settings.append(json.dumps({"prosody": meta["prosody"], "augment": meta["augment"]}))
+        settings.append(json.dumps({k: meta[k] for k in ("prosody", "augment", "take")
+                                    if k in meta}))
     voice_ids = [v.id for v in recipe.voices()]  # sorted: the same ids in both splits
     speaker = [voice_ids.index(f"{e}/{n}") for e, n in zip(engines, names, strict=True)]
     path = out / f"{split}.h5"

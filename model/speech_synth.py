@@ -34,8 +34,9 @@ import numpy as np
 from model.cochlea import read_audio
 
 Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
-                 "mbrola", "pico"]
-# Appended, never reordered: a dataset's engines take turns in this order.
+                 "mbrola", "pico", "recorded"]
+# The synthesisers. Appended, never reordered: a dataset's engines take turns in this order,
+# then ``recorded`` (real speakers' takes: model/recorded_speech.py, speech_data.RECORDED).
 ENGINES: tuple[Engine, ...] = (
     "espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts", "mbrola",
     "pico",

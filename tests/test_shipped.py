@@ -90,7 +90,7 @@ def test_cochlea_card_matches_a_fresh_evaluation_on_regenerated_test_recordings(
 
     ckpt = checkpoint.load(ROOT / "checkpoints" / "digits-cochlea")
     described = ckpt.card.provenance["data"]["recipe"]
-    voices = sd.split_voices(available_voices())
+    voices = sd.Recipe().split_voices(available_voices())
     if [v.id for v in voices["test"]] != described["voices"]["test"]:
         pytest.skip("the installed voices differ from the recipe's; install the speech engines "
                     "with .ci/run's apt-get line")

@@ -66,7 +66,7 @@ def test_every_engine_speaks_every_language_in_every_orthography(voices) -> None
 
 
 def test_test_voices_are_never_training_voices(voices) -> None:
-    splits = sd.split_voices(voices)
+    splits = SMALL.split_voices(voices)
     assert not set(splits["train"]) & set(splits["test"])
     assert set(splits["train"]) | set(splits["test"]) == set(voices)
     assert {v.engine for v in splits["train"]} == set(speech_synth.ENGINES)
@@ -115,13 +115,13 @@ def test_espeak_variants_one_setting_apart_are_one_speaker(voices) -> None:
 
 def test_a_newly_installed_voice_trains_and_moves_no_other_voice(voices) -> None:
     newcomer = speech_synth.Voice("festival-diphone", "aaa_new_diphone")
-    before, after = sd.split_voices(voices), sd.split_voices((newcomer, *voices))
+    before, after = SMALL.split_voices(voices), SMALL.split_voices((newcomer, *voices))
     assert after["test"] == before["test"]
     assert set(after["train"]) == {newcomer, *before["train"]}
 
 
 def test_utterances_cycle_engines_and_all_20_labels(voices) -> None:
-    train = sd.split_voices(voices)["train"]
+    train = SMALL.split_voices(voices)["train"]
     n = len(speech_synth.ENGINES) * 20
     utts = [sd.utterance(SMALL, "train", i, train) for i in range(n)]
     assert {(u.voice.engine, u.label) for u in utts} == {
@@ -140,7 +140,7 @@ def test_generate_writes_shd_files_with_labels_keys_and_sources(generated: Path,
             assert ds.keys[0] == "zero" and ds.keys[10] == "null" and ds.keys[19] == "neun"
             engines, names = ds.extra("engine"), ds.extra("voice")
             expect = [
-                sd.utterance(SMALL, split, i, sd.split_voices(voices)[split]) for i in range(n)
+                sd.utterance(SMALL, split, i, SMALL.split_voices(voices)[split]) for i in range(n)
             ]
             assert list(ds.labels) == [u.label for u in expect]
             assert list(engines) == [u.voice.engine for u in expect]
@@ -278,7 +278,7 @@ def test_a_lower_vocal_tract_factor_lowers_the_spectrum(voices) -> None:
 
 def test_warped_speakers_are_espeak_training_utterances_and_change_nothing_else(voices) -> None:
     plain, warped = sd.Recipe(), sd.Recipe(formant_range=(0.85, 1.2), formant_jitter=0.06)
-    splits = sd.split_voices(voices)
+    splits = SMALL.split_voices(voices)
     for split in sd.SPLITS:
         for i in range(40):
             a = sd.utterance(plain, split, i, splits[split])
@@ -309,7 +309,7 @@ def test_a_recipe_can_keep_to_some_engines(voices) -> None:
     recipe = dataclasses.replace(SMALL, engines=("espeak-ng", "freetts"))
     assert {v.engine for v in recipe.voices()} == {"espeak-ng", "freetts"}
     assert set(recipe.voices()) == {v for v in voices if v.engine in recipe.engines}
-    picked = {sd.utterance(recipe, "train", i, sd.split_voices(recipe.voices())["train"]).voice
+    picked = {sd.utterance(recipe, "train", i, recipe.split_voices(recipe.voices())["train"]).voice
               for i in range(12)}
     assert {v.engine for v in picked} == {"espeak-ng", "freetts"}
     assert sd.Recipe.from_json(sd.describe(recipe, recipe.voices())) == recipe

@@ -1,0 +1,82 @@
+"""Recorded speakers for the spoken-digits dataset: real people's takes of the words.
+
+Synthesisers alone do not teach a network speech (docs/results/spoken-digits.md); recorded
+speakers are the missing ingredient. Two layouts are read, anywhere under a root folder:
+
+- ``<digit>_<speaker>_<n>.<ext>``: the Free Spoken Digit Dataset's and AudioMNIST's naming
+  (English digits 0-9, so labels 0-9);
+- ``<speaker>/<key>/<file>.<ext>``: a folder per speaker holding a folder per class key
+  (SHD's keys: ``zero`` ... ``nine``, ``null`` ... ``neun``, ``fuenf`` for fünf), for any
+  recordings of your own, German included.
+
+A *take* is one file; a speaker is a voice of the ``recorded`` engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from pathlib import Path
+
+from model.audio_folder import AUDIO_SUFFIXES
+from model.errors import InputError
+from model.speech_synth import KEYS
+
+# FSDD: recordings/7_jackson_32.wav; AudioMNIST: data/01/0_01_0.wav
+_NAMED = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[^_/]+)_(?P<n>[0-9]+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Take:
+    """One recorded word: ``path`` relative to the recordings root, its label and speaker."""
+
+    path: str
+    label: int
+    speaker: str
+
+
+@functools.cache
+def find_takes(root: str) -> tuple[Take, ...]:
+    """Every take under ``root`` (see the module's layouts), sorted by path.
+
+    Raises InputError when ``root`` is not a folder, holds no take, or a folder of the
+    speaker layout is not a class key (a misspelt class must not vanish from the data).
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise InputError(f"recordings {root!r} is not a directory")
+    takes = []
+    for file in sorted(base.rglob("*")):
+        if file.suffix.lower() not in AUDIO_SUFFIXES or not file.is_file():
+            continue
+        relative = file.relative_to(base)
+        if named := _NAMED.match(file.stem):
+            takes.append(Take(str(relative), int(named["digit"]), named["speaker"]))
+        elif len(relative.parts) >= 3:
+            key, speaker = relative.parts[-2], relative.parts[-3]
+            if key not in KEYS:
+                raise InputError(f"{file}: folder {key!r} is not a class key; the classes are "
+                                 f"{', '.join(KEYS)}")
+            takes.append(Take(str(relative), KEYS.index(key), speaker))
+    if not takes:
+        raise InputError(f"no recorded takes under {root}: name files <digit>_<speaker>_<n>.wav "
+                         "(FSDD, AudioMNIST) or put them in <speaker>/<class key>/ folders")
+    return tuple(takes)
+
+
+def speakers(root: str) -> tuple[str, ...]:
+    """The speakers of ``root``'s takes, sorted."""
+    return tuple(sorted({t.speaker for t in find_takes(root)}))
+
+
+def takes_of(root: str, speaker: str, label: int) -> tuple[Take, ...]:
+    """``speaker``'s takes of word ``label``, sorted by path (empty if none)."""
+    return tuple(t for t in find_takes(root) if t.speaker == speaker and t.label == label)
+
+
+def labels_of(root: str, speakers_: tuple[str, ...]) -> tuple[int, ...]:
+    """The labels every one of ``speakers_`` recorded, sorted: the words an utterance of the
+    recorded engine can be."""
+    said = [{t.label for t in find_takes(root) if t.speaker == s} for s in speakers_]
+    return tuple(sorted(set.intersection(*said))) if said else ()
