@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 import soundfile
 
-from model.checkpoint import ModelCard, load, read_card, save
-from model.network import init_params
-from model.spec import InputSpec, preset_config
+from model.checkpoint import load, read_card
 from model.speech_synth import ENGLISH, KEYS
 from scripts.real_speaker import main, score
 
@@ -26,15 +23,6 @@ def digits(tmp_path: Path) -> Path:
         burst = sum(np.sin(2 * np.pi * f * t) for f in range(200 + 300 * n, 600 + 300 * n, 100))
         soundfile.write(folder / f"{n}.wav", 0.1 * burst, 8000)
     return folder
-
-
-@pytest.fixture
-def ckpt(tmp_path: Path) -> Path:
-    spec = InputSpec(sensor="cochlea", dt_us=4000, channels=16)
-    cfg = preset_config("tiny", n_in=spec.features, n_classes=len(KEYS))
-    save(tmp_path / "ckpt", ModelCard(name="t", architecture=cfg, input=spec, labels=list(KEYS)),
-         init_params(jax.random.PRNGKey(0), cfg))
-    return tmp_path / "ckpt"
 
 
 def test_every_word_is_scored_under_every_seed(digits: Path, ckpt: Path) -> None:
