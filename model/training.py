@@ -133,6 +133,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
     train_step = make_train_step(cfg, optimizer, run.scan)
     evaluate = make_eval_step(cfg, run.scan)
     base_key = jax.random.PRNGKey(tc.seed + 1)
+    fingerprint = _fingerprint(run)  # hashes every recording's length: once, not per epoch
     for epoch in range(start_epoch, tc.epochs):
         rng = np.random.default_rng([tc.seed, epoch])  # resumable: each epoch has its own
         t_start = time.perf_counter()
@@ -167,7 +168,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
         partial.write_bytes(serialization.msgpack_serialize({
             "params": serialization.to_state_dict(params),
             "opt_state": serialization.to_state_dict(opt_state),
-            "epoch": epoch + 1, "run": _fingerprint(run)}))
+            "epoch": epoch + 1, "run": fingerprint}))
         os.replace(partial, run.out / TRAIN_STATE_FILE)
     return params
 
