@@ -74,9 +74,3 @@ def takes_of(root: str, speaker: str, label: int) -> tuple[Take, ...]:
     """``speaker``'s takes of word ``label``, sorted by path (empty if none)."""
     return tuple(t for t in find_takes(root) if t.speaker == speaker and t.label == label)
 
-
-def labels_of(root: str, speakers_: tuple[str, ...]) -> tuple[int, ...]:
-    """The labels every one of ``speakers_`` recorded, sorted: the words an utterance of the
-    recorded engine can be."""
-    said = [{t.label for t in find_takes(root) if t.speaker == s} for s in speakers_]
-    return tuple(sorted(set.intersection(*said))) if said else ()
