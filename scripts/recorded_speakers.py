@@ -2,11 +2,11 @@
 layouts of ``model/recorded_speech.py`` (the Free Spoken Digit Dataset's and AudioMNIST's
 ``<digit>_<speaker>_<n>.wav``, or ``<speaker>/<class key>/`` folders).
 
-Each take is prepared as every training word was and encoded by the cochlea (take i's spike
-stage draws from ``(seed, i)``), then classified. SHD's classes hold every digit twice, in
-English and German, often alike (four/vier, nine/neun): ``digit_accuracy`` also counts the
-right digit in the other language. Speakers a checkpoint trained on are marked, since their
-accuracy says nothing about unseen voices.
+Each take is prepared as every training word was and encoded by the cochlea (the spike stage
+of the corpus's i-th take draws from ``(seed, i)``), then classified. SHD's classes hold every
+digit twice, in English and German, often alike (four/vier, nine/neun): ``digit_accuracy``
+also counts the right digit in the other language. Speakers a checkpoint trained on are
+marked, since their accuracy says nothing about unseen voices.
 
     git clone https://github.com/Jakobovski/free-spoken-digit-dataset data/fsdd
     python scripts/recorded_speakers.py --checkpoint checkpoints/digits-cochlea \\
@@ -21,6 +21,7 @@ import multiprocessing
 import shlex
 import sys
 import tempfile
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,15 @@ from model.recorded_speech import Take, find_takes
 from model.speech_synth import KEYS
 
 
-def chosen_takes(root: str, per_word: int | None) -> list[Take]:
-    """The first ``per_word`` takes (by path) of each speaker's word; all when None."""
+def chosen_takes(root: str, per_word: int | None,
+                 speakers: Sequence[str] = ()) -> list[Take]:
+    """The first ``per_word`` takes (by path) of each speaker's word (all when None), of
+    ``speakers`` only where named."""
     seen: dict[tuple[str, int], int] = {}
     chosen = []
     for take in find_takes(root):
+        if speakers and take.speaker not in speakers:
+            continue
         key = (take.speaker, take.label)
         seen[key] = seen.get(key, 0) + 1
         if per_word is None or seen[key] <= per_word:
@@ -52,15 +57,20 @@ def _encode(job: tuple[int, str], root: str, seed: int, channels: int) -> np.nda
     return encode_file(Path(root) / path, np.random.default_rng([seed, index]), channels)
 
 
-def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None, seed: int = 0,
-          workers: int = 2) -> dict[str, Any]:
-    """Accuracy over all takes and per speaker, with each speaker's confusions."""
+def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None,
+          speakers: Sequence[str] = (), seed: int = 0, workers: int = 2) -> dict[str, Any]:
+    """Accuracy over all takes (of ``speakers`` where named) and per speaker, with each
+    speaker's confusions."""
     channels = ckpt.card.input.channels
     if ckpt.card.input.sensor != "cochlea" or channels is None:
         raise SystemExit(f"{ckpt.path} takes {ckpt.card.input.sensor} events, not cochlea spikes")
-    takes = chosen_takes(root, per_word)
+    takes = chosen_takes(root, per_word, speakers)
+    if not takes:
+        raise SystemExit(f"no takes of {', '.join(speakers)} in {root}")
     encode = partial(_encode, root=root, seed=seed, channels=channels)
-    jobs = list(enumerate(t.path for t in takes))
+    # by its place in the whole corpus: a take's spikes do not depend on what else is scored
+    place = {take: i for i, take in enumerate(find_takes(root))}
+    jobs = [(place[t], t.path) for t in takes]
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:  # numba and fork
             events = pool.map(encode, jobs, chunksize=8)
@@ -73,9 +83,9 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
             predicted = predict(ckpt.params, ckpt.cfg, ckpt.card.input,
                                 load_as_trained(ds, ckpt.card)).predicted
     trained_on = set(_trained_speakers(ckpt.card))
-    speakers: dict[str, dict[str, Any]] = {}
+    scored: dict[str, dict[str, Any]] = {}
     for take, p in zip(takes, predicted, strict=True):
-        s = speakers.setdefault(take.speaker, {"takes": 0, "right": 0, "right_digit": 0,
+        s = scored.setdefault(take.speaker, {"takes": 0, "right": 0, "right_digit": 0,
                                                "heard_in_training": take.speaker in trained_on,
                                                "confusions": {}})
         s["takes"] += 1
@@ -84,18 +94,18 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
         if int(p) != take.label:
             pair = f"{KEYS[take.label]}->{ckpt.card.labels[int(p)]}"
             s["confusions"][pair] = s["confusions"].get(pair, 0) + 1
-    for s in speakers.values():
+    for s in scored.values():
         s["accuracy"] = s["right"] / s["takes"]
         s["digit_accuracy"] = s["right_digit"] / s["takes"]
         s["confusions"] = dict(sorted(s["confusions"].items(), key=lambda kv: -kv[1])[:5])
-    unseen = [s for s in speakers.values() if not s["heard_in_training"]]
+    unseen = [s for s in scored.values() if not s["heard_in_training"]]
     return {
         "checkpoint": str(ckpt.path), "recordings": root, "takes": len(takes),
         "takes_per_word": per_word, "seed": seed,
-        "accuracy": sum(s["right"] for s in speakers.values()) / len(takes),
+        "accuracy": sum(s["right"] for s in scored.values()) / len(takes),
         "unseen_speakers_accuracy": (sum(s["right"] for s in unseen)
                                      / sum(s["takes"] for s in unseen)) if unseen else None,
-        "speakers": speakers,
+        "speakers": scored,
     }
 
 
@@ -113,6 +123,7 @@ def main() -> None:
     ap.add_argument("--recordings", type=Path, required=True, help="folder of recorded takes")
     ap.add_argument("--takes-per-word", type=int, help="only each speaker's first N takes of a "
                                                        "word (default: all)")
+    ap.add_argument("--speakers", nargs="+", default=(), help="only these speakers' takes")
     ap.add_argument("--seed", type=int, default=0, help="seed of the cochlea's spike stage")
     ap.add_argument("--workers", type=int, default=2, help="encoding processes")
     ap.add_argument("--json", type=Path, help="also write the result here")
@@ -120,8 +131,8 @@ def main() -> None:
                     help="record the result in the checkpoint's model.json (`recorded_speakers`)")
     args = ap.parse_args()
     ckpt = checkpoint.load(args.checkpoint)
-    result = score(ckpt, str(args.recordings), per_word=args.takes_per_word, seed=args.seed,
-                   workers=args.workers)
+    result = score(ckpt, str(args.recordings), per_word=args.takes_per_word,
+                   speakers=args.speakers, seed=args.seed, workers=args.workers)
     for name, s in result["speakers"].items():
         mark = " (heard in training)" if s["heard_in_training"] else ""
         print(f"{name:>12}: {s['accuracy']:6.1%} of {s['takes']} takes (right digit "

@@ -36,6 +36,7 @@ def test_takes_per_word_keeps_each_speakers_first_takes(takes: Path) -> None:
     assert {t.path for t in chosen if t.speaker == "bob" and t.label == 1} == {
         "1_bob_0.wav", "1_bob_1.wav"}
     assert len(chosen_takes(str(takes), None)) == 18
+    assert {t.speaker for t in chosen_takes(str(takes), None, ["bob"])} == {"bob"}
 
 
 @pytest.mark.parametrize(("shift", "accuracy"), [(0, 1.0), (10, 0.0)])
@@ -82,3 +83,8 @@ def test_the_card_records_the_result(takes: Path, ckpt: Path,
     again = score(load(ckpt), str(takes), per_word=1, workers=1)
     assert recorded["accuracy"] == again["accuracy"]  # seeded: the same spikes every run
     assert "--update-card" in recorded["command"]
+
+
+def test_naming_no_speaker_of_the_corpus_is_an_error(takes: Path, ckpt: Path) -> None:
+    with pytest.raises(SystemExit, match="no takes of zed"):
+        score(load(ckpt), str(takes), speakers=["zed"], workers=1)
