@@ -37,6 +37,18 @@ if dpkg -s asterisk-core-sounds-en-wav >/dev/null 2>&1 \
 else
     echo "skipped the real-speaker check: apt-get install asterisk-core-sounds-en-wav first" >&2
 fi
+# Six recorded speakers (the Free Spoken Digit Dataset, v1.0.10: English digits, 8 kHz), 20
+# takes of each word; skipped where it cannot be cloned.
+FSDD=data/fsdd
+[ -d $FSDD ] || git clone --quiet --depth 1 --branch v1.0.10 \
+    https://github.com/Jakobovski/free-spoken-digit-dataset $FSDD || true
+if [ -d $FSDD/recordings ]; then
+    .venv/bin/python scripts/recorded_speakers.py --checkpoint checkpoints/digits-cochlea \
+        --recordings $FSDD/recordings --takes-per-word 20 \
+        --json checkpoints/digits-cochlea/recorded_speakers.json --update-card
+else
+    echo "skipped the recorded-speakers check: clone FSDD into $FSDD first" >&2
+fi
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
     --out samples/digits-cochlea --per-class 1 --max-events 8000
 .venv/bin/python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \
