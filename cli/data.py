@@ -81,8 +81,9 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
     # Not argparse choices: the engine list lives with the synthesisers, which `s5rf` must
     # not import to start.
     p.add_argument("--engines", nargs="+", default=(), metavar="ENGINE",
-                   help="only these engines' voices (default: every installed one), e.g. "
-                        "espeak-ng freetts mbrola")
+                   help="only these engines' voices (default: every installed synthesiser), "
+                        "e.g. espeak-ng freetts mbrola; `recorded` alone: only the speakers of "
+                        "--recordings")
     p.add_argument("--recordings", type=Path,
                    help="real speakers too: a folder of recorded takes, named "
                         "<digit>_<speaker>_<n>.wav (the Free Spoken Digit Dataset, AudioMNIST) "
