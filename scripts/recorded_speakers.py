@@ -86,8 +86,8 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
     scored: dict[str, dict[str, Any]] = {}
     for take, p in zip(takes, predicted, strict=True):
         s = scored.setdefault(take.speaker, {"takes": 0, "right": 0, "right_digit": 0,
-                                               "heard_in_training": take.speaker in trained_on,
-                                               "confusions": {}})
+                                             "heard_in_training": take.speaker in trained_on,
+                                             "confusions": {}})
         s["takes"] += 1
         s["right"] += int(p) == take.label
         s["right_digit"] += int(p) % 10 == take.label % 10  # German = English + 10
