@@ -70,7 +70,13 @@ def speakers(root: str) -> tuple[str, ...]:
     return tuple(sorted({t.speaker for t in find_takes(root)}))
 
 
-def takes_of(root: str, speaker: str, label: int) -> tuple[Take, ...]:
-    """``speaker``'s takes of word ``label``, sorted by path (empty if none)."""
-    return tuple(t for t in find_takes(root) if t.speaker == speaker and t.label == label)
+@functools.cache
+def words(root: str, speaker: str) -> dict[int, tuple[Take, ...]]:
+    """``speaker``'s takes by the word's label: only the words they recorded, each word's
+    takes sorted by path. Cached: the generator asks for every recorded utterance."""
+    by_label: dict[int, list[Take]] = {}
+    for take in find_takes(root):
+        if take.speaker == speaker:
+            by_label.setdefault(take.label, []).append(take)
+    return {label: tuple(takes) for label, takes in sorted(by_label.items())}
 

@@ -199,13 +199,12 @@ def _recorded_utterance(recipe: Recipe, split: Split, index: int, n_engines: int
     """A recorded speaker's utterance: the label cycles over the words the split's speakers
     recorded, then a speaker who said it and one of their takes are drawn. Its prosody is
     the default: speed and pitch vary by augmentation alone."""
-    said = {v: {t.label for t in recorded_speech.find_takes(recipe.recordings)
-                if t.speaker == v.name} for v in speakers}
+    said = {v: recorded_speech.words(recipe.recordings, v.name) for v in speakers}
     labels = sorted(set().union(*said.values()))
     label = labels[(index // n_engines) % len(labels)]
     mine = [v for v in speakers if label in said[v]]
     voice = mine[int(rng.integers(len(mine)))]
-    takes = recorded_speech.takes_of(recipe.recordings, voice.name, label)
+    takes = said[voice][label]
     return Utterance(split, index, label, voice, Prosody(),
                      takes[int(rng.integers(len(takes)))].path)
 

@@ -43,8 +43,9 @@ def test_fsdd_and_audiomnist_names_give_label_and_speaker(fsdd: Path, tmp_path: 
     takes = rs.find_takes(str(fsdd))
     assert len(takes) == 24 and rs.speakers(str(fsdd)) == ("ann", "bob", "cy")
     assert rs.Take("recordings/3_bob_1.wav", 3, "bob") in takes
-    assert [t.path for t in rs.takes_of(str(fsdd), "cy", 2)] == [
+    assert [t.path for t in rs.words(str(fsdd), "cy")[2]] == [
         "recordings/2_cy_0.wav", "recordings/2_cy_1.wav"]
+    assert list(rs.words(str(fsdd), "cy")) == [0, 1, 2, 3]
     _word(tmp_path / "data" / "07" / "9_07_12.wav", 9, 7)  # AudioMNIST: data/<speaker>/
     assert rs.find_takes(str(tmp_path)) == (rs.Take("data/07/9_07_12.wav", 9, "07"),)
 
@@ -86,7 +87,7 @@ def test_held_out_speakers_are_test_voices_and_labels_cycle_their_words(fsdd: Pa
     utts = [sd.utterance(recipe, "train", i, splits["train"]) for i in range(8)]
     assert [u.label for u in utts] == [0, 1, 2, 3, 0, 1, 2, 3]  # the words they recorded
     for u in utts:
-        assert u.take in {t.path for t in rs.takes_of(str(fsdd), u.voice.name, u.label)}
+        assert u.take in {t.path for t in rs.words(str(fsdd), u.voice.name)[u.label]}
         assert u.prosody == sd.Prosody()  # augmentation alone varies speed and pitch
 
 
