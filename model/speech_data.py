@@ -371,8 +371,6 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     """Make every missing recording with ``workers`` processes, yielding (done, total) as
     they finish; then write train.h5, test.h5 and recipe.json."""
     out = Path(out)
-    for split in SPLITS:
-        (out / "cache" / split).mkdir(parents=True, exist_ok=True)
     # Looked up once, here: the workers draw from the voices recipe.json records, even if an
     # engine is installed while they run.
     voices = recipe.voices()
@@ -386,6 +384,8 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
                              "add an engine that has one")
     described = describe(recipe, voices) | {
         "packages": package_versions(sorted({v.engine for v in voices}))}
+    for split in SPLITS:  # only once the recipe is known to be good: a refusal leaves nothing
+        (out / "cache" / split).mkdir(parents=True, exist_ok=True)
     _check_recipe(described, out)
     jobs = [(recipe, out, s, i, splits[s]) for s, i in pending(recipe, out)]
     yield 0, len(jobs)

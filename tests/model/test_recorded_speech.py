@@ -91,11 +91,13 @@ def test_held_out_speakers_are_test_voices_and_labels_cycle_their_words(fsdd: Pa
         assert u.prosody == sd.Prosody()  # augmentation alone varies speed and pitch
 
 
-def test_an_unknown_held_out_speaker_or_no_recordings_is_an_error(fsdd: Path) -> None:
+def test_an_unknown_held_out_speaker_or_no_recordings_is_refused_leaving_nothing(
+        fsdd: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"held-out speakers \['zed'\] have no take"):
-        _recipe(fsdd, recorded_test=("zed",)).voices()
+        list(sd.generate(_recipe(fsdd, recorded_test=("zed",)), tmp_path / "d"))
     with pytest.raises(ValueError, match="recorded speakers need a folder of recordings"):
-        _recipe(fsdd, recordings="").voices()
+        list(sd.generate(_recipe(fsdd, recordings=""), tmp_path / "d"))
+    assert not (tmp_path / "d").exists()
 
 
 def test_recorded_speakers_take_their_turn_after_the_synthesisers(
