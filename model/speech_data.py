@@ -380,8 +380,11 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
             held_out = sorted({voice.split("/")[0] for voice in TEST_VOICES})
             raise InputError(f"none of the voices of {', '.join(recipe.engines) or 'the engines'}"
                              f" is a {split} "
-                             f"voice (the held-out test voices are of {', '.join(held_out)}); "
-                             "add an engine that has one")
+                             f"voice (the held-out test voices are of {', '.join(held_out)}"
+                             + (", and the recorded speakers of --recorded-test"
+                                if recipe.recordings else "")
+                             + "); add an engine that has one"
+                             + (" or hold a recorded speaker out" if recipe.recordings else ""))
     described = describe(recipe, voices) | {
         "packages": package_versions(sorted({v.engine for v in voices}))}
     for split in SPLITS:  # only once the recipe is known to be good: a refusal leaves nothing

@@ -97,6 +97,9 @@ def test_an_unknown_held_out_speaker_or_no_recordings_is_refused_leaving_nothing
         list(sd.generate(_recipe(fsdd, recorded_test=("zed",)), tmp_path / "d"))
     with pytest.raises(ValueError, match="recorded speakers need a folder of recordings"):
         list(sd.generate(_recipe(fsdd, recordings=""), tmp_path / "d"))
+    with pytest.raises(ValueError, match=r"none of the voices of recorded is a test voice .*"
+                                         r"or hold a recorded speaker out"):
+        list(sd.generate(_recipe(fsdd, recorded_test=()), tmp_path / "d"))
     assert not (tmp_path / "d").exists()
 
 
