@@ -12,6 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--filter", help="keep samples by metadata, e.g. engine==festival-hts")
+    p.add_argument("--by", action="append", default=[], metavar="FIELD",
+                   help="also report the accuracy per value of this metadata field, e.g. "
+                        "engine or voice (repeatable)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from model import checkpoint
     from model.batching import select
     from model.datasets import open_dataset
+    from model.errors import InputError
     from model.evaluation import data_fits_model, evaluate, load_as_trained
     from model.plots import plot_confusion, plot_early_accuracy
 
@@ -37,10 +41,15 @@ def run(args: argparse.Namespace) -> int:
     spec = ckpt.card.input
     ds = open_dataset(args.data)
     data_fits_model(ds, ckpt.card)
-    select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
+    kept = select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
+    if unknown := sorted(set(args.by) - set(ds.extra_fields())):
+        raise InputError(f"--by {', '.join(unknown)}: no such metadata field; {ds.path} has "
+                         f"{', '.join(ds.extra_fields()) or 'none'}")
+    groups = {field: ds.extra(field)[kept].astype(str) for field in args.by}
     with progress_bar() as bar:
         data = load_as_trained(ds, ckpt.card, args.filter, tracker(bar, f"binning {ds.path}"))
-    metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size)
+    metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
+                       groups=groups)
     metrics["command"] = args.command_line
     metrics["commit"] = git_commit()
     metrics["machine"] = machine()
@@ -64,4 +73,7 @@ def run(args: argparse.Namespace) -> int:
               f"(dense MACs {metrics['dense_macs_per_sample']:.3g})")
         print("accuracy after seeing " + ", ".join(
             f"{float(f):.0%}: {a:.3f}" for f, a in metrics["accuracy_vs_fraction_seen"].items()))
+        for field, by_value in metrics["accuracy_by"].items():
+            for value, m in by_value.items():
+                print(f"{field} {value}: accuracy {m['accuracy']:.4f} on {m['samples']} samples")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,8 +104,14 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
 
 def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
              labels: Sequence[str], batch_size: int = 64,
-             scan: ScanMethod = "sequential") -> dict[str, Any]:
-    """Run the offline path over ``data`` and measure everything the model card reports."""
+             scan: ScanMethod = "sequential",
+             groups: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Run the offline path over ``data`` and measure everything the model card reports.
+
+    ``groups`` maps a metadata field to each sample's value of it, str (N,) (e.g. the
+    engine that spoke it): the accuracy is then also reported per value, under
+    ``accuracy_by[field][value]``.
+    """
     p = predict(params, cfg, spec, data, batch_size, scan)
     C = cfg.n_classes
     confusion = np.zeros((C, C), np.int64)
@@ -124,4 +130,13 @@ def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
         "mean_spikes_per_sample_per_layer": p.spikes.mean(0).tolist(),
         "synops_per_sample": float(synaptic_ops(p.input_active, p.spikes, cfg).mean()),
         "dense_macs_per_sample": float(dense_macs_per_bin(cfg) * p.bins.mean()),
+        "accuracy_by": {field: accuracy_by(values, p.correct)
+                        for field, values in (groups or {}).items()},
     }
+
+
+def accuracy_by(values: np.ndarray, correct: np.ndarray) -> dict[str, dict[str, float]]:
+    """Samples and accuracy per distinct value of ``values`` (N,), given ``correct`` bool (N,)."""
+    return {str(v): {"samples": int(np.sum(values == v)),
+                     "accuracy": float(np.mean(correct[values == v]))}
+            for v in np.unique(values)}

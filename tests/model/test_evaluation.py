@@ -64,6 +64,21 @@ def test_evaluate_summarises_the_predictions(setup) -> None:
         np.mean(synaptic_ops(p.input_active, p.spikes, cfg)))
     # After the whole recording the running readout decides as the final output does.
     assert metrics["accuracy_vs_fraction_seen"]["1.0"] == pytest.approx(metrics["accuracy"])
+    assert metrics["accuracy_by"] == {}
+
+
+def test_accuracy_by_a_metadata_field_is_the_accuracy_of_each_values_samples(setup) -> None:
+    cfg, params, data = setup
+    correct = predict(params, cfg, SPEC, data).correct
+    speaker = np.array(["ann", "bob", "cy"])[np.arange(37) % 3]
+    metrics = evaluate(params, cfg, SPEC, data, LABELS, groups={"speaker": speaker})
+    by = metrics["accuracy_by"]["speaker"]
+    assert list(by) == ["ann", "bob", "cy"]
+    for k, name in enumerate(by):
+        assert by[name] == {"samples": len(correct[k::3]),
+                            "accuracy": pytest.approx(np.mean(correct[k::3]))}
+    assert sum(m["samples"] * m["accuracy"] for m in by.values()) == pytest.approx(
+        metrics["accuracy"] * 37)
 
 
 def test_synops_of_event_counts_take_one_input_spike_per_active_entry(setup) -> None:

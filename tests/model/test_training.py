@@ -22,7 +22,7 @@ def order_data(tmp_path_factory):
     for name, n in (("train", 512), ("test", 128)):
         events, labels = order_task(n, rng)
         write_shd(root / f"{name}.h5", events, labels, keys=["ab", "ba", "cd", "dc"],
-                  channels=40)
+                  channels=40, extra={"speaker": np.array(["ann", "bob"])[np.arange(n) % 2]})
     (root / "recipe.json").write_text(json.dumps({"task": "order", "seed": 0}))
     return root
 
@@ -126,6 +126,21 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
                  str(order_data / "test.h5"), "--filter", "engine=espeak-ng"]) == 2
     assert "s5rf eval: filter 'engine=espeak-ng' must look like" in capsys.readouterr().err
+
+
+def test_eval_by_a_metadata_field_reports_each_values_accuracy(order_data, tmp_path, capsys):
+    main(train_args(order_data, tmp_path / "ck", 2))
+    capsys.readouterr()
+    eval_args = ["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5")]
+    assert main([*eval_args, "--by", "speaker", "--filter", "speaker!=bob", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["accuracy_by"]["speaker"] == {
+        "ann": {"samples": 64, "accuracy": metrics["accuracy"]}}
+    assert main([*eval_args, "--by", "speaker"]) == 0
+    assert "speaker bob: accuracy" in capsys.readouterr().out
+    assert main([*eval_args, "--by", "engine"]) == 2
+    assert ("--by engine: no such metadata field; " in capsys.readouterr().err)
 
 
 def test_event_augmentation_keeps_events_sorted_and_in_range():
