@@ -173,13 +173,19 @@ def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Gen
     return np.random.default_rng([recipe.seed, SPLITS.index(split), index, stream])
 
 
+def turns(voices: Sequence[Voice]) -> list[Engine]:
+    """The engines of ``voices`` in the order they take turns: utterance ``i`` of a split is
+    spoken by ``turns(voices)[i % len(turns(voices))]``; recorded speakers come last."""
+    return [e for e in (*ENGINES, RECORDED) if any(v.engine == e for v in voices)]
+
+
 def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice]) -> Utterance:
     """The ``index``-th utterance of a split; independent of the split's size, so a larger
     count only adds utterances. Engines take turns (each is equally represented however many
     voices it has) and labels cycle within each engine: all 20 for a synthesiser, the words
     recorded by the split's speakers for the recorded engine."""
     rng = _rng(recipe, split, index, 0)
-    engines = [e for e in (*ENGINES, RECORDED) if any(v.engine == e for v in voices)]
+    engines = turns(voices)
     engine: Engine = engines[index % len(engines)]
     mine = [v for v in voices if v.engine == engine]
     if engine == RECORDED:

@@ -109,6 +109,7 @@ def test_recorded_speakers_take_their_turn_after_the_synthesisers(
     monkeypatch.setattr(sd, "available_voices", lambda: synthetic)
     recipe = _recipe(fsdd, engines=())
     voices = recipe.split_voices(recipe.voices())["train"]
+    assert sd.turns(voices) == ["espeak-ng", "freetts", "recorded"]
     assert [sd.utterance(recipe, "train", i, voices).voice.engine for i in range(6)] == [
         "espeak-ng", "freetts", "recorded"] * 2
 
