@@ -153,6 +153,8 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=count, default=2)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--max-events", type=count, help="skip recordings with more events")
+    p.add_argument("--filter", help="choose among the recordings this keeps, e.g. "
+                                    "engine!=recorded (s5rf eval's syntax)")
     p.set_defaults(func=run_samples)
 
 
@@ -160,6 +162,7 @@ def run_samples(args: argparse.Namespace) -> int:
     import numpy as np
 
     from model import checkpoint
+    from model.batching import select
     from model.binning import bin_recording
     from model.datasets import open_dataset
     from model.errors import InputError
@@ -177,7 +180,7 @@ def run_samples(args: argparse.Namespace) -> int:
         return int(np.argmax(out["log_probs"][0]))
 
     index = export_samples(dataset, args.out, args.per_class, predict, args.seed,
-                           args.max_events)
+                           args.max_events, select(dataset, args.filter))
     if not index:
         raise InputError(f"{args.data} has no recording" + (
             f" of at most {args.max_events} events" if args.max_events else ""))

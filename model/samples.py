@@ -35,17 +35,20 @@ _INDEX = TypeAdapter(list[Sample])
 
 def export_samples(ds: EventDataset, out: Path, per_class: int,
                    predict: Callable[[np.ndarray], int], seed: int = 0,
-                   max_events: int | None = None) -> list[Sample]:
+                   max_events: int | None = None,
+                   among: np.ndarray | None = None) -> list[Sample]:
     """Copy ``per_class`` recordings of every class (seeded choice) from ``ds`` into ``out``,
     recording ``predict(events)`` for each.
 
-    Recordings with more than ``max_events`` events are skipped, to keep the repo small.
+    Only the recordings whose indices are in ``among`` (all when None) are candidates, and
+    those with more than ``max_events`` events are skipped, to keep the repo small.
     """
     rng = np.random.default_rng(seed)
+    candidates = np.arange(len(ds)) if among is None else among
     out.mkdir(parents=True, exist_ok=True)
     index: list[Sample] = []
     for label, name in enumerate(ds.keys):
-        members = rng.permutation(np.flatnonzero(ds.labels == label))
+        members = rng.permutation(np.intersect1d(candidates, np.flatnonzero(ds.labels == label)))
         taken = 0
         for i in members:
             if taken == per_class:

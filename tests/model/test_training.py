@@ -8,6 +8,7 @@ from cli.main import main
 from model import checkpoint
 from model.augment import EventAugment, augment_events, cutmix, mask_time_channels, random_shift
 from model.datasets import write_shd
+from model.samples import read_index
 from model.spec import InputSpec
 from model.synthetic import order_task
 from model.training import read_log
@@ -141,6 +142,19 @@ def test_eval_by_a_metadata_field_reports_each_values_accuracy(order_data, tmp_p
     assert "speaker bob: accuracy" in capsys.readouterr().out
     assert main([*eval_args, "--by", "engine"]) == 2
     assert ("--by engine: no such metadata field; " in capsys.readouterr().err)
+
+
+def test_samples_are_chosen_among_the_recordings_a_filter_keeps(order_data, tmp_path, capsys):
+    main(train_args(order_data, tmp_path / "ck", 1))
+    args = ["data", "samples", "--data", str(order_data / "test.h5"), "--checkpoint",
+            str(tmp_path / "ck"), "--per-class", "3"]
+    assert main([*args, "--out", str(tmp_path / "all")]) == 0
+    assert main([*args, "--out", str(tmp_path / "ann"), "--filter", "speaker==ann"]) == 0
+    capsys.readouterr()
+    sources = {name: [int(s.source.split("[")[1][:-1]) for s in read_index(tmp_path / name)]
+               for name in ("all", "ann")}
+    assert len(sources["ann"]) == 12 and all(i % 2 == 0 for i in sources["ann"])  # ann's
+    assert any(i % 2 for i in sources["all"])
 
 
 def test_event_augmentation_keeps_events_sorted_and_in_range():
