@@ -57,6 +57,14 @@ KEYS = (
     "acht",
     "neun",
 )
+
+
+def same_digit(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Whether labels ``a`` and ``b`` name the same digit in either language (SHD's label
+    k + 10 is the German word for English k: "vier" for "four" is the right digit)."""
+    return np.asarray(a) % 10 == np.asarray(b) % 10
+
+
 # The 20 words (labels 0-19) spelt for a reader of each language's orthography.
 SPELLINGS: dict[str, tuple[str, ...]] = {
     "en": (*ENGLISH,

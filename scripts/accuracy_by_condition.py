@@ -24,6 +24,7 @@ import numpy as np
 from model import checkpoint
 from model.datasets import open_dataset
 from model.evaluation import load_as_trained, predict
+from model.speech_synth import same_digit
 
 # A test on a recording's augmentation settings and its source (``engine`` and ``voice``).
 Conditions = dict[str, Callable[[dict[str, Any], dict[str, str]], bool]]
@@ -59,7 +60,7 @@ def by_condition(ckpt_dir: Path, data_file: Path) -> dict[str, dict[str, float |
         data = load_as_trained(ds, ckpt.card)
     predictions = predict(ckpt.params, ckpt.cfg, ckpt.card.input, data)
     correct = predictions.correct
-    digit = predictions.predicted % 10 == predictions.labels % 10
+    digit = same_digit(predictions.predicted, predictions.labels)
     rules = dict(CONDITIONS)
     for field in ("engine", "voice"):
         rules |= {f"{field} {name}": source_is(field, name)

@@ -29,7 +29,7 @@ from model import checkpoint
 from model.audio_folder import encode_folder
 from model.datasets import open_dataset
 from model.evaluation import load_as_trained, predict
-from model.speech_synth import ENGLISH, KEYS
+from model.speech_synth import ENGLISH, KEYS, same_digit
 
 DIGITS = Path("/usr/share/asterisk/sounds/en_US_f_Allison/digits")
 PACKAGE = "asterisk-core-sounds-en-wav"
@@ -63,8 +63,8 @@ def score(ckpt: checkpoint.Checkpoint, digits: Path, seeds: int) -> dict[str, An
             for (_, label), p in zip(files, predicted, strict=True):
                 words[KEYS[label]].append(ckpt.card.labels[int(p)])
     correct = [p == word for word, preds in words.items() for p in preds]
-    # SHD's German words are its English ones + 10: "vier" for "four" is the right digit.
-    digit = [KEYS.index(p) % 10 == KEYS.index(word) for word, preds in words.items() for p in preds]
+    digit = [same_digit(KEYS.index(p), KEYS.index(word))
+             for word, preds in words.items() for p in preds]
     return {"checkpoint": str(ckpt.path), "speaker": f"{PACKAGE}: {digits}", "seeds": seeds,
             "accuracy": float(np.mean(correct)), "digit_accuracy": float(np.mean(digit)),
             "recordings": len(correct),

@@ -33,7 +33,7 @@ from model.audio_folder import encode_file
 from model.datasets import open_dataset, write_shd
 from model.evaluation import load_as_trained, predict
 from model.recorded_speech import Take, find_takes
-from model.speech_synth import KEYS
+from model.speech_synth import KEYS, same_digit
 
 
 def chosen_takes(root: str, per_word: int | None,
@@ -90,7 +90,7 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
                                              "confusions": {}})
         s["takes"] += 1
         s["right"] += int(p) == take.label
-        s["right_digit"] += int(p) % 10 == take.label % 10  # German = English + 10
+        s["right_digit"] += int(same_digit(p, take.label))
         if int(p) != take.label:
             pair = f"{KEYS[take.label]}->{ckpt.card.labels[int(p)]}"
             s["confusions"][pair] = s["confusions"].get(pair, 0) + 1

@@ -52,6 +52,13 @@ def generated(voices, tmp_path_factory) -> Path:
     return out
 
 
+def test_a_digit_is_the_same_in_either_language() -> None:
+    four, vier = speech_synth.KEYS.index("four"), speech_synth.KEYS.index("vier")
+    assert speech_synth.same_digit(four, vier) and speech_synth.same_digit(vier, vier)
+    np.testing.assert_array_equal(speech_synth.same_digit(np.array([4, 14, 5]), 4),
+                                  [True, True, False])
+
+
 def test_every_engine_speaks_every_language_in_every_orthography(voices) -> None:
     # The first voice of each engine and of each orthography an engine reads (Czech and
     # German spellings have accents; MBROLA's German voices say English words two ways).
