@@ -34,13 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from model.batching import select
     from model.datasets import open_dataset
     from model.errors import InputError
-    from model.evaluation import data_fits_model, evaluate, load_as_trained
+    from model.evaluation import evaluate, load_as_trained
     from model.plots import plot_confusion, plot_early_accuracy
 
     ckpt = checkpoint.load(args.checkpoint)
     spec = ckpt.card.input
     ds = open_dataset(args.data)
-    data_fits_model(ds, ckpt.card)
     kept = select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
     if unknown := sorted(set(args.by) - set(ds.extra_fields())):
         raise InputError(f"--by {', '.join(unknown)}: no such metadata field; {ds.path} has "
