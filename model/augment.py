@@ -91,6 +91,18 @@ def mask_time_channels(bins: np.ndarray, lengths: np.ndarray, rng: np.random.Gen
     return out
 
 
+def shift_and_mask(bins: np.ndarray, lengths: np.ndarray, rng: np.random.Generator,
+                   spec: InputSpec, shift: bool, max_time: int, max_channels: int) -> np.ndarray:
+    """A training batch's bin-level augmentations before CutMix: ``random_shift`` (if
+    ``shift``), then ``mask_time_channels`` (if either span is nonzero), in that order, which
+    fixes what ``rng`` draws. bins (B, T, F), lengths (B,)."""
+    if shift:
+        bins = random_shift(bins, rng, spec)
+    if max_time or max_channels:
+        bins = mask_time_channels(bins, lengths, rng, max_time, max_channels)
+    return bins
+
+
 def cutmix(bins: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """CutMix for sequences: paste a time window from a shuffled partner; targets are mixed

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from flax import serialization
 
-from model.augment import EventAugment, cutmix, mask_time_channels, random_shift
+from model.augment import EventAugment, cutmix, shift_and_mask
 from model.batching import BinnedSet, batches, padded_length
 from model.errors import InputError
 from model.network import Params, advance, init_params, initial_state
@@ -142,7 +142,10 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
                 batches(run.train, tc.batch_size, padded_length(run.train), run.spec, rng,
                         run.aug)):
             targets = np.eye(cfg.n_classes, dtype=np.float32)[labels]
-            x, targets = _augment_bins(run, x, lengths, targets, rng)
+            x = shift_and_mask(x, lengths, rng, run.spec, tc.random_shift, run.mask_time,
+                               run.mask_channels)
+            if tc.cutmix:
+                x, targets = cutmix(x, lengths, targets, rng)
             key = jax.random.fold_in(base_key, epoch * steps_per_epoch + step)
             params, opt_state, loss, logp = train_step(params, opt_state, x, lengths, targets,
                                                        weights, key)
@@ -224,19 +227,6 @@ def _resume(run: TrainRun, optimizer: optax.GradientTransformation,
     kept = [r for r in read_log(run.out) if r["epoch"] <= start_epoch]
     (run.out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
     return params, opt_state, start_epoch
-
-
-def _augment_bins(run: TrainRun, x: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The bin-level augmentations of a training batch: shift, masks, CutMix (in that order,
-    which fixes what ``rng`` draws). x (B, T, F), targets (B, C)."""
-    if run.tc.random_shift:
-        x = random_shift(x, rng, run.spec)
-    if run.mask_time or run.mask_channels:
-        x = mask_time_channels(x, lengths, rng, run.mask_time, run.mask_channels)
-    if run.tc.cutmix:
-        x, targets = cutmix(x, lengths, targets, rng)
-    return x, targets
 
 
 def read_log(out: Path) -> list[dict[str, Any]]:

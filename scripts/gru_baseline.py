@@ -32,9 +32,10 @@ import optax
 
 from cli.flags import count, seed
 from cli.train import add_augment_flags, add_input_flags, input_spec
-from model.augment import EventAugment, mask_time_channels, random_shift
+from model.augment import EventAugment, shift_and_mask
 from model.batching import BinnedSet, batches, load_binned, padded_length
 from model.datasets import open_dataset
+from model.evaluation import accuracy_by
 from model.spec import PRESETS, InputSpec
 
 
@@ -97,10 +98,7 @@ def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
         start, losses = time.perf_counter(), []
         for i, (x, lengths, labels, weights) in enumerate(
                 batches(train, tc.batch_size, padded_length(train), spec, rng, aug)):
-            if tc.random_shift:
-                x = random_shift(x, rng, spec)
-            if mask_time or mask_channels:
-                x = mask_time_channels(x, lengths, rng, mask_time, mask_channels)
+            x = shift_and_mask(x, lengths, rng, spec, tc.random_shift, mask_time, mask_channels)
             params, opt_state, value = step(params, opt_state, x, lengths, labels, weights,
                                             jax.random.fold_in(key, epoch * steps_per_epoch + i))
             losses.append(float(value))
@@ -124,14 +122,6 @@ def predict(net: GRUNet, params: Any, data: BinnedSet, spec: InputSpec,
     out = [np.asarray(_classify(net, params, x, lengths))[weights > 0]
            for x, lengths, _, weights in batches(data, batch_size, padded_length(data), spec)]
     return np.concatenate(out).astype(np.int64)
-
-
-def per_group(predicted: np.ndarray, labels: np.ndarray, groups: np.ndarray
-              ) -> dict[str, dict[str, float | int]]:
-    """Samples and accuracy per value of ``groups`` (an engine or voice per recording)."""
-    return {str(g): {"samples": int((groups == g).sum()),
-                     "accuracy": float(np.mean(predicted[groups == g] == labels[groups == g]))}
-            for g in sorted(set(groups.tolist()))}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -166,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # without augmentation, unlike the running figure `s5rf train` logs
         "train_accuracy": float(np.mean(predict(net, params, train, spec) == train.labels)),
         "train_seconds": sum(r["seconds"] for r in log),
-        "per_engine": per_group(predicted, test.labels, engines) if engines is not None else {},
+        "per_engine": (accuracy_by(engines, predicted == test.labels) if engines is not None
+                       else {}),
         "log": log, "command": "python scripts/gru_baseline.py " + " ".join(
             sys.argv[1:] if argv is None else argv),
     }

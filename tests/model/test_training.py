@@ -58,7 +58,7 @@ def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_d
     assert main(args) == 2
     assert "keys ['w', 'x', 'y', 'z'] in the test file" in capsys.readouterr().err
     assert main([*train_args(order_data, tmp_path / "ck", 1), "--train-filter", "engine==x"]) == 2
-    assert "no metadata field 'engine'; the file has none" in capsys.readouterr().err
+    assert "no metadata field 'engine'; the file has speaker" in capsys.readouterr().err
     assert not (tmp_path / "ck").exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from model.datasets import write_shd
 from model.synthetic import order_task
-from scripts.gru_baseline import _classify, main, per_group
+from scripts.gru_baseline import _classify, main
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,3 @@ def test_the_gru_learns_the_temporal_order_task_and_reports_per_engine(order_fil
     # scored after every epoch: one compilation per padded length (train and test), not per call
     assert _classify._cache_size() <= 2
 
-
-def test_per_group_scores_each_group_on_its_own_recordings() -> None:
-    table = per_group(np.array([0, 1, 1, 2]), np.array([0, 1, 0, 0]),
-                      np.array(["x", "x", "y", "y"]))
-    assert table == {"x": {"samples": 2, "accuracy": 1.0}, "y": {"samples": 2, "accuracy": 0.0}}
