@@ -6,7 +6,14 @@ import pytest
 
 from cli.main import main
 from model import checkpoint
-from model.augment import EventAugment, augment_events, cutmix, mask_time_channels, random_shift
+from model.augment import (
+    EventAugment,
+    augment_events,
+    cutmix,
+    mask_time_channels,
+    random_shift,
+    shift_and_mask,
+)
 from model.datasets import write_shd
 from model.samples import read_index
 from model.spec import InputSpec
@@ -163,6 +170,17 @@ def test_event_augmentation_keeps_events_sorted_and_in_range():
     out = augment_events(events[0], SPEC, aug, np.random.default_rng(2))
     assert 0 < len(out) < len(events[0])
     assert np.all(np.diff(out["t"]) >= 0) and out["channel"].max() < 40
+
+
+def test_shift_and_mask_draws_the_shift_then_the_masks():
+    bins = (np.random.default_rng(0).random((4, 30, 40)) < 0.3).astype(np.float32)
+    lengths = np.array([30, 20, 10, 5])
+    rng = np.random.default_rng(7)
+    assert shift_and_mask(bins, lengths, rng, SPEC, False, 0, 0) is bins  # nothing drawn
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    expected = mask_time_channels(random_shift(bins, a, SPEC), lengths, a, 5, 4)
+    np.testing.assert_array_equal(shift_and_mask(bins, lengths, b, SPEC, True, 5, 4), expected)
+    assert a.random() == b.random()  # the same draws, in the same order
 
 
 def test_cutmix_targets_stay_distributions():
