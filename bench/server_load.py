@@ -23,9 +23,12 @@ this load generator spent per chunk: where a scenario's time goes on a shared bo
 pause`` is the time the server spent in garbage collections during the scenario (from its
 ``/metrics``), when every request waits. The
 naive alternative keeps no state: each chunk re-sends the whole recording so far to
-``/v1/models/NAME/infer`` (useful work counted: only the new bins and events).
+``/v1/models/NAME/infer`` (useful work counted: only the new bins and events). ``--servers``
+adds the same scenarios on stand-ins (bench/stand_ins.py) that split the cost per message:
+the server with a model step that does nothing, and a bare uvicorn app that answers each frame.
 
     python -m bench.server_load [--sessions 1 16 128] [--chunk-ms 20 100 250] [--chunks 10]
+                                [--servers s5rf no-model uvicorn-echo]
 """
 
 from __future__ import annotations
@@ -76,14 +79,20 @@ def recording(seed: int, duration_s: float, rate_hz: float) -> np.ndarray:
     return make_events("cochlea", t=t, channel=rng.integers(0, CHANNELS, n))
 
 
+# The server under load, and the stand-ins that give its floors (bench/stand_ins.py).
+SERVERS = {"s5rf": ["cli.main", "serve"], "no-model": ["bench.stand_ins", "no-model"],
+           "uvicorn-echo": ["bench.stand_ins", "uvicorn-echo"]}
+
+
 @contextlib.contextmanager
-def server(root: Path, port: int, max_sessions: int) -> Iterator[tuple[str, psutil.Process]]:
+def server(kind: str, root: Path, port: int,
+           max_sessions: int) -> Iterator[tuple[str, psutil.Process]]:
     # Room for every session, and for every naive client's /infer at once.
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_WARM_SPIKES": "false",
            "S5RF_MAX_SESSIONS": str(max_sessions),
            "S5RF_MAX_CONCURRENT_INFER": str(max_sessions), "S5RF_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--checkpoints",
-                             str(root), "--port", str(port)], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", *SERVERS[kind], "--checkpoints", str(root),
+                             "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -141,7 +150,9 @@ async def open_session(conn: Connection) -> tuple[str, dict[str, str]]:
 class Clock:
     """When a session sends chunk i: ``start + phase + i * pace`` at sensor pace, else now.
 
-    Every session waits at ``barrier`` (all connections open) before the clock starts."""
+    Every session waits at ``barrier`` (all connections open) before the clock starts, and at
+    it again (every session answered) before it closes: a session closing while others still
+    stream would slow their last chunks with work that is not part of the scenario."""
 
     barrier: asyncio.Barrier
     pace_s: float | None
@@ -151,6 +162,12 @@ class Clock:
     async def begin(self) -> None:
         await self.barrier.wait()
         self.start = time.perf_counter() + self.phase_s
+
+    async def finish(self) -> float:
+        """Now (the session's last answer came), once every session has had its last."""
+        done = time.perf_counter()
+        await self.barrier.wait()
+        return done
 
     async def due(self, i: int) -> float:
         """Wait until chunk i is due; its scheduled time (for flat out: now)."""
@@ -171,7 +188,7 @@ async def http_session(url: str, chunks: list[np.ndarray], clock: Clock,
         t = await clock.due(i)
         await conn.request("POST", f"/v1/sessions/{sid}/events", chunk.tobytes(), headers)
         latencies.append(time.perf_counter() - t)
-    done = time.perf_counter()
+    done = await clock.finish()
     await conn.request("DELETE", f"/v1/sessions/{sid}", headers=auth)
     conn.close()
     return done
@@ -190,7 +207,7 @@ async def ws_session(url: str, chunks: list[np.ndarray], clock: Clock,
             reply = orjson.loads(await ws.recv())
             assert reply["type"] == "result", reply
             latencies.append(time.perf_counter() - t)
-        done = time.perf_counter()
+        done = await clock.finish()
     conn = await Connection.open(url)
     await conn.request("DELETE", f"/v1/sessions/{opened['id']}",
                        headers={"X-Session-Token": opened["token"]})
@@ -208,8 +225,9 @@ async def naive_session(url: str, chunks: list[np.ndarray], clock: Clock,
         await conn.request("POST", f"/v1/models/{NAME}/infer", so_far.tobytes(),
                            {"content-type": "application/octet-stream"})
         latencies.append(time.perf_counter() - t)
+    done = await clock.finish()
     conn.close()
-    return time.perf_counter()
+    return done
 
 
 TRANSPORTS: dict[str, Runner] = {"ws": ws_session, "http": http_session,
@@ -228,6 +246,7 @@ async def drive(url: str, run: Runner, recordings: list[list[np.ndarray]],
         for i, (rec, lat) in enumerate(zip(recordings, latencies, strict=True))))
     await barrier.wait()
     start = time.perf_counter()
+    await barrier.wait()  # the barrier is cyclic: this time, every session's last answer
     ends = await runs
     return np.array(latencies), max(ends) - start
 
@@ -246,6 +265,7 @@ def raw_engine_rate(engine: Engine, n: int, bins_per_chunk: int, features: int) 
 class Bench:
     """One server and one engine; ``measure`` runs a scenario and returns its table row."""
 
+    kind: str  # a key of SERVERS
     url: str
     server: psutil.Process
     engine: Engine
@@ -266,12 +286,12 @@ class Bench:
         recordings = [distinct[i % len(distinct)] for i in range(n)]
         pace_s = chunk_ms / 1e3 if sensor_pace else None
         server_cpu, client_cpu = cpu_seconds(self.server), time.process_time()
-        gc_s = gc_pause_seconds(self.url)
+        gc_s = self.gc_pause_seconds()
         with uvloop_runner() as runner:
             lat, wall = runner.run(drive(self.url, TRANSPORTS[transport], recordings, pace_s))
         server_cpu = cpu_seconds(self.server) - server_cpu
         client_cpu = time.process_time() - client_cpu
-        gc_s = gc_pause_seconds(self.url) - gc_s
+        gc_s = self.gc_pause_seconds() - gc_s
         n_sent = sum(len(rec) for rec in recordings)
         events = sum(len(c) for rec in recordings for c in rec)
         bins = n_sent * chunk_us / DT_US  # 62.5 per 250 ms chunk: bins close as time passes
@@ -282,7 +302,9 @@ class Bench:
         p99 = float(np.percentile(lat, 99))
         ratio = bins / wall / self.raw[n, bins_per_chunk]
         kept_up = p99 <= chunk_ms / 1e3
-        if scenario == "throughput":
+        if self.kind != "s5rf" and scenario != "ramp":  # the targets are the server's
+            verdict = ""
+        elif scenario == "throughput":
             verdict = (f"{ratio / TARGET_RATIO:.2f}x of >= {TARGET_RATIO:g}"
                        if n == 128 and not transport.startswith("naive") else "")
         elif scenario == "latency":
@@ -290,7 +312,7 @@ class Bench:
         else:
             verdict = "kept up" if kept_up else "fell behind"
         row: list[object] = [
-            scenario, transport, n, chunk_ms, "sensor" if sensor_pace else "flat out",
+            self.kind, scenario, transport, n, chunk_ms, "sensor" if sensor_pace else "flat out",
             1e3 * float(np.median(lat)), 1e3 * p99, events / wall, bins / wall, ratio,
             float(np.median(lat[:, -quarter:]) / np.median(lat[:, :quarter])),
             1e3 * server_cpu / n_sent, 1e3 * client_cpu / n_sent, 1e3 * gc_s, verdict]
@@ -299,8 +321,16 @@ class Bench:
         return row, kept_up
 
 
+    def gc_pause_seconds(self) -> float:
+        """The time the server has spent in garbage collections so far (every generation);
+        NaN for the echo stand-in, which keeps no metrics."""
+        if self.kind == "uvicorn-echo":
+            return float("nan")
+        return gc_pause_seconds(self.url)
+
+
 def gc_pause_seconds(url: str) -> float:
-    """The time the server has spent in garbage collections so far (every generation)."""
+    """The time a server has spent in garbage collections so far (every generation)."""
     found = re.findall(r"s5rf_gc_pause_seconds_sum\{[^}]*\} (\S+)",
                        httpx.get(f"{url}/metrics").text)
     if not found:
@@ -341,6 +371,9 @@ def main() -> None:
                     help="real-time WS session counts, in turn until one falls behind")
     ap.add_argument("--ramp-chunk-ms", type=float, default=250.0)
     ap.add_argument("--ramp-chunks", type=int, default=8)
+    ap.add_argument("--servers", nargs="+", default=["s5rf"], choices=list(SERVERS),
+                    help="s5rf, and the stand-ins that give its floors: no-model (the model "
+                         "step does nothing) and uvicorn-echo (a fixed reply per frame)")
     args = ap.parse_args()
     jax.config.update("jax_platforms", "cpu")  # the raw step runs where the server does
 
@@ -350,7 +383,7 @@ def main() -> None:
     spec = InputSpec(sensor="cochlea", dt_us=DT_US, channels=CHANNELS, downsample=DOWNSAMPLE)
     most = max([*args.sessions, args.latency_sessions, *args.ramp])
 
-    rows = []
+    rows: list[list[object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         card = ModelCard(name=NAME, architecture=cfg, input=spec,
                          labels=[str(i) for i in range(CLASSES)])
@@ -360,39 +393,49 @@ def main() -> None:
         engine = build_model(load(Path(tmp) / NAME),
                              Settings(checkpoints=Path(tmp), max_sessions=most)).engine
         engine.warmup()
-        with server(Path(tmp), free_port(), most) as (url, process):
-            bench = Bench(url, process, engine, features, args.rate_hz)
-            for chunk_ms in args.chunk_ms if "throughput" in args.scenarios else []:
-                for n in args.sessions:
-                    for name in args.transports:
-                        if name.startswith("naive") and n > args.naive_max_sessions:
-                            continue
-                        rows.append(bench.measure("throughput", name, n, chunk_ms, args.chunks,
-                                                  False)[0])
-            for name in args.transports if "latency" in args.scenarios else []:
-                if not name.startswith("naive"):
-                    rows.append(bench.measure("latency", name, args.latency_sessions,
-                                              args.latency_chunk_ms, args.chunks, True)[0])
-            kept = 0
-            for n in args.ramp if "ramp" in args.scenarios else []:
-                row, kept_up = bench.measure("ramp", "ws", n, args.ramp_chunk_ms,
-                                             args.ramp_chunks, True)
-                rows.append(row)
-                if not kept_up:
-                    break
-                kept = n
+        kept: dict[str, int] = {}
+        for kind in args.servers:
+            with server(kind, Path(tmp), free_port(), most) as (url, process):
+                bench = Bench(kind, url, process, engine, features, args.rate_hz)
+                kept[kind] = run_scenarios(bench, args, rows)
     print_table(
         f"s5rf serve under load: {args.preset} preset, {features} features, dt "
         f"{DT_US // 1000} ms, {args.rate_hz:g} events/s per sensor, {os.cpu_count()} CPUs "
         f"({jax.default_backend()})",
-        ["scenario", "transport", "sessions", "chunk ms", "pace", "p50 ms", "p99 ms",
+        ["server", "scenario", "transport", "sessions", "chunk ms", "pace", "p50 ms", "p99 ms",
          "events/s", "session-bins/s", "vs raw step", "late/early", "server CPU ms/chunk",
          "client CPU ms/chunk", "GC pause ms", "vs target"], rows)
     print(f"throughput target: >= {TARGET_RATIO:g} of the raw step at 128 sessions; latency "
           f"target: p99 <= {TARGET_P99_S * 1e3:g} ms")
-    if "ramp" in args.scenarios and args.ramp:
-        print(f"real-time WS sessions kept up: {kept} of the {TARGET_SESSIONS} targeted "
-              f"({kept / TARGET_SESSIONS:.2f}x)")
+    for kind, n in kept.items() if "ramp" in args.scenarios and args.ramp else ():
+        print(f"{kind}: real-time WS sessions kept up: {n} of the {TARGET_SESSIONS} targeted "
+              f"({n / TARGET_SESSIONS:.2f}x)")
+
+
+def run_scenarios(bench: Bench, args: argparse.Namespace, rows: list[list[object]]) -> int:
+    """Append the rows of every chosen scenario on one server; returns the most real-time
+    sessions that kept up in the ramp. The echo stand-in speaks only WebSocket."""
+    transports = [t for t in args.transports if bench.kind != "uvicorn-echo" or t == "ws"]
+    for chunk_ms in args.chunk_ms if "throughput" in args.scenarios else []:
+        for n in args.sessions:
+            for name in transports:
+                if name.startswith("naive") and n > args.naive_max_sessions:
+                    continue
+                rows.append(bench.measure("throughput", name, n, chunk_ms, args.chunks,
+                                          False)[0])
+    for name in transports if "latency" in args.scenarios else []:
+        if not name.startswith("naive"):
+            rows.append(bench.measure("latency", name, args.latency_sessions,
+                                      args.latency_chunk_ms, args.chunks, True)[0])
+    kept = 0
+    for n in args.ramp if "ramp" in args.scenarios else []:
+        row, kept_up = bench.measure("ramp", "ws", n, args.ramp_chunk_ms, args.ramp_chunks,
+                                     True)
+        rows.append(row)
+        if not kept_up:
+            break
+        kept = n
+    return kept
 
 
 if __name__ == "__main__":
