@@ -25,10 +25,11 @@ pause`` is the time the server spent in garbage collections during the scenario 
 naive alternative keeps no state: each chunk re-sends the whole recording so far to
 ``/v1/models/NAME/infer`` (useful work counted: only the new bins and events). ``--servers``
 adds the same scenarios on stand-ins (bench/stand_ins.py) that split the cost per message:
-the server with a model step that does nothing, and a bare uvicorn app that answers each frame.
+the server with a model step that does nothing, its stream route answering frames unread, and
+a bare uvicorn app that answers each frame.
 
     python -m bench.server_load [--sessions 1 16 128] [--chunk-ms 20 100 250] [--chunks 10]
-                                [--servers s5rf no-model uvicorn-echo]
+                                [--servers s5rf no-model ws-route uvicorn-echo]
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def recording(seed: int, duration_s: float, rate_hz: float) -> np.ndarray:
 
 # The server under load, and the stand-ins that give its floors (bench/stand_ins.py).
 SERVERS = {"s5rf": ["cli.main", "serve"], "no-model": ["bench.stand_ins", "no-model"],
+           "ws-route": ["bench.stand_ins", "ws-route"],
            "uvicorn-echo": ["bench.stand_ins", "uvicorn-echo"]}
 
 
@@ -373,7 +375,8 @@ def main() -> None:
     ap.add_argument("--ramp-chunks", type=int, default=8)
     ap.add_argument("--servers", nargs="+", default=["s5rf"], choices=list(SERVERS),
                     help="s5rf, and the stand-ins that give its floors: no-model (the model "
-                         "step does nothing) and uvicorn-echo (a fixed reply per frame)")
+                         "step does nothing), ws-route (the stream route answers frames "
+                         "unread) and uvicorn-echo (a bare app, a fixed reply per frame)")
     args = ap.parse_args()
     jax.config.update("jax_platforms", "cpu")  # the raw step runs where the server does
 

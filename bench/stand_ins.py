@@ -6,11 +6,14 @@ frame in and a reply out at all:
 
   no-model      ``s5rf serve`` with the engine's step replaced by one that does no work
                 (uniform output, no spikes): every other part of the path as served.
+  ws-route      ``s5rf serve`` whose stream route answers every frame with a fixed result
+                without reading it (no decoding, binning, step or result building): the
+                route's own connection handling, queue and sends.
   uvicorn-echo  a bare ASGI app under uvicorn with the server's WebSocket options: it answers
                 the open message and then every frame with a fixed reply of a real result's
                 size, and every HTTP request with 200 (/readyz, the closing DELETE).
 
-    python -m bench.stand_ins {no-model,uvicorn-echo} --checkpoints DIR --port PORT
+    python -m bench.stand_ins {no-model,ws-route,uvicorn-echo} --checkpoints DIR --port PORT
 """
 
 from __future__ import annotations
@@ -75,16 +78,31 @@ def disable_model_step() -> None:
     Engine.step = no_step  # type: ignore[method-assign]
 
 
+def skip_frames() -> None:
+    """Make the stream route answer every frame with ``ECHO_RESULT`` without reading it."""
+    from server.routes import stream
+
+    result = orjson.loads(ECHO_RESULT)
+
+    async def fixed_reply(*_: object) -> dict[str, object]:
+        return result
+
+    stream._apply = fixed_reply  # type: ignore[assignment]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["no-model", "uvicorn-echo"])
+    ap.add_argument("kind", choices=["no-model", "ws-route", "uvicorn-echo"])
     ap.add_argument("--checkpoints", required=True)
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args()
-    if args.kind == "no-model":
+    if args.kind in ("no-model", "ws-route"):
         from cli.main import main as s5rf
 
-        disable_model_step()
+        if args.kind == "no-model":
+            disable_model_step()
+        else:
+            skip_frames()
         s5rf(["serve", "--checkpoints", args.checkpoints, "--port", str(args.port)])
         return
     import uvicorn
