@@ -53,9 +53,14 @@ class Client:
         signal.signal(signal.SIGINT, on_sigint)
         try:
             result = self._loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            if not interrupted:
-                raise
+        except BaseException as exc:
+            # However the cancelled call ended (cancelled, or an error its cancellation caused:
+            # a StopAsyncIteration would end a `for` over a stream's results quietly), what
+            # happened is Ctrl-C.
+            if interrupted:
+                raise KeyboardInterrupt from (
+                    None if isinstance(exc, asyncio.CancelledError) else exc)
+            raise
         finally:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         if interrupted:

@@ -217,6 +217,28 @@ def test_ctrl_c_in_a_blocking_stream_is_raised_as_such(live_url: str) -> None:
         assert client.models()  # the client still works
 
 
+def test_ctrl_c_is_raised_whatever_the_interrupted_call_ends_with(live_url: str) -> None:
+    """A call whose cancellation ends in another error still raises KeyboardInterrupt. Only
+    a cancelled call's CancelledError was turned into it, so a StopAsyncIteration out of an
+    interrupted ``anext`` would end a ``for`` over a stream's results quietly, as if the
+    source had ended."""
+    import _thread
+    import threading
+
+    async def ends_otherwise() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise StopAsyncIteration from None
+
+    with Client(live_url) as client:
+        threading.Timer(0.1, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt) as raised:
+            client._run(ends_otherwise())
+        assert isinstance(raised.value.__cause__, StopAsyncIteration)
+        assert client.models()
+
+
 class Patient(Retry):
     """Half a second before every reconnection."""
 
