@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -194,6 +196,19 @@ def test_a_stream_closed_from_another_task_ends_its_run_instead_of_reconnecting(
     assert 0 < results < 1000 and reconnects == 0
 
 
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler during the test, whatever the process inherited: one started
+    in the background by a non-interactive shell ignores SIGINT, and then ``interrupt_main``
+    does nothing (as Ctrl-C does nothing to such a process)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_in_a_blocking_stream_is_raised_as_such(live_url: str) -> None:
     """It stopped the event loop under the running call, which then failed on its way out
     (RuntimeError: aclose(): asynchronous generator is already running); raised wherever the
@@ -217,6 +232,7 @@ def test_ctrl_c_in_a_blocking_stream_is_raised_as_such(live_url: str) -> None:
         assert client.models()  # the client still works
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_is_raised_whatever_the_interrupted_call_ends_with(live_url: str) -> None:
     """A call whose cancellation ends in another error still raises KeyboardInterrupt. Only
     a cancelled call's CancelledError was turned into it, so a StopAsyncIteration out of an
