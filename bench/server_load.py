@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jax
@@ -246,11 +247,22 @@ async def drive(url: str, run: Runner, recordings: list[list[np.ndarray]],
     runs = asyncio.gather(*(
         run(url, rec, Clock(barrier, pace_s, pace_s * i / n if pace_s else 0.0), lat)
         for i, (rec, lat) in enumerate(zip(recordings, latencies, strict=True))))
-    await barrier.wait()
+    await _unless_failed(barrier.wait(), runs)
     start = time.perf_counter()
-    await barrier.wait()  # the barrier is cyclic: this time, every session's last answer
+    await _unless_failed(barrier.wait(), runs)  # the barrier is cyclic: every last answer
     ends = await runs
     return np.array(latencies), max(ends) - start
+
+
+async def _unless_failed(wait: Awaitable[int], runs: asyncio.Future[list[float]]) -> None:
+    """Await ``wait``, or raise the error of a session that failed: it never reaches the
+    barrier, which would otherwise wait for it for ever."""
+    waiting = asyncio.ensure_future(wait)
+    either: list[asyncio.Future[Any]] = [waiting, runs]
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        runs.result()  # a session's error
 
 
 def raw_engine_rate(engine: Engine, n: int, bins_per_chunk: int, features: int) -> float:
