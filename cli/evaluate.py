@@ -33,17 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from model import checkpoint
     from model.batching import select
     from model.datasets import open_dataset
-    from model.errors import InputError
     from model.evaluation import evaluate, load_as_trained
     from model.plots import plot_confusion, plot_early_accuracy
 
     ckpt = checkpoint.load(args.checkpoint)
     spec = ckpt.card.input
     ds = open_dataset(args.data)
-    kept = select(ds, args.filter)  # refused before any work: malformed, or keeps nothing
-    if unknown := sorted(set(args.by) - set(ds.extra_fields())):
-        raise InputError(f"--by {', '.join(unknown)}: no such metadata field; {ds.path} has "
-                         f"{', '.join(ds.extra_fields()) or 'none'}")
+    # refused before any work: a malformed filter, one that keeps nothing, an unknown field
+    kept = select(ds, args.filter)
     groups = {field: ds.extra(field)[kept].astype(str) for field in args.by}
     with progress_bar() as bar:
         data = load_as_trained(ds, ckpt.card, args.filter, tracker(bar, f"binning {ds.path}"))

@@ -50,11 +50,7 @@ def parse_filter(expr: str | None) -> list[tuple[str, str, bool]]:
 def select(ds: EventDataset, where: str | None) -> np.ndarray:
     """Indices of the samples of ``ds`` that ``where`` keeps (all when it is None)."""
     keep = np.ones(len(ds), bool)
-    fields = ds.extra_fields()
     for field, value, equal in parse_filter(where):
-        if field not in fields:
-            raise InputError(f"no metadata field {field!r}; the file has "
-                             f"{', '.join(fields) or 'none'}")
         values = ds.extra(field).astype(str)
         if value not in values:
             # An exact match on a value no recording has is always a typo (engine==festival

@@ -143,7 +143,11 @@ class EventDataset:
         return ev[order], int(self.labels[i])
 
     def extra(self, name: str) -> np.ndarray:
-        """Per-sample metadata from ``extra/NAME`` (bytes decoded to str)."""
+        """Per-sample metadata from ``extra/NAME`` (bytes decoded to str); InputError naming
+        the fields there are when ``name`` is not one of them."""
+        if name not in (fields := self.extra_fields()):
+            raise InputError(f"no metadata field {name!r}; {self.path} has "
+                             f"{', '.join(fields) or 'none'}")
         values = np.asarray(self._file[f"extra/{name}"])
         return np.char.decode(values) if values.dtype.kind == "S" else values
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from model.datasets import open_dataset, write_dvs, write_shd
+from model.errors import InputError
 from model.events import make_events
 
 
@@ -29,6 +30,8 @@ def test_reads_the_published_shd_layout(tmp_path):
     np.testing.assert_array_equal(events["t"], [1000, 250_000, 500_000])
     assert len(ds[1][0]) == 0
     np.testing.assert_array_equal(ds.extra("speaker"), [3, 4])
+    with pytest.raises(InputError, match=r"no metadata field 'sample_rate'; .* has speaker$"):
+        ds.extra("sample_rate")  # there, but not one value per sample
     with pytest.raises(IndexError):
         ds[2]
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import jax
 import numpy as np
@@ -65,7 +66,7 @@ def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_d
     assert main(args) == 2
     assert "keys ['w', 'x', 'y', 'z'] in the test file" in capsys.readouterr().err
     assert main([*train_args(order_data, tmp_path / "ck", 1), "--train-filter", "engine==x"]) == 2
-    assert "no metadata field 'engine'; the file has speaker" in capsys.readouterr().err
+    assert re.search(r"no metadata field 'engine'; \S+ has speaker", capsys.readouterr().err)
     assert not (tmp_path / "ck").exists()
 
 
@@ -148,7 +149,7 @@ def test_eval_by_a_metadata_field_reports_each_values_accuracy(order_data, tmp_p
     assert main([*eval_args, "--by", "speaker"]) == 0
     assert "speaker bob: accuracy" in capsys.readouterr().out
     assert main([*eval_args, "--by", "engine"]) == 2
-    assert ("--by engine: no such metadata field; " in capsys.readouterr().err)
+    assert "no metadata field 'engine'; " in capsys.readouterr().err
 
 
 def test_samples_are_chosen_among_the_recordings_a_filter_keeps(order_data, tmp_path, capsys):
