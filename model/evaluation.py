@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.batching import BinnedSet, batches, load_binned
+from model.datasets import open_dataset
 from model.errors import InputError
 from model.network import Params, synaptic_ops
 from model.spec import InputSpec, ModelConfig, ScanMethod
 from model.training import make_eval_step
 
 if TYPE_CHECKING:
-    from model.checkpoint import ModelCard
+    from pathlib import Path
+
+    from model.checkpoint import Checkpoint, ModelCard
     from model.datasets import EventDataset
 
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
@@ -100,6 +103,14 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
                        input_active=np.concatenate(active),
                        bins=np.concatenate(bins_seen),
                        early={f: np.concatenate(e) for f, e in early.items()})
+
+
+def predict_file(ckpt: Checkpoint, path: str | Path) -> np.ndarray:
+    """The predicted label, int64 (N,), of every recording of the HDF5 file at ``path``,
+    read as the checkpoint's training data were (``load_as_trained``)."""
+    with open_dataset(path) as ds:
+        data = load_as_trained(ds, ckpt.card)
+    return predict(ckpt.params, ckpt.cfg, ckpt.card.input, data).predicted
 
 
 def evaluate(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model.errors import InputError
 from model.events import SensorKind
 
 Discretization = Literal["dirac", "zoh", "bilinear"]
@@ -66,6 +67,12 @@ class InputSpec(BaseModel):
             return self.channels // self.downsample
         assert self.width is not None and self.height is not None
         return 2 * (self.width // self.pool) * (self.height // self.pool)
+
+    def cochlea_channels(self) -> int:
+        """The channels to encode audio with for this input; InputError for a DVS input."""
+        if self.sensor != "cochlea" or self.channels is None:  # (None only for DVS)
+            raise InputError(f"takes {self.sensor} events, not cochlea spikes from audio")
+        return self.channels
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,8 +27,7 @@ import numpy as np
 
 from model import checkpoint
 from model.audio_folder import encode_folder
-from model.datasets import open_dataset
-from model.evaluation import load_as_trained, predict
+from model.evaluation import predict_file
 from model.speech_synth import ENGLISH, KEYS, same_digit
 
 DIGITS = Path("/usr/share/asterisk/sounds/en_US_f_Allison/digits")
@@ -48,19 +47,14 @@ def class_folders(digits: Path, root: Path) -> Path:
 
 def score(ckpt: checkpoint.Checkpoint, digits: Path, seeds: int) -> dict[str, Any]:
     """Every word's predicted label under each seed, and the accuracy over all of them."""
-    channels = ckpt.card.input.channels
-    if ckpt.card.input.sensor != "cochlea" or channels is None:
-        raise SystemExit(f"{ckpt.path} takes {ckpt.card.input.sensor} events, not cochlea spikes")
+    channels = ckpt.card.input.cochlea_channels()
     words: dict[str, list[str]] = {key: [] for key in ENGLISH}
     with tempfile.TemporaryDirectory() as tmp:
         root = class_folders(digits, Path(tmp) / "words")
         for seed in range(seeds):
             out = Path(tmp) / f"seed{seed}.h5"
             files = encode_folder(root, out, KEYS, seed=seed, channels=channels)
-            with open_dataset(out) as ds:
-                predicted = predict(ckpt.params, ckpt.cfg, ckpt.card.input,
-                                    load_as_trained(ds, ckpt.card)).predicted
-            for (_, label), p in zip(files, predicted, strict=True):
+            for (_, label), p in zip(files, predict_file(ckpt, out), strict=True):
                 words[KEYS[label]].append(ckpt.card.labels[int(p)])
     correct = [p == word for word, preds in words.items() for p in preds]
     digit = [same_digit(KEYS.index(p), KEYS.index(word))

@@ -30,8 +30,8 @@ import numpy as np
 
 from model import checkpoint
 from model.audio_folder import encode_file
-from model.datasets import open_dataset, write_shd
-from model.evaluation import load_as_trained, predict
+from model.datasets import write_shd
+from model.evaluation import predict_file
 from model.recorded_speech import Take, find_takes
 from model.speech_synth import KEYS, same_digit
 
@@ -61,9 +61,7 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
           speakers: Sequence[str] = (), seed: int = 0, workers: int = 2) -> dict[str, Any]:
     """Accuracy over all takes (of ``speakers`` where named) and per speaker, with each
     speaker's confusions."""
-    channels = ckpt.card.input.channels
-    if ckpt.card.input.sensor != "cochlea" or channels is None:
-        raise SystemExit(f"{ckpt.path} takes {ckpt.card.input.sensor} events, not cochlea spikes")
+    channels = ckpt.card.input.cochlea_channels()
     takes = chosen_takes(root, per_word, speakers)
     if not takes:
         raise SystemExit(f"no takes of {', '.join(speakers)} in {root}")
@@ -79,9 +77,7 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "takes.h5"
         write_shd(path, events, [t.label for t in takes], keys=KEYS, channels=channels)
-        with open_dataset(path) as ds:
-            predicted = predict(ckpt.params, ckpt.cfg, ckpt.card.input,
-                                load_as_trained(ds, ckpt.card)).predicted
+        predicted = predict_file(ckpt, path)
     trained_on = set(_trained_speakers(ckpt.card))
     scored: dict[str, dict[str, Any]] = {}
     for take, p in zip(takes, predicted, strict=True):

@@ -64,9 +64,9 @@ def test_each_prediction_is_paired_with_its_word(digits: Path, ckpt: Path, shift
     the table must pair every answer with the word it was given."""
     from types import SimpleNamespace
 
-    from scripts import real_speaker
+    from model import evaluation
 
-    monkeypatch.setattr(real_speaker, "predict", lambda params, cfg, spec, data: SimpleNamespace(
+    monkeypatch.setattr(evaluation, "predict", lambda params, cfg, spec, data: SimpleNamespace(
         predicted=(data.labels + shift) % len(KEYS)))
     result = score(load(ckpt), digits, seeds=2)
     assert result["predictions"] == {w: [KEYS[KEYS.index(w) + shift]] * 2 for w in ENGLISH}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from model import evaluation
 from model.checkpoint import load, read_card, save
 from model.speech_synth import KEYS
-from scripts import recorded_speakers
 from scripts.recorded_speakers import chosen_takes, main, score
 
 
@@ -44,7 +44,7 @@ def test_each_prediction_is_paired_with_its_take(takes: Path, ckpt: Path, shift:
                                                  accuracy: float,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in network that answers each word (shift 0) or its German twin (shift 10)."""
-    monkeypatch.setattr(recorded_speakers, "predict", lambda params, cfg, spec, data:
+    monkeypatch.setattr(evaluation, "predict", lambda params, cfg, spec, data:
                         SimpleNamespace(predicted=(data.labels + shift) % len(KEYS)))
     result = score(load(ckpt), str(takes), per_word=1, workers=1)
     assert result["takes"] == 6 and result["accuracy"] == accuracy
@@ -63,7 +63,7 @@ def test_speakers_heard_in_training_are_marked_and_left_out_of_unseen(
     save(ckpt, trained.card.model_copy(
         update={"provenance": {"data": {"recipe": {"voices": voices}}}}), trained.params)
     ann = np.array([t.speaker == "ann" for t in chosen_takes(str(takes), 1)])
-    monkeypatch.setattr(recorded_speakers, "predict", lambda params, cfg, spec, data:
+    monkeypatch.setattr(evaluation, "predict", lambda params, cfg, spec, data:
                         SimpleNamespace(predicted=np.where(ann, data.labels, 19)))
     result = score(load(ckpt), str(takes), per_word=1, workers=1)
     assert result["speakers"]["ann"]["heard_in_training"]
