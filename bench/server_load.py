@@ -81,10 +81,20 @@ def recording(seed: int, duration_s: float, rate_hz: float) -> np.ndarray:
     return make_events("cochlea", t=t, channel=rng.integers(0, CHANNELS, n))
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerKind:
+    """How to start a server under load; ``whole_api``: it answers HTTP sessions and /metrics
+    too, not only the stream protocol."""
+
+    module: list[str]
+    whole_api: bool = True
+
+
 # The server under load, and the stand-ins that give its floors (bench/stand_ins.py).
-SERVERS = {"s5rf": ["cli.main", "serve"], "no-model": ["bench.stand_ins", "no-model"],
-           "ws-route": ["bench.stand_ins", "ws-route"],
-           "uvicorn-echo": ["bench.stand_ins", "uvicorn-echo"]}
+SERVERS = {"s5rf": ServerKind(["cli.main", "serve"]),
+           "no-model": ServerKind(["bench.stand_ins", "no-model"]),
+           "ws-route": ServerKind(["bench.stand_ins", "ws-route"]),
+           "uvicorn-echo": ServerKind(["bench.stand_ins", "uvicorn-echo"], whole_api=False)}
 
 
 @contextlib.contextmanager
@@ -94,8 +104,8 @@ def server(kind: str, root: Path, port: int,
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "S5RF_WARM_SPIKES": "false",
            "S5RF_MAX_SESSIONS": str(max_sessions),
            "S5RF_MAX_CONCURRENT_INFER": str(max_sessions), "S5RF_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", *SERVERS[kind], "--checkpoints", str(root),
-                             "--port", str(port)], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", *SERVERS[kind].module, "--checkpoints",
+                             str(root), "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -337,8 +347,8 @@ class Bench:
 
     def gc_pause_seconds(self) -> float:
         """The time the server has spent in garbage collections so far (every generation);
-        NaN for the echo stand-in, which keeps no metrics."""
-        if self.kind == "uvicorn-echo":
+        NaN for a stand-in without metrics."""
+        if not SERVERS[self.kind].whole_api:
             return float("nan")
         return gc_pause_seconds(self.url)
 
@@ -429,8 +439,8 @@ def main() -> None:
 
 def run_scenarios(bench: Bench, args: argparse.Namespace, rows: list[list[object]]) -> int:
     """Append the rows of every chosen scenario on one server; returns the most real-time
-    sessions that kept up in the ramp. The echo stand-in speaks only WebSocket."""
-    transports = [t for t in args.transports if bench.kind != "uvicorn-echo" or t == "ws"]
+    sessions that kept up in the ramp; a stand-in without the whole API only over WebSocket."""
+    transports = [t for t in args.transports if SERVERS[bench.kind].whole_api or t == "ws"]
     for chunk_ms in args.chunk_ms if "throughput" in args.scenarios else []:
         for n in args.sessions:
             for name in transports:
