@@ -20,7 +20,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,16 +65,24 @@ def log_probs(net: GRUNet, params: Any, x: jax.Array, lengths: jax.Array,
     return cast(jax.Array, net.apply(params, x, lengths, dropout_key is not None, rngs=rngs))
 
 
-def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
-              aug: EventAugment, mask_time: int, mask_channels: int, epochs: int, run_seed: int,
+# One batch: inputs float32 (B, T, F), lengths int32 (B,), labels int64 (B,), weights float32
+# (B,) (0 for padding rows).
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def train_gru(net: GRUNet, features: int, n_train: int,
+              train_batches: Callable[[np.random.Generator], Iterable[Batch]],
+              test_batches: Callable[[], Iterable[Batch]], epochs: int, run_seed: int,
               on_epoch: Callable[[dict[str, Any]], None],
               ) -> tuple[Any, list[dict[str, Any]], np.ndarray]:
-    """Train ``net`` with the SHD preset's optimiser settings; returns (params, epoch log,
-    the last epoch's test predictions int64 (N,))."""
+    """Train ``net`` with the SHD preset's optimiser settings on ``train_batches(rng)`` (an
+    epoch's shuffled, augmented batches of ``n_train`` recordings), scoring
+    ``test_batches()`` after each epoch; returns (params, epoch log, the last epoch's test
+    predictions int64 (N,))."""
     tc = PRESETS["shd"].train
     key = jax.random.PRNGKey(run_seed)
-    params = net.init(key, jnp.zeros((1, 2, spec.features)), jnp.array([2]), False)
-    steps_per_epoch = -(-len(train) // tc.batch_size)
+    params = net.init(key, jnp.zeros((1, 2, features)), jnp.array([2]), False)
+    steps_per_epoch = -(-n_train // tc.batch_size)
     optimizer = optax.adamw(optax.cosine_decay_schedule(tc.lr, max(epochs * steps_per_epoch, 1),
                                                         alpha=1e-6),
                             weight_decay=tc.weight_decay)
@@ -92,19 +100,18 @@ def train_gru(net: GRUNet, train: BinnedSet, test: BinnedSet, spec: InputSpec,
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
+    test_labels = np.concatenate([y[w > 0] for _, _, y, w in test_batches()])
     log = []
     for epoch in range(epochs):
         rng = np.random.default_rng([run_seed, epoch])
         start, losses = time.perf_counter(), []
-        for i, (x, lengths, labels, weights) in enumerate(
-                batches(train, tc.batch_size, padded_length(train), spec, rng, aug)):
-            x = shift_and_mask(x, lengths, rng, spec, tc.random_shift, mask_time, mask_channels)
-            params, opt_state, value = step(params, opt_state, x, lengths, labels, weights,
+        for i, (x, lengths, y, weights) in enumerate(train_batches(rng)):
+            params, opt_state, value = step(params, opt_state, x, lengths, y, weights,
                                             jax.random.fold_in(key, epoch * steps_per_epoch + i))
             losses.append(float(value))
-        predicted = predict(net, params, test, spec)
+        predicted = predict(net, params, test_batches())
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  "test_acc": float(np.mean(predicted == test.labels)),
+                  "test_acc": float(np.mean(predicted == test_labels)),
                   "seconds": time.perf_counter() - start}
         log.append(record)
         on_epoch(record)
@@ -116,12 +123,16 @@ def _classify(net: GRUNet, params: Any, x: jax.Array, lengths: jax.Array) -> jax
     return log_probs(net, params, x, lengths).argmax(-1)
 
 
-def predict(net: GRUNet, params: Any, data: BinnedSet, spec: InputSpec,
-            batch_size: int = 64) -> np.ndarray:
-    """Predicted class per recording, int64 (N,), in the data's order."""
+def predict(net: GRUNet, params: Any, batches: Iterable[Batch]) -> np.ndarray:
+    """Predicted class per recording, int64 (N,), in the batches' order."""
     out = [np.asarray(_classify(net, params, x, lengths))[weights > 0]
-           for x, lengths, _, weights in batches(data, batch_size, padded_length(data), spec)]
+           for x, lengths, _, weights in batches]
     return np.concatenate(out).astype(np.int64)
+
+
+def binned_batches(data: BinnedSet, spec: InputSpec, batch_size: int = 64) -> Iterator[Batch]:
+    """``data``'s batches in order, unaugmented."""
+    return batches(data, batch_size, padded_length(data), spec)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -145,16 +156,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n_classes = len(train_ds.keys)
     net = GRUNet(args.hidden, args.layers, n_classes, args.dropout)
     aug = EventAugment(jitter_us=args.jitter_us, drop=args.drop, max_shift=args.shift)
+    batch_size, random_shift = PRESETS["shd"].train.batch_size, PRESETS["shd"].train.random_shift
+
+    def train_batches(rng: np.random.Generator) -> Iterator[Batch]:  # as s5rf train makes them
+        for x, lengths, labels, weights in batches(train, batch_size, padded_length(train),
+                                                   spec, rng, aug):
+            yield (shift_and_mask(x, lengths, rng, spec, random_shift, args.mask_time,
+                                  args.mask_channels), lengths, labels, weights)
+
     params, log, predicted = train_gru(
-        net, train, test, spec, aug, args.mask_time, args.mask_channels, args.epochs, args.seed,
-        lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
+        net, spec.features, len(train), train_batches, lambda: binned_batches(test, spec),
+        args.epochs, args.seed, lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
     result: dict[str, Any] = {
         "network": f"GRU {args.layers}x{args.hidden}",
         "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
         "train_recordings": len(train), "test_recordings": len(test),
         "test_accuracy": float(np.mean(predicted == test.labels)),
         # without augmentation, unlike the running figure `s5rf train` logs
-        "train_accuracy": float(np.mean(predict(net, params, train, spec) == train.labels)),
+        "train_accuracy": float(np.mean(predict(net, params, binned_batches(train, spec))
+                                        == train.labels)),
         "train_seconds": sum(r["seconds"] for r in log),
         "per_engine": (accuracy_by(engines, predicted == test.labels) if engines is not None
                        else {}),
