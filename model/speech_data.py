@@ -260,17 +260,26 @@ def babble(recipe: Recipe, voices: Sequence[Voice], rng: np.random.Generator,
     return out
 
 
-def make_recording(
-    recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesise (or read), augment and encode one utterance: COCHLEA_DTYPE events and its
-    metadata."""
+def make_audio(recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
+               ) -> tuple[np.ndarray, dict[str, Any], np.random.Generator]:
+    """Synthesise (or read) and augment one utterance: float64 (T,) at ``aug.WORK_RATE``, the
+    augmentation's settings, and the utterance's generator as the augmentation left it (the
+    cochlea's spike stage draws from it next)."""
     rng = _rng(recipe, utt.split, utt.index, 1)
     word = (recorded_word(recipe, utt.take) if utt.take
             else clean_word(utt.label, utt.voice, utt.prosody))
     audio, settings = aug.augment(
         word, rng, lambda r, n: babble(recipe, voices, r, n), recipe.augment, aug.WORK_RATE
     )
+    return audio, settings, rng
+
+
+def make_recording(
+    recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Synthesise (or read), augment and encode one utterance: COCHLEA_DTYPE events and its
+    metadata."""
+    audio, settings, rng = make_audio(recipe, utt, voices)
     events = audio_to_events(audio, aug.WORK_RATE, rng, channels=recipe.channels)
     meta = {
         "label": utt.label,

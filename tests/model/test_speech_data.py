@@ -175,6 +175,21 @@ def test_a_regenerated_recording_is_identical(generated: Path) -> None:
     assert np.array_equal(np.load(cached)["events"], before)
 
 
+def test_the_audio_of_a_recording_encodes_to_its_events(generated: Path, voices) -> None:
+    """make_audio is the recording up to the cochlea: a front end reading its audio reads the
+    dataset's own utterances (scripts/audio_baseline.py)."""
+    from model.audio_augment import WORK_RATE
+    from model.cochlea import audio_to_events
+
+    test_voices = SMALL.split_voices(voices)["test"]
+    audio, settings, rng = sd.make_audio(SMALL, sd.utterance(SMALL, "test", 2, test_voices),
+                                         test_voices)
+    with np.load(generated / "cache" / "test" / "000002.npz") as cached:
+        assert json.loads(json.dumps(settings)) == json.loads(str(cached["meta"]))["augment"]
+        events = audio_to_events(audio, WORK_RATE, rng, channels=SMALL.channels)
+        assert np.array_equal(events, cached["events"])
+
+
 def test_a_different_recipe_is_refused_in_the_same_directory(generated: Path) -> None:
     with pytest.raises(ValueError, match="different recipe"):
         list(sd.generate(sd.Recipe(seed=4, n_train=8, n_test=3, channels=16), generated))

@@ -1,0 +1,154 @@
+"""A conventional front end on the same recordings: does the cochlea's spike code limit what a
+network learns about unseen voices, or do the voices themselves?
+
+Each recording of a ``s5rf data speech`` dataset is made again from its recipe up to the
+cochlea (the same synthesis, augmentation and seed: ``speech_data.make_audio``), and the signal
+the cochlea would encode (``cochlea.prepare_waveform``: 48 kHz, RMS 0.3, ramped, padded) becomes
+a log-mel spectrogram, the keyword-spotting standard (25 ms windows every 10 ms, ``--mels``
+bands from 50 Hz to 20 kHz, standardised per band with the training set's statistics). The
+network of ``scripts/gru_baseline.py`` (a GRU stack with S5-RF's readout, the SHD preset's
+optimiser settings) trains on it with SpecAugment's time and frequency masks, and is scored on
+the test split per engine. Set beside the same GRU on the spike bins (``gru_baseline.py``) on
+the same recordings: if the spectrogram does no better, the spikes are not what is missing.
+
+    python scripts/audio_baseline.py --data data/speech --train 3000 --test 600 --epochs 16 \\
+        [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import librosa
+import numpy as np
+
+from cli.flags import count, seed
+from cli.progress import progress_bar, tracker
+from model import speech_data as sd
+from model.audio_augment import WORK_RATE
+from model.cochlea import SAMPLE_RATE, prepare_waveform
+from model.evaluation import accuracy_by
+from model.spec import PRESETS
+from model.speech_synth import KEYS
+from scripts.gru_baseline import Batch, GRUNet, predict, train_gru
+
+WINDOW_S, HOP_S = 0.025, 0.010
+
+
+def log_mel(recipe: sd.Recipe, voices: tuple[sd.Voice, ...], mels: int,
+            job: tuple[sd.Split, int]) -> tuple[np.ndarray, int, str]:
+    """Utterance ``job`` of the recipe as the cochlea would hear it, as a log-mel spectrogram
+    float32 (frames, mels); with its label and engine."""
+    split, index = job
+    utt = sd.utterance(recipe, split, index, voices)
+    audio, _, _ = sd.make_audio(recipe, utt, voices)
+    signal = prepare_waveform(audio, WORK_RATE)
+    power = librosa.feature.melspectrogram(
+        y=signal, sr=SAMPLE_RATE, n_fft=2048, win_length=int(WINDOW_S * SAMPLE_RATE),
+        hop_length=int(HOP_S * SAMPLE_RATE), n_mels=mels, fmin=50, fmax=20_000)
+    return np.log(power.T + 1e-8).astype(np.float32), utt.label, utt.voice.engine
+
+
+def spectrograms(recipe: sd.Recipe, split: sd.Split, n: int, mels: int, workers: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``n`` utterances of ``split``: features float32 (n, frames, mels), labels
+    int64 (n,), engines str (n,)."""
+    voices = recipe.split_voices(recipe.voices())[split]
+    jobs = [(split, i) for i in range(n)]
+    make = partial(log_mel, recipe, voices, mels)
+    with multiprocessing.get_context("spawn").Pool(workers) as pool, \
+            progress_bar() as bar:  # spawn: numba and fork do not mix
+        progress, made = tracker(bar, f"{split} spectrograms"), []
+        for features in pool.imap(make, jobs, chunksize=4):
+            made.append(features)
+            progress(len(made), n)
+    features, labels, engines = zip(*made, strict=True)
+    return np.stack(features), np.array(labels, np.int64), np.array(engines)
+
+
+def spec_augment(x: np.ndarray, rng: np.random.Generator, max_time: int, max_bands: int
+                 ) -> np.ndarray:
+    """One time mask of up to ``max_time`` frames and one band mask of up to ``max_bands``
+    bands per recording, at a random place (set to 0, the standardised mean). x (B, T, F)."""
+    x = x.copy()
+    for row in x:
+        t, f = int(rng.integers(max_time + 1)), int(rng.integers(max_bands + 1))
+        t0, f0 = int(rng.integers(row.shape[0] - t + 1)), int(rng.integers(row.shape[1] - f + 1))
+        row[t0:t0 + t] = 0
+        row[:, f0:f0 + f] = 0
+    return x
+
+
+def as_batches(x: np.ndarray, y: np.ndarray, batch_size: int,
+               rng: np.random.Generator | None = None) -> Iterator[Batch]:
+    """Fixed-shape batches of equal-length recordings, shuffled when ``rng`` is given; the
+    last is padded with weight-0 rows."""
+    order = rng.permutation(len(y)) if rng is not None else np.arange(len(y))
+    for start in range(0, len(y), batch_size):
+        idx = order[start:start + batch_size]
+        pad = batch_size - len(idx)
+        weights = np.r_[np.ones(len(idx)), np.zeros(pad)].astype(np.float32)
+        idx = np.r_[idx, np.repeat(idx[:1], pad)]
+        yield (x[idx], np.full(batch_size, x.shape[1], np.int32), y[idx], weights)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True,
+                    help="a `s5rf data speech` folder (its recipe.json is read)")
+    ap.add_argument("--train", type=count, required=True, help="its first N training utterances")
+    ap.add_argument("--test", type=count, required=True, help="its first N test utterances")
+    ap.add_argument("--mels", type=count, default=64)
+    ap.add_argument("--epochs", type=count, default=16)
+    ap.add_argument("--hidden", type=count, default=256, help="GRU units per layer")
+    ap.add_argument("--layers", type=count, default=2)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--mask-time", type=int, default=8, help="longest time mask (frames)")
+    ap.add_argument("--mask-bands", type=int, default=5, help="widest band mask (bands)")
+    ap.add_argument("--seed", type=seed, default=PRESETS["shd"].train.seed)
+    ap.add_argument("--workers", type=count, default=2)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    recipe = sd.Recipe.from_json(json.loads((args.data / "recipe.json").read_text()))
+    x_train, y_train, _ = spectrograms(recipe, "train", args.train, args.mels, args.workers)
+    x_test, y_test, engines = spectrograms(recipe, "test", args.test, args.mels, args.workers)
+    mean, std = x_train.mean(axis=(0, 1)), x_train.std(axis=(0, 1)) + 1e-6
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    batch_size = PRESETS["shd"].train.batch_size
+
+    def train_batches(rng: np.random.Generator) -> Iterator[Batch]:
+        for x, lengths, y, w in as_batches(x_train, y_train, batch_size, rng):
+            yield spec_augment(x, rng, args.mask_time, args.mask_bands), lengths, y, w
+
+    net = GRUNet(args.hidden, args.layers, len(KEYS), args.dropout)
+    params, log, predicted = train_gru(
+        net, args.mels, len(y_train), train_batches, lambda: as_batches(x_test, y_test, 64),
+        args.epochs, args.seed, lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
+    result: dict[str, Any] = {
+        "network": f"GRU {args.layers}x{args.hidden} on {args.mels} log-mel bands",
+        "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
+        "train_recordings": len(y_train), "test_recordings": len(y_test),
+        "test_accuracy": float(np.mean(predicted == y_test)),
+        "train_accuracy": float(np.mean(
+            predict(net, params, as_batches(x_train, y_train, 64)) == y_train)),
+        "train_seconds": sum(r["seconds"] for r in log),
+        "per_engine": accuracy_by(engines, predicted == y_test),
+        "log": log, "command": "python scripts/audio_baseline.py " + " ".join(
+            sys.argv[1:] if argv is None else argv),
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
