@@ -11,8 +11,10 @@ optimiser settings) trains on it with SpecAugment's time and frequency masks, an
 the test split per engine. Set beside the same GRU on the spike bins (``gru_baseline.py``) on
 the same recordings: if the spectrogram does no better, the spikes are not what is missing.
 
-    python scripts/audio_baseline.py --data data/speech --train 3000 --test 600 --epochs 16 \\
+    python -m scripts.audio_baseline --data data/speech --train 3000 --test 900 --epochs 16 \\
         [--json OUT.json]
+
+(as a module: it shares the GRU and its training with ``scripts/gru_baseline.py``)
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             predict(net, params, as_batches(x_train, y_train, 64)) == y_train)),
         "train_seconds": sum(r["seconds"] for r in log),
         "per_engine": accuracy_by(engines, predicted == y_test),
-        "log": log, "command": "python scripts/audio_baseline.py " + " ".join(
+        "log": log, "command": "python -m scripts.audio_baseline " + " ".join(
             sys.argv[1:] if argv is None else argv),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
