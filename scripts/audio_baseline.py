@@ -36,39 +36,83 @@ from cli.flags import count, seed
 from cli.progress import progress_bar, tracker
 from model import speech_data as sd
 from model.audio_augment import WORK_RATE
-from model.cochlea import SAMPLE_RATE, prepare_waveform
+from model.cochlea import (
+    CLIP_SAMPLES,
+    SAMPLE_RATE,
+    basilar_membrane,
+    hair_cell,
+    prepare_waveform,
+)
+from model.datasets import open_dataset
 from model.evaluation import accuracy_by
 from model.spec import PRESETS
 from model.speech_synth import KEYS
 from scripts.gru_baseline import Batch, GRUNet, predict, train_gru
 
 WINDOW_S, HOP_S = 0.025, 0.010
+FRONT_ENDS = ("log-mel", "hair-cell", "spike-counts")
 
 
-def log_mel(recipe: sd.Recipe, voices: tuple[sd.Voice, ...], mels: int,
-            job: tuple[sd.Split, int]) -> tuple[np.ndarray, int, str]:
-    """Utterance ``job`` of the recipe as the cochlea would hear it, as a log-mel spectrogram
-    float32 (frames, mels); with its label and engine."""
+def log_mel(signal: np.ndarray, bands: int) -> np.ndarray:
+    """signal float64 (N,) at SAMPLE_RATE -> log-mel spectrogram float32 (frames, bands)."""
+    power = librosa.feature.melspectrogram(
+        y=signal, sr=SAMPLE_RATE, n_fft=2048, win_length=int(WINDOW_S * SAMPLE_RATE),
+        hop_length=int(HOP_S * SAMPLE_RATE), n_mels=bands, fmin=50, fmax=20_000)
+    return np.log(power.T + 1e-8).astype(np.float32)
+
+
+def hair_cell_rates(signal: np.ndarray, channels: int, bands: int) -> np.ndarray:
+    """The cochlea's firing probability before its spikes (basilar membrane and hair cells of
+    ``channels`` channels), averaged over ``bands`` groups of adjacent channels and 10 ms
+    frames, log: float32 (frames, bands)."""
+    fs = SAMPLE_RATE // 2
+    prob = hair_cell(basilar_membrane(signal, SAMPLE_RATE, channels), fs)  # (C, T)
+    hop = int(HOP_S * fs)
+    frames = prob.shape[1] // hop
+    pooled = prob[:, :frames * hop].reshape(bands, channels // bands, frames, hop).mean((1, 3))
+    return np.log(pooled.T + 1e-6).astype(np.float32)
+
+
+def spike_counts(events: np.ndarray, channels: int, bands: int, frames: int) -> np.ndarray:
+    """Cochlea events -> log(1 + spikes) per 10 ms frame and group of adjacent channels,
+    float32 (frames, bands)."""
+    counts = np.zeros((frames, bands), np.float32)
+    t = events["t"] // int(HOP_S * 1e6)
+    keep = t < frames
+    np.add.at(counts, (t[keep], events["channel"][keep] // (channels // bands)), 1)
+    return np.log1p(counts)
+
+
+def audio_features(recipe: sd.Recipe, voices: tuple[sd.Voice, ...], front_end: str,
+                   bands: int, job: tuple[sd.Split, int]) -> tuple[np.ndarray, int, str]:
+    """Utterance ``job`` of the recipe as the cochlea would hear it, through ``front_end``
+    (log-mel or hair-cell): float32 (frames, bands), with its label and engine."""
     split, index = job
     utt = sd.utterance(recipe, split, index, voices)
     audio, _, _ = sd.make_audio(recipe, utt, voices)
     signal = prepare_waveform(audio, WORK_RATE)
-    power = librosa.feature.melspectrogram(
-        y=signal, sr=SAMPLE_RATE, n_fft=2048, win_length=int(WINDOW_S * SAMPLE_RATE),
-        hop_length=int(HOP_S * SAMPLE_RATE), n_mels=mels, fmin=50, fmax=20_000)
-    return np.log(power.T + 1e-8).astype(np.float32), utt.label, utt.voice.engine
+    features = (log_mel(signal, bands) if front_end == "log-mel"
+                else hair_cell_rates(signal, recipe.channels, bands))
+    return features, utt.label, utt.voice.engine
 
 
-def spectrograms(recipe: sd.Recipe, split: sd.Split, n: int, mels: int, workers: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first ``n`` utterances of ``split``: features float32 (n, frames, mels), labels
-    int64 (n,), engines str (n,)."""
+def features_of(data: Path, recipe: sd.Recipe, split: sd.Split, n: int, front_end: str,
+                bands: int, workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``n`` utterances of ``split``: features float32 (n, frames, bands), labels
+    int64 (n,), engines str (n,). Spike counts are read from the dataset's file; the others
+    are made again from the recipe up to the cochlea."""
+    if front_end == "spike-counts":
+        with open_dataset(data / f"{split}.h5") as ds:
+            frames = round(CLIP_SAMPLES / SAMPLE_RATE / HOP_S)
+            x = np.stack([spike_counts(ds[i][0], recipe.channels, bands, frames)
+                          for i in range(n)])
+            return x, ds.labels[:n].astype(np.int64), ds.extra("engine")[:n].astype(str)
     voices = recipe.split_voices(recipe.voices())[split]
     jobs = [(split, i) for i in range(n)]
-    make = partial(log_mel, recipe, voices, mels)
+    make = partial(audio_features, recipe, voices, front_end, bands)
     with multiprocessing.get_context("spawn").Pool(workers) as pool, \
             progress_bar() as bar:  # spawn: numba and fork do not mix
-        progress, made = tracker(bar, f"{split} spectrograms"), []
+        progress, made = tracker(bar, f"{split}: {front_end}"), []
         for features in pool.imap(make, jobs, chunksize=4):
             made.append(features)
             progress(len(made), n)
@@ -108,7 +152,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="a `s5rf data speech` folder (its recipe.json is read)")
     ap.add_argument("--train", type=count, required=True, help="its first N training utterances")
     ap.add_argument("--test", type=count, required=True, help="its first N test utterances")
-    ap.add_argument("--mels", type=count, default=64)
+    ap.add_argument("--front-end", choices=FRONT_ENDS, default="log-mel",
+                    help="log-mel of the cochlea's input signal, the cochlea's hair-cell "
+                         "firing probability, or the dataset's own spikes counted per frame")
+    ap.add_argument("--bands", type=count, default=64,
+                    help="mel bands, or groups of adjacent cochlea channels")
     ap.add_argument("--epochs", type=count, default=16)
     ap.add_argument("--hidden", type=count, default=256, help="GRU units per layer")
     ap.add_argument("--layers", type=count, default=2)
@@ -120,8 +168,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     recipe = sd.Recipe.from_json(json.loads((args.data / "recipe.json").read_text()))
-    x_train, y_train, _ = spectrograms(recipe, "train", args.train, args.mels, args.workers)
-    x_test, y_test, engines = spectrograms(recipe, "test", args.test, args.mels, args.workers)
+    if args.front_end != "log-mel" and recipe.channels % args.bands:
+        ap.error(f"--bands {args.bands} does not divide the cochlea's {recipe.channels} channels")
+    x_train, y_train, _ = features_of(args.data, recipe, "train", args.train, args.front_end,
+                                      args.bands, args.workers)
+    x_test, y_test, engines = features_of(args.data, recipe, "test", args.test, args.front_end,
+                                          args.bands, args.workers)
     mean, std = x_train.mean(axis=(0, 1)), x_train.std(axis=(0, 1)) + 1e-6
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     batch_size = PRESETS["shd"].train.batch_size
@@ -132,10 +184,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     net = GRUNet(args.hidden, args.layers, len(KEYS), args.dropout)
     params, log, predicted = train_gru(
-        net, args.mels, len(y_train), train_batches, lambda: as_batches(x_test, y_test, 64),
+        net, args.bands, len(y_train), train_batches, lambda: as_batches(x_test, y_test, 64),
         args.epochs, args.seed, lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
     result: dict[str, Any] = {
-        "network": f"GRU {args.layers}x{args.hidden} on {args.mels} log-mel bands",
+        "network": f"GRU {args.layers}x{args.hidden} on {args.bands} bands of {args.front_end}",
         "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
         "train_recordings": len(y_train), "test_recordings": len(y_test),
         "test_accuracy": float(np.mean(predicted == y_test)),

@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 
 from model import speech_data as sd
+from model.cochlea import CLIP_SAMPLES, SAMPLE_RATE, prepare_waveform
 from model.datasets import open_dataset
-from scripts.audio_baseline import as_batches, main, spec_augment, spectrograms
+from model.events import make_events
+from scripts.audio_baseline import (
+    as_batches,
+    features_of,
+    hair_cell_rates,
+    main,
+    spec_augment,
+    spike_counts,
+)
 
 pytestmark = pytest.mark.engines
 
@@ -29,13 +38,32 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_each_spectrogram_is_of_the_datasets_utterance_at_its_place(speech: Path) -> None:
-    x, labels, engines = spectrograms(ESPEAK, "train", 6, mels=16, workers=1)
+@pytest.mark.parametrize("front_end", ["log-mel", "spike-counts"])
+def test_each_front_end_reads_the_datasets_utterance_at_its_place(speech: Path,
+                                                                    front_end: str) -> None:
+    x, labels, engines = features_of(speech, ESPEAK, "train", 6, front_end, 8, workers=1)
     with open_dataset(speech / "train.h5") as ds:
         assert labels.tolist() == ds.labels.tolist()
         assert engines.tolist() == ds.extra("engine").tolist()
-    assert x.shape[0] == 6 and x.shape[2] == 16 and np.isfinite(x).all()
-    assert x.shape[1] == 100  # clips of 47,998 samples at 48 kHz, a frame every 10 ms
+    assert x.shape == (6, 100, 8) and np.isfinite(x).all()  # 1 s clips, a frame every 10 ms
+
+
+def test_spikes_are_counted_in_their_frame_and_channel_group() -> None:
+    events = make_events("cochlea", t=np.array([0, 9_999, 10_000, 995_000, 2_000_000]),
+                         channel=np.array([0, 3, 4, 15, 1]))
+    counts = spike_counts(events, channels=16, bands=4, frames=100)
+    expected = np.zeros((100, 4))
+    expected[0, 0], expected[1, 1], expected[99, 3] = 2, 1, 1  # the last is past the clip
+    np.testing.assert_array_equal(counts, np.log1p(expected).astype(np.float32))
+
+
+def test_hair_cell_rates_follow_the_tones_place_on_the_membrane() -> None:
+    t = np.arange(CLIP_SAMPLES // 2) / SAMPLE_RATE
+    low, high = (prepare_waveform(np.sin(2 * np.pi * f * t), SAMPLE_RATE) for f in (300, 6000))
+    rates = {f: hair_cell_rates(s, channels=32, bands=4) for f, s in ((300, low), (6000, high))}
+    assert rates[300].shape == (100, 4)
+    # channel 0 is the highest frequency: the low tone drives the last group most
+    assert rates[300][10:40].mean(0).argmax() > rates[6000][10:40].mean(0).argmax()
 
 
 def test_masks_cover_at_most_their_width_and_leave_the_input_alone() -> None:
@@ -64,8 +92,15 @@ def test_batches_hold_every_recording_once_and_pad_with_weight_zero() -> None:
 def test_the_result_is_scored_per_engine(speech: Path, tmp_path: Path) -> None:
     out = tmp_path / "audio.json"
     result = main(["--data", str(speech), "--train", "6", "--test", "3", "--epochs", "2",
-                   "--mels", "16", "--hidden", "8", "--layers", "1", "--workers", "1",
+                   "--bands", "16", "--hidden", "8", "--layers", "1", "--workers", "1",
                    "--json", str(out)])
     assert result["test_recordings"] == 3 and [r["epoch"] for r in result["log"]] == [1, 2]
     assert result["per_engine"]["espeak-ng"]["samples"] == 3
     assert json.loads(out.read_text())["test_accuracy"] == result["test_accuracy"]
+
+
+def test_channel_groups_must_divide_the_cochleas_channels(speech: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--data", str(speech), "--train", "6", "--test", "3", "--front-end", "hair-cell",
+              "--bands", "5"])
+    assert "--bands 5 does not divide the cochlea's 16 channels" in capsys.readouterr().err
