@@ -28,7 +28,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import jax
 import librosa
 import numpy as np
 
@@ -44,10 +43,9 @@ from model.cochlea import (
     prepare_waveform,
 )
 from model.datasets import open_dataset
-from model.evaluation import accuracy_by
 from model.spec import PRESETS
 from model.speech_synth import KEYS
-from scripts.gru_baseline import Batch, GRUNet, predict, train_gru
+from scripts.gru_baseline import Batch, GRUNet, predict, report, train_gru
 
 WINDOW_S, HOP_S = 0.025, 0.010
 FRONT_ENDS = ("log-mel", "hair-cell", "spike-counts")
@@ -186,22 +184,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     params, log, predicted = train_gru(
         net, args.bands, len(y_train), train_batches, lambda: as_batches(x_test, y_test, 64),
         args.epochs, args.seed, lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
-    result: dict[str, Any] = {
-        "network": f"GRU {args.layers}x{args.hidden} on {args.bands} bands of {args.front_end}",
-        "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
-        "train_recordings": len(y_train), "test_recordings": len(y_test),
-        "test_accuracy": float(np.mean(predicted == y_test)),
-        "train_accuracy": float(np.mean(
-            predict(net, params, as_batches(x_train, y_train, 64)) == y_train)),
-        "train_seconds": sum(r["seconds"] for r in log),
-        "per_engine": accuracy_by(engines, predicted == y_test),
-        "log": log, "command": "python -m scripts.audio_baseline " + " ".join(
-            sys.argv[1:] if argv is None else argv),
-    }
-    print(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    train_accuracy = float(np.mean(predict(net, params, as_batches(x_train, y_train, 64))
+                                   == y_train))
+    command = " ".join(["python -m scripts.audio_baseline",
+                        *(sys.argv[1:] if argv is None else argv)])
+    return report(f"GRU {args.layers}x{args.hidden} on {args.bands} bands of {args.front_end}",
+                  params, log, len(y_train), y_test, predicted, train_accuracy, engines,
+                  command, args.json)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,27 @@ def binned_batches(data: BinnedSet, spec: InputSpec, batch_size: int = 64) -> It
     return batches(data, batch_size, padded_length(data), spec)
 
 
+def report(network: str, params: Any, log: list[dict[str, Any]], n_train: int,
+           labels: np.ndarray, predicted: np.ndarray, train_accuracy: float,
+           engines: np.ndarray | None, command: str, out: Path | None) -> dict[str, Any]:
+    """A run's result (test accuracy, per engine where ``engines`` names each test recording's,
+    parameters, time, every epoch), printed without the epochs and written to ``out``."""
+    result: dict[str, Any] = {
+        "network": network,
+        "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
+        "train_recordings": n_train, "test_recordings": len(labels),
+        "test_accuracy": float(np.mean(predicted == labels)),
+        "train_accuracy": train_accuracy,
+        "train_seconds": sum(r["seconds"] for r in log),
+        "per_engine": accuracy_by(engines, predicted == labels) if engines is not None else {},
+        "log": log, "command": command,
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
+    if out:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="training HDF5")
@@ -167,24 +188,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     params, log, predicted = train_gru(
         net, spec.features, len(train), train_batches, lambda: binned_batches(test, spec),
         args.epochs, args.seed, lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
-    result: dict[str, Any] = {
-        "network": f"GRU {args.layers}x{args.hidden}",
-        "parameters": int(sum(a.size for a in jax.tree_util.tree_leaves(params))),
-        "train_recordings": len(train), "test_recordings": len(test),
-        "test_accuracy": float(np.mean(predicted == test.labels)),
-        # without augmentation, unlike the running figure `s5rf train` logs
-        "train_accuracy": float(np.mean(predict(net, params, binned_batches(train, spec))
-                                        == train.labels)),
-        "train_seconds": sum(r["seconds"] for r in log),
-        "per_engine": (accuracy_by(engines, predicted == test.labels) if engines is not None
-                       else {}),
-        "log": log, "command": "python scripts/gru_baseline.py " + " ".join(
-            sys.argv[1:] if argv is None else argv),
-    }
-    print(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    # without augmentation, unlike the running figure `s5rf train` logs
+    train_accuracy = float(np.mean(predict(net, params, binned_batches(train, spec))
+                                   == train.labels))
+    command = " ".join(["python scripts/gru_baseline.py",
+                        *(sys.argv[1:] if argv is None else argv)])
+    return report(f"GRU {args.layers}x{args.hidden}", params, log, len(train), test.labels,
+                  predicted, train_accuracy, engines, command, args.json)
 
 
 if __name__ == "__main__":
