@@ -49,7 +49,7 @@ fi
     --json checkpoints/digits-cochlea/recorded_speakers.json --update-card
 # Demo samples from synthetic voices only: FSDD's takes are not redistributed here.
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
-    --out samples/digits-cochlea --per-class 1 --max-events 8000 --filter engine!=recorded
+    --out samples/digits-cochlea --per-class 2 --max-events 8000 --filter engine!=recorded
 .venv/bin/python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \
     --epochs 8 --recordings 3000 --json checkpoints/digits-cochlea/leave_one_engine_out.json --preset shd --neurons 256 256 \
     --dt-us 4000 --downsample 5 --jitter-us 1000 --shift 5 --drop 0.1 --mask-time 20 \
