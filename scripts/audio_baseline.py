@@ -1,18 +1,21 @@
-"""A conventional front end on the same recordings: does the cochlea's spike code limit what a
+"""Other front ends on the same recordings: does the cochlea's spike code limit what a
 network learns about unseen voices, or do the voices themselves?
 
 Each recording of a ``s5rf data speech`` dataset is made again from its recipe up to the
 cochlea (the same synthesis, augmentation and seed: ``speech_data.make_audio``), and the signal
-the cochlea would encode (``cochlea.prepare_waveform``: 48 kHz, RMS 0.3, ramped, padded) becomes
-a log-mel spectrogram, the keyword-spotting standard (25 ms windows every 10 ms, ``--mels``
-bands from 50 Hz to 20 kHz, standardised per band with the training set's statistics). The
-network of ``scripts/gru_baseline.py`` (a GRU stack with S5-RF's readout, the SHD preset's
-optimiser settings) trains on it with SpecAugment's time and frequency masks, and is scored on
-the test split per engine. Set beside the same GRU on the spike bins (``gru_baseline.py``) on
-the same recordings: if the spectrogram does no better, the spikes are not what is missing.
+the cochlea would encode (``cochlea.prepare_waveform``: 48 kHz, RMS 0.3, ramped, padded) is read
+by one of three front ends, all in 10 ms frames: a log-mel spectrogram, the keyword-spotting
+standard (25 ms windows, ``--bands`` bands from 50 Hz to 20 kHz); the cochlea's own hair-cell
+firing probability before its spike stage; or the dataset's spikes themselves, counted (the
+last two over ``--bands`` groups of adjacent channels). Features are standardised per band with
+the training set's statistics. The network of ``scripts/gru_baseline.py`` (a GRU stack with
+S5-RF's readout, the SHD preset's optimiser settings) trains on them with SpecAugment's time
+and band masks and is scored on the test split per engine. Set beside each other, and beside
+the same GRU on S5-RF's input bins (``gru_baseline.py``), they show which stage of the cochlea
+loses what.
 
     python -m scripts.audio_baseline --data data/speech --train 3000 --test 900 --epochs 16 \\
-        [--json OUT.json]
+        [--front-end {log-mel,hair-cell,spike-counts}] [--bands 64] [--json OUT.json]
 
 (as a module: it shares the GRU and its training with ``scripts/gru_baseline.py``)
 """
