@@ -27,7 +27,7 @@ import numpy as np
 
 from model import audio_augment as aug
 from model import recorded_speech
-from model.cochlea import CHANNELS, audio_to_events, read_audio
+from model.cochlea import CHANNELS, encode_draws, prepare_waveform, read_audio
 from model.datasets import write_shd
 from model.errors import InputError
 from model.speech_synth import (
@@ -104,9 +104,17 @@ class Recipe:
     recordings: str = ""
     recorded_test: tuple[str, ...] = ()
     augment: aug.AugmentConfig = dataclasses.field(default_factory=aug.AugmentConfig)
+    # Each training recording encoded this many times, the cochlea's stochastic spike stage
+    # drawn anew each time (the sound, basilar membrane and hair cells once): a network that
+    # fits one draw's nerve noise has not learnt the word. A test recording has one draw, as a
+    # sensor gives.
+    spike_draws: int = 1
 
     def count(self, split: Split) -> int:
         return self.n_train if split == "train" else self.n_test
+
+    def draws(self, split: Split) -> int:
+        return self.spike_draws if split == "train" else 1
 
     def voices(self) -> tuple[Voice, ...]:
         """The installed voices of the recipe's engines, then its recorded speakers, sorted
@@ -170,6 +178,8 @@ class Utterance:
 
 
 def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Generator:
+    """Streams: 0 the utterance, 1 its audio and first spike draw, 2 formants, 2 + k the
+    (k+1)-th spike draw."""
     return np.random.default_rng([recipe.seed, SPLITS.index(split), index, stream])
 
 
@@ -276,11 +286,14 @@ def make_audio(recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
 
 def make_recording(
     recipe: Recipe, utt: Utterance, voices: Sequence[Voice]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesise (or read), augment and encode one utterance: COCHLEA_DTYPE events and its
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Synthesise (or read), augment and encode one utterance: COCHLEA_DTYPE events of each
+    of its spike draws (``recipe.draws``; the first as a single-draw recipe makes it) and its
     metadata."""
     audio, settings, rng = make_audio(recipe, utt, voices)
-    events = audio_to_events(audio, aug.WORK_RATE, rng, channels=recipe.channels)
+    rngs = [rng, *(_rng(recipe, utt.split, utt.index, 2 + k)
+                   for k in range(1, recipe.draws(utt.split)))]
+    draws = encode_draws(prepare_waveform(audio, aug.WORK_RATE), rngs, channels=recipe.channels)
     meta = {
         "label": utt.label,
         "engine": utt.voice.engine,
@@ -289,11 +302,16 @@ def make_recording(
         "augment": settings,
         **({"take": utt.take} if utt.take else {}),
     }
-    return events, meta
+    return draws, meta
 
 
 def _cache_path(out: Path, split: Split, index: int) -> Path:
     return out / "cache" / split / f"{index:06d}.npz"
+
+
+def _draw_key(k: int) -> str:
+    """A cached recording's array of spike draw ``k`` (the first keeps its older name)."""
+    return f"events_{k}" if k else "events"
 
 
 def _use_tempdir(folder: str) -> None:
@@ -303,10 +321,11 @@ def _use_tempdir(folder: str) -> None:
 
 def _make_and_cache(job: tuple[Recipe, Path, Split, int, tuple[Voice, ...]]) -> None:
     recipe, out, split, index, voices = job
-    events, meta = make_recording(recipe, utterance(recipe, split, index, voices), voices)
+    draws, meta = make_recording(recipe, utterance(recipe, split, index, voices), voices)
     path = _cache_path(out, split, index)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, events=events, meta=json.dumps(meta))
+    arrays: dict[str, Any] = {_draw_key(k): d for k, d in enumerate(draws)}
+    np.savez(tmp, **arrays, meta=json.dumps(meta))
     os.replace(tmp, path)  # atomic: a killed worker never leaves a half-written recording
 
 
@@ -422,12 +441,17 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
 
 
 def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
-    """Gather the cached recordings of a split into ``out/{split}.h5`` (SHD layout)."""
-    events, labels, engines, names, noises, settings = [], [], [], [], [], []
+    """Gather the cached recordings of a split into ``out/{split}.h5`` (SHD layout): each
+    recording's first spike draw, then (``recipe.draws`` > 1) each one's second, and so on;
+    ``extra/draw`` numbers them, so the first N samples are the single-draw recipe's."""
+    n_draws = recipe.draws(split)
+    draws: list[list[np.ndarray]] = [[] for _ in range(n_draws)]
+    labels, engines, names, noises, settings = [], [], [], [], []
     for i in range(recipe.count(split)):
         with np.load(_cache_path(out, split, i)) as f:
             meta = json.loads(str(f["meta"]))
-            events.append(f["events"])
+            for k in range(n_draws):
+                draws[k].append(f[_draw_key(k)])
         labels.append(meta["label"])
         engines.append(meta["engine"])
         names.append(meta["voice"])
@@ -440,16 +464,17 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
     tmp = path.with_suffix(".tmp.h5")
     write_shd(
         tmp,
-        events,
-        labels,
+        [events for draw in draws for events in draw],
+        labels * n_draws,
         keys=KEYS,
         channels=recipe.channels,
         extra={
-            "engine": np.array(engines),
-            "voice": np.array(names),
-            "speaker": np.asarray(speaker, dtype=np.uint16),
-            "noise": np.array(noises),  # white, pink, babble or none
-            "settings": np.array(settings),
+            "engine": np.array(engines * n_draws),
+            "voice": np.array(names * n_draws),
+            "speaker": np.asarray(speaker * n_draws, dtype=np.uint16),
+            "noise": np.array(noises * n_draws),  # white, pink, babble or none
+            "settings": np.array(settings * n_draws),
+            "draw": np.repeat(np.arange(n_draws, dtype=np.uint8), len(labels)),
         },
     )
     os.replace(tmp, path)  # readers never see a half-written file

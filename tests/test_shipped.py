@@ -105,7 +105,7 @@ def test_cochlea_card_matches_a_fresh_evaluation_on_regenerated_test_recordings(
                   if order[i % len(order)] != sd.RECORDED][:COCHLEA_RECORDINGS]
     with multiprocessing.get_context("spawn").Pool(2) as pool:  # numba and fork do not mix
         made = pool.starmap(sd.make_recording, [(recipe, u, voices) for u in utterances])
-    events = [e for e, _ in made]
+    events = [draws[0] for draws, _ in made]
     fresh = evaluate_events(ckpt, events, np.array([u.label for u in utterances]))
     by_engine = ckpt.card.metrics["eval"]["accuracy_by"]["engine"]
     scored = [m for engine, m in by_engine.items() if engine != sd.RECORDED]

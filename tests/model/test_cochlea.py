@@ -105,6 +105,19 @@ def test_audio_to_events_is_sorted_seeded_and_in_range(word: np.ndarray) -> None
     assert a["t"].max() < cochlea.CLIP_SAMPLES / FS * 1e6
 
 
+def test_spike_draws_share_the_sound_and_differ_only_in_the_spike_stage(word: np.ndarray) -> None:
+    signal = cochlea.prepare_waveform(word, FS)
+    first, second = cochlea.encode_draws(signal, [np.random.default_rng(1),
+                                                  np.random.default_rng(2)], channels=CHANNELS)
+    # the first draw is the single encoding with the same generator
+    assert np.array_equal(first, cochlea.encode_prepared(signal, np.random.default_rng(1),
+                                                         channels=CHANNELS))
+    assert not np.array_equal(first, second)
+    assert abs(first.size - second.size) <= 0.1 * first.size
+    a, b = (np.bincount(d["channel"], minlength=CHANNELS) for d in (first, second))
+    assert np.corrcoef(a, b)[0, 1] >= 0.8  # (0.90 for this word: few spikes per channel)
+
+
 def test_padded_length_has_a_5_smooth_half_spectrum() -> None:
     assert cochlea.padded_length(47_990) == cochlea.CLIP_SAMPLES
     for n in (1, 1001, 60_001):

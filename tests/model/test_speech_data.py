@@ -190,6 +190,29 @@ def test_the_audio_of_a_recording_encodes_to_its_events(generated: Path, voices)
         assert np.array_equal(events, cached["events"])
 
 
+def test_spike_draws_add_training_samples_after_the_single_draw_ones(generated: Path,
+                                                                   tmp_path: Path) -> None:
+    """With spike_draws=2, train.h5 holds the single-draw recipe's samples, then every
+    recording again with the spike stage drawn anew; the test split keeps one draw."""
+    drawn = dataclasses.replace(SMALL, n_test=1, spike_draws=2)
+    list(sd.generate(drawn, tmp_path, workers=1))
+    n = SMALL.n_train
+    with open_dataset(tmp_path / "train.h5") as twice, \
+            open_dataset(generated / "train.h5") as once, \
+            open_dataset(tmp_path / "test.h5") as test:
+        assert len(twice) == 2 * n and len(test) == 1
+        np.testing.assert_array_equal(twice.extra("draw"), [0] * n + [1] * n)
+        np.testing.assert_array_equal(test.extra("draw"), [0])
+        np.testing.assert_array_equal(twice.labels, np.tile(once.labels, 2))
+        for field in ("engine", "voice", "settings"):
+            np.testing.assert_array_equal(twice.extra(field), np.tile(once.extra(field), 2))
+        for i in range(n):
+            assert np.array_equal(twice[i][0], once[i][0])
+            assert not np.array_equal(twice[n + i][0], once[i][0])
+    with pytest.raises(ValueError, match=r"different recipe \(spike_draws differ"):
+        list(sd.generate(SMALL, tmp_path))
+
+
 def test_a_different_recipe_is_refused_in_the_same_directory(generated: Path) -> None:
     with pytest.raises(ValueError, match="different recipe"):
         list(sd.generate(sd.Recipe(seed=4, n_train=8, n_test=3, channels=16), generated))
