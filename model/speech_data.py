@@ -178,8 +178,8 @@ class Utterance:
 
 
 def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Generator:
-    """Streams: 0 the utterance, 1 its audio and first spike draw, 2 formants, 2 + k the
-    (k+1)-th spike draw."""
+    """Streams: 0 the utterance, 1 its audio and first spike draw, 2 formants, 2 + k (k >= 1)
+    spike draw k + 1."""
     return np.random.default_rng([recipe.seed, SPLITS.index(split), index, stream])
 
 
@@ -474,7 +474,7 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
             "speaker": np.asarray(speaker * n_draws, dtype=np.uint16),
             "noise": np.array(noises * n_draws),  # white, pink, babble or none
             "settings": np.array(settings * n_draws),
-            "draw": np.repeat(np.arange(n_draws, dtype=np.uint8), len(labels)),
+            "draw": np.repeat(np.arange(n_draws), len(labels)),
         },
     )
     os.replace(tmp, path)  # readers never see a half-written file
