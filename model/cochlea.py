@@ -31,6 +31,7 @@ from model.errors import InputError
 from model.events import COCHLEA_DTYPE
 
 SAMPLE_RATE = 48_000
+FIBRE_RATE = SAMPLE_RATE // 2  # everything after the basilar membrane runs at half the rate
 CHANNELS = 700
 # 47,998 samples -> a 24,000-point (2^6 * 3 * 5^3) half spectrum: 3.5x faster than 48,000.
 CLIP_SAMPLES = 47_998
@@ -383,6 +384,12 @@ def encode_draws(signal: np.ndarray, rngs: Sequence[np.random.Generator], *,
 
     signal: float64 (n_samples,) at ``SAMPLE_RATE``. Returns [COCHLEA_DTYPE (E_i,)] per rng.
     """
-    fs = SAMPLE_RATE // 2
-    prob = hair_cell(basilar_membrane(signal, SAMPLE_RATE, channels), fs)
-    return [raster_to_events(bushy_cells(prob, fs, rng), fs) for rng in rngs]
+    prob = firing_probability(signal, channels)
+    return [raster_to_events(bushy_cells(prob, FIBRE_RATE, rng), FIBRE_RATE) for rng in rngs]
+
+
+def firing_probability(signal: np.ndarray, channels: int = CHANNELS) -> np.ndarray:
+    """The deterministic part of the chain, basilar membrane then hair cells: signal float64
+    (n_samples,) at ``SAMPLE_RATE`` -> fibre firing probability float64 (channels, T) at
+    ``FIBRE_RATE``."""
+    return hair_cell(basilar_membrane(signal, SAMPLE_RATE, channels), FIBRE_RATE)

@@ -40,9 +40,9 @@ from model import speech_data as sd
 from model.audio_augment import WORK_RATE
 from model.cochlea import (
     CLIP_SAMPLES,
+    FIBRE_RATE,
     SAMPLE_RATE,
-    basilar_membrane,
-    hair_cell,
+    firing_probability,
     prepare_waveform,
 )
 from model.datasets import open_dataset
@@ -66,9 +66,8 @@ def hair_cell_rates(signal: np.ndarray, channels: int, bands: int) -> np.ndarray
     """The cochlea's firing probability before its spikes (basilar membrane and hair cells of
     ``channels`` channels), averaged over ``bands`` groups of adjacent channels and 10 ms
     frames, log: float32 (frames, bands)."""
-    fs = SAMPLE_RATE // 2
-    prob = hair_cell(basilar_membrane(signal, SAMPLE_RATE, channels), fs)  # (C, T)
-    hop = int(HOP_S * fs)
+    prob = firing_probability(signal, channels)  # (C, T)
+    hop = int(HOP_S * FIBRE_RATE)
     frames = prob.shape[1] // hop
     pooled = prob[:, :frames * hop].reshape(bands, channels // bands, frames, hop).mean((1, 3))
     return np.log(pooled.T + 1e-6).astype(np.float32)
