@@ -13,7 +13,10 @@ from tests.server.conftest import (  # noqa: F401  (fixtures, registered by impo
     checkpoints,
     live_url,
     make_live,
+    prefix,
+    redis_server,
     registry,
+    slow_redis,
 )
 
 

@@ -1,5 +1,6 @@
 """Fixtures: two tiny random-init checkpoints (cochlea and DVS), one warmed model registry
-shared by every app of the run, in-process clients and a real uvicorn server on loopback."""
+shared by every app of the run, in-process clients, a real uvicorn server on loopback, and
+Redis (also behind a proxy that can answer late) for the shared session store."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 
 os.environ["JAX_PLATFORMS"] = "cpu"  # before jax is imported anywhere
 
+import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import httpx
 import jax
 import numpy as np
 import pytest
+import redis
 import uvicorn
 from fastapi.testclient import TestClient
 
@@ -25,9 +29,11 @@ from model.checkpoint import ModelCard, load, save
 from model.events import make_events
 from model.network import init_params
 from model.spec import InputSpec, preset_config
+from scripts.topology import Redis, redis_answers
 from server.app import create_app
 from server.registry import ModelRegistry, build_model
 from server.settings import Settings
+from tests.clients.proxy import Proxy
 
 COCHLEA = "tiny-cochlea"
 DVS = "tiny-dvs"
@@ -166,3 +172,35 @@ def columns(events: np.ndarray) -> dict[str, list[int]]:
     """JSON columns of an event array."""
     return {name: events[name].tolist() for name in events.dtype.names or ()}
 
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    """The shared Redis on 127.0.0.1:6379, else one of our own (one per run), else skip."""
+    if redis_answers("127.0.0.1", 6379):
+        yield Redis(6379)
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("no Redis: nothing answers on 127.0.0.1:6379 and redis-server is not on "
+                    "PATH (apt-get install redis-server)")
+    server = Redis.start(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def prefix(redis_server: Redis) -> Iterator[str]:
+    """A key prefix of this test alone, deleted afterwards."""
+    value = f"s5rf-test-{uuid.uuid4().hex[:8]}:"
+    yield value
+    client = redis.Redis(port=redis_server.port)
+    keys = list(client.scan_iter(f"{value}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def slow_redis(redis_server: Redis) -> Iterator[Proxy]:
+    """Redis behind a proxy that can answer late."""
+    proxy = Proxy(redis_server.port)
+    yield proxy
+    proxy.close()

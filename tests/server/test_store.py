@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -20,10 +19,12 @@ import numpy as np
 import orjson
 import pytest
 import redis
+import websockets
 from fastapi.testclient import TestClient
+from websockets.exceptions import ConnectionClosed
 
 from model.events import make_events
-from scripts.topology import Redis, redis_answers
+from scripts.topology import Redis
 from server.errors import ApiError
 from server.inference import process_chunk
 from server.runtime import Runtime
@@ -33,31 +34,7 @@ from server.store_redis import RedisStore
 from tests.clients.proxy import Proxy
 from tests.server.conftest import COCHLEA, DVS, ClientFactory, cochlea_recording, columns
 from tests.server.test_errors import state_of
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    """The shared Redis on 127.0.0.1:6379, else one of our own, else skip."""
-    if redis_answers("127.0.0.1", 6379):
-        yield Redis(6379)
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip("no Redis: nothing answers on 127.0.0.1:6379 and redis-server is not on "
-                    "PATH (apt-get install redis-server)")
-    server = Redis.start(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def prefix(redis_server: Redis) -> Iterator[str]:
-    """A key prefix of this test alone, deleted afterwards."""
-    value = f"s5rf-test-{uuid.uuid4().hex[:8]}:"
-    yield value
-    client = redis.Redis(port=redis_server.port)
-    keys = list(client.scan_iter(f"{value}*"))
-    if keys:
-        client.delete(*keys)
+from tests.server.test_stream import recv, seq_frames, ws_url
 
 
 @pytest.fixture
@@ -223,14 +200,6 @@ def test_a_write_resent_after_its_reply_was_lost_is_not_taken_for_a_rival(
     asyncio.run(resend())
 
 
-@pytest.fixture
-def slow_redis(redis_server: Redis) -> Iterator[Proxy]:
-    """Redis behind a proxy that can answer late."""
-    proxy = Proxy(redis_server.port)
-    yield proxy
-    proxy.close()
-
-
 def test_a_batch_whose_save_was_not_confirmed_is_resent_and_applied_once(
         make_client: ClientFactory, slow_redis: Proxy, prefix: str) -> None:
     replica = make_client(session_store=f"redis://127.0.0.1:{slow_redis.port}",
@@ -247,6 +216,39 @@ def test_a_batch_whose_save_was_not_confirmed_is_resent_and_applied_once(
     last = feed(replica, sid, headers, events[300:], seq=2, flush=True)
     ref_id, ref_headers = open_on(replica)
     assert_same_stream(last, feed(replica, ref_id, ref_headers, events, flush=True))
+
+
+def test_a_websocket_frame_the_store_failed_ends_the_connection_before_later_frames(
+        make_live: Callable[..., str], slow_redis: Proxy, prefix: str) -> None:
+    """Frame 1's save goes unconfirmed: answered by closing with 4503, so frame 2, already
+    read, is not applied before it; the resumed session stands at frame 1 (it landed)."""
+    url = make_live(session_store=f"redis://127.0.0.1:{slow_redis.port}",
+                    session_store_prefix=prefix, session_store_timeout_s=0.3)
+    events = cochlea_recording(seed=59)
+    frame = seq_frames(events, 3)
+
+    async def run() -> tuple[int, str, dict[str, Any]]:
+        async with websockets.connect(ws_url(url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = await recv(ws)
+            await ws.send(frame(0))
+            assert (await recv(ws))["seq"] == 0
+            slow_redis.hold(2, seconds=1.0, marker=b"EVALSHA")  # stored, answered too late
+            await ws.send(frame(1))
+            await ws.send(frame(2))
+            with pytest.raises(ConnectionClosed) as closed:
+                await recv(ws)
+        assert closed.value.rcvd is not None
+        async with websockets.connect(ws_url(url)) as ws:
+            await ws.send(orjson.dumps({"session": opened["id"],
+                                        "token": opened["token"]}).decode())
+            resumed = await recv(ws)
+        return closed.value.rcvd.code, closed.value.rcvd.reason, resumed
+
+    code, reason, resumed = asyncio.run(run())
+    assert code == 4503 and reason.startswith("retry after ") and "may or may not" in reason
+    assert resumed["seq"] == 1 and resumed["applied"]["seq"] == 1
+    assert resumed["events_accepted"] == sum(len(p) for p in np.array_split(events, 3)[:2])
 
 
 def test_a_session_whose_creation_was_not_confirmed_is_opened_again(
