@@ -110,6 +110,23 @@ class Recipe:
     # sensor gives.
     spike_draws: int = 1
 
+    def __post_init__(self) -> None:
+        """Refuse a recipe that would write an empty or ill-defined dataset (the CLI's types
+        check the same; a recipe built in Python or read from recipe.json gets it here)."""
+        for name in ("n_train", "n_test", "channels", "spike_draws"):
+            if (value := getattr(self, name)) < 1:
+                raise InputError(f"the recipe's {name} must be at least 1, not {value}")
+        for name, (lo, hi) in (("rate_range", self.rate_range),
+                               ("formant_range", self.formant_range)):
+            if not 0 < lo <= hi:
+                raise InputError(f"the recipe's {name} ({lo}, {hi}) must have 0 < LO <= HI")
+        if not 0 <= self.pitch_range[0] <= self.pitch_range[1] <= 99:
+            raise InputError(f"the recipe's pitch_range {self.pitch_range} must have "
+                             "0 <= LO <= HI <= 99 (espeak-ng's pitch)")
+        if self.formant_jitter < 0:
+            raise InputError(f"the recipe's formant_jitter must not be negative, not "
+                             f"{self.formant_jitter}")
+
     def count(self, split: Split) -> int:
         return self.n_train if split == "train" else self.n_test
 

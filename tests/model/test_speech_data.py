@@ -386,6 +386,32 @@ def test_an_unknown_engine_is_refused_before_anything_is_made(tmp_path: Path, ca
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"spike_draws": 0}, "spike_draws must be at least 1, not 0"),
+    ({"n_test": 0}, "n_test must be at least 1"),
+    ({"rate_range": (1.2, 0.8)}, r"rate_range \(1.2, 0.8\) must have 0 < LO <= HI"),
+    ({"formant_range": (0.0, 1.1)}, "formant_range"),
+    ({"pitch_range": (20, 120)}, "pitch_range"),
+    ({"formant_jitter": -0.1}, "formant_jitter must not be negative"),
+])
+def test_a_recipe_that_would_make_an_empty_or_ill_defined_dataset_is_refused(
+        change: dict[str, object], message: str) -> None:
+    from model.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        dataclasses.replace(SMALL, **change)
+
+
+def test_a_reversed_formant_range_is_refused_by_the_cli_before_anything_is_made(
+        tmp_path: Path, capsys) -> None:
+    from cli.main import main
+
+    assert main(["data", "speech", "--out", str(tmp_path / "d"), "--formants", "1.1",
+                 "0.9"]) == 2
+    assert "formant_range (1.1, 0.9) must have 0 < LO <= HI" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 def test_the_cli_starts_without_the_synthesisers() -> None:
     # s5rf builds every command's parser at start; the synthesisers (numpy, soundfile) load
     # only when a data command runs.
