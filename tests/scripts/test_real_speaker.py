@@ -39,10 +39,33 @@ def test_every_word_is_scored_under_every_seed(digits: Path, ckpt: Path) -> None
         all(p == w for p in ps) for w, ps in result["predictions"].items())
 
 
-def test_a_missing_prompt_names_the_package(digits: Path, ckpt: Path) -> None:
+def test_a_missing_take_is_named(digits: Path, ckpt: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     (digits / "7.wav").unlink()
+    with pytest.raises(SystemExit, match=r"7\.wav is missing$"):
+        score(load(ckpt), digits, seeds=1)
+    monkeypatch.setattr("scripts.real_speaker.DIGITS", digits)  # the Asterisk prompts' folder
     with pytest.raises(SystemExit, match="apt-get install asterisk-core-sounds-en-wav"):
         score(load(ckpt), digits, seeds=1)
+
+
+def test_german_takes_under_other_names_are_scored_as_the_german_words(
+        digits: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GCompris' layout: digit n in U003n.ogg; a stand-in network that answers each label."""
+    from types import SimpleNamespace
+
+    from model import evaluation
+
+    for n in range(10):
+        audio, rate = soundfile.read(digits / f"{n}.wav")
+        soundfile.write(digits / f"U003{n}.ogg", audio, rate)
+    monkeypatch.setattr(evaluation, "predict", lambda params, cfg, spec, data: SimpleNamespace(
+        predicted=data.labels))
+    result = score(load(ckpt), digits, seeds=1, language="de", names="U003{n}.ogg",
+                   speaker="a German man")
+    assert result["predictions"] == {w: [w] for w in KEYS[10:]}  # fünf as fuenf
+    assert result["accuracy"] == 1.0 and result["language"] == "de"
+    assert result["speaker"] == f"a German man: {digits}"
 
 
 def test_the_card_records_the_accuracy(digits: Path, ckpt: Path,
@@ -54,6 +77,11 @@ def test_the_card_records_the_accuracy(digits: Path, ckpt: Path,
     assert recorded["recordings"] == 10 and recorded["seeds"] == 1
     assert recorded["accuracy"] == score(load(ckpt), digits, seeds=1)["accuracy"]
     assert "--update-card" in recorded["command"]
+    monkeypatch.setattr("sys.argv", ["real_speaker.py", "--checkpoint", str(ckpt), "--digits",
+                                     str(digits), "--seeds", "1", "--update-card", "other"])
+    main()
+    assert read_card(ckpt).metrics["other"]["recordings"] == 10
+    assert read_card(ckpt).metrics["real_speaker"] == recorded  # another key leaves it be
 
 
 @pytest.mark.parametrize(("shift", "accuracy"), [(0, 1.0), (10, 0.0)])
