@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model.audio_augment import TAIL_S, WORK_RATE, as_word
-from model.cochlea import CHANNELS, audio_to_events, read_audio
+from model.cochlea import CHANNELS, audio_to_events, bucketed_length, read_audio
 from model.datasets import write_shd
 from model.errors import InputError
 
@@ -59,7 +59,8 @@ def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
     """One audio file (see ``read_word``) as COCHLEA_DTYPE events (E,), sorted by t."""
     audio, rate = read_word(path, as_trained)  # its errors name the file
     try:
-        return audio_to_events(audio, rate, rng, channels=channels)
+        # Recordings of every length: a few padded lengths, so a few transfer matrices.
+        return audio_to_events(audio, rate, rng, channels=channels, n_samples=bucketed_length)
     except InputError as exc:  # a silent or too long word: say which file
         raise InputError(f"{path}: {exc}") from exc
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numba
@@ -35,6 +35,7 @@ FIBRE_RATE = SAMPLE_RATE // 2  # everything after the basilar membrane runs at h
 CHANNELS = 700
 # 47,998 samples -> a 24,000-point (2^6 * 3 * 5^3) half spectrum: 3.5x faster than 48,000.
 CLIP_SAMPLES = 47_998
+LENGTH_STEP = 12_000  # a quarter second: the padding step of bucketed_length
 RMS_LEVEL = 0.3
 _CHUNK = 64  # channels per transfer-matrix block: keeps complex temporaries cache-sized
 _FOLD_CHUNK = 8  # channels per inverse-FFT block (fastest here: 8 to 16)
@@ -93,13 +94,24 @@ def padded_length(n: int) -> int:
         m += 1
 
 
+def bucketed_length(n: int) -> int:
+    """``CLIP_SAMPLES``, or for a longer word (``n`` samples at 48 kHz) the fast length at or
+    after it plus the next whole number of quarter seconds: words of many lengths then share
+    a few transfer matrices (each takes ~10 s to compute at 700 channels, ten times a word's
+    encoding)."""
+    steps = max(-(-(n - CLIP_SAMPLES) // LENGTH_STEP), 0)
+    return padded_length(CLIP_SAMPLES + steps * LENGTH_STEP)
+
+
 def prepare_waveform(
-    waveform: np.ndarray, sample_rate: int, n_samples: int | None = None
+    waveform: np.ndarray, sample_rate: int,
+    n_samples: int | Callable[[int], int] | None = None,
 ) -> np.ndarray:
     """Resample to 48 kHz, RMS-normalise to 0.3, Hann-ramp the word, then zero-pad.
 
     waveform: float (T,) mono audio at ``sample_rate`` Hz.
-    n_samples: output length; default ``CLIP_SAMPLES`` or, for a longer word, the next fast
+    n_samples: output length, or a function of the word's length at 48 kHz giving it (e.g.
+        ``bucketed_length``); default ``CLIP_SAMPLES`` or, for a longer word, the next fast
         length (``padded_length``).
     Returns float64 (n_samples,) at ``SAMPLE_RATE``.
     """
@@ -119,6 +131,8 @@ def prepare_waveform(
     x[x.size - half :] *= ramp[::-1]
     if n_samples is None:
         n_samples = max(CLIP_SAMPLES, padded_length(x.size))
+    elif callable(n_samples):
+        n_samples = n_samples(x.size)
     if x.size > n_samples:
         raise InputError(
             f"the word lasts {x.size} samples at 48 kHz, more than n_samples={n_samples}; "
@@ -195,7 +209,7 @@ def transfer_matrix(
     return out
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)  # ~270 MB each at 1 s and 700 channels
 def membrane_filters(
     n_samples: int, sample_rate: int = SAMPLE_RATE, channels: int = CHANNELS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -358,9 +372,10 @@ def audio_to_events(
     rng: np.random.Generator,
     *,
     channels: int = CHANNELS,
-    n_samples: int | None = None,
+    n_samples: int | Callable[[int], int] | None = None,
 ) -> np.ndarray:
-    """Encode one spoken word as SHD-style cochlea events.
+    """Encode one spoken word as SHD-style cochlea events (``n_samples``: see
+    ``prepare_waveform``).
 
     waveform: float (T,) mono audio at ``sample_rate`` Hz (any rate; resampled to 48 kHz).
     Returns COCHLEA_DTYPE (E,) sorted by t, channels in [0, channels), 0 = highest frequency.

@@ -60,6 +60,30 @@ def test_every_recording_is_encoded_with_its_folders_label(folder: Path, tmp_pat
         assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
 
 
+def test_long_recordings_of_many_lengths_share_a_few_transfer_matrices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five words of 1.0 to 1.2 s (each its own natural padded length) build one matrix; words
+    under a second are encoded at the training clip length as before."""
+    from model import cochlea
+
+    built: list[int] = []
+    transfer = cochlea.transfer_matrix
+
+    def counted(n_samples: int, *args: int) -> np.ndarray:
+        built.append(n_samples)
+        return transfer(n_samples, *args)
+
+    monkeypatch.setattr(cochlea, "transfer_matrix", counted)
+    cochlea.membrane_filters.cache_clear()
+    root = tmp_path / "long"
+    (root / "zero").mkdir(parents=True)
+    for i, seconds in enumerate((0.85, 0.88, 0.91, 0.94, 0.97, 1.0)):
+        soundfile.write(root / "zero" / f"{i}.wav", _word(16000, 300, seconds), 16000)
+    soundfile.write(root / "zero" / "short.wav", _word(16000, 300, 0.5), 16000)
+    encode_folder(root, tmp_path / "long.h5", KEYS, channels=CHANNELS)
+    assert sorted(built) == [cochlea.CLIP_SAMPLES, cochlea.bucketed_length(50_000)]
+
+
 def test_a_folder_that_is_not_a_class_is_refused(folder: Path) -> None:
     (folder / "7").mkdir()
     with pytest.raises(ValueError, match=r"folder '7' .* is not a class key"):

@@ -130,6 +130,18 @@ def test_padded_length_has_a_5_smooth_half_spectrum() -> None:
         assert m == 1
 
 
+def test_bucketed_lengths_pad_longer_words_to_the_next_quarter_second() -> None:
+    clip, step = cochlea.CLIP_SAMPLES, cochlea.LENGTH_STEP
+    assert [cochlea.bucketed_length(n) for n in (1, 30_000, clip)] == [clip] * 3
+    lengths = {cochlea.bucketed_length(n) for n in range(clip + 1, clip + step + 1, 997)}
+    assert lengths == {cochlea.padded_length(clip + step)}
+    assert cochlea.bucketed_length(clip + step + 1) == cochlea.padded_length(clip + 2 * step)
+    word = np.ones(50_000)
+    assert cochlea.prepare_waveform(word, cochlea.SAMPLE_RATE,
+                                    cochlea.bucketed_length).size == \
+        cochlea.padded_length(clip + step)
+
+
 def test_prepare_waveform_rejects_a_silent_or_too_long_word() -> None:
     with pytest.raises(ValueError, match="silent"):
         cochlea.prepare_waveform(np.zeros(100), FS)
