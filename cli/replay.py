@@ -67,12 +67,12 @@ def _listen(args: argparse.Namespace) -> int:
     import numpy as np
 
     from model.audio_folder import read_word
-    from model.cochlea import encode_prepared, prepare_waveform
+    from model.cochlea import bucketed_length, encode_prepared, prepare_waveform
     from model.errors import InputError
 
     word, rate = read_word(args.audio)  # before connecting: prepared (and so checked) once
     try:
-        signal = prepare_waveform(word, rate)
+        signal = prepare_waveform(word, rate, bucketed_length)  # as `s5rf data audio`
     except InputError as exc:
         raise InputError(f"{args.audio}: {exc}") from exc
 

@@ -62,23 +62,26 @@ def test_replay_of_a_camera_file_at_sensor_pace_uses_its_first_event_as_origin(
 
 def test_listen_streams_the_cochlea_encoding_of_the_audio(
         tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A word longer than the training clip: listen encodes it as `s5rf cochlea` and
+    `s5rf data audio` do (trimmed, a tail of silence, padded to their length)."""
     import soundfile
 
     from model.audio_augment import TAIL_S, WORK_RATE, as_word
-    from model.cochlea import audio_to_events
+    from model.audio_folder import encode_file
+    from model.cochlea import CLIP_SAMPLES, SAMPLE_RATE
 
     rate = 16_000
-    t = np.arange(int(0.3 * rate)) / rate
-    word = np.sin(2 * np.pi * (300 + 2000 * t) * t) * np.hanning(len(t))
+    t = np.arange(int(1.05 * rate)) / rate  # its own padded length is not the bucket's
+    word = np.sin(2 * np.pi * (300 + 800 * t) * t) * np.hanning(len(t))
     silence = np.zeros(rate // 4)
-    soundfile.write(tmp_path / "word.wav", np.concatenate([silence, word, silence]), rate)
-    out = replay_json(capsys, "listen", str(tmp_path / "word.wav"), "--model", COCHLEA,
+    path = tmp_path / "word.wav"
+    soundfile.write(path, np.concatenate([silence, word, silence]), rate)
+    out = replay_json(capsys, "listen", str(path), "--model", COCHLEA,
                       "--url", live_url, "--speed", "max", "--seed", "3", "--json")
-    read, _ = soundfile.read(tmp_path / "word.wav", dtype="float64")
-    # encoded as the training words were: at 32 kHz, the silence around the word cut, a tail
+    read, _ = soundfile.read(path, dtype="float64")
     prepared = np.concatenate([as_word(read, rate), np.zeros(int(TAIL_S * WORK_RATE))])
-    events = audio_to_events(prepared, WORK_RATE, np.random.default_rng(3), channels=16)
-    assert len(prepared) < len(read) * WORK_RATE / rate
+    assert CLIP_SAMPLES < len(prepared) * SAMPLE_RATE / WORK_RATE < len(read) * SAMPLE_RATE / rate
+    events = encode_file(path, np.random.default_rng(3), 16)
     with Client(live_url) as client:
         whole = client.infer(COCHLEA, events)
     assert out["events"]["total_accepted"] == len(events) > 0
