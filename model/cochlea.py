@@ -96,9 +96,9 @@ def padded_length(n: int) -> int:
 
 def bucketed_length(n: int) -> int:
     """``CLIP_SAMPLES``, or for a longer word (``n`` samples at 48 kHz) the fast length at or
-    after it plus the next whole number of quarter seconds: words of many lengths then share
-    a few transfer matrices (each takes ~10 s to compute at 700 channels, ten times a word's
-    encoding)."""
+    after ``CLIP_SAMPLES`` plus the whole quarter seconds the word needs beyond it: words of
+    many lengths then share a few transfer matrices (each takes ~10 s to compute at 700
+    channels, ten times a word's encoding)."""
     steps = max(-(-(n - CLIP_SAMPLES) // LENGTH_STEP), 0)
     return padded_length(CLIP_SAMPLES + steps * LENGTH_STEP)
 

@@ -111,8 +111,9 @@ class Recipe:
     spike_draws: int = 1
 
     def __post_init__(self) -> None:
-        """Refuse a recipe that would write an empty or ill-defined dataset (the CLI's types
-        check the same; a recipe built in Python or read from recipe.json gets it here)."""
+        """Refuse a recipe that would write an empty or ill-defined dataset, however it was
+        made: by the CLI (whose argument types check only the counts), in Python, or read
+        from a recipe.json."""
         for name in ("n_train", "n_test", "channels", "spike_draws"):
             if (value := getattr(self, name)) < 1:
                 raise InputError(f"the recipe's {name} must be at least 1, not {value}")
