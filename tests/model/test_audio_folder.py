@@ -62,8 +62,8 @@ def test_every_recording_is_encoded_with_its_folders_label(folder: Path, tmp_pat
 
 def test_long_recordings_of_many_lengths_share_a_few_transfer_matrices(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Five words of 1.0 to 1.2 s (each its own natural padded length) build one matrix; words
-    under a second are encoded at the training clip length as before."""
+    """Four words of 1.01 to 1.1 s as prepared (each of its own natural padded length) build
+    one matrix; those under a second are encoded at the training clip length as before."""
     from model import cochlea
 
     built: list[int] = []
