@@ -86,8 +86,10 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
             if opts.seq is not None:
                 session.seq = opts.seq
                 session.ack = orjson.dumps(result)
+            # Counted once saved; a seq batch whose save went unconfirmed, once seen stored.
+            count = functools.partial(_count, sessions.metrics, model, outcome)
             try:
-                await sessions.persist(session)
+                await sessions.persist(session, count if opts.seq is not None else None)
                 break
             except StaleVersion as exc:
                 if attempt:
@@ -95,7 +97,7 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
                                         "replica at the same time; nothing was applied, "
                                         "retry") from exc
         session.touch()
-    _count(sessions.metrics, model, outcome)
+    count()
     return result
 
 

@@ -76,6 +76,8 @@ class Session:
     ack: bytes = b""
     store_version: int = 0
     stale: bool = False
+    # A batch whose save went unconfirmed: its result, and what counts it if it landed.
+    unconfirmed: tuple[bytes, Callable[[], None]] | None = None
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     used_before: float = dataclasses.field(default_factory=time.monotonic)  # the use before
@@ -376,6 +378,9 @@ class SessionManager:
             return
         with self._store_errors():
             record = await self.shared.load(session.id)
+        unconfirmed, session.unconfirmed = session.unconfirmed, None
+        if unconfirmed is not None and record is not None and record.ack == unconfirmed[0]:
+            unconfirmed[1]()  # the store holds that batch's result: it landed, count it now
         if record is None:
             self.evict(session, "gone_from_store")
             raise ApiError(404, f"session {session.id!r} was deleted or expired")
@@ -393,11 +398,14 @@ class SessionManager:
             session.stale = True
         await self.refresh(session)
 
-    async def persist(self, session: Session) -> None:
+    async def persist(self, session: Session,
+                      on_landed: Callable[[], None] | None = None) -> None:
         """Save the session to the shared store as its next version (hold ``session.lock``).
 
         Raises ``StaleVersion`` if another replica saved it first, 503 if the store is down;
-        either way the local copy is marked stale, so it is reloaded before its next use.
+        either way the local copy is marked stale, so it is reloaded before its next use. A
+        save whose answer never came may have landed: ``on_landed`` (counting a batch with a
+        ``seq``, whose result ``session.ack`` is unique) runs if the reload finds it stored.
         """
         if self.shared is None:
             return
@@ -407,7 +415,12 @@ class SessionManager:
                                    token_sha256=token_digest(session.token),
                                    snapshot=encode(snap), ack=session.ack)
             with self._store_errors():
-                await self.shared.save(session.id, record)
+                try:
+                    await self.shared.save(session.id, record)
+                except UnconfirmedWrite:
+                    if on_landed is not None:
+                        session.unconfirmed = (record.ack, on_landed)
+                    raise
         except BaseException:
             session.stale = True
             raise

@@ -10,10 +10,12 @@ on another.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import msgpack
 import numpy as np
 import orjson
@@ -214,8 +216,38 @@ def test_a_batch_whose_save_was_not_confirmed_is_resent_and_applied_once(
     resent = replica.post(f"/v1/sessions/{sid}/events", json=body, headers=headers)
     assert resent.status_code == 409 and resent.json()["applied"]["seq"] == 1, resent.text
     last = feed(replica, sid, headers, events[300:], seq=2, flush=True)
+    # The batch that landed unconfirmed is counted once it is known to have landed.
+    assert events_counted(replica) == len(events) == last["events"]["total_accepted"]
     ref_id, ref_headers = open_on(replica)
     assert_same_stream(last, feed(replica, ref_id, ref_headers, events, flush=True))
+
+
+def test_an_unconfirmed_batch_is_not_counted_when_the_store_holds_another_result(
+        make_client: ClientFactory, slow_redis: Proxy, prefix: str) -> None:
+    """Batch 1's save is answered too late, and when the replica reloads the session the
+    record holds another result (as if another replica had written it): the batch is not
+    counted here, where nothing shows that it landed."""
+    replica = make_client(session_store=f"redis://127.0.0.1:{slow_redis.port}",
+                          session_store_prefix=prefix, session_store_timeout_s=0.3)
+    events = cochlea_recording(seed=61)
+    sid, headers = open_on(replica)
+    feed(replica, sid, headers, events[:150], seq=0)
+    slow_redis.hold(2, seconds=1.0, marker=b"EVALSHA")
+    body = {**columns(events[150:300]), "seq": 1}
+    r = replica.post(f"/v1/sessions/{sid}/events", json=body, headers=headers)
+    assert r.status_code == 503, r.text
+    rival = redis.Redis(port=slow_redis.upstream_port)  # another writer replaces the record
+    key = next(k for k in rival.scan_iter(f"{prefix}*") if sid.encode() in k)
+    rival.hset(key, "ack", orjson.dumps({"seq": 1, "written_by": "another replica"}))
+    resent = replica.post(f"/v1/sessions/{sid}/events", json=body, headers=headers)
+    assert resent.status_code == 409, resent.text  # seq 1 stands in the record ...
+    assert events_counted(replica) == 150  # ... but the result landed is not ours: not counted
+
+
+def events_counted(client: TestClient) -> float:
+    found = re.search(rf's5rf_events_total\{{model="{COCHLEA}"\}} (\S+)',
+                      client.get("/metrics").text)
+    return float(found[1]) if found else 0.0
 
 
 def test_a_websocket_frame_the_store_failed_ends_the_connection_before_later_frames(
@@ -248,7 +280,10 @@ def test_a_websocket_frame_the_store_failed_ends_the_connection_before_later_fra
     code, reason, resumed = asyncio.run(run())
     assert code == 4503 and reason.startswith("retry after ") and "may or may not" in reason
     assert resumed["seq"] == 1 and resumed["applied"]["seq"] == 1
-    assert resumed["events_accepted"] == sum(len(p) for p in np.array_split(events, 3)[:2])
+    landed = sum(len(p) for p in np.array_split(events, 3)[:2])
+    assert resumed["events_accepted"] == landed
+    metrics = httpx.get(f"{url}/metrics").text  # frame 1 counted once the resume found it
+    assert f's5rf_events_total{{model="{COCHLEA}"}} {float(landed)}' in metrics
 
 
 def test_a_session_whose_creation_was_not_confirmed_is_opened_again(
