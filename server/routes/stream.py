@@ -249,11 +249,15 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
     except ApiError as exc:
         if exc.status == 404:
             raise StreamClosed(CLOSE_GONE, exc.detail) from exc
+        # Refused for the session's sake, not the frame's: the frames read after it must not
+        # be applied before it, so the connection ends unread. A 503 (the shared store
+        # failed): the client resumes from the stored position and sends the rest again. A
+        # 409 that is no replay (another replica advanced the session at the same moment,
+        # or stored it with other checkpoints): the stream cannot go on as it was.
         if exc.status == 503:
-            # The shared store failed, not the frame: the frames read after it must not be
-            # applied before it, so the connection ends unread; the client resumes from the
-            # stored position and sends the rest again.
             raise _busy(runtime, exc.detail) from exc
+        if exc.status == 409 and "last_seq" not in exc.body:
+            raise StreamClosed(CLOSE_CONFLICT, exc.detail) from exc
         return {"type": "error", "status": exc.status, "detail": exc.detail, "frame": frame,
                 **exc.body}
     if (frame + 1) % opened.result_every and not opts.flush:

@@ -15,6 +15,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from clients import Client, Retry, TooLarge
+from server.errors import ApiError
 from server.routes.stream import read_frames
 from tests.server.conftest import COCHLEA, cochlea_recording, columns
 
@@ -76,6 +77,46 @@ def test_frame_errors_keep_the_connection_and_the_state(live_url: str) -> None:
         assert last["session"] == opened["id"]
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(("refusal", "code"), [
+    (ApiError(503, "the session store is unavailable; nothing was changed"), 4503),
+    (ApiError(409, "session 'x' is being advanced by another replica at the same time"), 4409),
+])
+def test_a_frame_refused_for_the_sessions_sake_ends_the_stream_before_later_frames(
+        live_url: str, monkeypatch: pytest.MonkeyPatch, refusal: ApiError, code: int) -> None:
+    """Frame 1 is refused for a reason that is not the frame's own (a store failure, a rival
+    writer): frame 2, already read, must not be applied without it."""
+    from server.routes import stream
+
+    apply = stream.process_chunk
+
+    async def refuse_seq_1(session: Any, events: Any, opts: Any, sessions: Any) -> Any:
+        if opts.seq == 1:
+            raise refusal
+        return await apply(session, events, opts, sessions)
+
+    monkeypatch.setattr(stream, "process_chunk", refuse_seq_1)
+    frame = seq_frames(cochlea_recording(seed=25), 3)
+
+    async def run() -> tuple[int | None, dict[str, Any]]:
+        async with websockets.connect(ws_url(live_url)) as ws:
+            await ws.send(orjson.dumps({"model": COCHLEA}).decode())
+            opened = await recv(ws)
+            await ws.send(frame(0))
+            await recv(ws)
+            await ws.send(frame(1))
+            await ws.send(frame(2))
+            with pytest.raises(ConnectionClosed) as closed:
+                await recv(ws)
+        headers = {"X-Session-Token": opened["token"]}
+        async with httpx.AsyncClient(base_url=live_url) as http:
+            info = (await http.get(f"/v1/sessions/{opened['id']}", headers=headers)).json()
+        return (closed.value.rcvd.code if closed.value.rcvd else None), info
+
+    closed_with, info = asyncio.run(run())
+    assert closed_with == code
+    assert info["seq"] == 0  # frame 2 was not applied
 
 
 def test_resume_after_a_dropped_connection_continues_the_same_stream(live_url: str) -> None:
