@@ -16,7 +16,7 @@ language.
     python scripts/real_speaker.py --checkpoint checkpoints/digits-cochlea \\
         [--seeds 5] [--json checkpoints/digits-cochlea/real_speaker.json]
     python scripts/real_speaker.py --checkpoint checkpoints/digits-cochlea \\
-        --digits GCompris-voices/de/alphabet --names 'U003{n}.ogg' --language de \\
+        --digits data/gcompris-voices/de/alphabet --names 'U003{n}.ogg' --language de \\
         --speaker 'Martin Herweg (GCompris voices)' [--update-card real_speaker_de]
 """
 
