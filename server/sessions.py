@@ -76,8 +76,9 @@ class Session:
     ack: bytes = b""
     store_version: int = 0
     stale: bool = False
-    # A batch whose save went unconfirmed: its result, and what counts it if it landed.
-    unconfirmed: tuple[bytes, Callable[[], None]] | None = None
+    # Counts the batch whose save went unconfirmed if the store turns out to hold its result
+    # (``ack``, unchanged until the copy is reloaded).
+    count_if_landed: Callable[[], None] | None = None
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     used_before: float = dataclasses.field(default_factory=time.monotonic)  # the use before
@@ -378,9 +379,9 @@ class SessionManager:
             return
         with self._store_errors():
             record = await self.shared.load(session.id)
-        unconfirmed, session.unconfirmed = session.unconfirmed, None
-        if unconfirmed is not None and record is not None and record.ack == unconfirmed[0]:
-            unconfirmed[1]()  # the store holds that batch's result: it landed, count it now
+        count, session.count_if_landed = session.count_if_landed, None
+        if count is not None and record is not None and record.ack == session.ack:
+            count()  # the store holds that batch's result: it landed, count it now
         if record is None:
             self.evict(session, "gone_from_store")
             raise ApiError(404, f"session {session.id!r} was deleted or expired")
@@ -418,8 +419,7 @@ class SessionManager:
                 try:
                     await self.shared.save(session.id, record)
                 except UnconfirmedWrite:
-                    if on_landed is not None:
-                        session.unconfirmed = (record.ack, on_landed)
+                    session.count_if_landed = on_landed
                     raise
         except BaseException:
             session.stale = True
