@@ -94,6 +94,12 @@ def padded_length(n: int) -> int:
         m += 1
 
 
+def clip_length(n: int) -> int:
+    """``CLIP_SAMPLES``, or for a longer word (``n`` samples at 48 kHz) the next fast length
+    (``padded_length``)."""
+    return max(CLIP_SAMPLES, padded_length(n))
+
+
 def bucketed_length(n: int) -> int:
     """``CLIP_SAMPLES``, or for a longer word (``n`` samples at 48 kHz) the fast length at or
     after ``CLIP_SAMPLES`` plus the whole quarter seconds the word needs beyond it: words of
@@ -105,14 +111,13 @@ def bucketed_length(n: int) -> int:
 
 def prepare_waveform(
     waveform: np.ndarray, sample_rate: int,
-    n_samples: int | Callable[[int], int] | None = None,
+    n_samples: int | Callable[[int], int] = clip_length,
 ) -> np.ndarray:
     """Resample to 48 kHz, RMS-normalise to 0.3, Hann-ramp the word, then zero-pad.
 
     waveform: float (T,) mono audio at ``sample_rate`` Hz.
-    n_samples: output length, or a function of the word's length at 48 kHz giving it (e.g.
-        ``bucketed_length``); default ``CLIP_SAMPLES`` or, for a longer word, the next fast
-        length (``padded_length``).
+    n_samples: output length, or a function of the word's length at 48 kHz giving it
+        (``clip_length``, ``bucketed_length``).
     Returns float64 (n_samples,) at ``SAMPLE_RATE``.
     """
     x = np.asarray(waveform, dtype=np.float64)
@@ -129,9 +134,7 @@ def prepare_waveform(
     ramp = np.hanning(2 * half)[:half]
     x[:half] *= ramp
     x[x.size - half :] *= ramp[::-1]
-    if n_samples is None:
-        n_samples = max(CLIP_SAMPLES, padded_length(x.size))
-    elif callable(n_samples):
+    if callable(n_samples):
         n_samples = n_samples(x.size)
     if x.size > n_samples:
         raise InputError(
@@ -372,7 +375,7 @@ def audio_to_events(
     rng: np.random.Generator,
     *,
     channels: int = CHANNELS,
-    n_samples: int | Callable[[int], int] | None = None,
+    n_samples: int | Callable[[int], int] = clip_length,
 ) -> np.ndarray:
     """Encode one spoken word as SHD-style cochlea events (``n_samples``: see
     ``prepare_waveform``).
