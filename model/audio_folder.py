@@ -9,13 +9,19 @@ stage is stochastic; file i draws from ``(seed, i)``, so the output is the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from model.audio_augment import TAIL_S, WORK_RATE, as_word
-from model.cochlea import CHANNELS, audio_to_events, bucketed_length, read_audio
+from model.cochlea import (
+    CHANNELS,
+    bucketed_length,
+    encode_draws,
+    prepare_waveform,
+    read_audio,
+)
 from model.datasets import write_shd
 from model.errors import InputError
 
@@ -57,12 +63,20 @@ def read_word(path: Path, as_trained: bool = True) -> tuple[np.ndarray, int]:
 def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
                 as_trained: bool = True) -> np.ndarray:
     """One audio file (see ``read_word``) as COCHLEA_DTYPE events (E,), sorted by t."""
+    return encode_file_draws(path, [rng], channels, as_trained)[0]
+
+
+def encode_file_draws(path: Path, rngs: Sequence[np.random.Generator],
+                      channels: int = CHANNELS, as_trained: bool = True) -> list[np.ndarray]:
+    """``encode_file`` under each of ``rngs``: the sound, basilar membrane and hair cells
+    once, the stochastic spike stage per generator."""
     audio, rate = read_word(path, as_trained)  # its errors name the file
     try:
         # Recordings of every length: a few padded lengths, so a few transfer matrices.
-        return audio_to_events(audio, rate, rng, channels=channels, n_samples=bucketed_length)
+        signal = prepare_waveform(audio, rate, bucketed_length)
     except InputError as exc:  # a silent or too long word: say which file
         raise InputError(f"{path}: {exc}") from exc
+    return encode_draws(signal, rngs, channels=channels)
 
 
 def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,
@@ -70,14 +84,27 @@ def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, see
                   progress: Callable[[int, int], None] | None = None) -> list[tuple[Path, int]]:
     """Encode every file of ``root`` (see ``find_files``) into ``out`` (SHD layout, the files'
     paths relative to ``root`` in ``extra/file``); returns the (file, label) pairs in order."""
+    return encode_folder_seeds(root, {seed: out}, keys, channels=channels, progress=progress)
+
+
+def encode_folder_seeds(root: str | Path, outs: Mapping[int, str | Path], keys: Sequence[str],
+                        *, channels: int = CHANNELS,
+                        progress: Callable[[int, int], None] | None = None,
+                        ) -> list[tuple[Path, int]]:
+    """``encode_folder`` under several seeds, into one file each (``outs``: seed -> file),
+    each recording's deterministic stages computed once for all of them."""
     root = Path(root)
     files = find_files(root, keys)
-    events = []
+    events: dict[int, list[np.ndarray]] = {seed: [] for seed in outs}
     for i, (path, _) in enumerate(files):
-        events.append(encode_file(path, np.random.default_rng([seed, i]), channels))
+        draws = encode_file_draws(path, [np.random.default_rng([seed, i]) for seed in outs],
+                                  channels)
+        for seed, drawn in zip(outs, draws, strict=True):
+            events[seed].append(drawn)
         if progress is not None:
             progress(i + 1, len(files))
     names = np.array([str(path.relative_to(root)) for path, _ in files])
-    write_shd(out, events, [label for _, label in files], keys=keys, channels=channels,
-              extra={"file": names})
+    for seed, out in outs.items():
+        write_shd(out, events[seed], [label for _, label in files], keys=keys,
+                  channels=channels, extra={"file": names})
     return files

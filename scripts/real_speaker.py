@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from model import checkpoint
-from model.audio_folder import encode_folder
+from model.audio_folder import encode_folder_seeds
 from model.evaluation import predict_file
 from model.speech_synth import KEYS, same_digit
 
@@ -61,9 +61,9 @@ def score(ckpt: checkpoint.Checkpoint, digits: Path, seeds: int, *, language: st
     words: dict[str, list[str]] = {key: [] for key in WORDS[language]}
     with tempfile.TemporaryDirectory() as tmp:
         root = class_folders(digits, Path(tmp) / "words", WORDS[language], names)
-        for seed in range(seeds):
-            out = Path(tmp) / f"seed{seed}.h5"
-            files = encode_folder(root, out, KEYS, seed=seed, channels=channels)
+        outs = {seed: Path(tmp) / f"seed{seed}.h5" for seed in range(seeds)}
+        files = encode_folder_seeds(root, outs, KEYS, channels=channels)
+        for out in outs.values():
             for (_, label), p in zip(files, predict_file(ckpt, out), strict=True):
                 words[KEYS[label]].append(ckpt.card.labels[int(p)])
     correct = [p == word for word, preds in words.items() for p in preds]

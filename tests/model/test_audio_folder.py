@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from cli.main import main
-from model.audio_folder import encode_folder, find_files
+from model.audio_folder import encode_folder, encode_folder_seeds, find_files
 from model.datasets import open_dataset
 from model.speech_synth import KEYS
 
@@ -58,6 +58,21 @@ def test_every_recording_is_encoded_with_its_folders_label(folder: Path, tmp_pat
     encode_folder(folder, again, KEYS, channels=CHANNELS)
     with open_dataset(out) as a, open_dataset(again) as b:
         assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+
+
+def test_several_seeds_at_once_write_what_one_seed_at_a_time_writes(
+        folder: Path, tmp_path: Path) -> None:
+    outs = {seed: tmp_path / f"seeds-{seed}.h5" for seed in (0, 3)}
+    files = encode_folder_seeds(folder, outs, KEYS, channels=CHANNELS)
+    for seed, out in outs.items():
+        one = tmp_path / f"one-{seed}.h5"
+        assert encode_folder(folder, one, KEYS, seed=seed, channels=CHANNELS) == files
+        with open_dataset(out) as a, open_dataset(one) as b:
+            assert list(a.labels) == list(b.labels)
+            assert list(a.extra("file")) == list(b.extra("file"))
+            assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+    with open_dataset(outs[0]) as a, open_dataset(outs[3]) as b:
+        assert not np.array_equal(a[0][0], b[0][0])  # the seeds draw their own spikes
 
 
 def test_long_recordings_of_many_lengths_share_a_few_transfer_matrices(
