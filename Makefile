@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.server_load
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.cochlea
+	$(BIN)/python -m bench.frames
 
 checkpoints: $(STAMP)
 	bash scripts/make_checkpoints.sh

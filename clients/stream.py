@@ -1,7 +1,7 @@
 """WebSocket streaming (``WS /v1/stream``) that survives lost connections.
 
-Every frame carries a sequence number (binary frames as a ``seq_prefix``, JSON frames as a
-``seq`` field) and stays buffered until the server acknowledges it with its result. When the
+Every frame carries a sequence number (binary frames in their ``frame_header``, JSON frames
+as a ``seq`` field) and stays buffered until the server acknowledges it with its result. When the
 connection drops the stream reconnects with backoff, resumes the same session, forgets the
 frames the server reports applied (its ``seq``) and sends the rest again; a resent frame that
 had landed after all is refused with 409, which acknowledges it. So no frame is lost and none
@@ -73,7 +73,7 @@ class AsyncStream:
         self.client = client
         self.window = window
         self._options: dict[str, Any] = {"include_spikes": include_spikes, "top_k": top_k,
-                                         "seq_prefix": True}
+                                         "frame_header": client.binary}
         self._create: dict[str, Any] = {"model": model, "t0_us": wire.as_t0(t0_us)}
         if late is not None:
             self._create["late"] = late
@@ -159,7 +159,7 @@ class AsyncStream:
                             continue
                         seq = self._next_seq
                         self._next_seq += 1
-                        self._unacked[seq] = self._frame(seq, batch)
+                        self._unacked[seq] = encode_frame(seq, batch, self.client.binary)
                         await self._send(seq)
                 except (ConnectionClosed, OSError) as exc:
                     # What arrived before the drop still counts: a refused frame must be
@@ -208,20 +208,6 @@ class AsyncStream:
                 while True:
                     messages.append(await self._ws.recv())
         return messages
-
-    def _frame(self, seq: int, batch: Batch | np.ndarray) -> bytes | str:
-        if isinstance(batch, np.ndarray):
-            batch = Batch(batch)
-        # Binary frames carry events only; options ride in a JSON frame.
-        if self.client.binary and batch.events is not None and batch.until_us is None \
-                and not batch.flush:
-            return wire.seq_frame(seq, batch.events)
-        fields: dict[str, Any] = {"seq": seq, "flush": batch.flush}
-        if batch.until_us is not None:
-            fields["until_us"] = int(batch.until_us)  # a numpy integer is no JSON number
-        if batch.events is not None:
-            fields.update(wire.columns(batch.events))
-        return json.dumps(fields)
 
     async def _send(self, seq: int) -> None:
         assert self._ws is not None
@@ -313,6 +299,23 @@ class AsyncStream:
                 f"could not reach {url or self.client.url} after "
                 f"{self.client.retry.attempts} retries: {exc!r}") from exc
         return Retry.wait(delay, refusal.retry_after_s if refusal is not None else None)
+
+
+def encode_frame(seq: int, batch: Batch | np.ndarray, binary: bool) -> bytes | str:
+    """One frame of a stream: packed events after a header holding ``seq`` and the batch's
+    options (``binary``: the stream is opened with ``frame_header``), or a JSON frame of
+    columns and options."""
+    if isinstance(batch, np.ndarray):
+        batch = Batch(batch)
+    until_us = None if batch.until_us is None else int(batch.until_us)  # numpy ints too
+    if binary:
+        return wire.header_frame(seq, batch.events, until_us=until_us, flush=batch.flush)
+    fields: dict[str, Any] = {"seq": seq, "flush": batch.flush}
+    if until_us is not None:
+        fields["until_us"] = until_us
+    if batch.events is not None:
+        fields.update(wire.columns(batch.events))
+    return json.dumps(fields)
 
 
 def _refusal(exc: BaseException) -> ServerError | None:

@@ -4,7 +4,8 @@ model.events, so the two never drift.
 
 Events are numpy structured arrays, packed little-endian: ``t`` (int64 µs) with ``channel``
 (cochlea) or ``x``, ``y``, ``p`` (DVS). A binary body is ``events.tobytes()``; a binary frame of
-a ``seq_prefix`` WebSocket stream is its seq as an int64 LE followed by that body.
+a ``frame_header`` WebSocket stream is a 17-byte header (seq and until_us as int64 LE, -1 for
+none, then a flags byte, 1: flush) followed by that body.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ SensorKind = Literal["cochlea", "dvs"]
 COCHLEA_DTYPE = np.dtype([("t", "<i8"), ("channel", "<u2")])
 DVS_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 EVENT_DTYPES: dict[SensorKind, np.dtype] = {"cochlea": COCHLEA_DTYPE, "dvs": DVS_DTYPE}
-SEQ_PREFIX = struct.Struct("<q")
+FRAME_HEADER = struct.Struct("<qqB")
+FLUSH = 1
 
 
 def sensor_of(events: np.ndarray) -> SensorKind:
@@ -57,9 +59,12 @@ def body(events: np.ndarray) -> bytes:
     return to_wire(events).tobytes()
 
 
-def seq_frame(seq: int, events: np.ndarray) -> bytes:
-    """A binary frame of a ``seq_prefix`` stream."""
-    return SEQ_PREFIX.pack(seq) + body(events)
+def header_frame(seq: int | None, events: np.ndarray | None, *, until_us: int | None = None,
+                 flush: bool = False) -> bytes:
+    """A binary frame of a ``frame_header`` stream: events (or none) with their options."""
+    header = FRAME_HEADER.pack(-1 if seq is None else seq,
+                               -1 if until_us is None else until_us, FLUSH if flush else 0)
+    return header if events is None else header + body(events)
 
 
 def columns(events: np.ndarray) -> dict[str, list[int]]:

@@ -191,9 +191,10 @@ class StreamOpen(Strict):
     result_every: int = Field(default=1, ge=1,
                               description="Push a result every N frames (and on flush).")
     top_k: int = Field(default=5, ge=1, le=1000)
-    seq_prefix: bool = Field(default=False,
-                             description="Binary frames start with their seq (int64 LE), so a "
-                                         "resuming client knows which of them were applied.")
+    frame_header: bool = Field(default=False,
+                               description="Binary frames start with a 17-byte header: seq and "
+                                           "until_us (int64 LE, -1: none), then flags (uint8, "
+                                           "1: flush), so they carry what a JSON frame can.")
 
 
 class HealthStatus(BaseModel):

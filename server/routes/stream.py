@@ -1,10 +1,11 @@
 """WS /v1/stream: a session over one connection, with backpressure and resumption.
 
 Protocol (docs/api.md): the first text message is a ``StreamOpen``; the server answers
-``{"type": "opened", ...session}``; then every binary frame (packed events) or JSON frame
-(columns + options) is applied in order and answered with ``{"type": "result", ...}`` (every
-``result_every`` frames and on flush) or ``{"type": "error", "status", "detail", "frame"}``,
-which changed nothing and keeps the connection open. Fatal problems close the connection with
+``{"type": "opened", ...session}``; then every binary frame (packed events, after a header
+holding seq and options with ``frame_header``) or JSON frame (columns + options) is applied
+in order and answered with ``{"type": "result", ...}`` (every ``result_every`` frames and on
+flush) or ``{"type": "error", "status", "detail", "frame"}``, which changed nothing and keeps
+the connection open. Fatal problems close the connection with
 a 44xx code mirroring the HTTP status. A reader task moves frames into a bounded queue; when it
 is full the server stops reading, so a fast client is slowed down by TCP, not buffered. One
 connection streams into a session at a time: a resume stops the previous one's reading and
@@ -18,13 +19,14 @@ import contextlib
 import logging
 import struct
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.types import Message
 
 from model.binning import MAX_T_US
-from model.events import EventError
+from model.events import EventError, SensorKind
 from server.decode import JSON, RAW, decode
 from server.deps import RuntimeDep, find_model
 from server.encode import describe
@@ -48,7 +50,9 @@ CLOSE_GONE = 4410
 CLOSE_TOO_LARGE = 4413
 CLOSE_BUSY = 4503
 CLOSE_INTERNAL = 1011
-SEQ_PREFIX = struct.Struct("<q")  # binary frames of a `seq_prefix` stream start with their seq
+# Binary frames of a `frame_header` stream: seq, until_us (-1: none) and flags (bit 0: flush).
+FRAME_HEADER = struct.Struct("<qqB")
+FLUSH = 1
 
 
 class StreamClosed(Exception):
@@ -209,14 +213,46 @@ def _end_of_frames(queue: asyncio.Queue[Message | None]) -> None:
         queue.put_nowait(None)
 
 
-def _split_seq(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:
-    """A binary frame of a ``seq_prefix`` stream: its seq (int64 LE), then packed events."""
-    if len(data) < SEQ_PREFIX.size:
-        raise EventError(f"a frame of {len(data)} bytes has no {SEQ_PREFIX.size}-byte seq prefix")
-    (seq,) = SEQ_PREFIX.unpack_from(data)
-    if not 0 <= seq <= MAX_T_US:  # the range of HTTP's seq
-        raise EventError(f"the frame's seq prefix {seq} is outside [0, {MAX_T_US}]")
-    return data[SEQ_PREFIX.size:], opts.model_copy(update={"seq": seq})
+def _split_header(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:
+    """A binary frame of a ``frame_header`` stream: seq, until_us, flags, then packed events."""
+    if len(data) < FRAME_HEADER.size:
+        raise EventError(f"a frame of {len(data)} bytes has no {FRAME_HEADER.size}-byte header")
+    seq, until_us, flags = FRAME_HEADER.unpack_from(data)
+    if flags & ~FLUSH:
+        raise EventError(f"the frame header's flags {flags:#04x} set bits other than flush (1)")
+    return data[FRAME_HEADER.size:], opts.model_copy(update={
+        "seq": _in_range("seq", seq), "until_us": _in_range("until_us", until_us),
+        "flush": bool(flags & FLUSH)})
+
+
+def _in_range(name: str, value: int) -> int | None:
+    """A header field (-1: none) within the range HTTP's ``seq`` and ``until_us`` take: a
+    larger one, taken, would make the session's stored state unreadable."""
+    if value == -1:
+        return None
+    if not 0 <= value <= MAX_T_US:
+        raise EventError(f"the frame header's {name} {value} is outside [0, {MAX_T_US}]")
+    return value
+
+
+def frame_events(data: bytes | None, text: str | None, header: bool, opts: ChunkOptions,
+                 sensor: SensorKind, max_events: int) -> tuple[np.ndarray, ChunkOptions]:
+    """A frame's events and options: a binary frame (``data``; after its header when the
+    stream has ``frame_header``) or a JSON one (``text``), over the connection's ``opts``.
+    ApiError 422 for a malformed frame."""
+    if data is not None:
+        if header:
+            try:
+                data, opts = _split_header(data, opts)
+            except EventError as exc:
+                raise ApiError(422, str(exc)) from exc
+        events, _ = decode(data, RAW, sensor, max_events)
+        return events, opts
+    events, fields = decode((text or "").encode(), JSON, sensor, max_events)
+    try:
+        return events, ChunkOptions.model_validate({**opts.model_dump(), **fields})
+    except ValidationError as exc:
+        raise ApiError(422, describe(exc, "frame")) from exc
 
 
 async def _apply(message: Message, frame: int, runtime: Runtime, session: Session,
@@ -229,22 +265,10 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
     if size > settings.max_body_bytes:
         raise StreamClosed(CLOSE_TOO_LARGE, f"a frame of {size} bytes is over the "
                                             f"{settings.max_body_bytes}-byte limit")
-    sensor = session.model.card.input.sensor
     try:
-        if data is not None:
-            if opened.seq_prefix:
-                try:
-                    data, opts = _split_seq(data, opts)
-                except EventError as exc:
-                    raise ApiError(422, str(exc)) from exc
-            events, _ = decode(data, RAW, sensor, settings.max_events_per_request)
-        else:
-            events, fields = decode((text or "").encode(), JSON, sensor,
+        events, opts = frame_events(data, text, opened.frame_header, opts,
+                                    session.model.card.input.sensor,
                                     settings.max_events_per_request)
-            try:
-                opts = ChunkOptions.model_validate({**opts.model_dump(), **fields})
-            except ValidationError as exc:
-                raise ApiError(422, describe(exc, "frame")) from exc
         result = await process_chunk(session, events, opts, runtime.sessions)
     except ApiError as exc:
         if exc.status == 404:

@@ -117,35 +117,82 @@ def test_sync_stream_over_json_frames(live_url: str) -> None:
     np.testing.assert_allclose(results[-1].probabilities, whole.probabilities, atol=1e-6)
 
 
-def test_seq_prefixed_binary_frames_carry_their_seq(live_url: str) -> None:
-    """The server side of resumption: WS binary frames of a ``seq_prefix`` stream start with
-    their seq (int64 LE); a repeated seq is refused, a frame too short for one or with a seq
-    beyond HTTP's range is a 422."""
-    import json
+def test_watermarked_batches_go_as_binary_frames_with_what_json_frames_give(
+        live_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live sensor's batches (events up to a watermark, then a flush) are binary frames in
+    binary mode, not JSON columns, and end where a JSON stream of them ends, bin for bin."""
+    from websockets.asyncio.client import ClientConnection
 
-    import websockets
+    events = dvs_recording(seed=56, n=900, duration_us=200_000)
+    ends = range(20_000, 200_001, 20_000)
+    batches = [Batch(events[(events["t"] >= end - 20_000) & (events["t"] < end)], until_us=end)
+               for end in ends]
+    sent: list[type] = []
+    send = ClientConnection.send
 
+    async def spy(self: ClientConnection, message: Any, *args: Any, **kwargs: Any) -> None:
+        sent.append(type(message))
+        await send(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(ClientConnection, "send", spy)
+    last = []
+    for binary in (True, False):
+        sent.clear()
+        with Client(live_url, binary=binary) as client, client.stream(DVS) as stream:
+            results = list(stream.run([*batches, Batch(until_us=210_000, flush=True)]))
+        assert sent[1:] == [bytes if binary else str] * (len(batches) + 1)  # after the open
+        assert [r.bins.total for r in results[:-1]] == [end // 2000 for end in ends]
+        last.append(results[-1])
+    assert last[0].events.total_accepted == len(events)
+    assert last[0].bins == last[1].bins and last[0].spikes == last[1].spikes
+    np.testing.assert_allclose(last[0].probabilities, last[1].probabilities, atol=1e-6)
+
+
+def test_binary_frames_carry_seq_watermark_and_flush_in_their_header(live_url: str) -> None:
+    """The server side of ``frame_header``: a binary frame's seq, until_us and flush act as a
+    JSON frame's do (the same session position and result); a repeated seq is refused, and a
+    frame too short for a header, with unknown flags or a field beyond HTTP's range is a 422
+    that changes nothing."""
     events = cochlea_recording(seed=54)
+    t_mid = int(events["t"][200]) + 1
+    first, second = events[events["t"] < t_mid], events[events["t"] >= t_mid]
 
-    async def run() -> list[dict[str, Any]]:
+    async def run(binary: bool) -> list[dict[str, Any]]:
         async with websockets.connect(live_url.replace("http", "ws") + "/v1/stream") as ws:
-            await ws.send(json.dumps({"model": COCHLEA, "seq_prefix": True}))
+            await ws.send(json.dumps({"model": COCHLEA, "frame_header": binary}))
             await ws.recv()
+            if binary:
+                frames: list[str | bytes] = [
+                    wire.header_frame(4, first, until_us=t_mid), b"\x01\x02",
+                    wire.header_frame(4, second),
+                    wire.header_frame(5, second, flush=False)[:16] + b"\x02" + second.tobytes(),
+                    wire.header_frame(5, second, until_us=2**62 + 1),
+                    wire.header_frame(5, second, flush=True), wire.header_frame(None, None)]
+            else:
+                frames = [json.dumps({"seq": 4, "until_us": t_mid, **wire.columns(first)}),
+                          json.dumps({"seq": 5, "flush": True, **wire.columns(second)}),
+                          json.dumps({})]
             replies = []
-            for frame in (wire.seq_frame(4, events[:50]), wire.seq_frame(4, events[50:]),
-                          b"\x01\x02", wire.seq_frame(2**62 + 1, events[50:])):
+            for frame in frames:
                 await ws.send(frame)
                 replies.append(json.loads(await ws.recv()))
             return replies
 
-    applied, replayed, short, too_far = asyncio.run(run())
+    applied, short, replayed, flags, too_far, flushed, empty = asyncio.run(run(True))
     assert applied["type"] == "result" and applied["seq"] == 4
-    assert replayed["status"] == 409
-    assert replayed["applied"]["seq"] == 4
+    assert applied["bins"]["total"] == t_mid // 1000  # the watermark closed them
+    assert short["status"] == 422 and "no 17-byte header" in short["detail"]
+    assert replayed["status"] == 409 and replayed["applied"]["seq"] == 4
     assert replayed["applied"]["probabilities"] == applied["probabilities"]
-    assert short["status"] == 422 and "seq prefix" in str(short["detail"])
+    assert flags["status"] == 422 and "flags 0x02" in flags["detail"]
     # past HTTP's range: taken, it would have made the session's stored state unreadable
     assert too_far["status"] == 422 and "outside [0, 4611686018427387904]" in too_far["detail"]
+    assert flushed["seq"] == 5 and flushed["events"]["total_accepted"] == len(events)
+    assert empty["type"] == "result" and empty["seq"] is None and empty["events"]["accepted"] == 0
+    as_json = asyncio.run(run(False))
+    for ours, theirs in zip((applied, flushed, empty), as_json, strict=True):
+        assert {k: ours[k] for k in ("seq", "bins", "probabilities", "spikes", "events")} == \
+            {k: theirs[k] for k in ("seq", "bins", "probabilities", "spikes", "events")}
 
 
 def test_each_result_arrives_while_a_paced_source_waits_for_its_next_batch(
