@@ -15,39 +15,151 @@ export const listSamples = () => get("/v1/samples");
 export const getSample = (model, file) =>
   get(`/v1/samples/${encodeURIComponent(model)}/${encodeURIComponent(file)}`, "buffer");
 
-/** A /v1/stream session. ``onMessage`` gets every reply after "opened" (results and frame
- *  errors, in frame order); ``onClose(code, reason)`` any close not asked for by ``close()``. */
+// As the Python client's Retry: up to ATTEMPTS reconnections without a result between them,
+// waiting a random time in [0, min(MAX_MS, BASE_MS * 2^n)] before the nth (full jitter), and
+// at least what a 4503 asks for.
+const ATTEMPTS = 6;
+const BASE_MS = 50;
+const MAX_MS = 5000;
+const HEADER_BYTES = 17;  // a frame_header: seq and until_us (int64 LE, -1: none), flags
+const FLUSH = 1;
+
+/** A /v1/stream session that survives lost connections, as the Python client's stream does.
+ *  Every frame carries its seq in a ``frame_header`` and stays buffered until its result
+ *  arrives. When the connection drops, or the server closes it with 4503 (retry later), the
+ *  stream reconnects with backoff, resumes the session, forgets the frames the server reports
+ *  applied and sends the rest again, so none is lost or applied twice. ``onMessage`` gets
+ *  every result (a frame's, or after a resume the last applied one's, whose answer was lost)
+ *  and frame error, each with the ``seq`` it answers; ``onReconnect(waitMs, why)`` each
+ *  reconnection as it is scheduled; ``onClose(code, reason)`` a close it cannot recover from
+ *  (a refusal, or out of attempts), none asked for by ``close()``. */
 export class Stream {
-  constructor(open, { onMessage, onClose }) {
-    const url = new URL("/v1/stream", location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    // a load balancer routes a resumed session to the replica that holds it
-    if (open.session) url.searchParams.set("session", open.session);
-    this.ws = new WebSocket(url);
-    this.ws.binaryType = "arraybuffer";  // the server sends its JSON in binary frames
+  constructor(open, { onMessage, onClose, onReconnect }) {
+    const { model, t0_us, ...options } = open;
+    this.create = { model, t0_us };
+    this.options = { ...options, frame_header: true };
+    this.handlers = { onMessage, onClose, onReconnect };
+    this.session = null;        // {id, token} once opened
+    this.unacked = new Map();   // seq -> frame, in sending order
+    this.nextSeq = 0;
+    this.frameSeqs = [];        // seq of each frame sent on this connection
+    this.resent = new Set();    // seqs sent again on this connection
+    this.attempt = 0;           // reconnections since the last result
+    this.reconnects = 0;
     this.closing = false;
-    this.answered = false;  // the server's "opened" has arrived
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.onopen = () => this.ws.send(JSON.stringify(open));
-      this.ws.onmessage = (event) => {
-        const text = typeof event.data === "string" ? event.data
-          : new TextDecoder().decode(event.data);
-        const message = JSON.parse(text);
-        if (message.type === "opened") {
-          this.answered = true;
-          resolve(message);
-        } else onMessage(message);
-      };
-      this.ws.onclose = (event) => {
-        if (this.closing) return;
-        reject(new Error(event.reason || `connection closed (${event.code})`));
-        onClose(event.code, event.reason);
-      };
-    });
+    this.opened = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
+    this.opened.catch(() => {});  // a stream that never opens reports it through onClose
+    this.#connect();
   }
 
-  send(frame) {
-    this.ws.send(JSON.stringify(frame));
+  /** Send events (packed in the wire format) with ``until``/``flush``; returns their seq. A
+   *  frame sent while reconnecting goes out once the session is resumed. */
+  send(events, { until = -1, flush = false } = {}) {
+    const seq = this.nextSeq++;
+    const frame = new Uint8Array(HEADER_BYTES + events.byteLength);
+    const header = new DataView(frame.buffer);
+    header.setBigInt64(0, BigInt(seq), true);
+    header.setBigInt64(8, BigInt(until), true);
+    header.setUint8(16, flush ? FLUSH : 0);
+    frame.set(events, HEADER_BYTES);
+    this.unacked.set(seq, frame);
+    if (this.ready) this.#transmit(seq);
+    return seq;
+  }
+
+  get ready() {
+    return this.answered && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  #connect() {
+    const url = new URL("/v1/stream", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const first = this.session ? { session: this.session.id, token: this.session.token }
+      : this.create;
+    // a load balancer routes a resumed session to the replica that holds it
+    if (this.session) url.searchParams.set("session", this.session.id);
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    this.answered = false;  // the server's "opened" has arrived on this connection
+    ws.binaryType = "arraybuffer";  // the server sends its JSON in binary frames
+    ws.onopen = () => ws.send(JSON.stringify({ ...first, ...this.options }));
+    ws.onmessage = (event) => {
+      const message = JSON.parse(typeof event.data === "string" ? event.data
+        : new TextDecoder().decode(event.data));
+      if (message.type === "opened") this.#opened(message);
+      else this.#receive(message);
+    };
+    ws.onclose = (event) => {
+      if (ws === this.ws && !this.closing) this.#dropped(event.code, event.reason);
+    };
+  }
+
+  #opened(message) {
+    this.answered = true;
+    const resumed = Boolean(this.session);
+    let lost = null;  // the result of the last frame applied while cut off
+    if (resumed) {
+      const { seq, applied } = message;
+      if (applied?.seq === seq && this.unacked.has(seq)) lost = applied;
+      this.#ack(seq);
+    } else {
+      this.session = { id: message.id, token: message.token };
+      this.settle.resolve(message);
+    }
+    this.frameSeqs = [];
+    this.resent = new Set(resumed ? this.unacked.keys() : []);
+    // The rest go again before anything new: a handler of the lost result may send.
+    for (const seq of this.unacked.keys()) this.#transmit(seq);
+    if (lost) this.handlers.onMessage({ type: "result", ...lost });
+  }
+
+  #transmit(seq) {
+    this.frameSeqs.push(seq);
+    this.ws.send(this.unacked.get(seq));
+  }
+
+  #receive(message) {
+    if (message.type === "result") {
+      this.attempt = 0;  // progress: a later drop starts a new budget
+      this.#ack(message.seq);
+      this.handlers.onMessage(message);
+      return;
+    }
+    const seq = this.frameSeqs[message.frame];
+    // A resent frame that had landed after all is refused as a replay: that acknowledges it.
+    if (message.status === 409 && this.resent.has(seq) && "last_seq" in message) {
+      this.#ack(seq);
+      const { applied } = message;
+      if (applied?.seq === seq) this.handlers.onMessage({ type: "result", ...applied });
+      return;
+    }
+    this.handlers.onMessage({ ...message, seq });
+  }
+
+  #ack(seq) {
+    for (const done of this.unacked.keys()) if (done <= seq) this.unacked.delete(done);
+  }
+
+  #dropped(code, reason) {
+    // 44xx and 1009 are the server's refusals, which a retry would meet again; but 4503.
+    const refused = (code >= 4000 && code !== 4503) || code === 1009;
+    // A new session asked for and no answer: it may exist, and opening again would leave
+    // one behind holding a slot, as the Python client reasons.
+    const unknown = !this.session && code !== 4503;
+    if (refused || unknown || this.attempt >= ATTEMPTS) {
+      const why = reason || `connection closed (${code})`;
+      this.settle.reject(new Error(why));
+      this.handlers.onClose(code, this.attempt >= ATTEMPTS && !refused
+        ? `${why}; gave up after ${ATTEMPTS} reconnections` : reason);
+      return;
+    }
+    const asked = /^retry after ([\d.]+) s/.exec(reason);
+    const jitter = Math.random() * Math.min(MAX_MS, BASE_MS * 2 ** this.attempt);
+    const waitMs = Math.max(jitter, asked ? Math.min(Number(asked[1]), 60) * 1e3 : 0);
+    this.attempt += 1;
+    this.reconnects += 1;
+    this.handlers.onReconnect(waitMs, reason || `connection lost (${code})`);
+    this.timer = setTimeout(() => this.#connect(), waitMs);
   }
 
   /** Close the connection and end the session, freeing its slot now rather than after the
@@ -55,12 +167,14 @@ export class Stream {
   close() {
     if (this.closing) return;  // the session is deleted once
     this.closing = true;
-    const shut = () => this.ws.close(1000);
+    clearTimeout(this.timer);
+    const ws = this.ws;
+    const shut = () => ws.close(1000);
     // Closing a socket still connecting logs a console warning in Chromium: wait for it (the
     // open message is then never sent). Once it is sent, wait for the answer: a session may be
     // opening, and its id arrives only with "opened".
-    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.onopen = shut;
-    else if (this.answered) shut();
+    if (ws.readyState === WebSocket.CONNECTING) ws.onopen = shut;
+    else if (this.answered || this.session) shut();
     else this.opened.then(shut, shut);
     // keepalive: the DELETE still goes out when the page is being closed or reloaded
     this.opened.then(({ id, token }) => fetch(`/v1/sessions/${encodeURIComponent(id)}`, {

@@ -21,6 +21,7 @@ let recording = null;   // {rec, truth: sample index entry or null, name}
 let player = null;
 let views = null;
 let dirty = false;
+let resuming = false;   // a lost connection was announced and no reply has come since
 
 function status(text, isError = false) {
   ui.status.textContent = text;
@@ -154,7 +155,7 @@ function togglePlay() {
   if (!recording || ui.play.disabled) return;  // Space too: nothing plays while a model loads
   if (!player || player.done) {
     buildViews();
-    player = new Player(recording.rec, model, { result, tick, end, error });
+    player = new Player(recording.rec, model, { result, tick, end, error, notice });
   }
   if (player.playing) {
     player.pause();
@@ -206,9 +207,23 @@ function result(msg, frame) {
   views.events += i1 - i0;
   const lag = frame.lagUs === null ? ""
     : ` · ${(frame.lagUs / 1e3).toFixed(0)} ms behind the sensor`;
+  const { reconnects } = player;
+  const resumed = reconnects ? ` · resumed after ${reconnects} lost connection` +
+    (reconnects > 1 ? "s" : "") : "";
   ui.counts.textContent = `${views.events} events · ${head} bins · ` +
-    `reply ${frame.replyMs.toFixed(1)} ms (server ${msg.server_time_ms.toFixed(1)} ms)${lag}`;
+    `reply ${frame.replyMs.toFixed(1)} ms (server ${msg.server_time_ms.toFixed(1)} ms)${lag}` +
+    resumed;
+  if (resuming) {  // the status line still says it is reconnecting
+    resuming = false;
+    status(player.playing ? `Playing ${recording.name}…` : "Paused.");
+  }
   dirty = true;
+}
+
+/** The connection was lost (or the server asked to retry): the player is resuming. */
+function notice(text) {
+  status(text);
+  resuming = true;
 }
 
 function showDecision(msg, tUs) {

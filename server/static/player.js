@@ -9,7 +9,7 @@
 // server) makes frames longer instead of the playback slower than the sensor.
 
 import { Stream } from "./api.js";
-import { frameColumns, indexAt } from "./recording.js";
+import { indexAt, packEvents } from "./recording.js";
 
 const MAX_IN_FLIGHT = 2;
 // Each reply is one point of the probability lines, so at max speed this sets their time
@@ -17,10 +17,13 @@ const MAX_IN_FLIGHT = 2;
 const FRAME_BINS = 4;
 
 export class Player {
-  /** ``on``: {result(msg, frame), tick(clock), end(), error(text)}; ``frame`` is
-   *  {until, last, events: [i0, i1], sentAt, replyMs, lagUs}, what the reply answers, when
-   *  it was sent (performance.now()), its round trip, and how far the sensor clock had moved
-   *  past its watermark when the answer came (null at "max", where the clock is at the end). */
+  /** ``on``: {result(msg, frame), tick(clock), end(), error(text), notice(text)};
+   *  ``frame`` is {until, last, events: [i0, i1], sentAt, replyMs, lagUs}, what the reply
+   *  answers, when it was sent (performance.now()), its round trip, and how far the sensor
+   *  clock had moved past its watermark when the answer came (null at "max", where the clock
+   *  is at the end). After a lost connection one reply may answer several frames (the
+   *  answers to the others were lost): ``frame`` then spans them all. ``notice`` tells of a
+   *  reconnection. */
   constructor(rec, model, on) {
     this.rec = rec;
     this.dt = model.input.dt_us;
@@ -35,9 +38,14 @@ export class Player {
     this.done = false;
     this.stream = new Stream(
       { model: model.name, t0_us: rec.t0, include_spikes: true, top_k: model.labels.length },
-      { onMessage: (msg) => this.#reply(msg), onClose: (code, reason) =>
-        this.#fail(`stream closed (${code}) ${reason}`) });
-    this.stream.opened.catch((err) => this.#fail(err.message));
+      { onMessage: (msg) => this.#reply(msg),
+        onClose: (code, reason) => this.#fail(`stream closed (${code}) ${reason}`),
+        onReconnect: (waitMs, why) => this.on.notice(
+          `${why}: resuming the session in ${(waitMs / 1e3).toFixed(1)} s…`) });
+  }
+
+  get reconnects() {
+    return this.stream.reconnects;
   }
 
   get speed() {
@@ -89,20 +97,24 @@ export class Player {
       if (!last && binNow === Math.floor((this.sentUntil - this.rec.t0) / this.dt)) return;
       // The last frame takes every remaining event (those at tEnd too) and flushes.
       const end = last ? this.rec.n : indexAt(this.rec, until);
-      const frame = frameColumns(this.rec, this.nextEvent, end);
-      this.stream.send(last ? { ...frame, flush: true } : { ...frame, until_us: until });
-      this.inFlight.push({ until, last, events: [this.nextEvent, end], sentAt: performance.now() });
+      const seq = this.stream.send(packEvents(this.rec, this.nextEvent, end),
+        last ? { flush: true } : { until });
+      this.inFlight.push({ seq, until, last, events: [this.nextEvent, end],
+        sentAt: performance.now() });
       this.nextEvent = end;
       this.sentUntil = last ? Infinity : until;
     }
   }
 
   #reply(msg) {
-    const frame = this.inFlight.shift();
     if (msg.type === "error") {
-      this.#fail(`frame ${msg.frame}: ${msg.detail}`);
+      this.#fail(`frame ${msg.seq}: ${msg.detail}`);
       return;
     }
+    const answered = this.inFlight.findLastIndex((f) => f.seq <= msg.seq) + 1;
+    const frames = this.inFlight.splice(0, answered);
+    const frame = frames.length ? { ...frames.at(-1), events: [frames[0].events[0],
+      frames.at(-1).events[1]] } : undefined;
     if (frame) {
       frame.replyMs = performance.now() - frame.sentAt;
       frame.lagUs = this.speed === Infinity ? null

@@ -1,8 +1,15 @@
-// Recordings in the browser: .npy / CSV files -> sorted event columns in the wire field names.
-// The server's wire dtype is packed little-endian ("t" int64 µs, then "channel" or "x, y, p");
-// any integer widths or byte orders numpy may write are accepted here and converted.
+// Recordings in the browser: .npy / CSV files -> sorted event columns in the wire field names,
+// packed for /v1/stream in the server's wire format (docs/wire-format.md: little-endian "t"
+// int64 µs, then "channel" or "x, y, p"); any integer widths or byte orders numpy may write
+// are accepted here and converted.
 
 const FIELDS = { cochlea: ["t", "channel"], dvs: ["t", "x", "y", "p"] };
+// Each field's bytes in a packed record, and the values they hold (t: what a double does).
+const WIRE = {
+  t: [8, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, "int64"],
+  channel: [2, 0, 0xffff, "uint16"], x: [2, 0, 0xffff, "uint16"], y: [2, 0, 0xffff, "uint16"],
+  p: [1, 0, 0xff, "uint8"],
+};
 
 const READERS = {
   i1: [1, (v, o) => v.getInt8(o)], u1: [1, (v, o) => v.getUint8(o)],
@@ -96,6 +103,11 @@ export function makeRecording(columns, sensor) {
   }
   const cols = Object.fromEntries(FIELDS[sensor].map((k) => [k, Float64Array.from(
     order, (i) => columns[k][i])]));
+  for (const [k, col] of Object.entries(cols)) {  // packed, a value would wrap or be cut
+    const [, lo, hi, type] = WIRE[k];
+    const i = col.findIndex((v) => !Number.isInteger(v) || v < lo || v > hi);
+    if (i >= 0) throw new Error(`${k} value ${col[i]} does not fit the wire format's ${type}`);
+  }
   const first = cols.t[0];
   return { sensor, n, cols, t0: first > 1e6 ? first : 0, tEnd: cols.t[n - 1] };
 }
@@ -110,9 +122,19 @@ export function indexAt(rec, t) {
   return lo;
 }
 
-/** Events [i0, i1) as JSON columns of a /v1/stream frame. */
-export function frameColumns(rec, i0, i1) {
-  if (i1 <= i0) return {};
-  return Object.fromEntries(Object.entries(rec.cols).map(([k, col]) => [
-    k, Array.from(col.subarray(i0, i1))]));
+/** Events [i0, i1) packed in the wire format, as a /v1/stream binary frame carries them. */
+export function packEvents(rec, i0, i1) {
+  const fields = FIELDS[rec.sensor].map((k) => [rec.cols[k], WIRE[k][0]]);
+  const size = fields.reduce((sum, [, n]) => sum + n, 0);
+  const bytes = new Uint8Array(Math.max(0, i1 - i0) * size);
+  const view = new DataView(bytes.buffer);
+  for (let i = i0, o = 0; i < i1; i++) {
+    for (const [col, n] of fields) {
+      if (n === 8) view.setBigInt64(o, BigInt(col[i]), true);
+      else if (n === 2) view.setUint16(o, col[i], true);
+      else view.setUint8(o, col[i]);
+      o += n;
+    }
+  }
+  return bytes;
 }

@@ -30,6 +30,9 @@ from tests.server.conftest import (  # noqa: F401  (fixtures used through make_l
     cochlea_recording,
     dvs_recording,
     make_live,
+    prefix,
+    redis_server,
+    slow_redis,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.dashboard.conftest import DVS, REPO, Target
+from tests.clients.proxy import Proxy
+from tests.dashboard.conftest import COCHLEA, DVS, REPO, Target
 
 ARTIFACTS = REPO / "artifacts"
 # Pixels of each layer raster in the spike colour (red > 200: not text, not background).
@@ -225,7 +226,9 @@ def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard
 @pytest.mark.parametrize(("body", "words"), [
     (b"t,foo\n0,1\n", "missing"),  # not the sensor's fields
     (b"t,x,y,p\n0,1,1,0\n2000,,1,1\n", 'CSV line 3: ""'),  # an empty field is no 0
-], ids=["fields", "empty-field"])
+    # packed, it would be cut (a cochlea reads x as its channel)
+    (b"t,x,y,p\n0,1,1,0\n2000,70000,1,1\n", "value 70000 does not fit the wire format's uint16"),
+], ids=["fields", "empty-field", "too-wide"])
 def test_a_file_the_page_cannot_play_is_refused_with_a_message(
         target: Target, dashboard: Dashboard, body: bytes, words: str) -> None:
     dashboard.choose(target.model)
@@ -350,3 +353,74 @@ def test_leaving_max_speed_plays_on_from_what_was_sent(target: Target,
         pytest.skip("the player's clock does not depend on the model")
     dashboard.choose(target.model)
     assert dashboard.page.evaluate(LEAVE_MAX) == 20000  # not the end, where "max" held it
+
+
+# Every text the status line shows, in order.
+WATCH_STATUS = """() => {
+  window.statusLog = [];
+  const status = document.getElementById('status');
+  new MutationObserver(() => window.statusLog.push(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def play_through_a_break(board: Dashboard, model: str, url: str, kind: str,
+                         break_it: Callable[[], None]) -> list[str]:
+    """Play the first sample at sensor speed, ``break_it`` once some bins are answered, and
+    check the play ends with /infer's decision on one resumed session; returns the status
+    line's texts."""
+    sample, npy = first_sample(url, model)
+    board.choose(model, sample["file"])
+    page = board.page
+    page.evaluate(WATCH_STATUS)
+    page.select_option("#speed", "1")
+    page.keyboard.press("Space")
+    page.wait_for_function("() => parseInt(document.getElementById('counts').textContent"
+                           ".split(' · ')[1]) >= 100", timeout=20_000)  # 100 bins closed
+    break_it()
+    page.wait_for_selector("#decision[data-state='final']", timeout=30_000)
+    assert page.inner_text("#status").startswith("Finished"), kind
+    assert "resumed after 1 lost connection" in page.inner_text("#counts"), kind
+    assert_same_decision(board, infer(url, model, npy))
+    assert not board.errors + board.warnings, (board.errors, board.warnings)
+    return page.evaluate("() => window.statusLog")
+
+
+def test_a_connection_cut_mid_play_is_resumed_with_the_servers_decision(
+        target: Target, browser: Any, make_live: Callable[..., str]) -> None:
+    """The network drops the stream (no close frame): the page reconnects, resumes the
+    session, resends what was not applied, and ends as an unbroken play does."""
+    if target.model != COCHLEA:
+        pytest.skip("resumption does not depend on the model")
+    url = make_live()
+    proxy = Proxy(int(url.rsplit(":", 1)[1]))
+    board = Dashboard(browser, proxy.url)
+    try:
+        texts = play_through_a_break(board, target.model, url, "cut", proxy.cut)
+    finally:
+        board.page.close()
+        proxy.close()
+    assert any("connection lost (1006): resuming the session in" in t for t in texts), texts
+    assert texts[-1].startswith("Finished")
+    assert active_sessions(url) == 0  # the one session, deleted at the end
+
+
+def test_a_4503_mid_play_waits_as_asked_and_resumes(
+        target: Target, browser: Any, make_live: Callable[..., str], slow_redis: Proxy,
+        prefix: str) -> None:
+    """The shared session store answers a save too late: the server closes with 4503 and
+    ``retry after 1 s``; the page waits that long, resumes from the stored position (the
+    frame may have landed) and ends with the server's decision."""
+    if target.model != COCHLEA:
+        pytest.skip("resumption does not depend on the model")
+    url = make_live(session_store=f"redis://127.0.0.1:{slow_redis.port}",
+                    session_store_prefix=prefix, session_store_timeout_s=0.3, retry_after_s=1)
+    board = Dashboard(browser, url)
+    try:
+        texts = play_through_a_break(board, target.model, url, "4503", lambda: slow_redis.hold(
+            2, seconds=1.0, marker=b"EVALSHA"))
+    finally:
+        board.page.close()
+    waits = [t for t in texts if "resuming the session in" in t]
+    assert len(waits) == 1 and waits[0].startswith("retry after 1 s: "), texts
+    assert waits[0].endswith("resuming the session in 1.0 s…"), waits
