@@ -236,10 +236,13 @@ class AsyncSession:
         self.next_seq = max(self.next_seq, self.last.seq + 1)
         return self.last
 
-    async def reset(self) -> SessionInfo:
-        """Back to the origin: zero state, counters and ``seq`` cleared."""
+    async def reset(self, t0_us: T0 | None = None) -> SessionInfo:
+        """Start again with a zero state, counters and ``seq`` cleared, from the session's
+        origin or a new one ``t0_us`` (a live sensor's clock has moved on: the next
+        utterance's start, or ``"first_event"``), which becomes the session's."""
+        body = None if t0_us is None else {"t0_us": wire.as_t0(t0_us)}
         response = await self.client.request("POST", f"/v1/sessions/{self.id}/reset",
-                                             headers=self._headers)
+                                             headers=self._headers, json=body)
         self.last = SessionInfo.model_validate_json(response.content)
         self.next_seq = 0
         return self.last

@@ -138,8 +138,8 @@ class Session(_Twin[AsyncSession]):
     def info(self) -> SessionInfo:
         return self._client._run(self.aio.info())
 
-    def reset(self) -> SessionInfo:
-        return self._client._run(self.aio.reset())
+    def reset(self, t0_us: T0 | None = None) -> SessionInfo:
+        return self._client._run(self.aio.reset(t0_us))
 
     def close(self) -> None:
         self._client._run(self.aio.close())

@@ -49,6 +49,12 @@ class SessionCreate(Strict):
                                     description="Events in closed bins: 422, or drop and count.")
 
 
+class SessionReset(Strict):
+    t0_us: T0 | None = Field(default=None,
+                             description="The origin to start again from (µs), or the next "
+                                         "event's time; default: the session's own.")
+
+
 class LayerStats(BaseModel):
     spikes: list[int] = Field(description="Spikes per layer.")
     firing_rate: list[float] = Field(description="Spikes / (neurons × bins), per layer.")

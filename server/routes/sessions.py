@@ -10,8 +10,15 @@ from server.decode import read_body
 from server.deps import ReadyDep, SessionDep, find_model
 from server.errors import ApiError
 from server.inference import firing_rates, probabilities
-from server.schemas import LayerStats, SessionCreate, SessionCreated, SessionInfo, origin_us
-from server.sessions import Session
+from server.schemas import (
+    LayerStats,
+    SessionCreate,
+    SessionCreated,
+    SessionInfo,
+    SessionReset,
+    origin_us,
+)
+from server.sessions import KEEP, Session
 from server.state_codec import OtherModel, SnapshotError, decode, encode
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -61,9 +68,12 @@ async def get_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
 
 
 @router.post("/{session_id}/reset", responses=ERRORS)
-async def reset_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
-    """Restart a session's stream from its origin with a zero state."""
-    session = await runtime.sessions.reset(session)
+async def reset_session(session: SessionDep, runtime: ReadyDep,
+                        body: SessionReset | None = None) -> SessionInfo:
+    """Restart a session's stream with a zero state, from its origin or a new one (a live
+    sensor's clock has moved on: the next utterance's start, or its first event)."""
+    origin = KEEP if body is None or body.t0_us is None else origin_us(body.t0_us)
+    session = await runtime.sessions.reset(session, origin)
     return session_info(session, runtime.settings.session_ttl_s)
 
 

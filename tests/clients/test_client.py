@@ -48,6 +48,8 @@ def test_models_sessions_and_infer_binary_and_json_agree(live_url: str) -> None:
             info = session.info()
             assert info.seq == 3 and info.events_accepted == len(events)
             assert session.reset().bins == 0 and session.aio.next_seq == 0
+            moved = session.reset(t0_us=np.int64(events["t"][0]))  # a numpy integer too
+            assert moved.t0_us == events["t"][0] and session.reset("first_event").t0_us is None
             session.close()
             session.close()  # already gone: nothing to do
 

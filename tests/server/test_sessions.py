@@ -86,6 +86,43 @@ def test_reset_replays_to_the_same_result(client: TestClient) -> None:
     assert again["spikes"] == first["spikes"]
 
 
+def test_reset_to_a_new_origin_serves_a_live_sensor_whose_clock_moved_on(
+        client: TestClient) -> None:
+    """A sensor's clock runs on: reset to the next utterance's start (or its first event)
+    and it is scored as the same recording alone; back to the old origin it is 100 s of
+    bins past the per-request cap; a refused reset changes nothing."""
+    events = cochlea_recording(seed=12)
+    infer = f"/v1/models/{COCHLEA}/infer"
+    alone = {t0: client.post(infer, json={**columns(events), "t0_us": t0}).json()
+             for t0 in (0, "first_event")}
+    later = events.copy()
+    sid, headers = open_session(client, t0_us=100_000_000)
+    url = f"/v1/sessions/{sid}/events"
+    later["t"] = events["t"] + 100_000_000
+    first = client.post(url, json={**columns(later), "flush": True}, headers=headers).json()
+    later["t"] = events["t"] + 200_000_000
+    reset = f"/v1/sessions/{sid}/reset"
+    assert client.post(reset, headers=headers).json()["t0_us"] == 100_000_000  # its own
+    too_far = client.post(url, json=columns(later), headers=headers)
+    assert too_far.status_code == 422 and "watermark" in too_far.text
+    for body in ({"t0_us": -1}, {"t0_us": 5, "late": "drop"}):
+        refused = client.post(reset, json=body, headers=headers)
+        assert refused.status_code == 422, body
+    assert client.get(f"/v1/sessions/{sid}", headers=headers).json()["t0_us"] == 100_000_000
+    for origin, alone_as, t0_after in ((200_000_000, 0, 200_000_000),
+                                       ("first_event", "first_event", int(later["t"][0]))):
+        info = client.post(reset, json={"t0_us": origin}, headers=headers).json()
+        assert info["t0_us"] == (None if origin == "first_event" else origin)
+        again = client.post(url, json={**columns(later), "flush": True}, headers=headers)
+        assert again.status_code == 200, again.text
+        np.testing.assert_allclose(again.json()["probabilities"],
+                                   alone[alone_as]["probabilities"], atol=1e-6)
+        info = client.get(f"/v1/sessions/{sid}", headers=headers).json()
+        assert info["t0_us"] == t0_after and info["events_accepted"] == len(events)
+    np.testing.assert_allclose(first["probabilities"], alone[0]["probabilities"], atol=1e-6)
+    assert alone[0]["probabilities"] != alone["first_event"]["probabilities"]  # bins differ
+
+
 def test_delete_frees_the_session(client: TestClient) -> None:
     sid, headers = open_session(client)
     assert client.delete(f"/v1/sessions/{sid}", headers=headers).status_code == 204
