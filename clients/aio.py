@@ -28,8 +28,8 @@ from clients.errors import (
 from clients.retry import DEFAULT_RETRY, Retry
 from clients.schemas import EventsResult, ModelDetail, ModelSummary, SessionCreated, SessionInfo
 from clients.stream import AsyncStream
+from clients.wire import T0
 
-T0 = int | Literal["first_event"]
 Late = Literal["reject", "drop"]
 OCTET = {"content-type": "application/octet-stream"}
 
@@ -205,14 +205,18 @@ class AsyncSession:
         return {"x-session-token": self.token}
 
     async def send(self, events: np.ndarray | None = None, *, until_us: int | None = None,
-                   flush: bool = False, include_spikes: bool = False,
-                   top_k: int = 5) -> EventsResult:
-        """Apply the next batch (sorted events, possibly none) with its options."""
+                   flush: bool = False, include_spikes: bool = False, top_k: int = 5,
+                   reset: T0 | None = None) -> EventsResult:
+        """Apply the next batch (sorted events, possibly none) with its options; ``reset``
+        starts the stream again before it (a new utterance: zero state, empty buffer and
+        counters, from this origin or ``"first_event"``), in the same request."""
         seq = self.next_seq
         options: dict[str, Any] = {"seq": seq, "flush": flush, "include_spikes": include_spikes,
                                    "top_k": top_k}
         if until_us is not None:
             options["until_us"] = int(until_us)  # a numpy integer is no JSON number
+        if reset is not None:
+            options["reset"] = wire.as_t0(reset)
         request = event_request(events, options, self.client.binary)
         request["headers"].update(self._headers)
         try:

@@ -49,11 +49,13 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """One frame: sorted events (or none) with an optional watermark or flush."""
+    """One frame: sorted events (or none) with an optional watermark or flush, and maybe a
+    reset before it (a new utterance: a zero state from this origin, or ``"first_event"``)."""
 
     events: np.ndarray | None = None
     until_us: int | None = None
     flush: bool = False
+    reset: T0 | None = None
 
 
 Batches = Iterable[Batch | np.ndarray] | AsyncIterable[Batch | np.ndarray]
@@ -308,11 +310,15 @@ def encode_frame(seq: int, batch: Batch | np.ndarray, binary: bool) -> bytes | s
     if isinstance(batch, np.ndarray):
         batch = Batch(batch)
     until_us = None if batch.until_us is None else int(batch.until_us)  # numpy ints too
+    reset = None if batch.reset is None else wire.as_t0(batch.reset)
     if binary:
-        return wire.header_frame(seq, batch.events, until_us=until_us, flush=batch.flush)
+        return wire.header_frame(seq, batch.events, until_us=until_us, flush=batch.flush,
+                                 reset=reset)
     fields: dict[str, Any] = {"seq": seq, "flush": batch.flush}
     if until_us is not None:
         fields["until_us"] = until_us
+    if reset is not None:
+        fields["reset"] = reset
     if batch.events is not None:
         fields.update(wire.columns(batch.events))
     return json.dumps(fields)

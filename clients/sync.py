@@ -131,9 +131,11 @@ class Session(_Twin[AsyncSession]):
     """Blocking twin of ``AsyncSession``; ``aio`` is the async handle (id, token, next_seq)."""
 
     def send(self, events: np.ndarray | None = None, *, until_us: int | None = None,
-             flush: bool = False, include_spikes: bool = False, top_k: int = 5) -> EventsResult:
+             flush: bool = False, include_spikes: bool = False, top_k: int = 5,
+             reset: T0 | None = None) -> EventsResult:
         return self._client._run(self.aio.send(events, until_us=until_us, flush=flush,
-                                               include_spikes=include_spikes, top_k=top_k))
+                                               include_spikes=include_spikes, top_k=top_k,
+                                               reset=reset))
 
     def info(self) -> SessionInfo:
         return self._client._run(self.aio.info())

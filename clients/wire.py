@@ -4,8 +4,9 @@ model.events, so the two never drift.
 
 Events are numpy structured arrays, packed little-endian: ``t`` (int64 µs) with ``channel``
 (cochlea) or ``x``, ``y``, ``p`` (DVS). A binary body is ``events.tobytes()``; a binary frame of
-a ``frame_header`` WebSocket stream is a 17-byte header (seq and until_us as int64 LE, -1 for
-none, then a flags byte, 1: flush) followed by that body.
+a ``frame_header`` WebSocket stream is a 25-byte header (seq, until_us and a reset's origin as
+int64 LE, -1 for none or, for the origin, the batch's first event; then a flags byte, 1: flush,
+2: reset) followed by that body.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Literal
 import numpy as np
 
 SensorKind = Literal["cochlea", "dvs"]
+T0 = int | Literal["first_event"]  # a bin origin (µs), or the first event's time
 
 COCHLEA_DTYPE = np.dtype([("t", "<i8"), ("channel", "<u2")])
 DVS_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 EVENT_DTYPES: dict[SensorKind, np.dtype] = {"cochlea": COCHLEA_DTYPE, "dvs": DVS_DTYPE}
-FRAME_HEADER = struct.Struct("<qqB")
-FLUSH = 1
+FRAME_HEADER = struct.Struct("<qqqB")
+FLUSH, RESET = 1, 2
 
 
 def sensor_of(events: np.ndarray) -> SensorKind:
@@ -60,10 +62,12 @@ def body(events: np.ndarray) -> bytes:
 
 
 def header_frame(seq: int | None, events: np.ndarray | None, *, until_us: int | None = None,
-                 flush: bool = False) -> bytes:
+                 flush: bool = False, reset: T0 | None = None) -> bytes:
     """A binary frame of a ``frame_header`` stream: events (or none) with their options."""
+    origin = -1 if reset is None or reset == "first_event" else int(reset)
+    flags = (FLUSH if flush else 0) | (RESET if reset is not None else 0)
     header = FRAME_HEADER.pack(-1 if seq is None else seq,
-                               -1 if until_us is None else until_us, FLUSH if flush else 0)
+                               -1 if until_us is None else until_us, origin, flags)
     return header if events is None else header + body(events)
 
 
@@ -72,6 +76,6 @@ def columns(events: np.ndarray) -> dict[str, list[int]]:
     return {name: events[name].tolist() for name in EVENT_DTYPES[sensor_of(events)].names or ()}
 
 
-def as_t0(t0_us: int | str) -> int | str:
+def as_t0(t0_us: T0) -> T0:
     """``t0_us`` for a JSON body: a numpy integer (``events["t"][0]``) is no JSON number."""
     return t0_us if t0_us == "first_event" else int(t0_us)

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -66,9 +67,13 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
             await sessions.refresh(session)
             if opts.seq is not None and opts.seq <= session.seq:
                 raise _already_applied(session, opts.seq)
+            origin = session.t0_us if opts.reset is None else origin_us(opts.reset)
+            binner, totals, log_probs = (
+                (session.binner, session.totals, session.log_probs) if opts.reset is None
+                else fresh_stream(model, origin))
             try:
-                fed = _feed(session.binner, events, model, opts.until_us, opts.flush,
-                            session.late, settings)
+                fed = _feed(binner, events, model, opts.until_us, opts.flush, session.late,
+                            settings)
             except ApiError:
                 # A cached copy that another replica moved on refuses what the stored session
                 # takes (a time jump of the bins in between): ask the store before answering.
@@ -77,12 +82,15 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
                 if attempt or session.store_version == version:
                     raise
                 continue
-            outcome = await _advance(model, sessions.batchers[model.name], session.slot, fed,
-                                     session.binner, session.totals, session.log_probs,
-                                     opts.include_spikes)
+            advance = functools.partial(_advance, model, sessions.batchers[model.name],
+                                        session.slot, fed, binner, totals, log_probs,
+                                        opts.include_spikes)
+            outcome = await (advance() if opts.reset is None else _from_zero(
+                sessions.batchers[model.name], model, session.slot, advance))
             result = build_result(model, outcome, session.id, opts.seq, opts.top_k, start)
             session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
                 outcome.log_probs
+            session.t0_us = origin
             if opts.seq is not None:
                 session.seq = opts.seq
                 session.ack = orjson.dumps(result)
@@ -99,6 +107,18 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
         session.touch()
     count()
     return result
+
+
+async def _from_zero(batcher: Batcher, model: LoadedModel, slot: int,
+                     advance: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    """``advance`` the slot from a zero state; if it fails, the state is put back."""
+    saved = await batcher.call(model.engine.read, slot)
+    await batcher.call(model.engine.reset, slot)
+    try:
+        return await advance()
+    except BaseException:
+        await batcher.call(model.engine.write, slot, saved)
+        raise
 
 
 def _already_applied(session: Session, seq: int) -> ApiError:

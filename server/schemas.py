@@ -98,6 +98,10 @@ class ChunkOptions(Strict):
     seq: int | None = Field(default=None, ge=0, le=MAX_T_US,
                             description="Client sequence number; must increase (replays 409).")
     top_k: int = Field(default=5, ge=1, le=1000)
+    reset: T0 | None = Field(default=None,
+                             description="Start again before this batch (zero state, empty "
+                                         "buffer and counters; seq goes on) from this origin "
+                                         "(µs), or the batch's first event: a new utterance.")
 
 
 class InferOptions(Strict):
@@ -198,9 +202,10 @@ class StreamOpen(Strict):
                               description="Push a result every N frames (and on flush).")
     top_k: int = Field(default=5, ge=1, le=1000)
     frame_header: bool = Field(default=False,
-                               description="Binary frames start with a 17-byte header: seq and "
-                                           "until_us (int64 LE, -1: none), then flags (uint8, "
-                                           "1: flush), so they carry what a JSON frame can.")
+                               description="Binary frames start with a 25-byte header: seq, "
+                                           "until_us and a reset's origin (int64 LE, -1: none "
+                                           "or the first event), then flags (uint8, 1: flush, "
+                                           "2: reset), so they carry what a JSON frame can.")
 
 
 class HealthStatus(BaseModel):

@@ -50,9 +50,10 @@ CLOSE_GONE = 4410
 CLOSE_TOO_LARGE = 4413
 CLOSE_BUSY = 4503
 CLOSE_INTERNAL = 1011
-# Binary frames of a `frame_header` stream: seq, until_us (-1: none) and flags (bit 0: flush).
-FRAME_HEADER = struct.Struct("<qqB")
-FLUSH = 1
+# Binary frames of a `frame_header` stream: seq, until_us (-1: none), the reset's origin (-1:
+# the batch's first event) and flags (bit 0: flush, bit 1: reset).
+FRAME_HEADER = struct.Struct("<qqqB")
+FLUSH, RESET = 1, 2
 
 
 class StreamClosed(Exception):
@@ -214,15 +215,21 @@ def _end_of_frames(queue: asyncio.Queue[Message | None]) -> None:
 
 
 def _split_header(data: bytes, opts: ChunkOptions) -> tuple[bytes, ChunkOptions]:
-    """A binary frame of a ``frame_header`` stream: seq, until_us, flags, then packed events."""
+    """A binary frame of a ``frame_header`` stream: seq, until_us, the reset's origin, flags,
+    then packed events."""
     if len(data) < FRAME_HEADER.size:
         raise EventError(f"a frame of {len(data)} bytes has no {FRAME_HEADER.size}-byte header")
-    seq, until_us, flags = FRAME_HEADER.unpack_from(data)
-    if flags & ~FLUSH:
-        raise EventError(f"the frame header's flags {flags:#04x} set bits other than flush (1)")
+    seq, until_us, t0_us, flags = FRAME_HEADER.unpack_from(data)
+    if flags & ~(FLUSH | RESET):
+        raise EventError(f"the frame header's flags {flags:#04x} set bits other than flush (1) "
+                         "and reset (2)")
+    origin = _in_range("reset origin", t0_us)
+    if origin is not None and not flags & RESET:
+        raise EventError(f"the frame header has a reset origin ({t0_us}) but no reset flag (2)")
     return data[FRAME_HEADER.size:], opts.model_copy(update={
         "seq": _in_range("seq", seq), "until_us": _in_range("until_us", until_us),
-        "flush": bool(flags & FLUSH)})
+        "flush": bool(flags & FLUSH),
+        "reset": (origin if origin is not None else "first_event") if flags & RESET else None})
 
 
 def _in_range(name: str, value: int) -> int | None:

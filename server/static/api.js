@@ -21,7 +21,9 @@ export const getSample = (model, file) =>
 const ATTEMPTS = 6;
 const BASE_MS = 50;
 const MAX_MS = 5000;
-const HEADER_BYTES = 17;  // a frame_header: seq and until_us (int64 LE, -1: none), flags
+// A frame_header (docs/wire-format.md): seq, until_us and a reset's origin (int64 LE, -1:
+// none), then flags. The page never resets: each Play is a session of its own.
+const HEADER_BYTES = 25;
 const FLUSH = 1;
 
 /** A /v1/stream session that survives lost connections, as the Python client's stream does.
@@ -60,7 +62,8 @@ export class Stream {
     const header = new DataView(frame.buffer);
     header.setBigInt64(0, BigInt(seq), true);
     header.setBigInt64(8, BigInt(until), true);
-    header.setUint8(16, flush ? FLUSH : 0);
+    header.setBigInt64(16, -1n, true);
+    header.setUint8(24, flush ? FLUSH : 0);
     frame.set(events, HEADER_BYTES);
     this.unacked.set(seq, frame);
     if (this.ready) this.#transmit(seq);

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -148,51 +149,102 @@ def test_watermarked_batches_go_as_binary_frames_with_what_json_frames_give(
     np.testing.assert_allclose(last[0].probabilities, last[1].probabilities, atol=1e-6)
 
 
-def test_binary_frames_carry_seq_watermark_and_flush_in_their_header(live_url: str) -> None:
-    """The server side of ``frame_header``: a binary frame's seq, until_us and flush act as a
-    JSON frame's do (the same session position and result); a repeated seq is refused, and a
-    frame too short for a header, with unknown flags or a field beyond HTTP's range is a 422
-    that changes nothing."""
+def test_utterances_streamed_with_a_reset_each_are_scored_as_alone_through_cuts(
+        proxy: Proxy) -> None:
+    """A live stream of utterances, each starting with ``Batch(reset=its start)``: each
+    flush answers what the utterance alone gets, though the connection is cut twice (a
+    resent reset frame is applied once, by its seq)."""
+    words = [cochlea_recording(seed=61 + i, n=300, duration_us=200_000) for i in range(3)]
+    batches = []
+    for i, word in enumerate(words):
+        start = i * 5_000_000  # one every 5 s on the sensor's clock
+        shifted = word.copy()
+        shifted["t"] += start
+        pieces = np.array_split(shifted, 3)
+        batches += [Batch(pieces[0], reset=start), Batch(pieces[1]),
+                    Batch(pieces[2], flush=True)]
+
+    async def run() -> tuple[list[EventsResult], list[EventsResult], int]:
+        async with AsyncClient(proxy.url, retry=FAST) as client:
+            alone = [await client.infer(COCHLEA, word) for word in words]
+            results = []
+            # one frame in flight: a result lost with a cut is the one a resume returns
+            async with client.stream(COCHLEA, window=1) as stream:
+                async for result in stream.run(batches):
+                    results.append(result)
+                    if len(results) in (2, 6):
+                        proxy.cut()
+            return alone, results, stream.reconnects
+
+    alone, results, reconnects = asyncio.run(run())
+    assert reconnects >= 2
+    assert [r.seq for r in results] == list(range(9))
+    flushes = {r.seq: r for r in results if r.seq is not None and r.seq % 3 == 2}
+    for word, seq, expected in zip(words, (2, 5, 8), alone, strict=True):
+        assert flushes[seq].events.total_accepted == len(word)  # counters start again
+        np.testing.assert_allclose(flushes[seq].probabilities, expected.probabilities, atol=1e-6)
+
+
+def test_binary_frames_carry_seq_watermark_flush_and_reset_in_their_header(
+        live_url: str) -> None:
+    """The server side of ``frame_header``: a binary frame's seq, until_us, flush and reset
+    act as a JSON frame's do (the same session position and result); a repeated seq is
+    refused, and a frame too short for a header, with unknown flags, a reset origin without
+    the reset flag or a field beyond HTTP's range is a 422 that changes nothing."""
     events = cochlea_recording(seed=54)
     t_mid = int(events["t"][200]) + 1
     first, second = events[events["t"] < t_mid], events[events["t"] >= t_mid]
+    later = events.copy()
+    later["t"] += 10_000_000  # the next utterance, 10 s on
+    whole = httpx.post(f"{live_url}/v1/models/{COCHLEA}/infer", json=wire.columns(events)).json()
 
     async def run(binary: bool) -> list[dict[str, Any]]:
         async with websockets.connect(live_url.replace("http", "ws") + "/v1/stream") as ws:
             await ws.send(json.dumps({"model": COCHLEA, "frame_header": binary}))
             await ws.recv()
             if binary:
+                header = wire.FRAME_HEADER
                 frames: list[str | bytes] = [
                     wire.header_frame(4, first, until_us=t_mid), b"\x01\x02",
                     wire.header_frame(4, second),
-                    wire.header_frame(5, second, flush=False)[:16] + b"\x02" + second.tobytes(),
+                    header.pack(5, -1, -1, 4) + second.tobytes(),
+                    header.pack(5, -1, 7, 0) + second.tobytes(),
                     wire.header_frame(5, second, until_us=2**62 + 1),
-                    wire.header_frame(5, second, flush=True), wire.header_frame(None, None)]
+                    wire.header_frame(5, second, flush=True), wire.header_frame(None, None),
+                    wire.header_frame(6, later, reset=10_000_000, flush=True)]
             else:
                 frames = [json.dumps({"seq": 4, "until_us": t_mid, **wire.columns(first)}),
                           json.dumps({"seq": 5, "flush": True, **wire.columns(second)}),
-                          json.dumps({})]
+                          json.dumps({}),
+                          json.dumps({"seq": 6, "reset": 10_000_000, "flush": True,
+                                      **wire.columns(later)})]
             replies = []
             for frame in frames:
                 await ws.send(frame)
                 replies.append(json.loads(await ws.recv()))
             return replies
 
-    applied, short, replayed, flags, too_far, flushed, empty = asyncio.run(run(True))
+    (applied, short, replayed, flags, origin, too_far, flushed, empty,
+     again) = asyncio.run(run(True))
     assert applied["type"] == "result" and applied["seq"] == 4
     assert applied["bins"]["total"] == t_mid // 1000  # the watermark closed them
-    assert short["status"] == 422 and "no 17-byte header" in short["detail"]
+    assert short["status"] == 422 and "no 25-byte header" in short["detail"]
     assert replayed["status"] == 409 and replayed["applied"]["seq"] == 4
     assert replayed["applied"]["probabilities"] == applied["probabilities"]
-    assert flags["status"] == 422 and "flags 0x02" in flags["detail"]
+    assert flags["status"] == 422 and "flags 0x04" in flags["detail"]
+    assert origin["status"] == 422 and "no reset flag" in origin["detail"]
     # past HTTP's range: taken, it would have made the session's stored state unreadable
     assert too_far["status"] == 422 and "outside [0, 4611686018427387904]" in too_far["detail"]
     assert flushed["seq"] == 5 and flushed["events"]["total_accepted"] == len(events)
     assert empty["type"] == "result" and empty["seq"] is None and empty["events"]["accepted"] == 0
+    # the reset started the stream again at 10 s: the same recording, the same answer
+    assert again["seq"] == 6 and again["events"]["total_accepted"] == len(events)
+    np.testing.assert_allclose(again["probabilities"], whole["probabilities"], atol=1e-6)
+    np.testing.assert_allclose(flushed["probabilities"], whole["probabilities"], atol=1e-6)
     as_json = asyncio.run(run(False))
-    for ours, theirs in zip((applied, flushed, empty), as_json, strict=True):
-        assert {k: ours[k] for k in ("seq", "bins", "probabilities", "spikes", "events")} == \
-            {k: theirs[k] for k in ("seq", "bins", "probabilities", "spikes", "events")}
+    keys = ("seq", "bins", "probabilities", "spikes", "events")
+    for ours, theirs in zip((applied, flushed, empty, again), as_json, strict=True):
+        assert {k: ours[k] for k in keys} == {k: theirs[k] for k in keys}
 
 
 def test_each_result_arrives_while_a_paced_source_waits_for_its_next_batch(

@@ -29,10 +29,13 @@ def test_to_wire_converts_other_widths_and_field_orders() -> None:
     other["t"], other["x"], other["y"], other["p"] = [1, 2], [3, 4], [5, 6], [0, 1]
     out = wire.to_wire(other)
     assert out.dtype == wire.DVS_DTYPE and out.tolist() == [(1, 3, 5, 0), (2, 4, 6, 1)]
+    none = (-1).to_bytes(8, "little", signed=True)
     frame = wire.header_frame(7, out, until_us=9, flush=True)
-    assert frame[:17] == (7).to_bytes(8, "little") + (9).to_bytes(8, "little") + b"\x01"
-    assert frame[17:] == out.tobytes()
-    assert wire.header_frame(None, None) == (-1).to_bytes(8, "little", signed=True) * 2 + b"\0"
+    assert frame[:25] == (7).to_bytes(8, "little") + (9).to_bytes(8, "little") + none + b"\x01"
+    assert frame[25:] == out.tobytes()
+    assert wire.header_frame(None, None) == none * 3 + b"\0"
+    assert wire.header_frame(None, None, reset=5)[16:] == (5).to_bytes(8, "little") + b"\x02"
+    assert wire.header_frame(None, None, reset="first_event")[16:] == none + b"\x02"
 
 
 def test_to_wire_refuses_values_its_dtype_cannot_hold_instead_of_wrapping_them() -> None:

@@ -123,6 +123,68 @@ def test_reset_to_a_new_origin_serves_a_live_sensor_whose_clock_moved_on(
     assert alone[0]["probabilities"] != alone["first_event"]["probabilities"]  # bins differ
 
 
+def test_a_batch_with_reset_starts_a_new_utterance_in_the_same_request(
+        client: TestClient) -> None:
+    """``reset`` on a batch: zero state and counters from the new origin, applied with the
+    batch (seq goes on); JSON or a binary body's query; refused, it changes nothing."""
+    events = cochlea_recording(seed=13)
+    infer = f"/v1/models/{COCHLEA}/infer"
+    alone = {t0: client.post(infer, json={**columns(events), "t0_us": t0}).json()
+             for t0 in (0, "first_event")}
+    sid, headers = open_session(client)
+    url = f"/v1/sessions/{sid}/events"
+    feed_good(client, sid, headers, events, seq=0, flush=True)
+    later = events.copy()
+    later["t"] += 100_000_000
+    again = feed_good(client, sid, headers, later, seq=1, flush=True, reset=100_000_000)
+    np.testing.assert_allclose(again["probabilities"], alone[0]["probabilities"], atol=1e-6)
+    info = state_of(client, sid, headers)
+    assert (info["seq"], info["t0_us"], info["events_accepted"]) == (1, 100_000_000, len(events))
+    before = info
+    for bad in ({"reset": int(later["t"][0]) + 1, "seq": 2},  # its first event is before it
+                {"reset": -3, "seq": 2}):
+        r = client.post(url, json={**columns(later), **bad}, headers=headers)
+        assert r.status_code == 422, r.text
+        assert state_of(client, sid, headers) == before
+    later["t"] += 100_000_000
+    r = client.post(url, content=later.tobytes(), headers={
+        **headers, "content-type": "application/octet-stream"},
+        params={"reset": "first_event", "flush": "true", "seq": 2})
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["probabilities"], alone["first_event"]["probabilities"],
+                               atol=1e-6)
+    assert state_of(client, sid, headers)["t0_us"] == later["t"][0]
+
+
+def test_a_reset_batch_whose_step_fails_puts_the_state_back(
+        client: TestClient, registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reset zeroes the engine row before the step: when the step fails, the row is put
+    back, so the stream goes on from where it was as if the batch had never come."""
+    events = cochlea_recording(seed=14)
+    head, tail = events[:200], events[200:]
+    runs = []
+    for fail in (False, True):
+        sid, headers = open_session(client)
+        feed_good(client, sid, headers, head)
+        before = state_of(client, sid, headers)
+        if fail:
+            model = registry.get(COCHLEA)
+            assert model is not None
+
+            def broken(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("device lost")
+
+            monkeypatch.setattr(model.engine, "step", broken)
+            with pytest.raises(RuntimeError, match="device lost"):  # a 500 to a real client
+                client.post(f"/v1/sessions/{sid}/events", headers=headers,
+                            json={**columns(tail), "reset": 0, "flush": True})
+            monkeypatch.undo()
+            assert state_of(client, sid, headers) == before
+        runs.append(feed_good(client, sid, headers, tail, flush=True))
+    assert runs[0]["probabilities"] == runs[1]["probabilities"]
+    assert runs[0]["spikes"] == runs[1]["spikes"]
+
+
 def test_delete_frees_the_session(client: TestClient) -> None:
     sid, headers = open_session(client)
     assert client.delete(f"/v1/sessions/{sid}", headers=headers).status_code == 204
