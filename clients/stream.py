@@ -1,11 +1,11 @@
 """WebSocket streaming (``WS /v1/stream``) that survives lost connections.
 
 Every frame carries a sequence number (binary frames in their ``frame_header``, JSON frames
-as a ``seq`` field) and stays buffered until the server acknowledges it with its result. When the
-connection drops the stream reconnects with backoff, resumes the same session, forgets the
-frames the server reports applied (its ``seq``) and sends the rest again; a resent frame that
-had landed after all is refused with 409, which acknowledges it. So no frame is lost and none
-is applied twice. At most ``window`` frames are in flight.
+as a ``seq`` field) and stays buffered until the server acknowledges it with its result. When
+the connection drops the stream reconnects with backoff, resumes the same session, forgets
+the frames the server reports applied (its ``seq``) and sends the rest again; a resent frame
+that had landed after all is refused with 409, which acknowledges it. So no frame is lost and
+none is applied twice. At most ``window`` frames are in flight.
 """
 
 from __future__ import annotations

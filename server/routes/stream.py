@@ -5,11 +5,11 @@ Protocol (docs/api.md): the first text message is a ``StreamOpen``; the server a
 holding seq and options with ``frame_header``) or JSON frame (columns + options) is applied
 in order and answered with ``{"type": "result", ...}`` (every ``result_every`` frames and on
 flush) or ``{"type": "error", "status", "detail", "frame"}``, which changed nothing and keeps
-the connection open. Fatal problems close the connection with
-a 44xx code mirroring the HTTP status. A reader task moves frames into a bounded queue; when it
-is full the server stops reading, so a fast client is slowed down by TCP, not buffered. One
-connection streams into a session at a time: a resume stops the previous one's reading and
-waits until it has applied the frames it had read (then closes it with 4409; server/feeds.py).
+the connection open. Fatal problems close the connection with a 44xx code mirroring the HTTP
+status. A reader task moves frames into a bounded queue; when it is full the server stops
+reading, so a fast client is slowed down by TCP, not buffered. One connection streams into a
+session at a time: a resume stops the previous one's reading and waits until it has applied
+the frames it had read (then closes it with 4409; server/feeds.py).
 """
 
 from __future__ import annotations
