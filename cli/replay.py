@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console, RenderableType
 
-    from clients.replay import Progress
+    from clients.replay import Progress, Utterance
     from clients.schemas import ModelDetail
 
 # Fits what was read from the file to the served model's card (its sensor, its channels) and
-# returns (events sorted by t, their time origin t0_us, a description for the view and the
+# returns (its utterances, each scored on its own, and a description for the view and the
 # summary); raises InputError when they do not fit.
-Fit = Callable[["ModelDetail"], "tuple[np.ndarray, int, dict[str, Any]]"]
+Fit = Callable[["ModelDetail"], "tuple[list[Utterance], dict[str, Any]]"]
 
 
 def speed(text: str) -> float | None:
@@ -49,16 +49,18 @@ def top_k(text: str) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from clients.replay import Utterance
     from model.errors import InputError
     from model.formats import read_recording
 
     events, sensor, meta = read_recording(args.file, args.index)  # before connecting
 
-    def fit(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
+    def fit(card: ModelDetail) -> tuple[list[Utterance], dict[str, Any]]:
         if card.input.sensor != sensor:
             raise InputError(f"{args.file} holds {sensor} events, not {card.input.sensor} "
                              f"(model {card.name!r})")
-        return events, int(meta["t0_us"]), {"file": str(args.file), **meta, "sensor": sensor}
+        return [Utterance(events, int(meta["t0_us"]))], \
+            {"file": str(args.file), **meta, "sensor": sensor}
 
     return _stream(args, fit)
 
@@ -66,25 +68,48 @@ def _replay(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from model.audio_folder import read_word
-    from model.cochlea import bucketed_length, encode_prepared, prepare_waveform
+    from model.audio_augment import WORK_RATE
+    from model.audio_folder import read_word, read_words
+    from model.cochlea import bucketed_length, prepare_waveform
     from model.errors import InputError
 
-    word, rate = read_word(args.audio)  # before connecting: prepared (and so checked) once
-    try:
-        signal = prepare_waveform(word, rate, bucketed_length)  # as `s5rf data audio`
+    # Before connecting: prepared (and so checked) once.
+    words = read_words(args.audio) if args.words else [(0.0, read_word(args.audio)[0])]
+    if not words:
+        raise InputError(f"{args.audio}: no word found, only silence")
+    try:  # as `s5rf data audio` prepares each word
+        signals = [(start_s, prepare_waveform(word, WORK_RATE, bucketed_length))
+                   for start_s, word in words]
     except InputError as exc:
         raise InputError(f"{args.audio}: {exc}") from exc
 
-    def fit(card: ModelDetail) -> tuple[np.ndarray, int, dict[str, Any]]:
+    def fit(card: ModelDetail) -> tuple[list[Utterance], dict[str, Any]]:
         if card.input.sensor != "cochlea" or card.input.channels is None:
             raise InputError(f"model {card.name!r} takes {card.input.sensor} events; "
                              "`listen` needs a cochlea model")
-        events = encode_prepared(signal, np.random.default_rng(args.seed),
-                                 channels=card.input.channels)
-        return events, 0, {"file": str(args.audio), "format": "audio", "sensor": "cochlea"}
+        rng = np.random.default_rng(args.seed)
+        return listened(signals, rng, card.input.channels), \
+            {"file": str(args.audio), "format": "audio", "sensor": "cochlea"}
 
     return _stream(args, fit)
+
+
+def listened(signals: list[tuple[float, np.ndarray]], rng: np.random.Generator,
+             channels: int) -> list[Utterance]:
+    """Each prepared word (``(start_s, float64 at SAMPLE_RATE)``) encoded with ``rng`` in turn,
+    as an utterance at its start in the file, or right after the clip before it where that
+    clip (a training clip's length, at least) runs past it."""
+    from clients.replay import Utterance
+    from model.cochlea import SAMPLE_RATE, encode_prepared
+
+    utterances, free_us = [], 0
+    for start_s, signal in signals:
+        t0_us = max(round(start_s * 1e6), free_us)
+        events = encode_prepared(signal, rng, channels=channels)
+        events["t"] += t0_us
+        utterances.append(Utterance(events, t0_us))
+        free_us = t0_us + round(len(signal) / SAMPLE_RATE * 1e6)
+    return utterances
 
 
 def _stream(args: argparse.Namespace, fit: Fit) -> int:
@@ -119,26 +144,38 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
             with console.status(f"waiting for {args.url} to be ready (compiling)…"):
                 await client.wait_ready(args.wait_s)
         card = await client.model(args.model)
-        events, t0_us, source = fit(card)
+        utterances, source = fit(card)
+        total = sum(len(u.events) for u in utterances)
         latencies: list[float] = []
+        decisions: list[Progress] = []  # each utterance's flush
         last: Progress | None = None
         start = time.perf_counter()
         with Live(console=console, refresh_per_second=10) as live:
-            async for progress in replay(client, args.model, events, t0_us=t0_us,
+            async for progress in replay(client, args.model, utterances,
                                          transport=args.transport, speed=args.speed,
                                          chunk_us=int(args.chunk_ms * 1000), top_k=args.top_k):
                 latencies.append(progress.latency_ms)
                 last = progress
-                live.update(view(card, source, progress, len(events), latencies))
+                if progress.last:
+                    decisions.append(progress)
+                live.update(view(card, source, progress, total, latencies, len(utterances)))
         wall_s = time.perf_counter() - start
     assert last is not None
     result = last.result
     lat = np.asarray(latencies)
-    duration_s = (int(events["t"][-1]) - int(events["t"][0])) / 1e6 if len(events) else 0.0
+    first, final = utterances[0].events, utterances[-1].events
+    duration_s = (int(final["t"][-1]) - int(first["t"][0])) / 1e6 if total else 0.0
+    if len(utterances) > 1:
+        for d, u in zip(decisions, utterances, strict=True):
+            console.print(f"{u.t0_us / 1e6:7.2f} s  [bold]{d.result.label}[/bold] "
+                          f"(p={d.result.top_k[0].probability:.3f})")
     console.print(f"[bold]{result.label}[/bold] (p={result.top_k[0].probability:.3f}) after "
                   f"{result.bins.total} bins and {result.events.total_accepted} events; "
                   f"{duration_s:.2f} s of recording in {wall_s:.2f} s over {args.transport}, "
                   f"latency mean {lat.mean():.1f} ms, p95 {np.percentile(lat, 95):.1f} ms")
+    words = [{"start_s": u.t0_us / 1e6, "label": d.result.label,
+              "probabilities": d.result.probabilities, "events": len(u.events)}
+             for d, u in zip(decisions, utterances, strict=True)]
     return {
         "model": result.model, "version": result.version, "transport": args.transport,
         "speed": args.speed, "source": source, "label": result.label,
@@ -147,13 +184,14 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
         "bins": result.bins.total, "events": result.events.model_dump(),
         "spikes": result.spikes.total, "synops": result.synops.total,
         "batches": len(latencies), "reconnects": last.reconnects, "wall_s": wall_s,
+        **({"words": words} if len(utterances) > 1 else {}),
         "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
                        "p95": float(np.percentile(lat, 95)), "max": float(lat.max())},
     }
 
 
 def view(card: ModelDetail, source: dict[str, Any], progress: Progress, total_events: int,
-         latencies: list[float]) -> RenderableType:
+         latencies: list[float], utterances: int = 1) -> RenderableType:
     """The live panel: top classes with bars, then bins, events, spikes and latency."""
     from rich.console import Group
     from rich.panel import Panel
@@ -165,6 +203,8 @@ def view(card: ModelDetail, source: dict[str, Any], progress: Progress, total_ev
         bar = "█" * round(30 * top.probability)
         classes.add_row(top.label, f"{top.probability:6.3f}", f"[green]{bar}[/green]")
     stats = Table.grid(padding=(0, 2))
+    if utterances > 1:
+        stats.add_row("word", f"{progress.utterance + 1} of {utterances}")
     stats.add_row("bins", f"{result.bins.total} × {card.input.dt_us / 1000:g} ms")
     stats.add_row("events sent", f"{progress.events_sent} / {total_events}")
     stats.add_row("spikes / layer", " ".join(str(int(s)) for s in result.spikes.total))
@@ -215,5 +255,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="audio file (WAV, FLAC, ...; mixed down to mono, prepared as the "
                         "training words were)")
     q.add_argument("--seed", type=seed, default=0, help="seed of the stochastic spike stage")
+    q.add_argument("--words", action="store_true",
+                   help="the file holds several words: split it at its pauses (0.3 s or "
+                        "longer), and score each word on its own (a reset at its start)")
     _common(q)
     q.set_defaults(func=_listen)

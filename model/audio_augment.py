@@ -56,15 +56,35 @@ def as_word(audio: np.ndarray, rate: int) -> np.ndarray:
     return trim_silence(resample(audio, WORK_RATE / rate), WORK_RATE)
 
 
-def trim_silence(x: np.ndarray, rate: int, top_db: float = 40.0) -> np.ndarray:
-    """Cut leading/trailing frames more than ``top_db`` below the loudest 10 ms frame."""
+def _loud_frames(x: np.ndarray, rate: int, top_db: float) -> tuple[np.ndarray, int]:
+    """Indices of the 10 ms frames within ``top_db`` of the loudest one, and the frame size."""
     frame = max(rate // 100, 1)
     n = x.size // frame
     if n == 0:
-        return x
+        return np.zeros(0, np.int64), frame
     energy = (x[: n * frame].reshape(n, frame) ** 2).mean(axis=1) + 1e-20
-    loud = np.flatnonzero(10 * np.log10(energy / energy.max()) > -top_db)
+    return np.flatnonzero(10 * np.log10(energy / energy.max()) > -top_db), frame
+
+
+def trim_silence(x: np.ndarray, rate: int, top_db: float = 40.0) -> np.ndarray:
+    """Cut leading/trailing frames more than ``top_db`` below the loudest 10 ms frame."""
+    loud, frame = _loud_frames(x, rate, top_db)
+    if not len(loud):
+        return x
     return x[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def split_words(x: np.ndarray, rate: int, top_db: float = 40.0,
+                min_gap_s: float = 0.3) -> list[tuple[int, int]]:
+    """Sample ranges ``[start, end)`` of the words of ``x`` (T,): runs of 10 ms frames within
+    ``top_db`` of the loudest one, joined across quieter gaps shorter than ``min_gap_s`` (the
+    pauses inside a word, before a plosive, are shorter)."""
+    loud, frame = _loud_frames(x, rate, top_db)
+    if not len(loud):
+        return []
+    breaks = np.flatnonzero(np.diff(loud) > min_gap_s * rate / frame)
+    starts, ends = np.r_[loud[0], loud[breaks + 1]], np.r_[loud[breaks], loud[-1]] + 1
+    return [(int(a) * frame, int(b) * frame) for a, b in zip(starts, ends, strict=True)]
 
 
 def pitch_shift(x: np.ndarray, rate: int, semitones: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio_augment import TAIL_S, WORK_RATE, as_word
+from model.audio_augment import TAIL_S, WORK_RATE, as_word, resample, split_words, trim_silence
 from model.cochlea import (
     CHANNELS,
     bucketed_length,
@@ -58,6 +58,16 @@ def read_word(path: Path, as_trained: bool = True) -> tuple[np.ndarray, int]:
     if as_trained:
         return np.concatenate([as_word(audio, rate), np.zeros(int(TAIL_S * WORK_RATE))]), WORK_RATE
     return audio, rate
+
+
+def read_words(path: Path, min_gap_s: float = 0.3) -> list[tuple[float, np.ndarray]]:
+    """The words of an audio file of several, split at its pauses (``split_words``), each
+    prepared as ``read_word`` prepares one: ``(start_s, float64 (T,) at WORK_RATE)``."""
+    audio, rate = read_audio(path)
+    signal = resample(audio, WORK_RATE / rate)
+    tail = np.zeros(int(TAIL_S * WORK_RATE))
+    return [(start / WORK_RATE, np.concatenate([trim_silence(signal[start:end], WORK_RATE), tail]))
+            for start, end in split_words(signal, WORK_RATE, min_gap_s=min_gap_s)]
 
 
 def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,

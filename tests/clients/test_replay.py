@@ -13,7 +13,7 @@ import pytest
 
 from cli.main import main
 from clients import AsyncClient, Client
-from clients.replay import Transport, replay
+from clients.replay import Transport, Utterance, replay
 from clients.schemas import EventsResult
 from model.datasets import write_shd
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
@@ -88,6 +88,54 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
     np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
 
 
+@pytest.mark.parametrize("transport", ["ws", "http"])
+def test_listen_words_scores_each_word_of_a_file_on_its_own(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str],
+        transport: str) -> None:
+    """Three words with pauses between them (the second with a short gap inside, which is
+    no pause): one decision each, the one /infer gives that word's encoding alone, though
+    each word's clip outlasts the pause after it."""
+    import soundfile
+
+    from cli.replay import listened
+    from model.audio_augment import WORK_RATE
+    from model.audio_folder import read_words
+    from model.cochlea import bucketed_length, prepare_waveform
+
+    rate = 16_000
+
+    def chirp(seconds: float, f0: float) -> np.ndarray:
+        t = np.arange(int(seconds * rate)) / rate
+        return np.sin(2 * np.pi * (f0 + 600 * t) * t) * np.hanning(len(t))
+
+    def pause(seconds: float) -> np.ndarray:
+        return np.zeros(int(seconds * rate))
+
+    audio = np.concatenate([pause(0.2), chirp(0.4, 300), pause(0.5), chirp(0.25, 900),
+                            pause(0.1), chirp(0.25, 900), pause(0.6), chirp(0.5, 2000),
+                            pause(0.3)])
+    path = tmp_path / "words.wav"
+    soundfile.write(path, audio, rate)
+    words = read_words(path)
+    assert [round(start, 1) for start, _ in words] == [0.2, 1.1, 2.3]
+    assert 0.55 < len(words[1][1]) / WORK_RATE - 0.1 < 0.65  # one word with its gap, + tail
+    out = replay_json(capsys, "listen", str(path), "--words", "--model", COCHLEA, "--url",
+                      live_url, f"--{transport}", "--speed", "max", "--seed", "3", "--json")
+    signals = [(start, prepare_waveform(word, WORK_RATE, bucketed_length))
+               for start, word in words]
+    utterances = listened(signals, np.random.default_rng(3), 16)
+    assert utterances[1].t0_us > round(words[1][0] * 1e6)  # the clip before ran past it
+    assert [w["start_s"] for w in out["words"]] == [u.t0_us / 1e6 for u in utterances]
+    with Client(live_url) as client:
+        for word, utterance in zip(out["words"], utterances, strict=True):
+            events = utterance.events.copy()
+            events["t"] -= utterance.t0_us
+            alone = client.infer(COCHLEA, events)
+            assert word["events"] == len(events) > 0
+            np.testing.assert_allclose(word["probabilities"], alone.probabilities, atol=1e-6)
+    assert out["events"]["total_accepted"] == len(utterances[-1].events)  # counted anew
+
+
 @pytest.mark.parametrize(("transport", "lead"), [("ws", False), ("http", False), ("ws", True)])
 def test_a_recording_with_a_long_silence_replays_through_it(
         make_live: Callable[..., str], transport: Transport, lead: bool) -> None:
@@ -102,7 +150,7 @@ def test_a_recording_with_a_long_silence_replays_through_it(
 
     async def replayed() -> EventsResult:
         async with AsyncClient(url) as client:
-            progress = [p async for p in replay(client, COCHLEA, recording, t0_us=0,
+            progress = [p async for p in replay(client, COCHLEA, [Utterance(recording, 0)],
                                                 transport=transport)]
         return progress[-1].result
 
@@ -138,6 +186,9 @@ def test_an_unreadable_file_is_refused_before_connecting(
 
     soundfile.write(tmp_path / "quiet.wav", np.zeros(1600), 16_000)
     assert main(["listen", str(tmp_path / "quiet.wav"), "--model", COCHLEA, "--url", url]) == 2
+    assert "quiet.wav: the waveform is silent" in capsys.readouterr().err
+    assert main(["listen", str(tmp_path / "quiet.wav"), "--words", "--model", COCHLEA,
+                 "--url", url]) == 2
     assert "quiet.wav: the waveform is silent" in capsys.readouterr().err
     np.save(tmp_path / "c.npy", cochlea_recording(seed=64))
     assert main(["replay", str(tmp_path / "c.npy"), "--model", DVS, "--url", url]) == 1
