@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import non_negative, positive, seed
+from cli.flags import count, non_negative, positive, seed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,14 +53,32 @@ def _replay(args: argparse.Namespace) -> int:
     from model.errors import InputError
     from model.formats import read_recording
 
-    events, sensor, meta = read_recording(args.file, args.index)  # before connecting
+    # Before connecting: the recording, or the samples one after another.
+    first = args.index or 0
+    if args.count and first < 0:
+        raise InputError(f"--count counts samples from --index on; give a first index >= 0, "
+                         f"not {first}")
+    recordings = [read_recording(args.file, first if args.count else args.index)]
+    sensor, meta = recordings[0][1], recordings[0][2]
+    if args.count:
+        if meta["format"] != "hdf5":
+            raise InputError(f"--count takes samples of a dataset file (HDF5); {args.file} is "
+                             f"{meta['format']}")
+        recordings += [read_recording(args.file, i) for i in range(first + 1, first + args.count)]
+        meta = {k: v for k, v in meta.items() if k not in ("label", "label_name")} | {
+            "count": args.count, "labels": [m["label"] for _, _, m in recordings]}
+    utterances, offset = [], int(meta["t0_us"])
+    for events, _, _ in recordings:  # each sample after the one before, from its own origin
+        shifted = events.copy()
+        shifted["t"] += offset
+        utterances.append(Utterance(shifted, offset))
+        offset += int(events["t"][-1]) + 1 if len(events) else 1
 
     def fit(card: ModelDetail) -> tuple[list[Utterance], dict[str, Any]]:
         if card.input.sensor != sensor:
             raise InputError(f"{args.file} holds {sensor} events, not {card.input.sensor} "
                              f"(model {card.name!r})")
-        return [Utterance(events, int(meta["t0_us"]))], \
-            {"file": str(args.file), **meta, "sensor": sensor}
+        return utterances, {"file": str(args.file), **meta, "sensor": sensor}
 
     return _stream(args, fit)
 
@@ -166,16 +184,28 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
     first, final = utterances[0].events, utterances[-1].events
     duration_s = (int(final["t"][-1]) - int(first["t"][0])) / 1e6 if total else 0.0
     if len(utterances) > 1:
-        for d, u in zip(decisions, utterances, strict=True):
+        expected = [card.labels[label] if label < len(card.labels) else str(label)
+                    for label in source.get("labels", [])]
+        for i, (d, u) in enumerate(zip(decisions, utterances, strict=True)):
+            truth = f"  (label {expected[i]})" if expected else ""
             console.print(f"{u.t0_us / 1e6:7.2f} s  [bold]{d.result.label}[/bold] "
-                          f"(p={d.result.top_k[0].probability:.3f})")
+                          f"(p={d.result.top_k[0].probability:.3f}){truth}")
     console.print(f"[bold]{result.label}[/bold] (p={result.top_k[0].probability:.3f}) after "
                   f"{result.bins.total} bins and {result.events.total_accepted} events; "
                   f"{duration_s:.2f} s of recording in {wall_s:.2f} s over {args.transport}, "
                   f"latency mean {lat.mean():.1f} ms, p95 {np.percentile(lat, 95):.1f} ms")
-    words = [{"start_s": u.t0_us / 1e6, "label": d.result.label,
+    parts = [{"start_s": u.t0_us / 1e6, "label": d.result.label,
               "probabilities": d.result.probabilities, "events": len(u.events)}
              for d, u in zip(decisions, utterances, strict=True)]
+    scored: dict[str, Any] = {}
+    if "labels" in source:  # dataset samples: how many the served model gets right
+        right = [d.result.top_k[0].index == label
+                 for d, label in zip(decisions, source["labels"], strict=True)]
+        scored = {"samples": parts, "accuracy": sum(right) / len(right)}
+        console.print(f"{sum(right)} of {len(right)} samples right "
+                      f"({scored['accuracy']:.1%}), each scored on its own")
+    elif len(utterances) > 1:
+        scored = {"words": parts}
     return {
         "model": result.model, "version": result.version, "transport": args.transport,
         "speed": args.speed, "source": source, "label": result.label,
@@ -184,7 +214,7 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
         "bins": result.bins.total, "events": result.events.model_dump(),
         "spikes": result.spikes.total, "synops": result.synops.total,
         "batches": len(latencies), "reconnects": last.reconnects, "wall_s": wall_s,
-        **({"words": words} if len(utterances) > 1 else {}),
+        **scored,
         "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
                        "p95": float(np.percentile(lat, 95)), "max": float(lat.max())},
     }
@@ -244,6 +274,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="the recording")
     p.add_argument("--index", type=int, default=None,
                    help="sample of a multi-sample HDF5 file (stream of an AEDAT4 file)")
+    p.add_argument("--count", type=count, default=None,
+                   help="stream this many samples of an HDF5 file from --index (0) on, one "
+                        "after another in one session, each scored on its own (a reset at "
+                        "its start): their decisions and the accuracy against their labels")
     _common(p)
     p.set_defaults(func=_replay)
 

@@ -39,6 +39,43 @@ def test_replay_of_an_shd_sample_matches_infer(tmp_path: Path, live_url: str, tr
     assert out["source"]["label_name"] == "d" and out["batches"] >= 10
 
 
+@pytest.mark.parametrize("transport", ["--ws", "--http"])
+def test_replay_count_scores_each_sample_on_its_own_and_their_accuracy(
+        tmp_path: Path, live_url: str, transport: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    samples = [cochlea_recording(seed=70 + i) for i in range(4)]
+    write_shd(tmp_path / "shd.h5", samples, [0, 1, 2, 3], keys=["a", "b", "c", "d"],
+              channels=16)
+    out = replay_json(capsys, "replay", str(tmp_path / "shd.h5"), "--index", "1", "--count",
+                      "3", "--model", COCHLEA, "--url", live_url, transport, "--speed", "max",
+                      "--json")
+    assert out["source"]["labels"] == [1, 2, 3] and "label" not in out["source"]
+    with Client(live_url) as client:
+        alone = [client.infer(COCHLEA, sample) for sample in samples[1:]]
+    for scored, expected, sample in zip(out["samples"], alone, samples[1:], strict=True):
+        assert scored["events"] == len(sample) and scored["label"] == expected.label
+        np.testing.assert_allclose(scored["probabilities"], expected.probabilities, atol=1e-6)
+    right = [a.top_k[0].index == label for a, label in zip(alone, [1, 2, 3], strict=True)]
+    assert out["accuracy"] == sum(right) / 3
+    assert out["events"]["total_accepted"] == len(samples[3])  # each counted anew
+
+
+def test_replay_count_needs_a_dataset_file_and_enough_samples(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://127.0.0.1:9"  # refused before connecting: no server needed
+    write_shd(tmp_path / "shd.h5", [cochlea_recording(seed=74)] * 2, [0, 1], keys=["a", "b"],
+              channels=16)
+    np.save(tmp_path / "c.npy", cochlea_recording(seed=75))
+    for argv, words in (
+            (["shd.h5", "--count", "3"], "holds 2 samples; there is no index 2"),
+            (["shd.h5", "--index", "-1", "--count", "2"], "give a first index >= 0"),
+            (["c.npy", "--count", "2"], "--count takes samples of a dataset file")):
+        path, *rest = argv
+        assert main(["replay", str(tmp_path / path), *rest, "--model", COCHLEA,
+                     "--url", url]) == 2
+        assert words in capsys.readouterr().err, argv
+
+
 def test_replay_of_a_camera_file_at_sensor_pace_uses_its_first_event_as_origin(
         tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     dv = pytest.importorskip("dv_processing")
