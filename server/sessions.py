@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import secrets
 import time
@@ -33,6 +32,7 @@ from server.errors import ApiError, busy
 from server.feeds import Feeds
 from server.metrics import Metrics
 from server.registry import LoadedModel
+from server.schemas import T0, origin_us
 from server.settings import Settings
 from server.state_codec import SessionSnapshot, SnapshotError, Totals, decode, encode
 from server.store import (
@@ -87,16 +87,6 @@ class Session:
 
     def touch(self) -> None:
         self.used_before, self.last_used = self.last_used, time.monotonic()
-
-
-class Keep(enum.Enum):
-    """The session's own setting, whatever the live copy holds."""
-
-    KEEP = enum.auto()
-
-
-KEEP = Keep.KEEP
-Origin = int | None | Keep  # a bin origin (µs), None for the next event's time, or KEEP
 
 
 def fresh_stream(model: LoadedModel, t0_us: int | None) -> tuple[BinnerState, Totals, np.ndarray]:
@@ -452,15 +442,15 @@ class SessionManager:
             raise busy("the session store is unavailable; nothing was changed, retry later",
                        self.settings.retry_after_s) from exc
 
-    async def reset(self, session: Session, origin: Origin = KEEP) -> Session:
-        """Start the stream again from ``origin`` (µs; None: the next event's time; KEEP: the
-        session's), which becomes the session's: zero state, empty buffer and counters.
-        Returns the live copy that was reset."""
+    async def reset(self, session: Session, origin: T0 | None = None) -> Session:
+        """Start the stream again from ``origin`` (µs or "first_event"; None: the session's
+        own, as the live copy holds it), which becomes the session's: zero state, empty
+        buffer and counters. Returns the live copy that was reset."""
 
         async def start_again(live: Session) -> None:
             await self.validate(live)
             await self.batchers[live.model.name].call(live.model.engine.reset, live.slot)
-            t0_us = live.t0_us if origin is KEEP else origin
+            t0_us = live.t0_us if origin is None else origin_us(origin)
             live.t0_us = t0_us
             live.binner, live.totals, live.log_probs = fresh_stream(live.model, t0_us)
             live.seq, live.ack = -1, b""

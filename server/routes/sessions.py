@@ -18,7 +18,7 @@ from server.schemas import (
     SessionReset,
     origin_us,
 )
-from server.sessions import KEEP, Session
+from server.sessions import Session
 from server.state_codec import OtherModel, SnapshotError, decode, encode
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -72,8 +72,7 @@ async def reset_session(session: SessionDep, runtime: ReadyDep,
                         body: SessionReset | None = None) -> SessionInfo:
     """Restart a session's stream with a zero state, from its origin or a new one (a live
     sensor's clock has moved on: the next utterance's start, or its first event)."""
-    origin = KEEP if body is None or body.t0_us is None else origin_us(body.t0_us)
-    session = await runtime.sessions.reset(session, origin)
+    session = await runtime.sessions.reset(session, None if body is None else body.t0_us)
     return session_info(session, runtime.settings.session_ttl_s)
 
 
