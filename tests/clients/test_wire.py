@@ -18,6 +18,13 @@ def test_wire_dtypes_equal_the_models() -> None:
     assert wire.COCHLEA_DTYPE.itemsize == 10 and wire.DVS_DTYPE.itemsize == 13
 
 
+def test_the_clients_frame_header_is_the_servers() -> None:
+    from server.routes import stream
+
+    assert wire.FRAME_HEADER.format == stream.FRAME_HEADER.format and wire.FRAME_HEADER.size == 25
+    assert (wire.FLUSH, wire.RESET) == (stream.FLUSH, stream.RESET)
+
+
 def test_clients_import_without_server_model_or_jax() -> None:
     code = ("import sys, clients; heavy = {'model', 'server', 'jax', 'h5py', 'fastapi', "
             "'orjson'} & set(sys.modules); assert not heavy, heavy")
