@@ -82,11 +82,11 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
                 if attempt or session.store_version == version:
                     raise
                 continue
-            advance = functools.partial(_advance, model, sessions.batchers[model.name],
-                                        session.slot, fed, binner, totals, log_probs,
-                                        opts.include_spikes)
-            outcome = await (advance() if opts.reset is None else _from_zero(
-                sessions.batchers[model.name], model, session.slot, advance))
+            batcher = sessions.batchers[model.name]
+            advance = functools.partial(_advance, model, batcher, session.slot, fed, binner,
+                                        totals, log_probs, opts.include_spikes)
+            outcome = await (advance() if opts.reset is None
+                             else _from_zero(batcher, model, session.slot, advance))
             result = build_result(model, outcome, session.id, opts.seq, opts.top_k, start)
             session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
                 outcome.log_probs
