@@ -10,9 +10,10 @@ the steps and never block the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -83,19 +84,25 @@ class Batcher:
         """
         if len(bins) <= self.max_step_bins:
             return await self._submit_piece(slot, bins, with_spikes)
-        saved = await self.call(self.model.engine.read, slot)
-        try:
+        async with self.restoring(slot):
             steps = [await self._submit_piece(slot, bins[lo : lo + self.max_step_bins],
                                               with_spikes)
                      for lo in range(0, len(bins), self.max_step_bins)]
-        except Exception:
-            await self.call(self.model.engine.write, slot, saved)
-            raise
         spikes = (tuple(np.concatenate(layer) for layer in zip(*(s.spikes or () for s in steps),
                                                                 strict=True))
                   if with_spikes else None)
         counts = np.sum([s.spike_counts for s in steps], axis=0)
         return SlotStep(steps[-1].log_probs, counts, spikes)
+
+    @contextlib.asynccontextmanager
+    async def restoring(self, slot: int) -> AsyncIterator[None]:
+        """Put ``slot``'s state back as it was if the block fails or is cancelled."""
+        saved = await self.call(self.model.engine.read, slot)
+        try:
+            yield
+        except BaseException:
+            await self.call(self.model.engine.write, slot, saved)
+            raise
 
     async def _submit_piece(self, slot: int, bins: np.ndarray, with_spikes: bool) -> SlotStep:
         future: asyncio.Future[SlotStep] = asyncio.get_running_loop().create_future()

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -85,8 +84,12 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
             batcher = sessions.batchers[model.name]
             advance = functools.partial(_advance, model, batcher, session.slot, fed, binner,
                                         totals, log_probs, opts.include_spikes)
-            outcome = await (advance() if opts.reset is None
-                             else _from_zero(batcher, model, session.slot, advance))
+            if opts.reset is None:
+                outcome = await advance()
+            else:
+                async with batcher.restoring(session.slot):
+                    await batcher.call(model.engine.reset, session.slot)
+                    outcome = await advance()
             result = build_result(model, outcome, session.id, opts.seq, opts.top_k, start)
             session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
                 outcome.log_probs
@@ -107,18 +110,6 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
         session.touch()
     count()
     return result
-
-
-async def _from_zero(batcher: Batcher, model: LoadedModel, slot: int,
-                     advance: Callable[[], Awaitable[Outcome]]) -> Outcome:
-    """``advance`` the slot from a zero state; if it fails, the state is put back."""
-    saved = await batcher.call(model.engine.read, slot)
-    await batcher.call(model.engine.reset, slot)
-    try:
-        return await advance()
-    except BaseException:
-        await batcher.call(model.engine.write, slot, saved)
-        raise
 
 
 def _already_applied(session: Session, seq: int) -> ApiError:

@@ -73,29 +73,36 @@ def test_a_long_chunk_is_stepped_in_pieces_others_run_between_and_the_result_is_
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_failed_piece_puts_the_slot_back_as_it_was(registry: ModelRegistry,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("failure", ["error", "cancelled"])
+def test_a_failed_or_cancelled_long_chunk_puts_the_slot_back_as_it_was(
+        registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     model = registry.get(COCHLEA)
     assert model is not None
     engine, F = model.engine, model.card.input.features
-    bins = np.ones((40, F), np.float32)
+    bins = np.ones((40, F), np.float32)  # three pieces of at most 16 bins
     step, calls = engine.step, []
 
-    def failing_third(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("device lost")
-        return step(*args, **kwargs)
-
     async def run() -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
         batcher = Batcher(model, max_wait_s=0.0, metrics=Metrics(), max_step_bins=16)
         batcher.start()
         await batcher.call(engine.reset, 4)
         await batcher.submit(4, bins[:5], False)
         before = await batcher.call(engine.read, 4)
-        monkeypatch.setattr(engine, "step", failing_third)
-        with pytest.raises(RuntimeError, match="device lost"):
-            await batcher.submit(4, bins, False)
+
+        def third_fails(*args: Any, **kwargs: Any) -> Any:  # on the engine's thread
+            calls.append(1)
+            if len(calls) == 3:
+                if failure == "error":
+                    raise RuntimeError("device lost")
+                loop.call_soon_threadsafe(chunk.cancel)  # e.g. the request went away
+            return step(*args, **kwargs)
+
+        monkeypatch.setattr(engine, "step", third_fails)
+        chunk = asyncio.ensure_future(batcher.submit(4, bins, False))
+        expected = RuntimeError if failure == "error" else asyncio.CancelledError
+        with pytest.raises(expected):
+            await chunk
         monkeypatch.undo()
         after = await batcher.call(engine.read, 4)
         await batcher.stop()
