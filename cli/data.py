@@ -91,6 +91,9 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
                         "`recorded` engine")
     p.add_argument("--recorded-test", nargs="+", default=(), metavar="SPEAKER",
                    help="recorded speakers held out for the test split (default: none)")
+    p.add_argument("--recorded-turns", type=count, default=1, metavar="K",
+                   help="of every round of turns, the recorded speakers take K after one per "
+                        "synthesiser (default 1: as one more engine)")
     p.add_argument("--spike-draws", type=count, default=1,
                    help="encode each training recording this many times, the cochlea's spike "
                         "stage drawn anew each time (train.h5 holds every recording's first "
@@ -112,7 +115,8 @@ def run_speech(args: argparse.Namespace) -> int:
                     formant_range=tuple(args.formants), formant_jitter=args.formant_jitter,
                     engines=tuple(args.engines),
                     recordings=str(args.recordings) if args.recordings else "",
-                    recorded_test=tuple(args.recorded_test), spike_draws=args.spike_draws)
+                    recorded_test=tuple(args.recorded_test), recorded_turns=args.recorded_turns,
+                    spike_draws=args.spike_draws)
     with progress_bar() as bar:
         update = tracker(bar, "speaking digits")
         for done, total in generate(recipe, args.out, workers=args.workers):

@@ -1,10 +1,13 @@
 """Recorded speakers for the spoken-digits dataset: real people's takes of the words.
 
 Synthesisers alone do not teach a network speech (docs/results/spoken-digits.md); recorded
-speakers are the missing ingredient. Two layouts are read, anywhere under a root folder:
+speakers are the missing ingredient. Three layouts are read, anywhere under a root folder:
 
 - ``<digit>_<speaker>_<n>.<ext>``: the Free Spoken Digit Dataset's and AudioMNIST's naming
   (English digits 0-9, so labels 0-9);
+- ``lang-<english|german>_speaker-<NN>_trial-<n>_digit-<digit>.<ext>``: the Heidelberg Digits,
+  the recordings SHD was made from (labels 0-9 English, 10-19 German, as SHD's); speaker
+  ``NN`` is ``hd-NN``, one voice in both languages;
 - ``<speaker>/<key>/<file>.<ext>``: a folder per speaker holding a folder per class key
   (SHD's keys: ``zero`` ... ``nine``, ``null`` ... ``neun``, ``fuenf`` for fünf), for any
   recordings of your own, German included.
@@ -25,6 +28,9 @@ from model.speech_synth import KEYS
 
 # FSDD: recordings/7_jackson_32.wav; AudioMNIST: data/01/0_01_0.wav
 _NAMED = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[^_/]+)_(?P<n>[0-9]+)$")
+# Heidelberg Digits: audio/lang-german_speaker-04_trial-3_digit-7.flac
+_HEIDELBERG = re.compile(r"^lang-(?P<lang>english|german)_speaker-(?P<speaker>[0-9]+)"
+                         r"_trial-(?P<n>[0-9]+)_digit-(?P<digit>[0-9])$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +59,9 @@ def find_takes(root: str) -> tuple[Take, ...]:
         relative = file.relative_to(base)
         if named := _NAMED.match(file.stem):
             takes.append(Take(str(relative), int(named["digit"]), named["speaker"]))
+        elif hd := _HEIDELBERG.match(file.stem):
+            german = 10 if hd["lang"] == "german" else 0
+            takes.append(Take(str(relative), int(hd["digit"]) + german, f"hd-{hd['speaker']}"))
         elif len(relative.parts) >= 3:
             key, speaker = relative.parts[-2], relative.parts[-3]
             if key not in KEYS:
@@ -61,7 +70,9 @@ def find_takes(root: str) -> tuple[Take, ...]:
             takes.append(Take(str(relative), KEYS.index(key), speaker))
     if not takes:
         raise InputError(f"no recorded takes under {root}: name files <digit>_<speaker>_<n>.wav "
-                         "(FSDD, AudioMNIST) or put them in <speaker>/<class key>/ folders")
+                         "(FSDD, AudioMNIST) or lang-<english|german>_speaker-<NN>_trial-<n>_"
+                         "digit-<digit>.flac (Heidelberg Digits), or put them in "
+                         "<speaker>/<class key>/ folders")
     return tuple(takes)
 
 

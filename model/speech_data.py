@@ -103,6 +103,9 @@ class Recipe:
     # voices of the ``recorded`` engine, and those of them held out for the test split.
     recordings: str = ""
     recorded_test: tuple[str, ...] = ()
+    # Of every round of turns, recorded speakers take this many after one per synthesiser:
+    # recorded speech is what a live sensor hears, so it can outweigh any one engine.
+    recorded_turns: int = 1
     augment: aug.AugmentConfig = dataclasses.field(default_factory=aug.AugmentConfig)
     # Each training recording encoded this many times, the cochlea's stochastic spike stage
     # drawn anew each time (the sound, basilar membrane and hair cells once): a network that
@@ -114,7 +117,7 @@ class Recipe:
         """Refuse a recipe that would write an empty or ill-defined dataset, however it was
         made: by the CLI (whose argument types check only the counts), in Python, or read
         from a recipe.json."""
-        for name in ("n_train", "n_test", "channels", "spike_draws"):
+        for name in ("n_train", "n_test", "channels", "spike_draws", "recorded_turns"):
             if (value := getattr(self, name)) < 1:
                 raise InputError(f"the recipe's {name} must be at least 1, not {value}")
         for name, (lo, hi) in (("rate_range", self.rate_range),
@@ -201,10 +204,13 @@ def _rng(recipe: Recipe, split: Split, index: int, stream: int) -> np.random.Gen
     return np.random.default_rng([recipe.seed, SPLITS.index(split), index, stream])
 
 
-def turns(voices: Sequence[Voice]) -> list[Engine]:
+def turns(voices: Sequence[Voice], recorded_turns: int = 1) -> list[Engine]:
     """The engines of ``voices`` in the order they take turns: utterance ``i`` of a split is
-    spoken by ``turns(voices)[i % len(turns(voices))]``; recorded speakers come last."""
-    return [e for e in (*ENGINES, RECORDED) if any(v.engine == e for v in voices)]
+    spoken by ``turns(voices)[i % len(turns(voices))]``; recorded speakers come last, with
+    ``recorded_turns`` turns."""
+    synthesisers = [e for e in ENGINES if any(v.engine == e for v in voices)]
+    recorded = any(v.engine == RECORDED for v in voices)
+    return synthesisers + [RECORDED] * (recorded_turns if recorded else 0)
 
 
 def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice]) -> Utterance:
@@ -213,11 +219,13 @@ def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice])
     voices it has) and labels cycle within each engine: all 20 for a synthesiser, the words
     recorded by the split's speakers for the recorded engine."""
     rng = _rng(recipe, split, index, 0)
-    engines = turns(voices)
-    engine: Engine = engines[index % len(engines)]
+    engines = turns(voices, recipe.recorded_turns)
+    turn = index % len(engines)
+    engine: Engine = engines[turn]
     mine = [v for v in voices if v.engine == engine]
-    if engine == RECORDED:
-        return _recorded_utterance(recipe, split, index, len(engines), mine, rng)
+    if engine == RECORDED:  # the split's nth recorded utterance
+        nth = (index // len(engines)) * recipe.recorded_turns + turn - engines.index(RECORDED)
+        return _recorded_utterance(recipe, split, index, nth, mine, rng)
     label = (index // len(engines)) % len(KEYS)
     prosody = Prosody(
         rate=round(float(rng.uniform(*recipe.rate_range)), 3),
@@ -228,14 +236,14 @@ def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice])
     return Utterance(split, index, label, mine[int(rng.integers(len(mine)))], prosody)
 
 
-def _recorded_utterance(recipe: Recipe, split: Split, index: int, n_engines: int,
+def _recorded_utterance(recipe: Recipe, split: Split, index: int, nth: int,
                         speakers: Sequence[Voice], rng: np.random.Generator) -> Utterance:
-    """A recorded speaker's utterance: the label cycles over the words the split's speakers
-    recorded, then a speaker who said it and one of their takes are drawn. Its prosody is
-    the default: speed and pitch vary by augmentation alone."""
+    """The split's ``nth`` recorded utterance: the label cycles over the words the split's
+    speakers recorded, then a speaker who said it and one of their takes are drawn. Its
+    prosody is the default: speed and pitch vary by augmentation alone."""
     said = {v: recorded_speech.words(recipe.recordings, v.name) for v in speakers}
     labels = sorted(set().union(*said.values()))
-    label = labels[(index // n_engines) % len(labels)]
+    label = labels[nth % len(labels)]
     mine = [v for v in speakers if label in said[v]]
     voice = mine[int(rng.integers(len(mine)))]
     takes = said[voice][label]

@@ -100,7 +100,7 @@ def test_cochlea_card_matches_a_fresh_evaluation_on_regenerated_test_recordings(
         pytest.skip("the installed voices differ from the recipe's; install the speech engines "
                     "with .ci/run's apt-get line")
     voices = tuple(sorted((*synthetic, *recorded), key=lambda v: v.id))
-    order = sd.turns(voices)
+    order = sd.turns(voices, recipe.recorded_turns)
     utterances = [sd.utterance(recipe, "test", i, voices) for i in range(2 * COCHLEA_RECORDINGS)
                   if order[i % len(order)] != sd.RECORDED][:COCHLEA_RECORDINGS]
     with multiprocessing.get_context("spawn").Pool(2) as pool:  # numba and fork do not mix

@@ -1,4 +1,4 @@
-"""Recorded speakers: both layouts found with the right labels and speakers, clear errors, and
+"""Recorded speakers: every layout found with the right labels and speakers, clear errors, and
 the dataset generator's ``recorded`` engine (held-out speakers, labels, takes, resuming)."""
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ def test_fsdd_and_audiomnist_names_give_label_and_speaker(fsdd: Path, tmp_path: 
     assert list(rs.words(str(fsdd), "cy")) == [0, 1, 2, 3]
     _word(tmp_path / "data" / "07" / "9_07_12.wav", 9, 7)  # AudioMNIST: data/<speaker>/
     assert rs.find_takes(str(tmp_path)) == (rs.Take("data/07/9_07_12.wav", 9, "07"),)
+
+
+def test_heidelberg_digits_names_give_shd_labels_and_one_speaker_in_both_languages(
+        tmp_path: Path) -> None:
+    _word(tmp_path / "audio" / "lang-german_speaker-04_trial-3_digit-7.wav", 17, 4)
+    _word(tmp_path / "audio" / "lang-english_speaker-04_trial-0_digit-7.wav", 7, 4)
+    _word(tmp_path / "audio" / "lang-english_speaker-11_trial-2_digit-0.wav", 0, 11)
+    assert rs.find_takes(str(tmp_path)) == (
+        rs.Take("audio/lang-english_speaker-04_trial-0_digit-7.wav", 7, "hd-04"),
+        rs.Take("audio/lang-english_speaker-11_trial-2_digit-0.wav", 0, "hd-11"),
+        rs.Take("audio/lang-german_speaker-04_trial-3_digit-7.wav", 17, "hd-04"))
+    assert list(rs.words(str(tmp_path), "hd-04")) == [7, 17]
 
 
 def test_speaker_folders_take_any_class_key_german_included(tmp_path: Path) -> None:
@@ -112,6 +124,28 @@ def test_recorded_speakers_take_their_turn_after_the_synthesisers(
     assert sd.turns(voices) == ["espeak-ng", "freetts", "recorded"]
     assert [sd.utterance(recipe, "train", i, voices).voice.engine for i in range(6)] == [
         "espeak-ng", "freetts", "recorded"] * 2
+
+
+def test_recorded_turns_give_recorded_speakers_k_turns_and_their_words_still_cycle(
+        fsdd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synthetic = (sd.Voice("espeak-ng", "m1"), sd.Voice("freetts", "kevin"))
+    monkeypatch.setattr(sd, "available_voices", lambda: synthetic)
+    recipe = _recipe(fsdd, engines=(), recorded_turns=3)
+    voices = recipe.split_voices(recipe.voices())["train"]
+    assert sd.turns(voices, 3) == ["espeak-ng", "freetts"] + ["recorded"] * 3
+    utts = [sd.utterance(recipe, "train", i, voices) for i in range(15)]
+    assert [u.voice.engine for u in utts] == ["espeak-ng", "freetts", *["recorded"] * 3] * 3
+    assert [u.label for u in utts if u.voice.engine == "recorded"] == [0, 1, 2, 3, 0, 1, 2, 3, 0]
+    assert [u.label for u in utts if u.voice.engine == "freetts"] == [0, 1, 2]  # as with one turn
+
+
+def test_the_cli_writes_recorded_turns_into_the_recipe(fsdd: Path, tmp_path: Path) -> None:
+    from cli.main import main
+
+    assert main(["data", "speech", "--out", str(tmp_path), "--train", "2", "--test", "1",
+                 "--channels", "16", "--workers", "1", "--engines", "recorded", "--recordings",
+                 str(fsdd), "--recorded-test", "bob", "--recorded-turns", "2"]) == 0
+    assert json.loads((tmp_path / "recipe.json").read_text())["recorded_turns"] == 2
 
 
 def test_generate_writes_recorded_takes_with_their_speakers(fsdd: Path, tmp_path: Path) -> None:

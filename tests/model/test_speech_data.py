@@ -393,6 +393,7 @@ def test_an_unknown_engine_is_refused_before_anything_is_made(tmp_path: Path, ca
     ({"formant_range": (0.0, 1.1)}, "formant_range"),
     ({"pitch_range": (20, 120)}, "pitch_range"),
     ({"formant_jitter": -0.1}, "formant_jitter must not be negative"),
+    ({"recorded_turns": 0}, "recorded_turns must be at least 1, not 0"),
 ])
 def test_a_recipe_that_would_make_an_empty_or_ill_defined_dataset_is_refused(
         change: dict[str, object], message: str) -> None:
