@@ -101,7 +101,8 @@ def test_cochlea_card_matches_a_fresh_evaluation_on_regenerated_test_recordings(
                     "with .ci/run's apt-get line")
     voices = tuple(sorted((*synthetic, *recorded), key=lambda v: v.id))
     order = sd.turns(voices, recipe.recorded_turns)
-    utterances = [sd.utterance(recipe, "test", i, voices) for i in range(2 * COCHLEA_RECORDINGS)
+    utterances = [sd.utterance(recipe, "test", i, voices)
+                  for i in range(len(order) * COCHLEA_RECORDINGS)
                   if order[i % len(order)] != sd.RECORDED][:COCHLEA_RECORDINGS]
     with multiprocessing.get_context("spawn").Pool(2) as pool:  # numba and fork do not mix
         made = pool.starmap(sd.make_recording, [(recipe, u, voices) for u in utterances])
