@@ -13,9 +13,9 @@ $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/d
 $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-card
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
-# Spoken digits: synthesisers -> augmentation -> cochlea (~0.75 s CPU per recording; 97 min for
-# the 10,900 below on 2 cores beside tests), then S5-RF (23 min), its checks (10 min) and
-# leave-one-engine-out (6 runs on 3,000 recordings).
+# Spoken digits: synthesisers and recorded takes -> augmentation -> cochlea (41 min for the 9,000
+# below on 2 cores), then S5-RF (12 min), its checks (4 min) and leave-one-engine-out (6 runs
+# on 3,000 recordings, 10 min).
 bash scripts/install_speech_engines.sh  # every engine, or the dataset is another one
 
 # Recorded speakers, as the `recorded` engine, one folder of hard links to both corpora:
@@ -57,11 +57,11 @@ if dpkg -s asterisk-core-sounds-en-wav >/dev/null 2>&1 \
 else
     echo "skipped the real-speaker check: apt-get install asterisk-core-sounds-en-wav first" >&2
 fi
-# The six FSDD speakers, 20 takes of each word, those heard in training marked.
+# The four held-out speakers' clean takes, ten of each word.
 .venv/bin/python scripts/recorded_speakers.py --checkpoint checkpoints/digits-cochlea \
-    --recordings $FSDD/recordings --takes-per-word 20 \
+    --recordings data/recorded --speakers hd-04 hd-05 jackson yweweler --takes-per-word 10 \
     --json checkpoints/digits-cochlea/recorded_speakers.json --update-card
-# Demo samples from synthetic voices only: FSDD's takes are not redistributed here.
+# Demo samples from synthetic voices only: recorded takes are not redistributed here.
 $S5RF data samples --data data/speech/test.h5 --checkpoint checkpoints/digits-cochlea \
     --out samples/digits-cochlea --per-class 2 --max-events 8000 --filter engine!=recorded
 .venv/bin/python scripts/leave_one_engine_out.py --data data/speech --out data/runs/loeo \
