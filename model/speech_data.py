@@ -215,9 +215,10 @@ def turns(voices: Sequence[Voice], recorded_turns: int = 1) -> list[Engine]:
 
 def utterance(recipe: Recipe, split: Split, index: int, voices: Sequence[Voice]) -> Utterance:
     """The ``index``-th utterance of a split; independent of the split's size, so a larger
-    count only adds utterances. Engines take turns (each is equally represented however many
-    voices it has) and labels cycle within each engine: all 20 for a synthesiser, the words
-    recorded by the split's speakers for the recorded engine."""
+    count only adds utterances. Engines take turns (each synthesiser equally represented
+    however many voices it has, the recorded speakers ``recipe.recorded_turns`` times as often)
+    and labels cycle within each engine: all 20 for a synthesiser, the words recorded by the
+    split's speakers for the recorded engine."""
     rng = _rng(recipe, split, index, 0)
     engines = turns(voices, recipe.recorded_turns)
     turn = index % len(engines)
