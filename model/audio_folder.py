@@ -56,7 +56,7 @@ def read_word(path: Path, as_trained: bool = True) -> tuple[np.ndarray, int]:
     otherwise the whole file at its own rate."""
     audio, rate = read_audio(path)
     if as_trained:
-        return np.concatenate([as_word(audio, rate), np.zeros(int(TAIL_S * WORK_RATE))]), WORK_RATE
+        return _with_tail(as_word(audio, rate)), WORK_RATE
     return audio, rate
 
 
@@ -65,9 +65,13 @@ def read_words(path: Path, min_gap_s: float = 0.3) -> list[tuple[float, np.ndarr
     prepared as ``read_word`` prepares one: ``(start_s, float64 (T,) at WORK_RATE)``."""
     audio, rate = read_audio(path)
     signal = resample(audio, WORK_RATE / rate)
-    tail = np.zeros(int(TAIL_S * WORK_RATE))
-    return [(start / WORK_RATE, np.concatenate([trim_silence(signal[start:end], WORK_RATE), tail]))
+    return [(start / WORK_RATE, _with_tail(trim_silence(signal[start:end], WORK_RATE)))
             for start, end in split_words(signal, WORK_RATE, min_gap_s=min_gap_s)]
+
+
+def _with_tail(word: np.ndarray) -> np.ndarray:
+    """A trimmed word at WORK_RATE followed by TAIL_S of silence, as every training word is."""
+    return np.concatenate([word, np.zeros(int(TAIL_S * WORK_RATE))])
 
 
 def encode_file(path: Path, rng: np.random.Generator, channels: int = CHANNELS,
