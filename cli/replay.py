@@ -67,14 +67,15 @@ def _replay(args: argparse.Namespace) -> int:
         recordings += [read_recording(args.file, i) for i in range(first + 1, first + args.count)]
         meta = {k: v for k, v in meta.items() if k not in ("label", "label_name")} | {
             "count": args.count, "labels": [m["label"] for _, _, m in recordings]}
-    utterances = [Utterance(recordings[0][0], int(meta["t0_us"]))]
-    if args.count:  # each sample (from the dataset's origin, 0) right after the one before
+        # each sample (from the dataset's origin, 0) right after the one before
         utterances, offset = [], 0
         for events, _, _ in recordings:
             shifted = events.copy()
             shifted["t"] += offset
             utterances.append(Utterance(shifted, offset))
             offset += int(events["t"][-1]) + 1 if len(events) else 1
+    else:
+        utterances = [Utterance(recordings[0][0], int(meta["t0_us"]))]
 
     def fit(card: ModelDetail) -> tuple[list[Utterance], dict[str, Any]]:
         if card.input.sensor != sensor:
