@@ -13,8 +13,8 @@ $S5RF train --data data/dvs/train.h5 --test data/dvs/test.h5 --out checkpoints/d
 $S5RF eval --checkpoint checkpoints/digits-dvs --data data/dvs/test.h5 --update-card
 $S5RF data samples --data data/dvs/test.h5 --checkpoint checkpoints/digits-dvs --out samples/digits-dvs --per-class 2
 
-# Spoken digits: synthesisers and recorded takes -> augmentation -> cochlea (41 min for the 9,000
-# below on 2 cores), then S5-RF (12 min), its checks (4 min) and leave-one-engine-out (6 runs
+# Spoken digits: synthesisers and recorded takes -> augmentation -> cochlea (67 min for the 13,000
+# below on 2 cores), then S5-RF (20 min), its checks (4 min) and leave-one-engine-out (6 runs
 # on 3,000 recordings, 10 min).
 bash scripts/install_speech_engines.sh  # every engine, or the dataset is another one
 
@@ -38,7 +38,7 @@ fi
 [ -d data/recorded/fsdd ] || cp -al $FSDD/recordings data/recorded/fsdd
 # The shipped network heard the first five synthesisers; MBROLA and Pico came later (README).
 # Recorded speech takes five turns of every ten: half the recordings.
-$S5RF data speech --out data/speech --train 8000 --test 1000 --seed 0 --workers 2 \
+$S5RF data speech --out data/speech --train 12000 --test 1000 --seed 0 --workers 2 \
     --engines espeak-ng espeak-ng-klatt festival-diphone festival-hts freetts recorded \
     --recordings data/recorded --recorded-turns 5 --recorded-test hd-04 hd-05 jackson yweweler
 $S5RF train --data data/speech/train.h5 --test data/speech/test.h5 --out checkpoints/digits-cochlea \
