@@ -97,10 +97,10 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
             if opts.seq is not None:
                 session.seq = opts.seq
                 session.ack = orjson.dumps(result)
-            # Counted once saved; a seq batch whose save went unconfirmed, once seen stored.
+            # Counted once saved; a batch whose save went unconfirmed, once seen stored.
             count = functools.partial(_count, sessions.metrics, model, outcome)
             try:
-                await sessions.persist(session, count if opts.seq is not None else None)
+                await sessions.persist(session, count)
                 break
             except StaleVersion as exc:
                 if attempt:

@@ -77,9 +77,9 @@ class Session:
     ack: bytes = b""
     store_version: int = 0
     stale: bool = False
-    # Counts the batch whose save went unconfirmed if the store turns out to hold its result
-    # (``ack``, unchanged until the copy is reloaded).
-    count_if_landed: Callable[[], None] | None = None
+    # A save that went unconfirmed, and what counts its batch if the reload finds exactly
+    # that record stored (the store's own test of a resent write: same version and contents).
+    unconfirmed: tuple[StoredSession, Callable[[], None]] | None = None
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     used_before: float = dataclasses.field(default_factory=time.monotonic)  # the use before
@@ -380,9 +380,9 @@ class SessionManager:
             return
         with self._store_errors():
             record = await self.shared.load(session.id)
-        count, session.count_if_landed = session.count_if_landed, None
-        if count is not None and record is not None and record.ack == session.ack:
-            count()  # the store holds that batch's result: it landed, count it now
+        unconfirmed, session.unconfirmed = session.unconfirmed, None
+        if unconfirmed is not None and record == unconfirmed[0]:
+            unconfirmed[1]()  # the store holds what was saved: that batch landed, count it now
         if record is None:
             self.evict(session, "gone_from_store")
             raise ApiError(404, f"session {session.id!r} was deleted or expired")
@@ -406,8 +406,8 @@ class SessionManager:
 
         Raises ``StaleVersion`` if another replica saved it first, 503 if the store is down;
         either way the local copy is marked stale, so it is reloaded before its next use. A
-        save whose answer never came may have landed: ``on_landed`` (counting a batch with a
-        ``seq``, whose result ``session.ack`` is unique) runs if the reload finds it stored.
+        save whose answer never came may have landed: ``on_landed`` (counting the batch) runs
+        if the reload finds this very record stored.
         """
         if self.shared is None:
             return
@@ -420,7 +420,7 @@ class SessionManager:
                 try:
                     await self.shared.save(session.id, record)
                 except UnconfirmedWrite:
-                    session.count_if_landed = on_landed
+                    session.unconfirmed = None if on_landed is None else (record, on_landed)
                     raise
         except BaseException:
             session.stale = True
