@@ -55,6 +55,11 @@ def _replay(args: argparse.Namespace) -> int:
 
     # Before connecting: the recording, or the samples one after another.
     first = args.index or 0
+    if args.min_rate is not None and not args.segment:
+        raise InputError("--min-rate is the threshold of --segment; add --segment")
+    if args.count and args.segment:
+        raise InputError("--count and --segment do not mix: a dataset's samples are utterances "
+                         "already")
     if args.count and first < 0:
         raise InputError(f"--count counts samples from --index on; give a first index >= 0, "
                          f"not {first}")
@@ -74,6 +79,19 @@ def _replay(args: argparse.Namespace) -> int:
             shifted["t"] += offset
             utterances.append(Utterance(shifted, offset))
             offset += int(events["t"][-1]) + 1 if len(events) else 1
+    elif args.segment:
+        import dataclasses
+
+        from clients.segment import SENSOR_GATES, utterances_of
+
+        gate = SENSOR_GATES[sensor]
+        if args.min_rate is not None:
+            gate = dataclasses.replace(gate, min_rate_hz=args.min_rate)
+        utterances = utterances_of(recordings[0][0], gate)
+        if not utterances:
+            raise InputError(f"{args.file}: no activity of {gate.min_rate_hz:g} events/s or "
+                             "more to cut an utterance from (lower --min-rate)")
+        meta |= {"segmented_at_hz": gate.min_rate_hz}
     else:
         utterances = [Utterance(recordings[0][0], int(meta["t0_us"]))]
 
@@ -281,6 +299,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stream this many samples of an HDF5 file from --index (0) on, one "
                         "after another in one session, each scored on its own (a reset at "
                         "its start): their decisions and the accuracy against their labels")
+    p.add_argument("--segment", action="store_true",
+                   help="a continuous recording: cut it into utterances where its activity "
+                        "rises (20 ms windows at --min-rate or more, ended by 0.4 s (cochlea) "
+                        "or 0.2 s (DVS) below it), each scored on its own (a reset at its "
+                        "start)")
+    p.add_argument("--min-rate", type=positive, default=None, metavar="EVENTS_PER_S",
+                   help="with --segment: the rate that makes a window active (default 2500: "
+                        "above the shipped sensors' background of about 500)")
     _common(p)
     p.set_defaults(func=_replay)
 

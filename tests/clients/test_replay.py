@@ -4,6 +4,7 @@ bad flags are refused."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from clients import AsyncClient, Client
 from clients.replay import Transport, Utterance, replay
 from clients.schemas import EventsResult
 from model.datasets import write_shd
+from model.events import make_events
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
 
 
@@ -171,6 +173,54 @@ def test_listen_words_scores_each_word_of_a_file_on_its_own(
             assert word["events"] == len(events) > 0
             np.testing.assert_allclose(word["probabilities"], alone.probabilities, atol=1e-6)
     assert out["events"]["total_accepted"] == len(utterances[-1].events)  # counted anew
+
+
+def test_replay_segment_scores_each_burst_of_a_continuous_recording_on_its_own(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three bursts of 400 events in 150 ms (2,700/s) a second apart, background at 100/s
+    between them: three decisions, each the one /infer gives the burst's cut alone."""
+    from clients.segment import SENSOR_GATES, utterances_of
+
+    rng = np.random.default_rng(5)
+    background = make_events("cochlea", t=np.sort(rng.integers(0, 3_500_000, 350)),
+                             channel=rng.integers(0, 16, 350))
+    bursts = []
+    for i in range(3):
+        burst = cochlea_recording(seed=80 + i)
+        burst["t"] += 300_000 + i * 1_000_000
+        bursts.append(burst)
+    recording = np.sort(np.concatenate([background, *bursts]), order="t", kind="stable")
+    np.save(tmp_path / "long.npy", recording)
+    out = replay_json(capsys, "replay", str(tmp_path / "long.npy"), "--segment", "--min-rate",
+                      "1000", "--model", COCHLEA, "--url", live_url, "--speed", "max", "--json")
+    cuts = utterances_of(recording, dataclasses.replace(SENSOR_GATES["cochlea"],
+                                                        min_rate_hz=1000))
+    assert len(cuts) == 3 and out["source"]["segmented_at_hz"] == 1000
+    assert [w["start_s"] for w in out["words"]] == [c.t0_us / 1e6 for c in cuts]
+    with Client(live_url) as client:
+        for word, cut, burst in zip(out["words"], cuts, bursts, strict=True):
+            assert np.isin(burst["t"], cut.events["t"]).all()
+            events = cut.events.copy()
+            events["t"] -= cut.t0_us
+            alone = client.infer(COCHLEA, events)
+            assert word["events"] == len(events)
+            np.testing.assert_allclose(word["probabilities"], alone.probabilities, atol=1e-6)
+
+
+def test_replay_segment_refuses_what_it_cannot_cut(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://127.0.0.1:9"  # refused before connecting: no server needed
+    np.save(tmp_path / "c.npy", cochlea_recording(seed=76))  # 400 events in 150 ms
+    write_shd(tmp_path / "shd.h5", [cochlea_recording(seed=77)] * 2, [0, 1], keys=["a", "b"],
+              channels=16)
+    for argv, words in (
+            (["c.npy", "--segment", "--min-rate", "5000"], "no activity of 5000 events/s"),
+            (["c.npy", "--min-rate", "100"], "add --segment"),
+            (["shd.h5", "--count", "2", "--segment"], "--count and --segment do not mix")):
+        path, *rest = argv
+        assert main(["replay", str(tmp_path / path), *rest, "--model", COCHLEA,
+                     "--url", url]) == 2
+        assert words in capsys.readouterr().err, argv
 
 
 @pytest.mark.parametrize(("transport", "lead"), [("ws", False), ("http", False), ("ws", True)])
