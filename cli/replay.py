@@ -302,8 +302,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--segment", action="store_true",
                    help="a continuous recording: cut it into utterances where its activity "
                         "rises (20 ms windows at --min-rate or more, ended by 0.4 s (cochlea) "
-                        "or 0.2 s (DVS) below it), each scored on its own (a reset at its "
-                        "start)")
+                        "or 0.2 s (DVS) below it, or after 2 s or 0.5 s), each scored on its "
+                        "own (a reset at its start)")
     p.add_argument("--min-rate", type=positive, default=None, metavar="EVENTS_PER_S",
                    help="with --segment: the rate that makes a window active (default 2500: "
                         "above the shipped sensors' background of about 500)")

@@ -4,10 +4,12 @@ a zero state, as the networks were trained (docs/api.md, "Continuous streams").
 A window of ``window_us`` (on a grid from t = 0) is *active* when it holds events at
 ``min_rate_hz`` or more. An utterance starts ``preroll_us`` before its first active window (the
 quiet lead-in every training recording has) and ends ``hangover_us`` after the end of its last
-one, once the stream has moved that far without another. It goes to the server as a reset to
-its start, its events, and a flush after its last event, whose result is its decision: the
-one ``/infer`` gives its events alone. Events between utterances (a sensor's background
-activity: spontaneous cochlea spikes, DVS noise) are not sent; ``Segmenter.idle`` counts them.
+one, once the stream has moved that far without another, or ``max_us`` after its start where
+the stream never falls quiet (the next one then starts there). It goes to the server as a
+reset to its start, its events, and a flush after its last event, whose result is its
+decision: the one ``/infer`` gives its events alone. Events between utterances (a sensor's
+background activity: spontaneous cochlea spikes, DVS noise) are not sent;
+``Segmenter.idle`` counts them.
 
 The cut does not depend on how the stream arrives: the same events pushed in any pieces give
 the same utterances.
@@ -34,12 +36,15 @@ class Gate:
     window_us: int = 20_000
     hangover_us: int = 200_000  # longer than the pauses inside a word, or between saccades
     preroll_us: int = 100_000
+    max_us: int | None = None  # a decision at least this often from a stream never quiet
 
     def __post_init__(self) -> None:
         if self.min_rate_hz <= 0 or self.window_us <= 0:
             raise ValueError("min_rate_hz and window_us must be positive")
         if self.hangover_us < 0 or self.preroll_us < 0:
             raise ValueError("hangover_us and preroll_us must not be negative")
+        if self.max_us is not None and self.max_us <= 0:
+            raise ValueError("max_us must be positive")
 
     @property
     def min_events(self) -> float:
@@ -49,10 +54,11 @@ class Gate:
 
 # Each shipped sensor's, measured with scripts/continuous_stream.py (docs/api.md): the
 # cochlea networks average their readout over 1 s recordings in which the word ends early, so
-# their decision wants more of the quiet around it; N-MNIST's saccades fill their 0.3 s.
+# their decision wants more of the quiet around it; N-MNIST's saccades fill their 0.3 s, and
+# a camera that never stops moving is best decided in pieces not much longer.
 SENSOR_GATES: dict[SensorKind, Gate] = {
-    "cochlea": Gate(hangover_us=400_000, preroll_us=200_000),
-    "dvs": Gate(),
+    "cochlea": Gate(hangover_us=400_000, preroll_us=200_000, max_us=2_000_000),
+    "dvs": Gate(max_us=500_000),
 }
 
 
@@ -120,8 +126,8 @@ class Segmenter:
                     self._begin(k * w)
                 self._active_end_us = (k + 1) * w
             self._take(events)
-        # Windows without events are quiet: the utterance ends once its hangover has passed.
-        if self._start_us is not None and window * w >= self._active_end_us + self.gate.hangover_us:
+        # Windows without events are quiet: the utterance ends once its end has passed.
+        if self._start_us is not None and window * w >= self._end_us():
             self._end()
         if self._start_us is None:
             self._forget_before(window * w - self.gate.preroll_us)
@@ -137,16 +143,22 @@ class Segmenter:
         if self._start_us is None:
             self._held.append(events)
             return
-        end = self._active_end_us + self.gate.hangover_us
-        inside = int(np.searchsorted(events["t"], end))
+        inside = int(np.searchsorted(events["t"], self._end_us()))
         self._pending.append(events[:inside])
         if inside < len(events):
             self._end()
             self._held.append(events[inside:])
 
+    def _end_us(self) -> int:
+        """Where the open utterance ends unless another window turns active before."""
+        assert self._start_us is not None
+        end = self._active_end_us + self.gate.hangover_us
+        return end if self.gate.max_us is None else min(end, self._start_us + self.gate.max_us)
+
     def _end(self) -> None:
+        self._free_us = self._end_us()
         self._flush_pending(end=True)
-        self._start_us, self._free_us = None, self._active_end_us + self.gate.hangover_us
+        self._start_us = None
 
     def _forget_before(self, t_us: int) -> None:
         """While idle, events before ``t_us`` are out of any utterance's reach."""

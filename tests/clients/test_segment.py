@@ -74,17 +74,19 @@ def test_bursts_apart_are_utterances_from_a_preroll_before_to_a_hangover_after()
     assert sum(len(sent) for _, sent in found) + idle == len(events)  # each sent once, or idle
 
 
-def test_the_cut_does_not_depend_on_how_the_stream_is_pushed() -> None:
+@pytest.mark.parametrize(("gate", "n"), [(GATE, 3), (dataclasses.replace(GATE, max_us=150_000),
+                                                    10)])
+def test_the_cut_does_not_depend_on_how_the_stream_is_pushed(gate: Gate, n: int) -> None:
     events = stream([(300_000, 700_000), (1_000_000, 1_100_000), (2_400_000, 2_900_000)],
                     seed=1)
-    whole = spans(pushed(events, np.array([], int))[0])
-    assert len(whole) == 3  # 300 ms apart: more than the 200 ms hangover
+    whole = spans(pushed(events, np.array([], int), gate)[0])
+    assert len(whole) == n  # 300 ms apart: more than the 200 ms hangover; max_us cuts more
     rng = np.random.default_rng(2)
     for _ in range(20):
         cuts = np.sort(rng.choice(len(events), rng.integers(1, 60), replace=False))
         # a watermark may come after any piece, up to the next piece's first event
         advance_at = {i: int(events["t"][c]) for i, c in enumerate(cuts) if rng.random() < 0.3}
-        batches, idle = pushed(events, cuts, advance_at=advance_at)
+        batches, idle = pushed(events, cuts, gate, advance_at=advance_at)
         again = spans(batches)
         assert [start for start, _ in again] == [start for start, _ in whole]
         for (_, x), (_, y) in zip(again, whole, strict=True):
@@ -97,6 +99,14 @@ def test_pauses_shorter_than_the_hangover_stay_in_one_utterance() -> None:
     [(start, sent)] = spans(pushed(events, np.array([], int))[0])
     assert start == 400_000
     np.testing.assert_array_equal(sent, between(events, 400_000, 1_500_000))
+
+
+def test_a_stream_never_quiet_is_cut_every_max_us_from_the_start() -> None:
+    events = stream([(500_000, 3_000_000)], seconds=3.5)
+    found = spans(pushed(events, np.array([], int), dataclasses.replace(GATE, max_us=1_000_000))[0])
+    assert [start for start, _ in found] == [400_000, 1_400_000, 2_400_000]
+    for (start, sent), end in zip(found, [1_400_000, 2_400_000, 3_200_000], strict=True):
+        np.testing.assert_array_equal(sent, between(events, start, end))
 
 
 def test_a_quiet_stream_sends_nothing_and_counts_every_event_idle() -> None:
@@ -143,7 +153,7 @@ def test_unsorted_events_a_step_back_in_time_and_bad_gates_are_refused() -> None
     with pytest.raises(ValueError, match="before an event"):
         segmenter.advance(int(events["t"][99]) - 1)
     for bad in ({"min_rate_hz": 0}, {"window_us": 0}, {"hangover_us": -1},
-                {"preroll_us": -1}):
+                {"preroll_us": -1}, {"max_us": 0}):
         with pytest.raises(ValueError):
             dataclasses.replace(GATE, **bad)
 

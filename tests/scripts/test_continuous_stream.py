@@ -53,10 +53,11 @@ def test_main_writes_a_row_per_gap(tmp_path: Path) -> None:
     assert result["utterances"] == 20 and [r["gap_ms"] for r in result["rows"]] == [0, 300]
     # the shipped samples are ones the network gets right alone; one session mixes them up
     assert all(r["reset_per_utterance"] == 1.0 > r["no_reset"] for r in result["rows"])
-    # back to back, the stream never falls quiet: one cut. With 0.3 s of silence between them
-    # the cuts find every one, each three saccades, and decide each as alone.
+    # back to back the stream never falls quiet: cut every max_us (0.5 s, 20 × 0.3 s of
+    # stream). With 0.3 s of silence between them the cuts find every one, each three
+    # saccades, and decide each as alone.
     quiet, apart = result["rows"]
-    assert quiet["cuts"] == 1 and apart["cuts"] == 20 and apart["reset_at_activity"] == 1.0
+    assert quiet["cuts"] == 12 and apart["cuts"] == 20 and apart["reset_at_activity"] == 1.0
 
 
 def test_cuts_where_the_activity_rises_decide_each_utterance_by_the_cut_that_holds_it() -> None:
