@@ -158,21 +158,26 @@ def test_unsorted_events_a_step_back_in_time_and_bad_gates_are_refused() -> None
             dataclasses.replace(GATE, **bad)
 
 
+@pytest.mark.parametrize("transport", ["http", "ws"])
 def test_a_live_loop_gets_each_utterance_decided_as_infer_decides_it_alone(
-        live_url: str) -> None:
+        live_url: str, transport: str) -> None:
     """The loop of docs/clients.md: 10 ms chunks through the segmenter into a session, each
-    flush's result the utterance's decision."""
+    flush's result the utterance's decision; or into a new stream, where the k-th batch has
+    seq k."""
     events = stream([(300_000, 500_000), (1_200_000, 1_500_000)], seconds=2.0, seed=3)
     segmenter = Segmenter(GATE)
-    decisions = []
+    chunks = np.split(events, np.searchsorted(events["t"], np.arange(1, 200) * 10_000))
+    batches = [batch for chunk in chunks for batch in segmenter.push(chunk)]
+    assert not segmenter.close()  # both ended inside the stream
     with Client(live_url) as client:
-        session = client.open_session(COCHLEA)
-        for piece in np.split(events, np.searchsorted(events["t"], np.arange(1, 200) * 10_000)):
-            for batch in segmenter.push(piece):
-                r = session.send(batch.events, flush=batch.flush, reset=batch.reset)
-                if batch.flush:
-                    decisions.append(r)
-        assert not segmenter.close()  # both ended inside the stream
+        if transport == "http":
+            session = client.open_session(COCHLEA)
+            results = [session.send(b.events, flush=b.flush, reset=b.reset) for b in batches]
+        else:
+            with client.stream(COCHLEA) as s:
+                results = list(s.run(batches))
+            assert [r.seq for r in results] == list(range(len(batches)))
+        decisions = [r for r, b in zip(results, batches, strict=True) if b.flush]
         cuts = utterances_of(events, GATE)
         assert len(decisions) == len(cuts) == 2
         for r, cut in zip(decisions, cuts, strict=True):
