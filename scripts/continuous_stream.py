@@ -47,36 +47,25 @@ def utterances(samples: Path, passes: int, seed: int) -> tuple[list[np.ndarray],
     return events, np.array([index[i]["label"] for i in order])
 
 
-def session_log_probs(ckpt: Checkpoint, bins: list[np.ndarray], gap_bins: int) -> np.ndarray:
-    """float32 (N, C): what a session that is never reset reports at the end of each
-    utterance. One jitted shape: each step is the silence before an utterance and the
-    utterance, padded (padding changes nothing)."""
+def session_log_probs(ckpt: Checkpoint, bins: list[np.ndarray], gap_bins: int,
+                      reset: bool) -> np.ndarray:
+    """float32 (N, C): what a session reports at the end of each utterance. One jitted shape:
+    each step is the silence before an utterance and the utterance, padded (padding changes
+    nothing)."""
     cfg, params = ckpt.cfg, ckpt.params
     width = gap_bins + max(len(b) for b in bins)
     step = jax.jit(lambda state, x, valid: advance(params, state, x, valid, cfg))
     state = initial_state(cfg, 1)
     out = []
     for i, word in enumerate(bins):
-        gap = 0 if i == 0 else gap_bins
+        gap = 0 if reset or i == 0 else gap_bins  # a reset starts at the utterance
+        if reset:
+            state = initial_state(cfg, 1)
         x = np.zeros((1, width, word.shape[1]), np.float32)
         x[0, gap : gap + len(word)] = word
         valid = np.arange(width)[None] < gap + len(word)
         state, result = step(state, x, valid)
         out.append(np.asarray(result["log_probs"][0]))
-    return np.stack(out)
-
-
-def run_from_zero(ckpt: Checkpoint, bins: list[np.ndarray]) -> np.ndarray:
-    """float32 (N, C): what a session reset at each utterance's start reports at its end:
-    each bins float32 (T_i, F) run alone from a zero state, padded to one jitted shape."""
-    cfg, params = ckpt.cfg, ckpt.params
-    width = max(len(b) for b in bins)
-    step = jax.jit(lambda x, valid: advance(params, initial_state(cfg, 1), x, valid, cfg)[1])
-    out = []
-    for word in bins:
-        x = np.zeros((1, width, word.shape[1]), np.float32)
-        x[0, : len(word)] = word
-        out.append(np.asarray(step(x, np.arange(width)[None] < len(word))["log_probs"][0]))
     return np.stack(out)
 
 
@@ -90,8 +79,8 @@ def segmented_log_probs(ckpt: Checkpoint, events: list[np.ndarray], starts_us: n
     cuts = utterances_of(stream, gate)
     if not cuts:
         return np.full((len(events), len(ckpt.card.labels)), np.nan, np.float32), 0
-    decided = run_from_zero(ckpt, [bin_recording(c.events, ckpt.card.input, c.t0_us)
-                                   for c in cuts])
+    decided = session_log_probs(ckpt, [bin_recording(c.events, ckpt.card.input, c.t0_us)
+                                       for c in cuts], 0, reset=True)
     # Cut k holds the stream's events from its start to its last event.
     cut_starts, cut_ends = np.array([[c.t0_us, int(c.events["t"][-1]) + 1] for c in cuts]).T
     out = []
@@ -115,7 +104,7 @@ def measure(ckpt: Checkpoint, samples: Path, passes: int, gaps_ms: list[float],
     bins = [bin_recording(e, ckpt.card.input, 0) for e in events]
     dt_us = ckpt.card.input.dt_us
     gate = SENSOR_GATES[ckpt.card.input.sensor]
-    isolated = accuracy(run_from_zero(ckpt, bins), labels)
+    isolated = accuracy(session_log_probs(ckpt, bins, 0, reset=True), labels)
     lengths = np.array([len(b) for b in bins])
     rows = []
     for gap in gaps_ms:
@@ -124,7 +113,7 @@ def measure(ckpt: Checkpoint, samples: Path, passes: int, gaps_ms: list[float],
         starts = (np.r_[0, np.cumsum(lengths)[:-1]] + gap_bins * np.arange(len(bins))) * dt_us
         cut, n_cuts = segmented_log_probs(ckpt, events, starts, gate)
         rows.append({"gap_ms": gap, "no_reset": accuracy(session_log_probs(
-            ckpt, bins, gap_bins), labels), "reset_per_utterance": isolated,
+            ckpt, bins, gap_bins, reset=False), labels), "reset_per_utterance": isolated,
             "reset_at_activity": accuracy(cut, labels), "cuts": n_cuts})
     return {"checkpoint": ckpt.card.name, "utterances": len(labels), "passes": passes,
             "mean_utterance_ms": float(lengths.mean() * dt_us / 1e3),

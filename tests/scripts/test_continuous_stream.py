@@ -13,7 +13,6 @@ from model.checkpoint import Checkpoint, load
 from model.streaming import run_offline
 from scripts.continuous_stream import (
     main,
-    run_from_zero,
     segmented_log_probs,
     session_log_probs,
     utterances,
@@ -34,10 +33,10 @@ def test_reset_per_utterance_decides_each_as_alone_and_without_one_as_one_long_s
     events, labels = utterances(SAMPLES, passes=2, seed=0)
     bins = [bin_recording(e, model.card.input, 0) for e in events]
     assert len(bins) == 40 and sorted(labels) == sorted([*range(10)] * 4)
-    reset = run_from_zero(model, bins)
+    reset = session_log_probs(model, bins, gap_bins=0, reset=True)
     np.testing.assert_allclose(reset, [alone(model, b) for b in bins], atol=1e-5)
     gap = 7
-    carried = session_log_probs(model, bins, gap_bins=gap)
+    carried = session_log_probs(model, bins, gap_bins=gap, reset=False)
     for k in (1, 4, 40):  # the session so far: the first k utterances, silences between
         silence = np.zeros((gap, bins[0].shape[1]), np.float32)
         stream = np.concatenate([part for b in bins[:k] for part in (silence, b)][1:])
@@ -67,10 +66,9 @@ def test_cuts_where_the_activity_rises_decide_each_utterance_by_the_cut_that_hol
     cut, n_cuts = segmented_log_probs(model, events, starts, Gate())
     assert n_cuts == len(events)
     # each cut starts before its utterance's first event and holds all of it
-    np.testing.assert_allclose(cut, run_from_zero(model, [
-        bin_recording(e, model.card.input, -Gate().preroll_us
-                      + e["t"][0] // Gate().window_us * Gate().window_us) for e in events]),
-        atol=1e-5)
+    np.testing.assert_allclose(cut, [alone(model, bin_recording(
+        e, model.card.input, -Gate().preroll_us + e["t"][0] // Gate().window_us
+        * Gate().window_us)) for e in events], atol=1e-5)
     # back to back (each 0.3 s long), in one cut: each utterance gets its decision
     one, n_one = segmented_log_probs(model, events[:3], np.arange(3) * 300_000, Gate())
     assert n_one == 1 and (one == one[0]).all()
