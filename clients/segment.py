@@ -144,7 +144,8 @@ class Segmenter:
             self._held.append(events)
             return
         inside = int(np.searchsorted(events["t"], self._end_us()))
-        self._pending.append(events[:inside])
+        if inside:
+            self._pending.append(events[:inside])
         if inside < len(events):
             self._end()
             self._held.append(events[inside:])
@@ -175,8 +176,6 @@ class Segmenter:
         (bins up to its last event, as ``/infer`` of its events alone)."""
         events = np.concatenate(self._pending) if self._pending else None
         self._pending = []
-        if events is not None and not len(events):
-            events = None
         if end or events is not None:
             self._out.append(Batch(events, flush=end, reset=self._reset))
             self._reset = None
