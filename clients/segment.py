@@ -43,8 +43,9 @@ class Gate:
             raise ValueError("min_rate_hz and window_us must be positive")
         if self.hangover_us < 0 or self.preroll_us < 0:
             raise ValueError("hangover_us and preroll_us must not be negative")
-        if self.max_us is not None and self.max_us <= 0:
-            raise ValueError("max_us must be positive")
+        # A cut must hold the window that started it, or it could hold no event at all.
+        if self.max_us is not None and self.max_us <= self.preroll_us + self.window_us:
+            raise ValueError("max_us must be longer than preroll_us + window_us")
 
     @property
     def min_events(self) -> float:

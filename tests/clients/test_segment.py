@@ -154,7 +154,7 @@ def test_unsorted_events_a_step_back_in_time_and_bad_gates_are_refused() -> None
     with pytest.raises(ValueError, match="before an event"):
         segmenter.advance(int(events["t"][99]) - 1)
     for bad in ({"min_rate_hz": 0}, {"window_us": 0}, {"hangover_us": -1},
-                {"preroll_us": -1}, {"max_us": 0}):
+                {"preroll_us": -1}, {"max_us": 0}, {"max_us": 120_000}):
         with pytest.raises(ValueError):
             dataclasses.replace(GATE, **bad)
 
