@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed)
     p.add_argument("--neurons", type=int, nargs="+", help="neurons per layer (overrides preset)")
     p.add_argument("--blocks", type=int)
-    p.add_argument("--dropout", type=float)
+    p.add_argument("--dropout", type=float,
+                   help="on the currents of the layers between the first and the last, as in "
+                        "the reference: a 2-layer network (the shd preset's) has none")
     p.add_argument("--cutmix", action=argparse.BooleanOptionalAction, default=None)
     add_input_flags(p)
     p.add_argument("--max-ms", type=positive,
@@ -89,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.test} does not match {args.data}: {mismatch}")
     spec = input_spec(args, train_ds)
     cfg, tc = _configs(args, spec, len(train_ds.keys))
+    if args.dropout and cfg.n_layers < 3:
+        raise InputError(f"--dropout acts on the layers between the first and the last; a "
+                         f"{cfg.n_layers}-layer network has none (add --neurons for a third)")
     selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
     for ds, where in selections:  # refused before any work: malformed, or keeps nothing
         select(ds, where)

@@ -60,6 +60,8 @@ def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_d
     args = train_args(order_data, tmp_path / "ck", 1)
     assert main([*args, "--preset", "shdd"]) == 2
     assert "unknown preset 'shdd'" in capsys.readouterr().err
+    assert main([*args, "--dropout", "0.3"]) == 2  # the tiny preset's two layers
+    assert "a 2-layer network has none" in capsys.readouterr().err
     events, labels = order_task(16, np.random.default_rng(1))
     write_shd(tmp_path / "other.h5", events, labels, keys=["w", "x", "y", "z"], channels=40)
     args[args.index("--test") + 1] = str(tmp_path / "other.h5")
