@@ -8,7 +8,6 @@ import os
 
 os.environ["JAX_PLATFORMS"] = "cpu"  # before jax is imported anywhere
 
-import shutil
 import socket
 import threading
 import time
@@ -29,7 +28,7 @@ from model.checkpoint import ModelCard, load, save
 from model.events import make_events
 from model.network import init_params
 from model.spec import InputSpec, preset_config
-from scripts.topology import Redis, redis_answers
+from scripts.topology import Redis
 from server.app import create_app
 from server.registry import ModelRegistry, build_model
 from server.settings import Settings
@@ -171,20 +170,6 @@ def dvs_recording(seed: int, n: int = 400, duration_us: int = 150_000) -> np.nda
 def columns(events: np.ndarray) -> dict[str, list[int]]:
     """JSON columns of an event array."""
     return {name: events[name].tolist() for name in events.dtype.names or ()}
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    """The shared Redis on 127.0.0.1:6379, else one of our own (one per run), else skip."""
-    if redis_answers("127.0.0.1", 6379):
-        yield Redis(6379)
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip("no Redis: nothing answers on 127.0.0.1:6379 and redis-server is not on "
-                    "PATH (apt-get install redis-server)")
-    server = Redis.start(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture
