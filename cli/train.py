@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-ssm", type=float)
+    p.add_argument("--weight-decay", type=float,
+                   help="AdamW's, on the weights (Adam trains the eigenvalues and steps)")
     p.add_argument("--seed", type=seed)
     p.add_argument("--neurons", type=int, nargs="+", help="neurons per layer (overrides preset)")
     p.add_argument("--blocks", type=int)
@@ -175,7 +177,8 @@ def _configs(args: argparse.Namespace, spec: InputSpec,
     cfg = preset_config(args.preset, spec.features, n_classes, **overrides)
     tc = dataclasses.replace(PRESETS[args.preset].train, **{
         k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                          ("lr", args.lr), ("lr_ssm", args.lr_ssm), ("seed", args.seed),
+                          ("lr", args.lr), ("lr_ssm", args.lr_ssm),
+                          ("weight_decay", args.weight_decay), ("seed", args.seed),
                           ("cutmix", args.cutmix)) if v is not None})
     if args.max_ms:
         tc = dataclasses.replace(tc, max_bins=int(args.max_ms * 1000 // args.dt_us))

@@ -298,6 +298,8 @@ def test_a_run_with_other_settings_does_not_resume_anothers_state(order_data, tm
     assert main(train_args(order_data, out, 1)) == 0
     assert main([*train_args(order_data, out, 2), "--lr", "0.05"]) == 2
     assert "train_state.msgpack is from a run with other settings" in capsys.readouterr().err
+    assert main([*train_args(order_data, out, 1), "--weight-decay", "0.01"]) == 2
+    assert "from a run with other settings" in capsys.readouterr().err
     # the learning rate's schedule spans the epochs: more of them is another run
     assert main(train_args(order_data, out, 2)) == 2
     assert "(--epochs included)" in capsys.readouterr().err
