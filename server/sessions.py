@@ -82,8 +82,11 @@ class Session:
     unconfirmed: tuple[StoredSession, Callable[[], None]] | None = None
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
-    used_before: float = dataclasses.field(default_factory=time.monotonic)  # the use before
+    used_before: float = dataclasses.field(init=False)  # the use before (a new one: its opening)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.used_before = self.last_used
 
     def touch(self) -> None:
         self.used_before, self.last_used = self.last_used, time.monotonic()

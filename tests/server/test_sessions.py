@@ -35,6 +35,8 @@ def test_tokens_guard_sessions(client: TestClient) -> None:
 
 
 def test_a_session_reports_how_long_it_was_idle_before_this_request(client: TestClient) -> None:
+    r = client.post("/v1/sessions", json={"model": DVS})
+    assert r.json()["idle_s"] == 0.0  # a new session has had no use before its opening
     sid, headers = open_session(client)
     time.sleep(0.2)
     info = client.get(f"/v1/sessions/{sid}", headers=headers).json()
