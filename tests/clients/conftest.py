@@ -14,7 +14,6 @@ from tests.server.conftest import (  # noqa: F401  (fixtures, registered by impo
     live_url,
     make_live,
     prefix,
-    redis_server,
     registry,
     slow_redis,
 )

@@ -31,7 +31,6 @@ from tests.server.conftest import (  # noqa: F401  (fixtures used through make_l
     dvs_recording,
     make_live,
     prefix,
-    redis_server,
     slow_redis,
 )
 
