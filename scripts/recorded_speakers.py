@@ -108,8 +108,9 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
 
 def _trained_speakers(card: checkpoint.ModelCard) -> list[str]:
     """The recorded speakers of the card's training data (its recipe's ``recorded/<name>``
-    training voices); none for a checkpoint trained on synthetic voices alone."""
-    recipe = card.provenance.get("data", {}).get("recipe", {})
+    training voices); none for a checkpoint trained on synthetic voices alone, or on data
+    without a recipe (``s5rf data audio``, the real SHD: its card's recipe is null)."""
+    recipe = card.provenance.get("data", {}).get("recipe") or {}
     return [v.split("/", 1)[1] for v in recipe.get("voices", {}).get("train", [])
             if v.startswith("recorded/")]
 

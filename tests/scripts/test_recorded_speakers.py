@@ -72,6 +72,16 @@ def test_speakers_heard_in_training_are_marked_and_left_out_of_unseen(
     assert result["speakers"]["ann"]["accuracy"] == 1.0
 
 
+def test_a_checkpoint_trained_on_data_without_a_recipe_heard_no_speaker(
+        takes: Path, ckpt: Path) -> None:
+    trained = load(ckpt)  # as `s5rf train` writes it for data that `s5rf data audio` made
+    save(ckpt, trained.card.model_copy(update={"provenance": {"data": {"recipe": None}}}),
+         trained.params)
+    result = score(load(ckpt), str(takes), per_word=1, workers=1)
+    assert not any(s["heard_in_training"] for s in result["speakers"].values())
+    assert result["unseen_speakers_accuracy"] == result["accuracy"]
+
+
 def test_the_card_records_the_result(takes: Path, ckpt: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.argv", ["recorded_speakers.py", "--checkpoint", str(ckpt),
