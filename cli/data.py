@@ -137,6 +137,7 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output HDF5 file")
     p.add_argument("--seed", type=seed, default=0, help="seed of the cochlea's spike stage")
     p.add_argument("--channels", type=count, default=700, help="cochlea channels")
+    p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
     p.set_defaults(func=run_audio)
 
 
@@ -146,7 +147,7 @@ def run_audio(args: argparse.Namespace) -> int:
 
     with progress_bar() as bar:
         files = encode_folder(args.root, args.out, KEYS, seed=args.seed, channels=args.channels,
-                              progress=tracker(bar, "encoding recordings"))
+                              workers=args.workers, progress=tracker(bar, "encoding recordings"))
     print(json.dumps({"out": str(args.out), "recordings": len(files)}))
     return 0
 

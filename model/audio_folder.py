@@ -9,7 +9,10 @@ stage is stochastic; file i draws from ``(seed, i)``, so the output is the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import functools
+import multiprocessing
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,32 +96,58 @@ def encode_file_draws(path: Path, rngs: Sequence[np.random.Generator],
     return encode_draws(signal, rngs, channels=channels)
 
 
+def encode_files(jobs: Sequence[tuple[Path, int]], seeds: Sequence[int], *,
+                 channels: int = CHANNELS, workers: int = 1,
+                 progress: Callable[[int, int], None] | None = None,
+                 ) -> list[list[np.ndarray]]:
+    """Each ``(file, index)`` of ``jobs`` encoded (``encode_file_draws``) under each of
+    ``seeds``, its spike stage drawn from ``(seed, index)``: per file, one event array per
+    seed, in order. ``workers`` processes share the files; the output does not depend on
+    them. ``progress(done, total)`` after each file."""
+    encode = functools.partial(_encode_job, seeds=tuple(seeds), channels=channels)
+    with contextlib.ExitStack() as stack:
+        run: Callable[..., Iterable[list[np.ndarray]]] = map
+        if workers > 1:
+            # spawn, not fork: numba's threads and rich's refresh thread do not survive a fork
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            run = functools.partial(pool.imap, chunksize=4)
+        encoded = []
+        for draws in run(encode, jobs):
+            encoded.append(draws)
+            if progress is not None:
+                progress(len(encoded), len(jobs))
+    return encoded
+
+
+def _encode_job(job: tuple[Path, int], seeds: tuple[int, ...], channels: int,
+                ) -> list[np.ndarray]:
+    path, index = job
+    return encode_file_draws(path, [np.random.default_rng([seed, index]) for seed in seeds],
+                             channels)
+
+
 def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, seed: int = 0,
-                  channels: int = CHANNELS,
+                  channels: int = CHANNELS, workers: int = 1,
                   progress: Callable[[int, int], None] | None = None) -> list[tuple[Path, int]]:
     """Encode every file of ``root`` (see ``find_files``) into ``out`` (SHD layout, the files'
     paths relative to ``root`` in ``extra/file``); returns the (file, label) pairs in order."""
-    return encode_folder_seeds(root, {seed: out}, keys, channels=channels, progress=progress)
+    return encode_folder_seeds(root, {seed: out}, keys, channels=channels, workers=workers,
+                               progress=progress)
 
 
 def encode_folder_seeds(root: str | Path, outs: Mapping[int, str | Path], keys: Sequence[str],
-                        *, channels: int = CHANNELS,
+                        *, channels: int = CHANNELS, workers: int = 1,
                         progress: Callable[[int, int], None] | None = None,
                         ) -> list[tuple[Path, int]]:
     """``encode_folder`` under several seeds, into one file each (``outs``: seed -> file),
-    each recording's deterministic stages computed once for all of them."""
+    each recording's deterministic stages computed once for all of them. File i's spikes
+    draw from ``(seed, i)``."""
     root = Path(root)
     files = find_files(root, keys)
-    events: dict[int, list[np.ndarray]] = {seed: [] for seed in outs}
-    for i, (path, _) in enumerate(files):
-        draws = encode_file_draws(path, [np.random.default_rng([seed, i]) for seed in outs],
-                                  channels)
-        for seed, drawn in zip(outs, draws, strict=True):
-            events[seed].append(drawn)
-        if progress is not None:
-            progress(i + 1, len(files))
+    encoded = encode_files([(path, i) for i, (path, _) in enumerate(files)], list(outs),
+                           channels=channels, workers=workers, progress=progress)
     names = np.array([str(path.relative_to(root)) for path, _ in files])
-    for seed, out in outs.items():
-        write_shd(out, events[seed], [label for _, label in files], keys=keys,
-                  channels=channels, extra={"file": names})
+    for k, out in enumerate(outs.values()):
+        write_shd(out, [draws[k] for draws in encoded], [label for _, label in files],
+                  keys=keys, channels=channels, extra={"file": names})
     return files

@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from model import checkpoint
-from model.audio_folder import encode_file
+from model.audio_folder import encode_files
 from model.datasets import write_shd
 from model.evaluation import predict_file
 from model.recorded_speech import Take, find_takes
@@ -53,11 +49,6 @@ def chosen_takes(root: str, per_word: int | None,
     return chosen
 
 
-def _encode(job: tuple[int, str], root: str, seed: int, channels: int) -> np.ndarray:
-    index, path = job
-    return encode_file(Path(root) / path, np.random.default_rng([seed, index]), channels)
-
-
 def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None,
           speakers: Sequence[str] = (), seed: int = 0, workers: int = 2) -> dict[str, Any]:
     """Accuracy over all takes (of ``speakers`` where named) and per speaker, with each
@@ -66,15 +57,11 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
     takes = chosen_takes(root, per_word, speakers)
     if not takes:
         raise SystemExit(f"no takes of {', '.join(speakers)} in {root}")
-    encode = partial(_encode, root=root, seed=seed, channels=channels)
     # by its place in the whole corpus: a take's spikes do not depend on what else is scored
     place = {take: i for i, take in enumerate(find_takes(root))}
-    jobs = [(place[t], t.path) for t in takes]
-    if workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:  # numba and fork
-            events = pool.map(encode, jobs, chunksize=8)
-    else:
-        events = [encode(job) for job in jobs]
+    events = [draws[0] for draws in encode_files(
+        [(Path(root) / t.path, place[t]) for t in takes], [seed], channels=channels,
+        workers=workers)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "takes.h5"
         write_shd(path, events, [t.label for t in takes], keys=KEYS, channels=channels)
@@ -107,12 +94,13 @@ def score(ckpt: checkpoint.Checkpoint, root: str, *, per_word: int | None = None
 
 
 def _trained_speakers(card: checkpoint.ModelCard) -> list[str]:
-    """The recorded speakers of the card's training data (its recipe's ``recorded/<name>``
+    """The recorded speakers of the card's training data (its recipes' ``recorded/<name>``
     training voices); none for a checkpoint trained on synthetic voices alone, or on data
     without a recipe (``s5rf data audio``, the real SHD: its card's recipe is null)."""
-    recipe = card.provenance.get("data", {}).get("recipe") or {}
-    return [v.split("/", 1)[1] for v in recipe.get("voices", {}).get("train", [])
-            if v.startswith("recorded/")]
+    recipe = card.provenance.get("data", {}).get("recipe")
+    recipes = recipe if isinstance(recipe, list) else [recipe]  # a list: several files
+    return sorted({v.split("/", 1)[1] for r in recipes if r
+                   for v in r.get("voices", {}).get("train", []) if v.startswith("recorded/")})
 
 
 def main() -> None:

@@ -75,6 +75,20 @@ def test_several_seeds_at_once_write_what_one_seed_at_a_time_writes(
         assert not np.array_equal(a[0][0], b[0][0])  # the seeds draw their own spikes
 
 
+def test_two_processes_write_what_one_writes_and_report_each_file(folder: Path,
+                                                                  tmp_path: Path) -> None:
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    encode_folder(folder, one, KEYS, channels=CHANNELS)
+    done: list[tuple[int, int]] = []
+    encode_folder(folder, two, KEYS, channels=CHANNELS, workers=2,
+                  progress=lambda n, total: done.append((n, total)))
+    assert done == [(1, 3), (2, 3), (3, 3)]
+    with open_dataset(one) as a, open_dataset(two) as b:
+        assert list(a.labels) == list(b.labels)
+        assert list(a.extra("file")) == list(b.extra("file"))
+        assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+
+
 def test_long_recordings_of_many_lengths_share_a_few_transfer_matrices(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four words of 1.01 to 1.1 s as prepared (each of its own natural padded length) build
