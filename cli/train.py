@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network and write a checkpoint directory")
-    p.add_argument("--data", required=True, type=Path, help="training HDF5 (SHD layout or DVS)")
+    p.add_argument("--data", required=True, type=Path, nargs="+", metavar="TRAIN",
+                   help="training HDF5 (SHD layout or DVS); several are read as one, in order "
+                        "(SSC's train and valid files, or a dataset made in parts)")
     p.add_argument("--test", required=True, type=Path, help="test HDF5, same layout")
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory")
     p.add_argument("--preset", default="shd", help="architecture preset: shd, ssc, tiny")
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from model import checkpoint
     from model.augment import EventAugment
-    from model.batching import load_binned, select
+    from model.batching import load_binned, select_files
     from model.datasets import open_dataset
     from model.errors import InputError
     from model.plots import plot_training
@@ -87,22 +89,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
-    train_ds, test_ds = open_dataset(args.data), open_dataset(args.test)
-    mismatch = _mismatch(train_ds, test_ds)
-    if mismatch:
-        raise InputError(f"{args.test} does not match {args.data}: {mismatch}")
+    train_files = [open_dataset(path) for path in args.data]
+    test_ds = open_dataset(args.test)
+    train_ds = train_files[0]  # its sensor, sizes and classes are every file's
+    for other in (*train_files[1:], test_ds):
+        if mismatch := _mismatch(train_ds, other):
+            raise InputError(f"{other.path} does not match {train_ds.path}: {mismatch}")
     spec = input_spec(args, train_ds)
     cfg, tc = _configs(args, spec, len(train_ds.keys))
     if args.dropout and cfg.n_layers < 3:
         raise InputError(f"--dropout acts on the layers between the first and the last; a "
                          f"{cfg.n_layers}-layer network has none (add --neurons for a third)")
-    selections = ((train_ds, args.train_filter), (test_ds, args.test_filter))
-    for ds, where in selections:  # refused before any work: malformed, or keeps nothing
-        select(ds, where)
+    selections = ((train_files, args.train_filter), ([test_ds], args.test_filter))
+    for files, where in selections:  # refused before any work: malformed, or keeps nothing
+        select_files(files, where)
     with progress_bar() as bar:
         train_set, test_set = (
-            load_binned(ds, spec, where, tc.max_bins, tracker(bar, f"binning {ds.path}"))
-            for ds, where in selections)
+            load_binned(files, spec, where, tc.max_bins,
+                        tracker(bar, f"binning {' + '.join(str(ds.path) for ds in files)}"))
+            for files, where in selections)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
           file=sys.stderr)
@@ -119,9 +124,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     name = args.name or args.out.name
     provenance = {
-        "data": {"train": str(args.data), "test": str(args.test),
-                 "train_filter": args.train_filter, "test_filter": args.test_filter,
-                 "recipe": data_recipe(args.data)},
+        "data": {**_training_files(args.data), "test": str(args.test),
+                 "train_filter": args.train_filter, "test_filter": args.test_filter},
         "commit": git_commit(),
         "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -185,10 +189,19 @@ def _configs(args: argparse.Namespace, spec: InputSpec,
     return cfg, tc
 
 
-def _mismatch(train_ds: EventDataset, test_ds: EventDataset) -> str | None:
-    """What differs between the training and test files' sensors and classes, if anything."""
+def _mismatch(train_ds: EventDataset, other: EventDataset) -> str | None:
+    """What differs between the (first) training file's sensor and classes and another
+    file's, if anything."""
     for field in ("sensor", "channels", "width", "height", "keys"):
-        a, b = getattr(train_ds, field), getattr(test_ds, field)
+        a, b = getattr(train_ds, field), getattr(other, field)
         if a != b:
-            return f"{field} {b!r} in the test file, {a!r} in the training file"
+            return f"{field} {b!r}, not {a!r}"
     return None
+
+
+def _training_files(paths: list[Path]) -> dict[str, Any]:
+    """The card's record of its training data: the file and the recipe that made it (None
+    without a recipe.json beside it); for several files, a list of each."""
+    if len(paths) == 1:
+        return {"train": str(paths[0]), "recipe": data_recipe(paths[0])}
+    return {"train": [str(p) for p in paths], "recipe": [data_recipe(p) for p in paths]}

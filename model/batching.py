@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -49,38 +49,51 @@ def parse_filter(expr: str | None) -> list[tuple[str, str, bool]]:
 
 def select(ds: EventDataset, where: str | None) -> np.ndarray:
     """Indices of the samples of ``ds`` that ``where`` keeps (all when it is None)."""
-    keep = np.ones(len(ds), bool)
+    return select_files([ds], where)[0]
+
+
+def select_files(datasets: Sequence[EventDataset], where: str | None) -> list[np.ndarray]:
+    """``select`` over several files read as one dataset: the indices each file keeps. A
+    filter's value need occur in one file only, and it must keep a recording of one."""
+    keeps = [np.ones(len(ds), bool) for ds in datasets]
     for field, value, equal in parse_filter(where):
-        values = ds.extra(field).astype(str)
-        if value not in values:
+        values = [ds.extra(field).astype(str) for ds in datasets]
+        if not any(value in v for v in values):
             # An exact match on a value no recording has is always a typo (engine==festival
             # for festival-diphone): it would select nothing, or silently everything.
             raise InputError(f"no recording has {field}={value!r}; its values are "
-                             f"{', '.join(sorted(set(values)))}")
-        keep &= (values == value) == equal
-    if not keep.any():
-        raise InputError(f"{ds.path} has no recordings" if where is None else
-                         f"{where!r} keeps none of the {len(ds)} recordings of {ds.path}")
-    return np.flatnonzero(keep)
+                             f"{', '.join(sorted(set(np.concatenate(values))))}")
+        for keep, v in zip(keeps, values, strict=True):
+            keep &= (v == value) == equal
+    if not any(keep.any() for keep in keeps):
+        files = " + ".join(str(ds.path) for ds in datasets)
+        total = sum(len(ds) for ds in datasets)
+        raise InputError(f"{files} has no recordings" if where is None else
+                         f"{where!r} keeps none of the {total} recordings of {files}")
+    return [np.flatnonzero(keep) for keep in keeps]
 
 
-def load_binned(ds: EventDataset, spec: InputSpec, where: str | None = None,
-                max_bins: int | None = None,
+def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec,
+                where: str | None = None, max_bins: int | None = None,
                 progress: Callable[[int, int], object] | None = None) -> BinnedSet:
-    """Read every (selected) sample of ``ds`` and bin it; recordings longer than
-    ``max_bins`` bins are cut (the paper's fixed-length inputs are about 1 s).
-    ``progress(done, total)`` is called after each recording."""
-    idx = select(ds, where)
+    """Read every (selected) sample of one file, or of several read as one (in order), and
+    bin it; recordings longer than ``max_bins`` bins are cut (the paper's fixed-length inputs
+    are about 1 s). ``progress(done, total)`` is called after each recording."""
+    files = [datasets] if isinstance(datasets, EventDataset) else list(datasets)
+    kept = select_files(files, where)
+    total = sum(len(idx) for idx in kept)
     events, bins = [], []
-    for i in idx:
-        ev, _ = ds[int(i)]
-        if max_bins is not None:
-            ev = ev[ev["t"] < max_bins * spec.dt_us]
-        events.append(ev)
-        bins.append(bin_recording(ev, spec).astype(np.uint8))  # counts stop at MAX_COUNT
-        if progress is not None:
-            progress(len(bins), len(idx))
-    return BinnedSet(events=events, bins=bins, labels=ds.labels[idx].copy())
+    for ds, idx in zip(files, kept, strict=True):
+        for i in idx:
+            ev, _ = ds[int(i)]
+            if max_bins is not None:
+                ev = ev[ev["t"] < max_bins * spec.dt_us]
+            events.append(ev)
+            bins.append(bin_recording(ev, spec).astype(np.uint8))  # counts stop at MAX_COUNT
+            if progress is not None:
+                progress(len(bins), total)
+    labels = np.concatenate([ds.labels[idx] for ds, idx in zip(files, kept, strict=True)])
+    return BinnedSet(events=events, bins=bins, labels=labels)
 
 
 def padded_length(data: BinnedSet) -> int:

@@ -61,3 +61,21 @@ def test_a_filter_that_keeps_nothing_is_refused(ds: EventDataset) -> None:
     with pytest.raises(InputError, match="'engine!=espeak-ng,engine!=festival-hts,"
                                          "engine!=freetts' keeps none of the 4 recordings"):
         load_binned(ds, SPEC, "engine!=espeak-ng,engine!=festival-hts,engine!=freetts")
+
+
+def test_several_files_are_selected_from_as_one(ds: EventDataset, tmp_path: Path) -> None:
+    """A value one file lacks keeps nothing there and is no typo; one no file has is."""
+    events = [make_events("cochlea", t=np.array([0]), channel=np.array([i])) for i in (7, 9)]
+    write_shd(tmp_path / "more.h5", events, [4, 5], keys=[str(i) for i in range(20)],
+              extra={"engine": np.array(["pico", "pico"])}, channels=40)
+    with open_dataset(tmp_path / "more.h5") as more:
+        assert load_binned([ds, more], SPEC).labels.tolist() == [0, 1, 2, 3, 4, 5]
+        assert load_binned([ds, more], SPEC, "engine==pico").labels.tolist() == [4, 5]
+        assert load_binned([ds, more], SPEC, "engine!=espeak-ng").labels.tolist() == [1, 3, 4, 5]
+        assert [b[0].nonzero()[0].tolist() for b in load_binned(
+            [more, ds], SPEC, "engine==pico").bins] == [[7], [9]]
+        with pytest.raises(InputError, match="its values are espeak-ng, festival-hts, freetts, "
+                                             "pico"):
+            load_binned([ds, more], SPEC, "engine==festival")
+        with pytest.raises(InputError, match=r"keeps none of the 6 recordings of \S+d.h5 \+ "):
+            load_binned([ds, more], SPEC, "engine==pico,engine==freetts")

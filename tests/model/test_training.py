@@ -15,7 +15,7 @@ from model.augment import (
     random_shift,
     shift_and_mask,
 )
-from model.datasets import write_shd
+from model.datasets import open_dataset, write_shd
 from model.samples import read_index
 from model.spec import InputSpec
 from model.synthetic import order_task
@@ -66,7 +66,7 @@ def test_train_refuses_an_unknown_preset_or_a_test_file_of_other_classes(order_d
     write_shd(tmp_path / "other.h5", events, labels, keys=["w", "x", "y", "z"], channels=40)
     args[args.index("--test") + 1] = str(tmp_path / "other.h5")
     assert main(args) == 2
-    assert "keys ['w', 'x', 'y', 'z'] in the test file" in capsys.readouterr().err
+    assert "keys ['w', 'x', 'y', 'z'], not ['ab', 'ba', 'cd', 'dc']" in capsys.readouterr().err
     assert main([*train_args(order_data, tmp_path / "ck", 1), "--train-filter", "engine==x"]) == 2
     assert re.search(r"no metadata field 'engine'; \S+ has speaker", capsys.readouterr().err)
     assert not (tmp_path / "ck").exists()
@@ -98,6 +98,41 @@ def test_a_stopped_run_resumes_to_the_parameters_of_an_unbroken_one(order_data, 
     assert main(train_args(order_data, tmp_path / "unbroken", 4)) == 0
     resumed, unbroken = (checkpoint.load(tmp_path / d).params for d in ("ck", "unbroken"))
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, resumed, unbroken))
+
+
+def test_several_training_files_train_as_one_file_of_them_all(order_data, tmp_path, capsys):
+    """The training file in two parts, in folders of their own (one beside a recipe): the
+    run of the whole file, and the card names each part and its recipe."""
+    with open_dataset(order_data / "train.h5") as whole:
+        recordings = [whole[i][0] for i in range(len(whole))]
+        labels, speakers = whole.labels, whole.extra("speaker")
+    parts = [tmp_path / "a" / "train.h5", tmp_path / "b" / "train.h5"]
+    for part, sel in zip(parts, (slice(0, 200), slice(200, None)), strict=True):
+        part.parent.mkdir()
+        write_shd(part, recordings[sel], labels[sel], keys=["ab", "ba", "cd", "dc"],
+                  channels=40, extra={"speaker": speakers[sel]})
+    (tmp_path / "a" / "recipe.json").write_text(json.dumps({"part": "a"}))
+    args = train_args(order_data, tmp_path / "parts", 1)
+    data = args.index("--data") + 1
+    args[data:data + 1] = [str(p) for p in parts]
+    assert main(args) == 0
+    card = checkpoint.read_card(tmp_path / "parts")
+    assert card.provenance["data"]["train"] == [str(p) for p in parts]
+    assert card.provenance["data"]["recipe"] == [{"part": "a"}, None]
+    # the same data, in the same order: the whole file's run, which finds it done already
+    capsys.readouterr()
+    assert main(train_args(order_data, tmp_path / "parts", 1)) == 0
+    assert "has done its 1 epochs already" in capsys.readouterr().err
+    assert main(train_args(order_data, tmp_path / "whole", 1)) == 0
+    split, whole_run = (checkpoint.load(tmp_path / d).params for d in ("parts", "whole"))
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, split, whole_run))
+    write_shd(tmp_path / "other.h5", recordings[:4], labels[:4], keys=["w", "x", "y", "z"],
+              channels=40)
+    args[args.index("--out") + 1] = str(tmp_path / "refused")
+    assert main([*args[:2], str(tmp_path / "other.h5"), *args[2:]]) == 2
+    assert (f"{parts[0]} does not match {tmp_path / 'other.h5'}: keys ['ab', 'ba', 'cd', 'dc'], "
+            "not ['w', 'x', 'y', 'z']" in capsys.readouterr().err)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_a_fresh_run_into_a_shipped_checkpoint_starts_a_fresh_log(order_data, tmp_path):

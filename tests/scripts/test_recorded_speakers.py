@@ -56,12 +56,16 @@ def test_each_prediction_is_paired_with_its_take(takes: Path, ckpt: Path, shift:
     assert result["unseen_speakers_accuracy"] == accuracy
 
 
+VOICES = {"train": ["espeak-ng/m1", "recorded/ann"], "test": ["recorded/bob"]}
+
+
+# One training file's recipe, or each file's of several (the second without one).
+@pytest.mark.parametrize("recipe", [{"voices": VOICES}, [{"voices": VOICES}, None]])
 def test_speakers_heard_in_training_are_marked_and_left_out_of_unseen(
-        takes: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        takes: Path, ckpt: Path, recipe: object, monkeypatch: pytest.MonkeyPatch) -> None:
     trained = load(ckpt)
-    voices = {"train": ["espeak-ng/m1", "recorded/ann"], "test": ["recorded/bob"]}
     save(ckpt, trained.card.model_copy(
-        update={"provenance": {"data": {"recipe": {"voices": voices}}}}), trained.params)
+        update={"provenance": {"data": {"recipe": recipe}}}), trained.params)
     ann = np.array([t.speaker == "ann" for t in chosen_takes(str(takes), 1)])
     monkeypatch.setattr(evaluation, "predict", lambda params, cfg, spec, data:
                         SimpleNamespace(predicted=np.where(ann, data.labels, 19)))
