@@ -10,7 +10,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on an HDF5 test file")
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, nargs="+", metavar="TEST",
+                   help="test HDF5; several are read as one, in order")
     p.add_argument("--filter", help="keep samples by metadata, e.g. engine==festival-hts")
     p.add_argument("--by", action="append", default=[], metavar="FIELD",
                    help="also report the accuracy per value of this metadata field, e.g. "
@@ -28,22 +29,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from cli.progress import progress_bar, tracker
     from cli.provenance import git_commit, machine
     from model import checkpoint
-    from model.batching import select
+    from model.batching import file_names, select_files
     from model.datasets import open_dataset
     from model.evaluation import evaluate, load_as_trained
     from model.plots import plot_confusion, plot_early_accuracy
 
     ckpt = checkpoint.load(args.checkpoint)
     spec = ckpt.card.input
-    ds = open_dataset(args.data)
+    files = [open_dataset(path) for path in args.data]
     # refused before any work: a malformed filter, one that keeps nothing, an unknown field
-    kept = select(ds, args.filter)
-    groups = {field: ds.extra(field)[kept].astype(str) for field in args.by}
+    kept = select_files(files, args.filter)
+    groups = {field: np.concatenate([ds.extra(field)[idx].astype(str)
+                                     for ds, idx in zip(files, kept, strict=True)])
+              for field in args.by}
     with progress_bar() as bar:
-        data = load_as_trained(ds, ckpt.card, args.filter, tracker(bar, f"binning {ds.path}"))
+        data = load_as_trained(files, ckpt.card, args.filter, tracker(
+            bar, f"binning {file_names(files)}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
                        groups=groups)
     metrics["command"] = args.command_line

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from model import checkpoint
     from model.augment import EventAugment
-    from model.batching import load_binned, select_files
+    from model.batching import file_names, load_binned, select_files
     from model.datasets import open_dataset
     from model.errors import InputError
     from model.plots import plot_training
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar() as bar:
         train_set, test_set = (
             load_binned(files, spec, where, tc.max_bins,
-                        tracker(bar, f"binning {' + '.join(str(ds.path) for ds in files)}"))
+                        tracker(bar, f"binning {file_names(files)}"))
             for files, where in selections)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",

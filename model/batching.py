@@ -66,11 +66,16 @@ def select_files(datasets: Sequence[EventDataset], where: str | None) -> list[np
         for keep, v in zip(keeps, values, strict=True):
             keep &= (v == value) == equal
     if not any(keep.any() for keep in keeps):
-        files = " + ".join(str(ds.path) for ds in datasets)
+        files = file_names(datasets)
         total = sum(len(ds) for ds in datasets)
         raise InputError(f"{files} has no recordings" if where is None else
                          f"{where!r} keeps none of the {total} recordings of {files}")
     return [np.flatnonzero(keep) for keep in keeps]
+
+
+def file_names(datasets: Sequence[EventDataset]) -> str:
+    """Several files read as one, as messages name them: their paths joined by " + "."""
+    return " + ".join(str(ds.path) for ds in datasets)
 
 
 def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec,

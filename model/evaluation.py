@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.batching import BinnedSet, batches, load_binned
-from model.datasets import open_dataset
+from model.datasets import EventDataset, open_dataset
 from model.errors import InputError
 from model.network import Params, synaptic_ops
 from model.spec import InputSpec, ModelConfig, ScanMethod
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from model.checkpoint import Checkpoint, ModelCard
-    from model.datasets import EventDataset
 
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -39,14 +38,17 @@ def data_fits_model(ds: EventDataset, card: ModelCard) -> None:
                              f"{card.name!r} takes {value!r}")
 
 
-def load_as_trained(ds: EventDataset, card: ModelCard, where: str | None = None,
+def load_as_trained(datasets: EventDataset | Sequence[EventDataset], card: ModelCard,
+                    where: str | None = None,
                     progress: Callable[[int, int], object] | None = None) -> BinnedSet:
-    """The recordings of ``ds`` (those ``where`` keeps) as ``card``'s model was trained and
-    scored on them: its binning, cut where training cut them (``training.max_bins``), after
-    checking the file fits the model (``data_fits_model``)."""
-    data_fits_model(ds, card)
+    """The recordings of one file, or of several read as one (those ``where`` keeps), as
+    ``card``'s model was trained and scored on them: its binning, cut where training cut them
+    (``training.max_bins``), after checking each file fits the model (``data_fits_model``)."""
+    files = [datasets] if isinstance(datasets, EventDataset) else list(datasets)
+    for ds in files:
+        data_fits_model(ds, card)
     max_bins = card.training.max_bins if card.training else None
-    return load_binned(ds, card.input, where, max_bins, progress)
+    return load_binned(files, card.input, where, max_bins, progress)
 
 
 def dense_macs_per_bin(cfg: ModelConfig) -> int:

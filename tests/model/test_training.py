@@ -100,17 +100,24 @@ def test_a_stopped_run_resumes_to_the_parameters_of_an_unbroken_one(order_data, 
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, resumed, unbroken))
 
 
+def split_file(path, first, out):
+    """``path`` (SHD layout) as two files: its first ``first`` recordings in ``out/a``, the
+    rest in ``out/b``, each under ``path``'s name."""
+    with open_dataset(path) as whole:
+        recordings = [whole[i][0] for i in range(len(whole))]
+        labels, speakers = whole.labels, whole.extra("speaker")
+    parts = [out / "a" / path.name, out / "b" / path.name]
+    for part, sel in zip(parts, (slice(0, first), slice(first, None)), strict=True):
+        part.parent.mkdir(exist_ok=True)
+        write_shd(part, recordings[sel], labels[sel], keys=whole.keys, channels=40,
+                  extra={"speaker": speakers[sel]})
+    return parts
+
+
 def test_several_training_files_train_as_one_file_of_them_all(order_data, tmp_path, capsys):
     """The training file in two parts, in folders of their own (one beside a recipe): the
     run of the whole file, and the card names each part and its recipe."""
-    with open_dataset(order_data / "train.h5") as whole:
-        recordings = [whole[i][0] for i in range(len(whole))]
-        labels, speakers = whole.labels, whole.extra("speaker")
-    parts = [tmp_path / "a" / "train.h5", tmp_path / "b" / "train.h5"]
-    for part, sel in zip(parts, (slice(0, 200), slice(200, None)), strict=True):
-        part.parent.mkdir()
-        write_shd(part, recordings[sel], labels[sel], keys=["ab", "ba", "cd", "dc"],
-                  channels=40, extra={"speaker": speakers[sel]})
+    parts = split_file(order_data / "train.h5", 200, tmp_path)
     (tmp_path / "a" / "recipe.json").write_text(json.dumps({"part": "a"}))
     args = train_args(order_data, tmp_path / "parts", 1)
     data = args.index("--data") + 1
@@ -126,8 +133,8 @@ def test_several_training_files_train_as_one_file_of_them_all(order_data, tmp_pa
     assert main(train_args(order_data, tmp_path / "whole", 1)) == 0
     split, whole_run = (checkpoint.load(tmp_path / d).params for d in ("parts", "whole"))
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, split, whole_run))
-    write_shd(tmp_path / "other.h5", recordings[:4], labels[:4], keys=["w", "x", "y", "z"],
-              channels=40)
+    events, labels = order_task(16, np.random.default_rng(1))
+    write_shd(tmp_path / "other.h5", events, labels, keys=["w", "x", "y", "z"], channels=40)
     args[args.index("--out") + 1] = str(tmp_path / "refused")
     assert main([*args[:2], str(tmp_path / "other.h5"), *args[2:]]) == 2
     assert (f"{parts[0]} does not match {tmp_path / 'other.h5'}: keys ['ab', 'ba', 'cd', 'dc'], "
@@ -187,6 +194,25 @@ def test_eval_by_a_metadata_field_reports_each_values_accuracy(order_data, tmp_p
     assert "speaker bob: accuracy" in capsys.readouterr().out
     assert main([*eval_args, "--by", "engine"]) == 2
     assert "no metadata field 'engine'; " in capsys.readouterr().err
+
+
+def test_eval_of_several_files_is_eval_of_one_file_of_them_all(order_data, tmp_path, capsys):
+    main(train_args(order_data, tmp_path / "ck", 2))
+    parts = split_file(order_data / "test.h5", 50, tmp_path)
+    scores = []
+    for data in ([order_data / "test.h5"], parts):
+        capsys.readouterr()
+        assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data", *map(str, data),
+                     "--by", "speaker", "--filter", "speaker!=bob", "--json"]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        scores.append({k: metrics[k] for k in ("samples", "accuracy", "confusion", "accuracy_by",
+                                               "synops_per_sample")})
+    assert scores[0] == scores[1] and scores[0]["samples"] == 64
+    events, labels = order_task(16, np.random.default_rng(1))
+    write_shd(tmp_path / "other.h5", events, labels, keys=["w", "x", "y", "z"], channels=40)
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data", str(parts[0]),
+                 str(tmp_path / "other.h5")]) == 2
+    assert f"{tmp_path / 'other.h5'} has keys ['w', 'x', 'y', 'z']" in capsys.readouterr().err
 
 
 def test_samples_are_chosen_among_the_recordings_a_filter_keeps(order_data, tmp_path, capsys):
