@@ -73,6 +73,11 @@ def select_files(datasets: Sequence[EventDataset], where: str | None) -> list[np
     return [np.flatnonzero(keep) for keep in keeps]
 
 
+def as_files(datasets: EventDataset | Sequence[EventDataset]) -> list[EventDataset]:
+    """One file, or several read as one, as the list of them."""
+    return [datasets] if isinstance(datasets, EventDataset) else list(datasets)
+
+
 def file_names(datasets: Sequence[EventDataset]) -> str:
     """Several files read as one, as messages name them: their paths joined by " + "."""
     return " + ".join(str(ds.path) for ds in datasets)
@@ -84,7 +89,7 @@ def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec
     """Read every (selected) sample of one file, or of several read as one (in order), and
     bin it; recordings longer than ``max_bins`` bins are cut (the paper's fixed-length inputs
     are about 1 s). ``progress(done, total)`` is called after each recording."""
-    files = [datasets] if isinstance(datasets, EventDataset) else list(datasets)
+    files = as_files(datasets)
     kept = select_files(files, where)
     total = sum(len(idx) for idx in kept)
     events, bins = [], []

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.batching import BinnedSet, batches, load_binned
-from model.datasets import EventDataset, open_dataset
+from model.batching import BinnedSet, as_files, batches, load_binned
+from model.datasets import open_dataset
 from model.errors import InputError
 from model.network import Params, synaptic_ops
 from model.spec import InputSpec, ModelConfig, ScanMethod
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from model.checkpoint import Checkpoint, ModelCard
+    from model.datasets import EventDataset
 
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -44,7 +45,7 @@ def load_as_trained(datasets: EventDataset | Sequence[EventDataset], card: Model
     """The recordings of one file, or of several read as one (those ``where`` keeps), as
     ``card``'s model was trained and scored on them: its binning, cut where training cut them
     (``training.max_bins``), after checking each file fits the model (``data_fits_model``)."""
-    files = [datasets] if isinstance(datasets, EventDataset) else list(datasets)
+    files = as_files(datasets)
     for ds in files:
         data_fits_model(ds, card)
     max_bins = card.training.max_bins if card.training else None
