@@ -33,25 +33,25 @@ def trial(take: Take) -> int:
 
 
 def replica_part(take: Take) -> str | None:
+    n = trial(take)
     if take.speaker in TEST_SPEAKERS:
-        return "test" if trial(take) < 10 else None
-    return "train" if trial(take) < 15 else ("more-a" if trial(take) % 2 else "more-b")
+        return "test" if n < 10 else None
+    return "train" if n < 15 else ("more-a" if n % 2 else "more-b")
 
 
-def speaker_parts(takes: tuple[Take, ...]) -> dict[Take, str]:
+def speaker_parts(takes: tuple[Take, ...]) -> dict[Take, str | None]:
     words = defaultdict(list)
     for take in takes:
         words[take.speaker, take.label].append(take)
     fewest = defaultdict(lambda: 10**6)
     for (speaker, _), its in words.items():
         fewest[speaker] = min(fewest[speaker], len(its))
-    parts = {}
+    parts: dict[Take, str | None] = {}
     for (speaker, _), its in words.items():
+        if speaker in TEST_SPEAKERS:  # the replica's test takes
+            parts.update((take, replica_part(take)) for take in its)
+            continue
         for rank, take in enumerate(sorted(its, key=trial)):
-            if speaker in TEST_SPEAKERS:
-                if trial(take) < 10:
-                    parts[take] = "test"
-                continue
             for name, ranks in RANKS.items():
                 if rank in ranks and fewest[speaker] >= ranks.stop:
                     parts[take] = f"{speaker}/{name}"
