@@ -85,10 +85,11 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
                         "e.g. espeak-ng freetts mbrola; `recorded` alone: only the speakers of "
                         "--recordings")
     p.add_argument("--recordings", type=Path,
-                   help="real speakers too: a folder of recorded takes, named "
-                        "<digit>_<speaker>_<n>.wav (the Free Spoken Digit Dataset, AudioMNIST) "
-                        "or in <speaker>/<class key>/ folders; its speakers take turns as the "
-                        "`recorded` engine")
+                   help="real speakers too: a folder of recorded takes, named as the Free "
+                        "Spoken Digit Dataset and AudioMNIST (<digit>_<speaker>_<n>.wav), the "
+                        "Heidelberg Digits or Speech Commands (<word>/<speaker>_nohash_<n>.wav) "
+                        "name them, or in <speaker>/<class key>/ folders; its speakers take "
+                        "turns as the `recorded` engine")
     p.add_argument("--recorded-test", nargs="+", default=(), metavar="SPEAKER",
                    help="recorded speakers held out for the test split (default: none)")
     p.add_argument("--recorded-turns", type=count, default=1, metavar="K",

@@ -1,7 +1,7 @@
 """A spoken-digits checkpoint on recorded speakers, per speaker: every take of a corpus in the
 layouts of ``model/recorded_speech.py`` (the Free Spoken Digit Dataset's and AudioMNIST's
-``<digit>_<speaker>_<n>.wav``, the Heidelberg Digits' ``lang-..._speaker-NN_...``, or
-``<speaker>/<class key>/`` folders).
+``<digit>_<speaker>_<n>.wav``, the Heidelberg Digits' ``lang-..._speaker-NN_...``, Speech
+Commands' ``<word>/<hash>_nohash_<n>.wav``, or ``<speaker>/<class key>/`` folders).
 
 Each take is prepared as every training word was and encoded by the cochlea (the spike stage
 of the corpus's i-th take draws from ``(seed, i)``), then classified. SHD's classes hold every

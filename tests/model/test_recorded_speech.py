@@ -69,6 +69,18 @@ def test_speaker_folders_take_any_class_key_german_included(tmp_path: Path) -> N
                                             rs.Take("anna/zero/b.wav", 0, "anna"))
 
 
+def test_speech_commands_digit_words_are_takes_and_its_other_words_are_skipped(
+        tmp_path: Path) -> None:
+    commands = tmp_path / "speech_commands_v0.02"
+    _word(commands / "seven" / "0a7c2a8d_nohash_1.wav", 7, 0)
+    _word(commands / "zero" / "b87bdb22_nohash_0.wav", 0, 1)
+    _word(commands / "bed" / "0a7c2a8d_nohash_0.wav", 3, 0)  # a word that is no class
+    _word(commands / "_background_noise_" / "pink_noise.wav", 3, 2)
+    assert rs.find_takes(str(tmp_path)) == (
+        rs.Take("speech_commands_v0.02/seven/0a7c2a8d_nohash_1.wav", 7, "0a7c2a8d"),
+        rs.Take("speech_commands_v0.02/zero/b87bdb22_nohash_0.wav", 0, "b87bdb22"))
+
+
 @pytest.mark.parametrize(("layout", "message"), [
     ("anna/fuenff/a.wav", "folder 'fuenff' is not a class key"),
     ("notes.txt", "no recorded takes under"),
