@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                      for ds, idx in zip(files, kept, strict=True)])
               for field in args.by}
     with progress_bar() as bar:
-        data = load_as_trained(files, ckpt.card, args.filter, tracker(
+        data = load_as_trained(files, ckpt.card, kept, tracker(
             bar, f"binning {file_names(files)}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
                        groups=groups)

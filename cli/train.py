@@ -100,14 +100,15 @@ def run(args: argparse.Namespace) -> int:
     if args.dropout and cfg.n_layers < 3:
         raise InputError(f"--dropout acts on the layers between the first and the last; a "
                          f"{cfg.n_layers}-layer network has none (add --neurons for a third)")
-    selections = ((train_files, args.train_filter), ([test_ds], args.test_filter))
-    for files, where in selections:  # refused before any work: malformed, or keeps nothing
-        select_files(files, where)
+    # refused before any work: a malformed filter, or one that keeps nothing
+    selections = [(files, select_files(files, where))
+                  for files, where in ((train_files, args.train_filter),
+                                       ([test_ds], args.test_filter))]
     with progress_bar() as bar:
         train_set, test_set = (
-            load_binned(files, spec, where, tc.max_bins,
+            load_binned(files, spec, kept, tc.max_bins,
                         tracker(bar, f"binning {file_names(files)}"))
-            for files, where in selections)
+            for files, kept in selections)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
           file=sys.stderr)

@@ -84,13 +84,15 @@ def file_names(datasets: Sequence[EventDataset]) -> str:
 
 
 def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec,
-                where: str | None = None, max_bins: int | None = None,
+                kept: Sequence[np.ndarray] | None = None, max_bins: int | None = None,
                 progress: Callable[[int, int], object] | None = None) -> BinnedSet:
-    """Read every (selected) sample of one file, or of several read as one (in order), and
-    bin it; recordings longer than ``max_bins`` bins are cut (the paper's fixed-length inputs
+    """Read the samples of one file, or of several read as one (in order), and bin them:
+    ``kept`` holds, per file, the indices to read (``select_files``' answer; default every
+    sample). Recordings longer than ``max_bins`` bins are cut (the paper's fixed-length inputs
     are about 1 s). ``progress(done, total)`` is called after each recording."""
     files = as_files(datasets)
-    kept = select_files(files, where)
+    if kept is None:
+        kept = [np.arange(len(ds)) for ds in files]
     total = sum(len(idx) for idx in kept)
     events, bins = [], []
     for ds, idx in zip(files, kept, strict=True):

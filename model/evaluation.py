@@ -40,16 +40,17 @@ def data_fits_model(ds: EventDataset, card: ModelCard) -> None:
 
 
 def load_as_trained(datasets: EventDataset | Sequence[EventDataset], card: ModelCard,
-                    where: str | None = None,
+                    kept: Sequence[np.ndarray] | None = None,
                     progress: Callable[[int, int], object] | None = None) -> BinnedSet:
-    """The recordings of one file, or of several read as one (those ``where`` keeps), as
-    ``card``'s model was trained and scored on them: its binning, cut where training cut them
-    (``training.max_bins``), after checking each file fits the model (``data_fits_model``)."""
+    """The recordings of one file, or of several read as one (per file the indices ``kept``,
+    as ``select_files`` gives them; default all), as ``card``'s model was trained and scored
+    on them: its binning, cut where training cut them (``training.max_bins``), after checking
+    each file fits the model (``data_fits_model``)."""
     files = as_files(datasets)
     for ds in files:
         data_fits_model(ds, card)
     max_bins = card.training.max_bins if card.training else None
-    return load_binned(files, card.input, where, max_bins, progress)
+    return load_binned(files, card.input, kept, max_bins, progress)
 
 
 def dense_macs_per_bin(cfg: ModelConfig) -> int:

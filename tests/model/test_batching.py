@@ -1,4 +1,4 @@
-"""model/batching.py: selecting recordings by metadata."""
+"""model/batching.py: selecting recordings by metadata, and reading the selected ones."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.batching import load_binned, parse_filter
+from model.batching import load_binned, parse_filter, select_files
 from model.datasets import EventDataset, open_dataset, write_shd
 from model.errors import InputError
 from model.events import make_events
@@ -15,6 +15,11 @@ from model.spec import InputSpec
 
 SPEC = InputSpec(sensor="cochlea", channels=40, dt_us=5000)
 ENGINES = ["espeak-ng", "festival-hts", "espeak-ng", "freetts"]
+
+
+def labels_kept(files: list[EventDataset], where: str | None) -> list[int]:
+    """The labels of the recordings ``where`` keeps, as read."""
+    return load_binned(files, SPEC, select_files(files, where)).labels.tolist()
 
 
 @pytest.fixture
@@ -35,7 +40,7 @@ def ds(tmp_path: Path) -> EventDataset:
 ])
 def test_a_filter_keeps_the_recordings_whose_field_matches(ds: EventDataset, where: str | None,
                                                             labels: list[int]) -> None:
-    assert load_binned(ds, SPEC, where).labels.tolist() == labels
+    assert labels_kept([ds], where) == labels
 
 
 @pytest.mark.parametrize("where", ["engine==festival", "engine!=festival"])
@@ -43,7 +48,7 @@ def test_a_value_no_recording_has_is_refused_with_the_values_there_are(
         ds: EventDataset, where: str) -> None:
     with pytest.raises(ValueError, match="no recording has engine='festival'; its values are "
                                          "espeak-ng, festival-hts, freetts"):
-        load_binned(ds, SPEC, where)
+        select_files([ds], where)
 
 
 @pytest.mark.parametrize("expr", ["engine=espeak-ng", "engine==freetts,", "engine==a,,b==c"])
@@ -54,13 +59,13 @@ def test_a_condition_without_an_operator_is_refused(expr: str) -> None:
 
 def test_a_field_the_file_lacks_is_refused_with_the_fields_it_has(ds: EventDataset) -> None:
     with pytest.raises(ValueError, match=r"no metadata field 'voice'; .* has engine"):
-        load_binned(ds, SPEC, "voice==kal_diphone")
+        select_files([ds], "voice==kal_diphone")
 
 
 def test_a_filter_that_keeps_nothing_is_refused(ds: EventDataset) -> None:
     with pytest.raises(InputError, match="'engine!=espeak-ng,engine!=festival-hts,"
                                          "engine!=freetts' keeps none of the 4 recordings"):
-        load_binned(ds, SPEC, "engine!=espeak-ng,engine!=festival-hts,engine!=freetts")
+        select_files([ds], "engine!=espeak-ng,engine!=festival-hts,engine!=freetts")
 
 
 def test_several_files_are_selected_from_as_one(ds: EventDataset, tmp_path: Path) -> None:
@@ -70,12 +75,12 @@ def test_several_files_are_selected_from_as_one(ds: EventDataset, tmp_path: Path
               extra={"engine": np.array(["pico", "pico"])}, channels=40)
     with open_dataset(tmp_path / "more.h5") as more:
         assert load_binned([ds, more], SPEC).labels.tolist() == [0, 1, 2, 3, 4, 5]
-        assert load_binned([ds, more], SPEC, "engine==pico").labels.tolist() == [4, 5]
-        assert load_binned([ds, more], SPEC, "engine!=espeak-ng").labels.tolist() == [1, 3, 4, 5]
+        assert labels_kept([ds, more], "engine==pico") == [4, 5]
+        assert labels_kept([ds, more], "engine!=espeak-ng") == [1, 3, 4, 5]
         assert [b[0].nonzero()[0].tolist() for b in load_binned(
-            [more, ds], SPEC, "engine==pico").bins] == [[7], [9]]
+            [more, ds], SPEC, select_files([more, ds], "engine==pico")).bins] == [[7], [9]]
         with pytest.raises(InputError, match="its values are espeak-ng, festival-hts, freetts, "
                                              "pico"):
-            load_binned([ds, more], SPEC, "engine==festival")
+            select_files([ds, more], "engine==festival")
         with pytest.raises(InputError, match=r"keeps none of the 6 recordings of \S+d.h5 \+ "):
-            load_binned([ds, more], SPEC, "engine==pico,engine==freetts")
+            select_files([ds, more], "engine==pico,engine==freetts")
