@@ -132,7 +132,9 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
         help="your own labelled recordings (ROOT/<class>/*.wav), cochlea-encoded, for s5rf eval",
         description="Encode real recordings with the cochlea into one SHD-layout file that "
         "`s5rf eval` scores. ROOT holds a folder per class named by SHD's keys (zero ... nine, "
-        "null ... neun; `fuenf` for fünf) with WAV, FLAC, OGG or AIFF files of any sample rate.",
+        "null ... neun; `fuenf` for fünf) with WAV, FLAC, OGG or AIFF files of any sample rate. "
+        "Resumable: each file's events are kept in OUT.parts/ until OUT is written; rerun "
+        "after an interruption to continue.",
     )
     p.add_argument("root", type=Path, help="folder of class folders")
     p.add_argument("--out", type=Path, required=True, help="output HDF5 file")

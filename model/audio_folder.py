@@ -5,15 +5,21 @@ Each file takes the path of the synthetic dataset's words, without the augmentat
 mono, resampled to 32 kHz, leading and trailing silence trimmed, 0.1 s of silence after it,
 then the cochlea (resampled to 48 kHz, RMS-normalised, windowed, zero-padded). The spike
 stage is stochastic; file i draws from ``(seed, i)``, so the output is the same on every run.
+Each file's events are kept in ``OUT.parts/`` as they are made, so a run that stops (a crash, a
+full disk, Ctrl-C) resumes where it was when run again; the folder goes once ``OUT`` is written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import multiprocessing
+import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,24 +105,61 @@ def encode_file_draws(path: Path, rngs: Sequence[np.random.Generator],
 def encode_files(jobs: Sequence[tuple[Path, int]], seeds: Sequence[int], *,
                  channels: int = CHANNELS, workers: int = 1,
                  progress: Callable[[int, int], None] | None = None,
-                 ) -> list[list[np.ndarray]]:
+                 parts: Path | None = None) -> list[list[np.ndarray]]:
     """Each ``(file, index)`` of ``jobs`` encoded (``encode_file_draws``) under each of
     ``seeds``, its spike stage drawn from ``(seed, index)``: per file, one event array per
     seed, in order. ``workers`` processes share the files; the output does not depend on
-    them. ``progress(done, total)`` after each file."""
+    them. ``progress(done, total)`` after each file. ``parts``: a folder that keeps each
+    job's events as they are made; a later call takes back those made of the same file
+    (path, size and time), index, seeds and channels, and encodes the rest."""
+    keys = [_part_key(job, seeds, channels) for job in jobs]
+    done = {k: draws for k, key in enumerate(keys)
+            if parts is not None and (draws := _load_part(parts, k, key)) is not None}
+    todo = [k for k in range(len(jobs)) if k not in done]
     encode = functools.partial(_encode_job, seeds=tuple(seeds), channels=channels)
+    if parts is not None:
+        parts.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         run: Callable[..., Iterable[list[np.ndarray]]] = map
-        if workers > 1:
+        if workers > 1 and len(todo) > 1:
             # spawn, not fork: numba's threads and rich's refresh thread do not survive a fork
             pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
             run = functools.partial(pool.imap, chunksize=4)
-        encoded = []
-        for draws in run(encode, jobs):
-            encoded.append(draws)
+        for k, draws in zip(todo, run(encode, [jobs[k] for k in todo]), strict=True):
+            done[k] = draws
+            if parts is not None:
+                _save_part(parts, k, keys[k], draws)
             if progress is not None:
-                progress(len(encoded), len(jobs))
-    return encoded
+                progress(len(done), len(jobs))
+    return [done[k] for k in range(len(jobs))]
+
+
+def _part_key(job: tuple[Path, int], seeds: Sequence[int], channels: int) -> str:
+    """What a part's events depend on: its file (as it is now), index, seeds and channels."""
+    path, index = job
+    stat = path.stat()
+    return json.dumps({"file": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                       "index": index, "seeds": list(seeds), "channels": channels})
+
+
+def _part_path(parts: Path, k: int) -> Path:
+    return parts / f"{k:06d}.npz"
+
+
+def _load_part(parts: Path, k: int, key: str) -> list[np.ndarray] | None:
+    """Job ``k``'s draws from ``parts``, if they are there and were made as ``key`` says."""
+    with contextlib.suppress(FileNotFoundError), np.load(_part_path(parts, k)) as f:
+        if str(f["key"]) == key:
+            return [f[name] for name in sorted(f.files) if name.startswith("draw_")]
+    return None
+
+
+def _save_part(parts: Path, k: int, key: str, draws: Sequence[np.ndarray]) -> None:
+    path = _part_path(parts, k)
+    tmp = path.with_suffix(".tmp.npz")
+    arrays: dict[str, Any] = {f"draw_{d:03d}": events for d, events in enumerate(draws)}
+    np.savez(tmp, key=key, **arrays)
+    os.replace(tmp, path)  # atomic: a run killed while saving never leaves half a file
 
 
 def _encode_job(job: tuple[Path, int], seeds: tuple[int, ...], channels: int,
@@ -130,7 +173,8 @@ def encode_folder(root: str | Path, out: str | Path, keys: Sequence[str], *, see
                   channels: int = CHANNELS, workers: int = 1,
                   progress: Callable[[int, int], None] | None = None) -> list[tuple[Path, int]]:
     """Encode every file of ``root`` (see ``find_files``) into ``out`` (SHD layout, the files'
-    paths relative to ``root`` in ``extra/file``); returns the (file, label) pairs in order."""
+    paths relative to ``root`` in ``extra/file``); returns the (file, label) pairs in order.
+    Resumable: see the module's docstring."""
     return encode_folder_seeds(root, {seed: out}, keys, channels=channels, workers=workers,
                                progress=progress)
 
@@ -141,13 +185,15 @@ def encode_folder_seeds(root: str | Path, outs: Mapping[int, str | Path], keys: 
                         ) -> list[tuple[Path, int]]:
     """``encode_folder`` under several seeds, into one file each (``outs``: seed -> file),
     each recording's deterministic stages computed once for all of them. File i's spikes
-    draw from ``(seed, i)``."""
+    draw from ``(seed, i)``. The parts folder is the first output's, with ``.parts`` added."""
     root = Path(root)
     files = find_files(root, keys)
+    parts = Path(f"{next(iter(outs.values()))}.parts")
     encoded = encode_files([(path, i) for i, (path, _) in enumerate(files)], list(outs),
-                           channels=channels, workers=workers, progress=progress)
+                           channels=channels, workers=workers, progress=progress, parts=parts)
     names = np.array([str(path.relative_to(root)) for path, _ in files])
     for k, out in enumerate(outs.values()):
         write_shd(out, [draws[k] for draws in encoded], [label for _, label in files],
                   keys=keys, channels=channels, extra={"file": names})
+    shutil.rmtree(parts)
     return files

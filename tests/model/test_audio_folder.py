@@ -89,6 +89,68 @@ def test_two_processes_write_what_one_writes_and_report_each_file(folder: Path,
         assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
 
 
+def _count_encodings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files encoded from here on (in this process: one worker)."""
+    from model import audio_folder
+
+    encoded: list[str] = []
+    encode = audio_folder.encode_file_draws
+
+    def counted(path: Path, *args: object) -> list[np.ndarray]:
+        encoded.append(path.name)
+        return encode(path, *args)
+
+    monkeypatch.setattr(audio_folder, "encode_file_draws", counted)
+    return encoded
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    with open_dataset(a) as x, open_dataset(b) as y:
+        return (list(x.labels) == list(y.labels) and len(x) == len(y)
+                and all(np.array_equal(x[i][0], y[i][0]) for i in range(len(x))))
+
+
+def test_a_run_that_stopped_resumes_with_the_files_it_had_encoded(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A silent file, last in order, stops the run; once it is gone the rerun encodes
+    nothing again and writes what one uninterrupted run writes."""
+    fresh = tmp_path / "fresh.h5"
+    encode_folder(folder, fresh, KEYS, channels=CHANNELS)
+    silent = folder / "zwei" / "quiet.wav"
+    silent.parent.mkdir()
+    soundfile.write(silent, np.zeros(1600), 16_000)
+    out = tmp_path / "resumed.h5"
+    with pytest.raises(ValueError, match="silent"):
+        encode_folder(folder, out, KEYS, channels=CHANNELS)
+    assert not out.exists()
+    assert len(list(Path(f"{out}.parts").glob("*.npz"))) == 3
+    silent.unlink()
+    encoded = _count_encodings(monkeypatch)
+    done: list[tuple[int, int]] = []
+    encode_folder(folder, out, KEYS, channels=CHANNELS,
+                  progress=lambda n, total: done.append((n, total)))
+    assert encoded == [] and done == []  # nothing left to encode, so nothing to report
+    assert _same_file(out, fresh)
+    assert not Path(f"{out}.parts").exists()
+
+
+def test_parts_of_a_changed_file_or_another_seed_are_encoded_anew(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model.audio_folder import encode_files
+
+    jobs = [(path, i) for i, (path, _) in enumerate(find_files(folder, KEYS))]
+    parts = tmp_path / "parts"
+    first = encode_files(jobs, [0], channels=CHANNELS, parts=parts)
+    soundfile.write(folder / "zero" / "a.wav", _word(8000, 500), 8000)  # re-recorded
+    encoded = _count_encodings(monkeypatch)
+    again = encode_files(jobs, [0], channels=CHANNELS, parts=parts)
+    assert encoded == ["a.wav"]
+    assert np.array_equal(again[0][0], first[0][0]) and np.array_equal(again[2][0], first[2][0])
+    assert not np.array_equal(again[1][0], first[1][0])
+    encode_files(jobs, [1], channels=CHANNELS, parts=parts)
+    assert encoded == ["a.wav", "c.wav", "a.wav", "b.flac"]
+
+
 def test_long_recordings_of_many_lengths_share_a_few_transfer_matrices(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four words of 1.01 to 1.1 s as prepared (each of its own natural padded length) build
