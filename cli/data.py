@@ -99,7 +99,7 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
                    help="encode each training recording this many times, the cochlea's spike "
                         "stage drawn anew each time (train.h5 holds every recording's first "
                         "draw, then every second, ...: extra/draw; test: one draw)")
-    p.set_defaults(func=run_speech)
+    p.set_defaults(func=run_speech, resumes=True)
 
 
 def run_speech(args: argparse.Namespace) -> int:
@@ -141,7 +141,7 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seed of the cochlea's spike stage")
     p.add_argument("--channels", type=count, default=700, help="cochlea channels")
     p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
-    p.set_defaults(func=run_audio)
+    p.set_defaults(func=run_audio, resumes=True)
 
 
 def run_audio(args: argparse.Namespace) -> int:

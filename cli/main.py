@@ -1,7 +1,8 @@
 """The ``s5rf`` console script: one entry point, one module per command group.
 
 Each command module exposes ``register(subparsers)``; it imports its heavy dependencies
-inside the command so ``s5rf --help`` stays fast.
+inside the command so ``s5rf --help`` stays fast. A command whose work survives Ctrl-C sets
+``resumes=True`` among its parser's defaults, and the one line an interruption prints says so.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"s5rf {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback; 130 as a shell reports it
+        hint = "; run the same command again to resume" if getattr(args, "resumes", False) else ""
+        print(f"s5rf {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

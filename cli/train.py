@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_augment_flags(p)
     p.add_argument("--scan", choices=["sequential", "associative"],
                    help="recurrence implementation (default: the faster for the backend)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resumes=True)
 
 
 def add_input_flags(p: argparse.ArgumentParser) -> None:

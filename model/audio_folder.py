@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from model.cochlea import (
 )
 from model.datasets import write_shd
 from model.errors import InputError
+from model.workers import spawn_pool
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".aif", ".aiff"})
 
@@ -122,8 +122,7 @@ def encode_files(jobs: Sequence[tuple[Path, int]], seeds: Sequence[int], *,
     with contextlib.ExitStack() as stack:
         run: Callable[..., Iterable[list[np.ndarray]]] = map
         if workers > 1 and len(todo) > 1:
-            # spawn, not fork: numba's threads and rich's refresh thread do not survive a fork
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            pool = stack.enter_context(spawn_pool(workers))
             run = functools.partial(pool.imap, chunksize=4)
         for k, draws in zip(todo, run(encode, [jobs[k] for k in todo]), strict=True):
             done[k] = draws

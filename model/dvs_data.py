@@ -17,10 +17,8 @@ import contextlib
 import dataclasses
 import functools
 import json
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from scipy import ndimage
 
 from model.datasets import write_dvs
 from model.dvs_emulator import EmulatorConfig, Sensor, emulate, make_sensor
+from model.workers import spawn_pool
 
 DIGIT_KEYS = tuple(str(d) for d in range(10))
 SOURCE = (
@@ -269,9 +268,7 @@ def generate(
     with contextlib.ExitStack() as stack:
         run: Callable[..., Iterable[np.ndarray]] = map
         if workers > 1:
-            # spawn, not fork: the parent may hold threads (BLAS, rich's refresh thread).
-            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-            run = functools.partial(stack.enter_context(pool).map, chunksize=16)
+            run = functools.partial(stack.enter_context(spawn_pool(workers)).imap, chunksize=16)
         for split, samples in plan(recipe).items():
             samples = samples[:limit]
             events = []

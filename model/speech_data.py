@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import subprocess
 import tempfile
@@ -40,6 +39,7 @@ from model.speech_synth import (
     available_voices,
     synthesize,
 )
+from model.workers import spawn_pool
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
@@ -454,11 +454,10 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
     jobs = [(recipe, out, s, i, splits[s]) for s, i in pending(recipe, out)]
     yield 0, len(jobs)
     if jobs:
-        ctx = multiprocessing.get_context("spawn")  # numba and fork do not mix well
         # The workers' temporary files (espeak-ng's data folders for warped voices) go in
         # one folder removed here: a pool's workers are terminated, not let run atexit.
         with tempfile.TemporaryDirectory(prefix="s5rf-speech-") as scratch, \
-                ctx.Pool(max(1, workers), _use_tempdir, (scratch,)) as pool:
+                spawn_pool(max(1, workers), _use_tempdir, (scratch,)) as pool:
             for done, _ in enumerate(pool.imap_unordered(_make_and_cache, jobs), 1):
                 yield done, len(jobs)
     for split in SPLITS:

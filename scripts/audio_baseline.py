@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 from collections.abc import Iterator
 from functools import partial
@@ -48,6 +47,7 @@ from model.cochlea import (
 from model.datasets import open_dataset
 from model.spec import PRESETS
 from model.speech_synth import KEYS
+from model.workers import spawn_pool
 from scripts.gru_baseline import Batch, GRUNet, predict, report, train_gru
 
 WINDOW_S, HOP_S = 0.025, 0.010
@@ -110,8 +110,7 @@ def features_of(data: Path, recipe: sd.Recipe, split: sd.Split, n: int, front_en
     voices = recipe.split_voices(recipe.voices())[split]
     jobs = [(split, i) for i in range(n)]
     make = partial(audio_features, recipe, voices, front_end, bands)
-    with multiprocessing.get_context("spawn").Pool(workers) as pool, \
-            progress_bar() as bar:  # spawn: numba and fork do not mix
+    with spawn_pool(workers) as pool, progress_bar() as bar:
         progress, made = tracker(bar, f"{split}: {front_end}"), []
         for features in pool.imap(make, jobs, chunksize=4):
             made.append(features)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +154,44 @@ def test_parts_of_a_changed_file_or_another_seed_are_encoded_anew(
     assert not np.array_equal(again[1][0], first[1][0])
     encode_files(jobs, [1], channels=CHANNELS, parts=parts)
     assert encoded == ["a.wav", "c.wav", "a.wav", "b.flac"]
+
+
+def test_ctrl_c_stops_every_process_with_one_line_and_keeps_the_parts(
+        folder: Path, tmp_path: Path) -> None:
+    """Ctrl-C reaches the process group once the first files are encoded: the command exits
+    130 with one line and no worker's traceback, no process of it is left, and what was
+    encoded stays for the next run."""
+    for i in range(400):  # ~10 ms each: seconds of work left when the signal comes
+        os.link(folder / "zero" / "a.wav", folder / "zero" / f"w{i:03d}.wav")
+    out = tmp_path / "stopped.h5"
+    parts = Path(f"{out}.parts")
+    # Python's own Ctrl-C handler, even where pytest runs in the background (SIGINT ignored)
+    command = [sys.executable, "-c", "import signal, sys; "
+               "signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "from cli.main import main; sys.exit(main())",
+               "data", "audio", str(folder), "--out", str(out), "--channels", str(CHANNELS),
+               "--workers", "2"]
+    with subprocess.Popen(command, cwd=Path(__file__).parents[2], stderr=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, text=True, start_new_session=True) as run:
+        deadline = time.monotonic() + 120
+        while not list(parts.glob("0*.npz")) and time.monotonic() < deadline:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            time.sleep(0.02)
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "s5rf data: interrupted; run the same command again to resume")
+    assert 0 < len(list(parts.glob("0*.npz"))) < 403 and not out.exists()
+    for _ in range(100):  # the pool's workers and its resource tracker go with it
+        try:
+            os.killpg(run.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a process of the interrupted command is still running")
 
 
 def test_long_recordings_of_many_lengths_share_a_few_transfer_matrices(
