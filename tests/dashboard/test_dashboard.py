@@ -191,11 +191,13 @@ def test_pause_holds_the_sensor_clock_and_play_resumes(
     paused = page.inner_text("#clock")
     # The footer's last reply: its round trip holds the server's time, and at 0.1× the sensor
     # clock ran past the frame's watermark by 0.1 × the round trip, give or take the clock's
-    # steps at animation frames (50 ms here) and the display's rounding.
+    # steps at animation frames (50 ms here) and the display's rounding. The round trip is two
+    # readings of performance.now(), which a page that is not cross-origin isolated gets to
+    # 100 µs only: it may read up to 0.2 ms short, and each figure is rounded to 0.1 ms.
     reply, server, lag = map(float, re.fullmatch(
         r"\d+ events · \d+ bins · reply ([\d.]+) ms \(server ([\d.]+) ms\) · (\d+) ms behind "
         r"the sensor", page.inner_text("#counts")).groups())  # type: ignore[union-attr]
-    assert server <= reply + 0.1 and lag <= 0.1 * (reply + 50) + 1
+    assert server <= reply + 0.3 and lag <= 0.1 * (reply + 50) + 1
     page.wait_for_timeout(300)
     assert page.inner_text("#clock") == paused
     assert page.inner_text("#status") == "Paused."
