@@ -4,6 +4,10 @@ pure-Python loops to a few seconds."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+from multiprocessing.pool import ThreadPool
+
 import numpy as np
 import pytest
 import soundfile
@@ -19,6 +23,17 @@ from lauscher.firing_probability import FiringProbability  # noqa: E402
 
 FS = cochlea.SAMPLE_RATE
 CHANNELS = 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lauscher_in_threads() -> Iterator[None]:
+    """lauscher's stages map channels over a process pool, forked by default: a fork of this
+    process, whose JAX threads may hold locks, can deadlock. Threads compute the same."""
+    with pytest.MonkeyPatch.context() as patch:
+        for stage in ("basilar_membrane", "hair_cell", "bushy_cell"):
+            patch.setattr(importlib.import_module(f"lauscher.transformations.{stage}"), "Pool",
+                          ThreadPool)
+        yield
 
 
 def _close(ours: np.ndarray, ref: np.ndarray, rel: float = 1e-9) -> None:
