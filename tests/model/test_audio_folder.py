@@ -44,6 +44,14 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Two SHD-layout files hold the same recordings: labels, files and every event."""
+    with open_dataset(a) as x, open_dataset(b) as y:
+        return (list(x.labels) == list(y.labels)
+                and list(x.extra("file")) == list(y.extra("file"))
+                and all(np.array_equal(x[i][0], y[i][0]) for i in range(len(x))))
+
+
 def test_every_recording_is_encoded_with_its_folders_label(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "recorded.h5"
     files = encode_folder(folder, out, KEYS, channels=CHANNELS)
@@ -61,8 +69,7 @@ def test_every_recording_is_encoded_with_its_folders_label(folder: Path, tmp_pat
         assert np.median(ds[2][0]["channel"]) < np.median(ds[1][0]["channel"])
     again = tmp_path / "again.h5"
     encode_folder(folder, again, KEYS, channels=CHANNELS)
-    with open_dataset(out) as a, open_dataset(again) as b:
-        assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+    assert _same_file(out, again)
 
 
 def test_several_seeds_at_once_write_what_one_seed_at_a_time_writes(
@@ -72,10 +79,7 @@ def test_several_seeds_at_once_write_what_one_seed_at_a_time_writes(
     for seed, out in outs.items():
         one = tmp_path / f"one-{seed}.h5"
         assert encode_folder(folder, one, KEYS, seed=seed, channels=CHANNELS) == files
-        with open_dataset(out) as a, open_dataset(one) as b:
-            assert list(a.labels) == list(b.labels)
-            assert list(a.extra("file")) == list(b.extra("file"))
-            assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+        assert _same_file(out, one)
     with open_dataset(outs[0]) as a, open_dataset(outs[3]) as b:
         assert not np.array_equal(a[0][0], b[0][0])  # the seeds draw their own spikes
 
@@ -88,10 +92,7 @@ def test_two_processes_write_what_one_writes_and_report_each_file(folder: Path,
     encode_folder(folder, two, KEYS, channels=CHANNELS, workers=2,
                   progress=lambda n, total: done.append((n, total)))
     assert done == [(1, 3), (2, 3), (3, 3)]
-    with open_dataset(one) as a, open_dataset(two) as b:
-        assert list(a.labels) == list(b.labels)
-        assert list(a.extra("file")) == list(b.extra("file"))
-        assert all(np.array_equal(a[i][0], b[i][0]) for i in range(len(a)))
+    assert _same_file(one, two)
 
 
 def _count_encodings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -107,12 +108,6 @@ def _count_encodings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(audio_folder, "encode_file_draws", counted)
     return encoded
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    with open_dataset(a) as x, open_dataset(b) as y:
-        return (list(x.labels) == list(y.labels) and len(x) == len(y)
-                and all(np.array_equal(x[i][0], y[i][0]) for i in range(len(x))))
 
 
 def test_a_run_that_stopped_resumes_with_the_files_it_had_encoded(
