@@ -112,13 +112,14 @@ def encode_files(jobs: Sequence[tuple[Path, int]], seeds: Sequence[int], *,
     them. ``progress(done, total)`` after each file. ``parts``: a folder that keeps each
     job's events as they are made; a later call takes back those made of the same file
     (path, size and time), index, seeds and channels, and encodes the rest."""
-    keys = [_part_key(job, seeds, channels) for job in jobs]
-    done = {k: draws for k, key in enumerate(keys)
-            if parts is not None and (draws := _load_part(parts, k, key)) is not None}
-    todo = [k for k in range(len(jobs)) if k not in done]
-    encode = functools.partial(_encode_job, seeds=tuple(seeds), channels=channels)
+    done: dict[int, list[np.ndarray]] = {}
     if parts is not None:
         parts.mkdir(parents=True, exist_ok=True)
+        keys = [_part_key(job, seeds, channels) for job in jobs]
+        done = {k: draws for k, key in enumerate(keys)
+                if (draws := _load_part(parts, k, key)) is not None}
+    todo = [k for k in range(len(jobs)) if k not in done]
+    encode = functools.partial(_encode_job, seeds=tuple(seeds), channels=channels)
     with contextlib.ExitStack() as stack:
         run: Callable[..., Iterable[list[np.ndarray]]] = map
         if workers > 1 and len(todo) > 1:
