@@ -5,7 +5,9 @@ as a ``seq`` field) and stays buffered until the server acknowledges it with its
 the connection drops the stream reconnects with backoff, resumes the same session, forgets
 the frames the server reports applied (its ``seq``) and sends the rest again; a resent frame
 that had landed after all is refused with 409, which acknowledges it. So no frame is lost and
-none is applied twice. At most ``window`` frames are in flight.
+none is applied twice. At most ``window`` frames are in flight, and none after a flush until
+the flush is answered: the server keeps the result of the last applied frame only, so an
+utterance's decision is never lost with a connection.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class AsyncStream:
         self._ws: ClientConnection | None = None
         self._unacked: dict[int, bytes | str] = {}  # seq -> frame, in sending order
         self._frame_seqs: list[int] = []  # seq of each frame sent on this connection
+        self._flush: int | None = None  # seq of the last flush frame sent
         self._resent: set[int] = set()  # seqs sent again on this connection
         self._delays: Iterator[float] | None = None  # the retry budget being spent
         self._next_seq = 0
@@ -137,7 +140,7 @@ class AsyncStream:
                             self.resent += 1
                             self._resent.add(seq)
                             await self._send(seq)
-                    if pull is None and not exhausted and len(self._unacked) < self.window:
+                    if pull is None and not exhausted and self._may_send():
                         pull = asyncio.ensure_future(anext(source, _END))
                     if pull is None and not self._unacked:
                         return
@@ -162,6 +165,8 @@ class AsyncStream:
                         seq = self._next_seq
                         self._next_seq += 1
                         self._unacked[seq] = encode_frame(seq, batch, self.client.binary)
+                        if isinstance(batch, Batch) and batch.flush:
+                            self._flush = seq
                         await self._send(seq)
                 except (ConnectionClosed, OSError) as exc:
                     # What arrived before the drop still counts: a refused frame must be
@@ -189,6 +194,11 @@ class AsyncStream:
         finally:
             _discard(reply)
             _discard(pull)
+
+    def _may_send(self) -> bool:
+        """Room in the window, and no flush awaiting its answer: were the connection lost
+        with frames after it applied, a resume would return theirs, not the flush's."""
+        return len(self._unacked) < self.window and self._flush not in self._unacked
 
     def _stop_if_closed(self, exc: BaseException) -> None:
         if self._closing:

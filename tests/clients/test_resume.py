@@ -185,6 +185,41 @@ def test_utterances_streamed_with_a_reset_each_are_scored_as_alone_through_cuts(
         np.testing.assert_allclose(flushes[seq].probabilities, expected.probabilities, atol=1e-6)
 
 
+def test_every_flush_is_answered_through_cuts_with_a_full_window(proxy: Proxy) -> None:
+    """The server keeps the result of its last applied frame only, so a stream sends nothing
+    after a flush until the flush is answered: however the cuts fall, every utterance gets
+    its decision, what it alone gets."""
+    words = [cochlea_recording(seed=80 + i, n=120, duration_us=60_000) for i in range(12)]
+    batches = []
+    for i, word in enumerate(words):
+        start = i * 100_000
+        shifted = word.copy()
+        shifted["t"] += start
+        first, *rest, last = np.array_split(shifted, 4)
+        batches += [Batch(first, reset=start), *rest, Batch(last, flush=True)]
+
+    async def run() -> tuple[list[EventsResult], list[EventsResult], int]:
+        async with AsyncClient(proxy.url, retry=FAST) as client:
+            alone = [await client.infer(COCHLEA, word) for word in words]
+            results = []
+            async with client.stream(COCHLEA) as stream:  # the default window: 8 in flight
+                async for result in stream.run(batches):
+                    results.append(result)
+                    if len(results) % 3 == 1:
+                        proxy.swallow(2)  # answers lost, their frames applied
+            return alone, results, stream.reconnects
+
+    alone, results, reconnects = asyncio.run(run())
+    assert reconnects >= 4
+    seqs = [r.seq for r in results]
+    assert seqs == sorted(set(seqs))  # in order, none twice
+    flushes = {r.seq: r for r in results if r.seq is not None and r.seq % 4 == 3}
+    assert sorted(flushes) == [4 * i + 3 for i in range(len(words))]
+    for word, seq, expected in zip(words, sorted(flushes), alone, strict=True):
+        assert flushes[seq].events.total_accepted == len(word)
+        np.testing.assert_allclose(flushes[seq].probabilities, expected.probabilities, atol=1e-6)
+
+
 def test_binary_frames_carry_seq_watermark_flush_and_reset_in_their_header(
         live_url: str) -> None:
     """The server side of ``frame_header``: a binary frame's seq, until_us, flush and reset
