@@ -22,6 +22,14 @@ def positive(text: str) -> float:
     return value
 
 
+def ms_as_us(text: str) -> int:
+    """A duration given in ms, as whole µs (events' resolution): at least 1 µs."""
+    value = round(positive(text) * 1000)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0.001 ms (1 µs), got {text}")
+    return value
+
+
 def non_negative(text: str) -> float:
     """A duration that may be 0 (off)."""
     value = float(text)

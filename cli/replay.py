@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import count, non_negative, positive, seed
+from cli.flags import count, ms_as_us, non_negative, positive, seed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,7 +192,7 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
         with Live(console=console, refresh_per_second=10) as live:
             async for progress in replay(client, args.model, utterances,
                                          transport=args.transport, speed=args.speed,
-                                         chunk_us=int(args.chunk_ms * 1000), top_k=args.top_k):
+                                         chunk_us=args.chunk_us, top_k=args.top_k):
                 latencies.append(progress.latency_ms)
                 last = progress
                 if progress.last:
@@ -202,8 +202,8 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
     assert last is not None
     result = last.result
     lat = np.asarray(latencies)
-    first, final = utterances[0].events, utterances[-1].events
-    duration_s = (int(final["t"][-1]) - int(first["t"][0])) / 1e6 if total else 0.0
+    times = [u.events["t"] for u in utterances if len(u.events)]
+    duration_s = (int(times[-1][-1]) - int(times[0][0])) / 1e6 if times else 0.0
     if len(utterances) > 1:
         expected = [card.labels[label] if label < len(card.labels) else str(label)
                     for label in source.get("labels", [])]
@@ -234,7 +234,8 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
         "top_k": [t.model_dump() for t in result.top_k],
         "bins": result.bins.total, "events": result.events.model_dump(),
         "spikes": result.spikes.total, "synops": result.synops.total,
-        "batches": len(latencies), "reconnects": last.reconnects, "wall_s": wall_s,
+        "batches": len(latencies), "reconnects": last.reconnects,
+        "recording_s": duration_s, "wall_s": wall_s,
         **scored,
         "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
                        "p95": float(np.percentile(lat, 95)), "max": float(lat.max())},
@@ -277,7 +278,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.set_defaults(transport="ws")
     p.add_argument("--speed", type=speed, default=1.0,
                    help="times real time (1.0: sensor pace), or `max` for no pacing")
-    p.add_argument("--chunk-ms", type=positive, default=10.0,
+    p.add_argument("--chunk-ms", dest="chunk_us", type=ms_as_us, default=10_000,
                    help="events are sent in chunks of this much recording time")
     p.add_argument("--top-k", type=top_k, default=5, help="classes shown (1 to 1000)")
     p.add_argument("--wait-s", type=non_negative, default=300.0,

@@ -129,6 +129,8 @@ async def replay(client: AsyncClient, model: str, utterances: Sequence[Utterance
     answering its flush."""
     if not utterances:
         raise ValueError("nothing to replay: give at least one utterance")
+    if chunk_us < 1:
+        raise ValueError(f"chunk_us must be at least 1 µs, not {chunk_us}")
     items = paced(items_of(utterances, chunk_us), speed)
     t0_us = utterances[0].t0_us
     if transport == "http":

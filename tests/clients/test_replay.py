@@ -62,6 +62,21 @@ def test_replay_count_scores_each_sample_on_its_own_and_their_accuracy(
     assert out["events"]["total_accepted"] == len(samples[3])  # each counted anew
 
 
+@pytest.mark.parametrize("empty_at", [0, 2])
+def test_replay_count_scores_an_empty_sample_first_or_last(
+        tmp_path: Path, live_url: str, empty_at: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    samples = [cochlea_recording(seed=76), cochlea_recording(seed=77)]
+    samples.insert(empty_at, make_events("cochlea", t=np.zeros(0, np.int64),
+                                         channel=np.zeros(0, np.uint16)))
+    write_shd(tmp_path / "shd.h5", samples, [0, 1, 2], keys=["a", "b", "c"], channels=16)
+    out = replay_json(capsys, "replay", str(tmp_path / "shd.h5"), "--count", "3", "--model",
+                      COCHLEA, "--url", live_url, "--speed", "max", "--json")
+    assert [scored["events"] for scored in out["samples"]] == [len(s) for s in samples]
+    # laid out one after another: from the first event to the last, both spans at least
+    assert out["recording_s"] >= sum(s["t"][-1] - s["t"][0] for s in samples if len(s)) / 1e6
+
+
 def test_replay_count_needs_a_dataset_file_and_enough_samples(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = "http://127.0.0.1:9"  # refused before connecting: no server needed
@@ -293,6 +308,7 @@ def test_listen_refuses_a_camera_model(tmp_path: Path, live_url: str,
 
 @pytest.mark.parametrize(("flag", "value", "words"), [
     ("--chunk-ms", "0", "must be positive"), ("--chunk-ms", "-5", "must be positive"),
+    ("--chunk-ms", "0.0004", "at least 0.001 ms"),
     ("--top-k", "0", "between 1 and 1000"), ("--speed", "0", "speed must be positive")])
 def test_bad_pacing_flags_are_refused_before_connecting(
         capsys: pytest.CaptureFixture[str], flag: str, value: str, words: str) -> None:
