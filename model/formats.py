@@ -108,7 +108,7 @@ def read_prophesee_raw(path: Path) -> Recording:
 
         raw = Wizard(encoding="EVT2").read(str(path))
         if raw is None:  # expelliarmus's answer both to no events and to words it cannot read
-            if path.stat().st_size > start:
+            if not _evt2_without_events(path.read_bytes()[start:]):
                 raise FormatError(f"{path}: the words after the header are not EVT 2.0")
             raw = empty_events("dvs")
     else:
@@ -117,6 +117,18 @@ def read_prophesee_raw(path: Path) -> Recording:
     meta: Meta = {"format": encoding.lower(), "t0_us": _first_t(events),
                   **_raw_geometry(header)}
     return events, "dvs", meta
+
+
+EVT2_OTHER_TYPES = (0x8, 0xA, 0xE, 0xF)  # time high, external trigger, others, continued
+
+
+def _evt2_without_events(body: bytes) -> bool:
+    """Whether ``body`` is EVT 2.0 words none of which is a pixel event (a covered lens:
+    time highs and triggers only), which expelliarmus cannot tell from words it cannot read."""
+    if len(body) % 4:
+        return False
+    types = np.frombuffer(body, "<u4") >> 28
+    return bool(np.isin(types, EVT2_OTHER_TYPES).all())
 
 
 EVT3_ADDR_Y, EVT3_ADDR_X, EVT3_VECT_BASE_X, EVT3_VECT_12, EVT3_VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5

@@ -166,9 +166,11 @@ def test_raw_without_an_evt_2_0_or_3_0_encoding_is_refused(tmp_path: Path, heade
 def test_an_evt2_file_with_no_events_is_empty_and_one_with_unknown_words_is_refused(
         tmp_path: Path) -> None:
     header = b"% evt 2.0\n% end\n"
-    (tmp_path / "empty.raw").write_bytes(header)
-    events, sensor, _ = read_recording(tmp_path / "empty.raw")
-    assert len(events) == 0 and sensor == "dvs"
+    covered = struct.pack("<4I", 0x8 << 28 | 1, 0xA << 28 | 1, 0xE << 28, 0x8 << 28 | 2)
+    for name, body in (("empty", b""), ("covered", covered)):  # time highs, trigger, others
+        (tmp_path / f"{name}.raw").write_bytes(header + body)
+        events, sensor, _ = read_recording(tmp_path / f"{name}.raw")
+        assert len(events) == 0 and sensor == "dvs", name
     (tmp_path / "bad.raw").write_bytes(header + struct.pack("<I", 0x9 << 28))  # no such type
     with pytest.raises(FormatError, match=r"not EVT 2\.0"):
         read_recording(tmp_path / "bad.raw")
