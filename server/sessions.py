@@ -78,7 +78,7 @@ class Session:
     store_version: int = 0
     stale: bool = False
     # A save that went unconfirmed, and what counts its batch if the reload finds exactly
-    # that record stored (the store's own test of a resent write: same version and contents).
+    # that record stored (the store's own test of a resent write: same version and write id).
     unconfirmed: tuple[StoredSession, Callable[[], None]] | None = None
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)

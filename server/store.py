@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 from typing import Protocol
 
 
@@ -33,7 +34,8 @@ class StoredSession:
     ``version`` counts writes (1 after creation); ``model`` names the checkpoint;
     ``token_sha256`` authorises clients on any replica without storing the token; ``snapshot``
     is ``state_codec.encode``'s blob; ``ack`` is the JSON result of the last batch with a seq,
-    returned again if that batch is retried.
+    returned again if that batch is retried; ``write`` names this record apart from every
+    other, so a resent write is told from another replica's, even one with the same contents.
     """
 
     version: int
@@ -41,6 +43,7 @@ class StoredSession:
     token_sha256: str
     snapshot: bytes
     ack: bytes = b""
+    write: str = dataclasses.field(default_factory=lambda: secrets.token_hex(8))
 
 
 def token_digest(token: str) -> str:

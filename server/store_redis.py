@@ -1,11 +1,13 @@
 """Session records in Redis: one hash per session, written by an atomic check-and-set script.
 
-Key ``{prefix}session:{id}`` holds ``version``, ``model``, ``token``, ``snapshot`` and ``ack``.
-The Lua script compares the stored version with the writer's and replaces the whole hash and its TTL
-in one step, so a record is never half-written and two replicas never both advance a session
-from the same version. One round trip per write. A write whose record is already stored
-succeeds again: a script whose reply a broken connection lost or that answered too late is
-sent again (by redis-py, or by ``save``), and that write must not read as another replica's.
+Key ``{prefix}session:{id}`` holds ``version``, ``model``, ``token``, ``snapshot``, ``ack`` and
+``write``. The Lua script compares the stored version with the writer's and replaces the whole
+hash and its TTL in one step, so a record is never half-written and two replicas never both
+advance a session from the same version. One round trip per write. A write whose record is
+already stored (the same version and write id) succeeds again: a script whose reply a broken
+connection lost or that answered too late is sent again (by redis-py, or by ``save``), and that
+write must not read as another replica's. Contents cannot tell them apart: a replica whose
+copy is behind may compute the very record another just stored (the same batch, no seq).
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ from server.store import StaleVersion, StoredSession, StoreUnavailable, Unconfir
 
 _CHECK_AND_SET = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if current == tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'snapshot') == ARGV[4]
-        and redis.call('HGET', KEYS[1], 'ack') == ARGV[5] then
+if current == tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'write') == ARGV[7] then
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
     return 1
 end
 if current ~= tonumber(ARGV[1]) - 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'model', ARGV[2], 'token', ARGV[3],
-           'snapshot', ARGV[4], 'ack', ARGV[5])
+           'snapshot', ARGV[4], 'ack', ARGV[5], 'write', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1
 """
@@ -93,7 +94,8 @@ class RedisStore:
             return None
         return StoredSession(version=int(fields[b"version"]), model=fields[b"model"].decode(),
                              token_sha256=fields[b"token"].decode(),
-                             snapshot=fields[b"snapshot"], ack=fields.get(b"ack", b""))
+                             snapshot=fields[b"snapshot"], ack=fields.get(b"ack", b""),
+                             write=fields.get(b"write", b"").decode())
 
     async def version(self, session_id: str) -> int:
         key = self._key(session_id)
@@ -107,7 +109,8 @@ class RedisStore:
     async def save(self, session_id: str, record: StoredSession) -> None:
         keys = [self._key(session_id)]
         args: list[bytes | str | int] = [record.version, record.model, record.token_sha256,
-                                         record.snapshot, record.ack, self.ttl_ms]
+                                         record.snapshot, record.ack, self.ttl_ms,
+                                         record.write]
         late = False
         # unconfirmed, a refusal too: a script that failed midway may have written
         async with self._outages_as(UnconfirmedWrite):

@@ -165,6 +165,22 @@ def test_a_websocket_resume_reports_the_stores_seq_not_a_stale_copys(
     assert opened["resumed"] and opened["seq"] == 2 and opened["events_accepted"] == 300
 
 
+def test_a_copy_behind_that_computes_the_stored_record_is_not_taken_for_its_writer(
+        pair: tuple[TestClient, TestClient]) -> None:
+    """Replica b's copy is a version behind when it applies the batch a just applied (no
+    seq, no bin closed): the record it computes is the one a stored, byte for byte. Its write
+    is a rival's all the same, so b reloads and applies the batch again: both count."""
+    a, b = pair
+    sid, headers = open_on(a)
+    assert b.get(f"/v1/sessions/{sid}", headers=headers).status_code == 200  # b caches v1
+    batch = {"t": [100, 200], "channel": [1, 2]}  # both in the open first bin
+    for replica in (a, b):
+        r = replica.post(f"/v1/sessions/{sid}/events", json=batch, headers=headers)
+        assert r.status_code == 200, r.text
+    assert r.json()["events"]["total_accepted"] == 4
+    assert a.get(f"/v1/sessions/{sid}", headers=headers).json()["events_accepted"] == 4
+
+
 def test_two_writers_of_one_version_never_both_succeed(redis_server: Redis,
                                                        prefix: str) -> None:
     async def race() -> list[BaseException | None]:
@@ -197,6 +213,9 @@ def test_a_write_resent_after_its_reply_was_lost_is_not_taken_for_a_rival(
         with pytest.raises(StaleVersion):  # the same version with other contents is a rival's
             await store.save("s", StoredSession(version=1, model=COCHLEA, token_sha256="t",
                                                 snapshot=b"other", ack=b"r1"))
+        with pytest.raises(StaleVersion):  # and so is another write of the very same contents
+            await store.save("s", StoredSession(version=1, model=COCHLEA, token_sha256="t",
+                                                snapshot=b"v1", ack=b"r1"))
         await store.close()
 
     asyncio.run(resend())
