@@ -77,9 +77,6 @@ class Session:
     ack: bytes = b""
     store_version: int = 0
     stale: bool = False
-    # A save that went unconfirmed, and what counts its batch if the reload finds exactly
-    # that record stored (the store's own test of a resent write: same version and write id).
-    unconfirmed: tuple[StoredSession, Callable[[], None]] | None = None
     alive: bool = True
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     used_before: float = dataclasses.field(init=False)  # the use before (a new one: its opening)
@@ -90,6 +87,17 @@ class Session:
 
     def touch(self) -> None:
         self.used_before, self.last_used = self.last_used, time.monotonic()
+
+
+@dataclasses.dataclass(frozen=True)
+class Unconfirmed:
+    """A save the shared store did not confirm: ``count`` counts its batch if a later load
+    finds exactly ``record`` stored (the store's own test of a resent write: same version and
+    write id). ``since``: when, on the monotonic clock."""
+
+    record: StoredSession
+    count: Callable[[], None]
+    since: float
 
 
 def fresh_stream(model: LoadedModel, t0_us: int | None) -> tuple[BinnerState, Totals, np.ndarray]:
@@ -182,6 +190,9 @@ class SessionManager:
         self.feeds = Feeds(settings.ws_open_timeout_s, settings.retry_after_s)
         self._loading = KeyedLocks()
         self._opening = 0  # sessions holding a slot but not yet in the store
+        # By session id, here rather than on the cached copy, which may be evicted before
+        # the session is loaded again.
+        self._unconfirmed: dict[str, Unconfirmed] = {}
 
     async def create(self, model: LoadedModel, t0_us: int | None,
                      late: LatePolicy | None) -> Session:
@@ -354,6 +365,7 @@ class SessionManager:
                 return session
             with self._store_errors():
                 record = await self.shared.load(session_id)
+            self._settle(session_id, record)
             if record is None:
                 return None
             if token is None or not secrets.compare_digest(token_digest(token),
@@ -383,15 +395,20 @@ class SessionManager:
             return
         with self._store_errors():
             record = await self.shared.load(session.id)
-        unconfirmed, session.unconfirmed = session.unconfirmed, None
-        if unconfirmed is not None and record == unconfirmed[0]:
-            unconfirmed[1]()  # the store holds what was saved: that batch landed, count it now
+        self._settle(session.id, record)
         if record is None:
             self.evict(session, "gone_from_store")
             raise ApiError(404, f"session {session.id!r} was deleted or expired")
         _, snap = self._decode(record)
         await self.replace(session, snap, record.ack)
         session.store_version, session.stale = record.version, False
+
+    def _settle(self, session_id: str, record: StoredSession | None) -> None:
+        """Count the batch of an unconfirmed save of the session if ``record``, loaded from
+        the store, is the one it saved: the batch landed."""
+        pending = self._unconfirmed.pop(session_id, None)
+        if pending is not None and record == pending.record:
+            pending.count()
 
     async def validate(self, session: Session) -> None:
         """Bring a cached session up to the shared store's version (hold ``session.lock``)."""
@@ -423,7 +440,10 @@ class SessionManager:
                 try:
                     await self.shared.save(session.id, record)
                 except UnconfirmedWrite:
-                    session.unconfirmed = None if on_landed is None else (record, on_landed)
+                    self._unconfirmed.pop(session.id, None)
+                    if on_landed is not None:
+                        self._unconfirmed[session.id] = Unconfirmed(record, on_landed,
+                                                                    time.monotonic())
                     raise
         except BaseException:
             session.stale = True
@@ -489,11 +509,15 @@ class SessionManager:
         log.info("session_closed", extra={"fields": {"session": session.id, "reason": reason}})
 
     def expire(self, now: float) -> int:
-        """Evict sessions idle for longer than the TTL (not those busy with a request)."""
-        expired = [s for s in self.store
-                   if now - s.last_used > self.settings.session_ttl_s and not s.lock.locked()]
+        """Evict sessions idle for longer than the TTL (not those busy with a request), and
+        forget unconfirmed saves as old (their records expire with their sessions)."""
+        ttl = self.settings.session_ttl_s
+        expired = [s for s in self.store if now - s.last_used > ttl and not s.lock.locked()]
         for session in expired:
             self.evict(session, "expired")
+        for session_id, pending in list(self._unconfirmed.items()):
+            if now - pending.since > ttl:
+                del self._unconfirmed[session_id]
         return len(expired)
 
     async def expiry_loop(self) -> None:
