@@ -6,9 +6,11 @@ hop each per request.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header
+from fastapi.exceptions import RequestValidationError
 from starlette.requests import HTTPConnection
 
 from server.errors import ApiError, busy
@@ -56,8 +58,13 @@ async def get_session(
     runtime: ReadyDep,
     x_session_token: Annotated[str | None, Header(description="Token from session creation.")]
     = None,
-) -> Session:
-    return await runtime.sessions.authorize(session_id, x_session_token)
+) -> AsyncIterator[Session]:
+    session = await runtime.sessions.authorize(session_id, x_session_token)
+    try:
+        yield session
+    except (ApiError, RequestValidationError):
+        await runtime.sessions.refused(session)
+        raise
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -336,6 +336,15 @@ class SessionManager:
         session.touch()
         return session
 
+    async def refused(self, session: Session) -> None:
+        """A request on the session was refused: use all the same, so the TTL starts again
+        here and in the shared store, which the refusal may never have reached (a store that
+        is down then changes nothing: the refusal is the answer)."""
+        session.touch()
+        if self.shared is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await self.shared.touch(session.id)
+
     @contextlib.asynccontextmanager
     async def locked(self, session: Session) -> AsyncIterator[Session]:
         """Hold the lock of a live copy of ``session``.

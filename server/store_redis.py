@@ -126,6 +126,10 @@ class RedisStore:
         if not saved:
             raise StaleVersion(session_id)
 
+    async def touch(self, session_id: str) -> None:
+        async with self._outages_as(StoreUnavailable):
+            await self.client.pexpire(self._key(session_id), self.ttl_ms)
+
     async def delete(self, session_id: str) -> None:
         async with self._outages_as(StoreUnavailable):
             await self.client.delete(self._key(session_id))

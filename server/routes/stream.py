@@ -289,6 +289,7 @@ async def _apply(message: Message, frame: int, runtime: Runtime, session: Sessio
             raise _busy(runtime, exc.detail) from exc
         if exc.status == 409 and "last_seq" not in exc.body:
             raise StreamClosed(CLOSE_CONFLICT, exc.detail) from exc
+        await runtime.sessions.refused(session)
         return {"type": "error", "status": exc.status, "detail": exc.detail, "frame": frame,
                 **exc.body}
     if (frame + 1) % opened.result_every and not opts.flush:

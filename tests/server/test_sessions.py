@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -204,6 +205,46 @@ def test_idle_sessions_expire_after_the_ttl(make_client: Any) -> None:
     assert client.get(f"/v1/sessions/{idle}", headers=idle_headers).status_code == 404
     metrics = client.get("/metrics").text
     assert f's5rf_active_sessions{{model="{COCHLEA}"}} 1.0' in metrics
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_refused_requests_and_frames_are_use_that_keeps_a_session_alive(
+        make_client: Any, request: pytest.FixtureRequest, store: str) -> None:
+    """Refusals never reach the shared store, which must hear of them all the same: each
+    keeps its session alive past the TTL that ends an idle one, with either store."""
+    shared = {} if store == "memory" else {
+        "session_store": request.getfixturevalue("redis_server").url,
+        "session_store_prefix": request.getfixturevalue("prefix")}
+    client = make_client(session_ttl_s=1.0, expiry_interval_s=0.05, **shared)
+    idle, idle_headers = open_session(client)
+    refusals = {
+        "bad body": lambda sid, h: client.post(f"/v1/sessions/{sid}/events",
+                                               json={"t": [5], "channel": "x"}, headers=h),
+        "bad query": lambda sid, h: client.post(f"/v1/sessions/{sid}/events?top_k=0",
+                                                json={"t": [5], "channel": [1]}, headers=h),
+        "seq applied": lambda sid, h: client.post(f"/v1/sessions/{sid}/events",
+                                                  json={"seq": 0}, headers=h),
+    }
+    kept = {}
+    for kind in refusals:
+        kept[kind] = open_session(client)
+        assert client.post(f"/v1/sessions/{kept[kind][0]}/events", json={"seq": 0},
+                           headers=kept[kind][1]).status_code == 200
+    sid, headers = open_session(client)
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_json({"session": sid, "token": headers["X-Session-Token"]})
+        ws.receive_bytes()
+        for _ in range(6):  # 1.8 s, refusals only
+            time.sleep(0.3)
+            for kind, refuse in refusals.items():
+                assert refuse(*kept[kind]).status_code in (409, 422), kind
+            ws.send_text('{"t": [5], "channel": "x"}')
+            assert orjson.loads(ws.receive_bytes())["status"] == 422
+    for kind, (kept_id, kept_headers) in kept.items():
+        r = client.get(f"/v1/sessions/{kept_id}", headers=kept_headers)
+        assert r.status_code == 200, kind
+    assert client.get(f"/v1/sessions/{sid}", headers=headers).status_code == 200  # WS frames
+    assert client.get(f"/v1/sessions/{idle}", headers=idle_headers).status_code == 404
 
 
 def test_session_cap_answers_503_with_retry_after(make_client: Any) -> None:
