@@ -9,6 +9,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from server.app import create_app
 from server.registry import ModelRegistry
@@ -65,6 +66,15 @@ def test_a_failed_warm_up_is_logged_and_fails_liveness_instead_of_warming_for_ev
         assert live.status_code == 500 and "out of memory" in live.json()["detail"]
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "failed"
+        # Waiting will not help: no Retry-After, and the reason, on every model route.
+        r = client.post("/v1/sessions", json={"model": COCHLEA})
+        assert r.status_code == 503 and "Retry-After" not in r.headers
+        assert "warm-up failed" in r.json()["detail"] and "out of memory" in r.json()["detail"]
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_json({"model": COCHLEA})
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_bytes()
+        assert closed.value.code == 4503 and closed.value.reason.startswith("this server's")
     assert any(r.message == "warmup_failed" and r.exc_info for r in caplog.records)
 
 
