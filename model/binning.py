@@ -169,6 +169,18 @@ def bin_events(
     return out, activity
 
 
+class TooManyBins(EventError):
+    """A batch that would close more bins at once than ``feed`` was allowed to."""
+
+    def __init__(self, bins: int, limit: int, dt_us: int):
+        self.bins, self.limit = bins, limit
+        super().__init__(
+            f"this batch would close {bins} bins at once (limit {limit}); check the "
+            "timestamps' units (microseconds) and the session's t0_us. If the sensor was "
+            "really silent that long, advance the stream first with watermarks (until_us), "
+            f"each at most {limit * dt_us} us past the last")
+
+
 @dataclasses.dataclass(frozen=True)
 class BinnerState:
     """Where a stream stands: its origin, how many bins are closed, and the open-bin buffer.
@@ -245,12 +257,7 @@ def feed(
                               has_events=len(events) > 0)
     n_new = close_to - state.closed
     if max_new_bins is not None and n_new > max_new_bins:
-        raise EventError(
-            f"this batch would close {n_new} bins at once (limit {max_new_bins}); check the "
-            "timestamps' units (microseconds) and the session's t0_us. If the sensor was "
-            "really silent that long, advance the stream first with watermarks (until_us), "
-            f"each at most {max_new_bins * spec.dt_us} us past the last"
-        )
+        raise TooManyBins(n_new, max_new_bins, spec.dt_us)
 
     merged = _concat(state.pending, events)
     if len(state.pending) and len(events) and events["t"][0] < state.pending["t"][-1]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from model.binning import BinnerResult, BinnerState, LatePolicy, feed
+from model.binning import BinnerResult, BinnerState, LatePolicy, TooManyBins, feed
 from model.events import EventError
 from model.network import synaptic_ops
 from server.batcher import Batcher, SlotStep
@@ -133,7 +133,7 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
         raise busy(f"model {model.name!r} is already running as many /infer calls as it may "
                    "at once (S5RF_MAX_CONCURRENT_INFER); retry later", settings.retry_after_s)
     binner, totals, log_probs = fresh_stream(model, origin_us(opts.t0_us))
-    bin_all = functools.partial(_feed, binner, events, model, None, True, "reject", settings)
+    bin_all = functools.partial(_feed_recording, binner, events, model, settings)
     binning: asyncio.Future[BinnerResult] | None = None
     try:
         if len(events) > OFFLOAD_EVENTS:  # in a thread, so streaming sessions are not held up
@@ -183,6 +183,23 @@ def _feed(binner: BinnerState, events: np.ndarray, model: LoadedModel, until_us:
                             f"limit of {settings.max_events_per_request}; close it with "
                             "`until_us` or `flush`, or check the timestamps")
     return fed
+
+
+def _feed_recording(binner: BinnerState, events: np.ndarray, model: LoadedModel,
+                    settings: Settings) -> BinnerResult:
+    """A whole recording, every bin closed (so none stays open); one too long for a request
+    is refused in the terms of ``/infer``, which has no session to advance by watermarks."""
+    try:
+        return feed(binner, events, model.card.input, flush=True, late="reject",
+                    max_new_bins=settings.max_bins_per_request)
+    except TooManyBins as exc:
+        raise ApiError(422, f"the recording spans {exc.bins} bins of "
+                            f"{model.card.input.dt_us} us, over the {exc.limit} one request "
+                            "may close (S5RF_MAX_BINS_PER_REQUEST); check the timestamps' "
+                            "units (microseconds) and t0_us, or stream it through a session "
+                            "in batches") from exc
+    except EventError as exc:
+        raise ApiError(422, str(exc)) from exc
 
 
 async def _advance(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerResult,

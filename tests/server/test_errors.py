@@ -145,6 +145,14 @@ def test_dvs_pixel_out_of_range_names_the_field_and_index(client: TestClient) ->
     assert r.json()["detail"] == "y 9 at index 1 is out of range [0, 8)"
 
 
+def test_a_recording_too_long_for_infer_is_refused_in_infers_terms(client: TestClient) -> None:
+    r = client.post(f"/v1/models/{COCHLEA}/infer", json={"t": [0, 10**15], "channel": [1, 2]})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert "the recording spans" in detail and "through a session" in detail
+    assert "watermark" not in detail  # /infer takes none
+
+
 def test_drop_policy_counts_late_events_instead_of_refusing(client: TestClient) -> None:
     sid, headers = open_session(client, late="drop")
     feed_good(client, sid, headers, FIRST)
