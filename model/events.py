@@ -66,8 +66,9 @@ def make_events(sensor: SensorKind, **columns: np.ndarray) -> np.ndarray:
             over = col >= float(info.max) + 1 if col.dtype.kind == "f" else col > info.max
             if col.min() < info.min or over.any():
                 bad = int(np.flatnonzero((col < info.min) | over)[0])
-                raise EventError(f"column {name!r} value {col[bad]} at index {bad} is outside "
-                                 f"[{info.min}, {info.max}]")
+                value = int(col[bad])  # an integer (floats were checked), not 1.2e+21
+                raise EventError(f"column {name!r} value {value} at index {bad} does not fit "
+                                 f"its {dtype[name]} field [{info.min}, {info.max}]")
         out[name] = col
     return out
 
