@@ -104,7 +104,8 @@ def _decode_json(body: bytes, sensor: SensorKind) -> tuple[np.ndarray, dict[str,
             arrays[name] = np.asarray(values) if values else np.zeros(0, np.int64)
         except (ValueError, OverflowError) as exc:
             raise EventError(f"column {name!r} must be a flat list of numbers") from exc
-        if arrays[name].ndim != 1 or arrays[name].dtype.kind not in "iuf":
+        # bools too: as in tonic's dtype (and any .npy body), a polarity may be a bool
+        if arrays[name].ndim != 1 or arrays[name].dtype.kind not in "iufb":
             raise EventError(f"column {name!r} must be a flat list of numbers")
     return make_events(sensor, **arrays), doc
 

@@ -100,6 +100,14 @@ def test_npy_json_and_binary_bodies_give_the_same_answer(client: TestClient) -> 
         assert answer["events"] == answers[0]["events"]
 
 
+def test_a_dvs_polarity_may_be_json_booleans(client: TestClient) -> None:
+    events = dvs_recording(seed=6)
+    as_bools = {**columns(events), "p": [bool(p) for p in events["p"]]}
+    answer = client.post(f"/v1/models/{DVS}/infer", json=as_bools)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["probabilities"] == infer(client, DVS, events)["probabilities"]
+
+
 def test_a_big_recording_is_binned_off_the_event_loop_with_the_same_answer(
         client: TestClient) -> None:
     events = cochlea_recording(seed=6, n=120_000, duration_us=2_000_000)  # 12 Mb: threaded

@@ -115,9 +115,14 @@ def test_garbage_collections_are_timed_while_the_app_runs(base_settings: Setting
 def test_requests_are_counted_by_route_template_and_a_known_method(client: TestClient) -> None:
     client.get("/v1/models")
     client.request("ZZZ", "/v1/no-such-route")  # a method only a made-up client sends
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text("not json")  # closed 4400
+        with pytest.raises(WebSocketDisconnect):
+            ws.receive_bytes()
     metrics = client.get("/metrics").text
     assert 's5rf_requests_total{method="GET",route="/v1/models",status="200"}' in metrics
     assert 'method="other",route="unmatched"' in metrics and "ZZZ" not in metrics
+    assert 's5rf_requests_total{method="WS",route="/v1/stream",status="4400"}' in metrics
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/v1/models"])
