@@ -14,7 +14,8 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,7 @@ from server.metrics import Metrics, RequestMetrics
 from server.registry import ModelRegistry, load_registry
 from server.routes import dashboard, health, infer, models, samples, sessions, stream
 from server.runtime import Runtime
+from server.schemas import ErrorBody
 from server.sessions import SessionManager
 from server.settings import Settings
 from server.store import open_store
@@ -84,7 +86,34 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for module in (health, models, sessions, infer, stream, samples, dashboard):
         app.include_router(module.router)
+    app.openapi = functools.partial(_openapi_with_error_bodies, app, app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_error_bodies(app: FastAPI, build: Callable[[], dict[str, Any]]
+                               ) -> dict[str, Any]:
+    """FastAPI's schema with every error answer documented as the ``ErrorBody`` the handlers
+    send: FastAPI's own 422 is a list of pydantic errors, which ``validation_error_handler``
+    turns into one line, and the other error codes had no body at all."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = build()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                if code[0] not in "45":
+                    continue
+                ref = response.get("content", {}).get("application/json", {}).get(
+                    "schema", {}).get("$ref", "")
+                if "content" not in response or ref.endswith("/HTTPValidationError"):
+                    response["content"] = error
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components["ErrorBody"] = ErrorBody.model_json_schema()
+    app.openapi_schema = schema
+    return schema
 
 
 def _warm_ended(runtime: Runtime, warm: asyncio.Task[None]) -> None:

@@ -212,3 +212,12 @@ class HealthStatus(BaseModel):
     status: str
     models: list[str] = Field(default_factory=list)
     detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what is wrong and how to fix it, plus any fields the error carries
+    (a replayed batch's 409: ``last_seq`` and ``applied``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str

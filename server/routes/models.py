@@ -25,7 +25,7 @@ async def list_models(runtime: RuntimeDep) -> list[ModelSummary]:
     return [summary(m) for m in runtime.registry]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses={404: {"description": "Unknown model"}})
 async def get_model(model: ModelDep) -> ModelDetail:
     """Describe one model: input spec, labels, architecture and measured metrics."""
     card = model.card

@@ -22,3 +22,17 @@ def test_every_route_is_documented() -> None:
     missing = sorted(p for p in paths
                      for method in paths[p] if f"{method.upper()} {_unnamed(p)}" not in doc)
     assert not missing, f"routes missing from docs/api.md: {missing}"
+
+
+def test_every_error_answer_is_documented_as_the_body_the_server_sends() -> None:
+    schema = create_app(Settings()).openapi()
+    bodies = {"#/components/schemas/ErrorBody", "#/components/schemas/HealthStatus"}
+    errors = {f"{method.upper()} {path} {code}":
+              response["content"]["application/json"]["schema"]["$ref"]
+              for path, operations in schema["paths"].items()
+              for method, operation in operations.items()
+              for code, response in operation["responses"].items() if code[0] in "45"}
+    assert errors and set(errors.values()) <= bodies, errors
+    assert "GET /v1/models/{name} 404" in errors
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert schema["components"]["schemas"]["ErrorBody"]["required"] == ["detail"]
