@@ -20,9 +20,15 @@ def json_response(body: BaseModel | dict[str, Any], status: int = 200,
 
 
 def describe(exc: ValidationError | RequestValidationError, where: str = "") -> str:
-    """One line per invalid field: ``where.field: message``."""
+    """One line per invalid field: ``where.field: message``; a body that is not JSON, or not
+    a JSON object, is said so."""
     parts = []
     for err in exc.errors():
+        if err["type"] == "json_invalid":
+            return f"the body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}"
+        if tuple(err["loc"]) == ("body",) and err["type"] in ("model_attributes_type",
+                                                               "dict_type"):
+            return "the body must be a JSON object (content-type: application/json)"
         loc = ".".join(str(x) for x in (*([where] if where else []), *err["loc"]))
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from model.binning import MAX_T_US, LatePolicy
 from model.spec import InputSpec
 
 Micros = Annotated[int, Field(ge=0, le=MAX_T_US)]
-T0 = Micros | Literal["first_event"]
+
+
+def _one_error(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One message for the union, not one per member tagged with pydantic's names for them."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise PydanticCustomError(
+            "t0", f"must be an integer from 0 to {MAX_T_US} (µs) or \"first_event\"") from exc
+
+
+T0 = Annotated[Micros | Literal["first_event"], WrapValidator(_one_error)]
 
 
 def origin_us(t0_us: T0) -> int | None:

@@ -155,6 +155,20 @@ def test_a_recording_too_long_for_infer_is_refused_in_infers_terms(client: TestC
     assert "watermark" not in detail  # /infer takes none
 
 
+@pytest.mark.parametrize(("request_kwargs", "detail"), [
+    ({"content": b'{"model": ', "headers": {"content-type": "application/json"}},
+     "the body is not valid JSON: "),
+    ({"content": b"model=x", "headers": {"content-type": "text/plain"}},
+     "the body must be a JSON object (content-type: application/json)"),
+    ({"json": {"model": COCHLEA, "t0_us": -1}},
+     'body.t0_us: must be an integer from 0 to 4611686018427387904 (µs) or "first_event"'),
+])
+def test_bodies_fastapi_validates_are_refused_in_one_plain_line(
+        client: TestClient, request_kwargs: dict[str, Any], detail: str) -> None:
+    r = client.post("/v1/sessions", **request_kwargs)
+    assert r.status_code == 422 and r.json()["detail"].startswith(detail), r.text
+
+
 def test_drop_policy_counts_late_events_instead_of_refusing(client: TestClient) -> None:
     sid, headers = open_session(client, late="drop")
     feed_good(client, sid, headers, FIRST)
