@@ -148,8 +148,7 @@ async def infer_recording(model: LoadedModel, events: np.ndarray, opts: InferOpt
             binning.add_done_callback(functools.partial(_release_slot, model, slot))
         raise
     outcome = await shielded(_infer_on_slot(model, batcher, slot, fed, binner, totals,
-                                            log_probs, opts.include_spikes))
-    _count(metrics, model, outcome)
+                                            log_probs, opts.include_spikes, metrics))
     return build_result(model, outcome, None, None, opts.top_k, start)
 
 
@@ -161,12 +160,17 @@ def _release_slot(model: LoadedModel, slot: int, binning: asyncio.Future[BinnerR
 
 async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: BinnerResult,
                          binner: BinnerState, totals: Totals, log_probs: np.ndarray,
-                         with_spikes: bool) -> Outcome:
+                         with_spikes: bool, metrics: Metrics) -> Outcome:
+    """The recording's step on its slot, counted here: a caller that hung up (the step runs
+    shielded) has had its events processed all the same."""
     try:
         await batcher.call(model.engine.reset, slot)
-        return await _advance(model, batcher, slot, fed, binner, totals, log_probs, with_spikes)
+        outcome = await _advance(model, batcher, slot, fed, binner, totals, log_probs,
+                                 with_spikes)
     finally:
         model.infer_slots.give(slot)
+    _count(metrics, model, outcome)
+    return outcome
 
 
 def _feed(binner: BinnerState, events: np.ndarray, model: LoadedModel, until_us: int | None,

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.errors import ApiError
-from server.inference import process_chunk
+from server.inference import infer_recording, process_chunk
 from server.registry import ModelRegistry
 from server.runtime import Runtime
-from server.schemas import ChunkOptions
+from server.schemas import ChunkOptions, InferOptions
 from server.state_codec import decode
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, columns, dvs_recording
 from tests.server.test_errors import feed_good, open_session, state_of
@@ -464,3 +464,36 @@ def test_a_change_whose_client_hangs_up_is_carried_through(client: TestClient, c
     got = feed_good(client, sid, headers, rest, flush=True)
     want = feed_good(client, like, like_headers, rest, flush=True)
     assert got["probabilities"] == want["probabilities"] and got["spikes"] == want["spikes"]
+
+
+def test_an_infer_whose_client_hangs_up_is_counted(client: TestClient,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """/infer's step runs on (shielded) when its caller is cancelled: its events count."""
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    events = cochlea_recording(seed=18)
+    batcher = runtime.sessions.batchers[COCHLEA]
+    real_submit, stepped, release = batcher.submit, asyncio.Event(), asyncio.Event()
+
+    async def submit_then_park(*args: Any) -> Any:
+        out = await real_submit(*args)
+        stepped.set()
+        await release.wait()
+        return out
+
+    async def hang_up() -> None:
+        monkeypatch.setattr(batcher, "submit", submit_then_park)
+        request = asyncio.ensure_future(infer_recording(
+            batcher.model, events, InferOptions(), batcher, runtime.settings, runtime.metrics))
+        await stepped.wait()
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        release.set()
+        deadline = time.monotonic() + 10
+        while counted not in runtime.metrics.render().decode() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the step ends on its own
+        monkeypatch.setattr(batcher, "submit", real_submit)
+
+    counted = f's5rf_events_total{{model="{COCHLEA}"}} {float(len(events))}'
+    client.portal.call(hang_up)  # type: ignore[union-attr]
+    assert counted in client.get("/metrics").text
