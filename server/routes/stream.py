@@ -130,6 +130,11 @@ async def _receive_open(websocket: WebSocket, runtime: Runtime) -> StreamOpen:
         raise StreamClosed(CLOSE_BAD_OPEN, f"bad open message: {detail}") from exc
     if opened.session is None and opened.model is None:
         raise StreamClosed(CLOSE_BAD_OPEN, "give `model` to open or `session` to resume")
+    opening = sorted({"model", "t0_us", "late"} & opened.model_fields_set)
+    if opened.session is not None and opening:
+        # Taken, they would be ignored: the session keeps its own model, origin and policy.
+        raise StreamClosed(CLOSE_BAD_OPEN, f"{', '.join(opening)} open a new session; resume "
+                                           "one with `session` and `token` alone")
     if runtime.failure is not None:
         raise StreamClosed(CLOSE_BUSY, _close_reason(warm_up_failed(runtime.failure)))
     if not runtime.ready:

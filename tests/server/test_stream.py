@@ -45,6 +45,8 @@ def test_bad_open_messages_close_with_documented_codes(live_url: str) -> None:
         code, reason = await close_code(live_url, '{"model": "missing"}')
         assert code == 4404 and "missing" in reason
         assert (await close_code(live_url, '{"session": "x", "token": "y"}'))[0] == 4404
+        code, reason = await close_code(live_url, '{"session": "x", "token": "y", "model": "m"}')
+        assert code == 4400 and reason.startswith("model open a new session")
         # the reason echoes the id: a long non-ASCII one still closes with the right code
         code, reason = await close_code(live_url, orjson.dumps({"session": "é" * 100,
                                                                 "token": "y"}).decode())
