@@ -73,6 +73,7 @@ class AsyncClient:
         been applied, so it is sent again only where that is safe; batches carry a seq).
         Errors are raised as the ServerError subclass of their status."""
         delays = self.retry.delays()
+        resent = False
         while True:
             retry_after = None
             try:
@@ -89,6 +90,7 @@ class AsyncClient:
                                       dict(response.headers))
                 lost_upstream = idempotent and response.status_code in (502, 504)
                 if not (isinstance(error, RETRYABLE) or lost_upstream):
+                    error.resent = resent
                     raise error
                 failure, retry_after = error, error.retry_after_s
             delay = next(delays, None)
@@ -98,6 +100,7 @@ class AsyncClient:
                 raise ConnectionLost(f"{method} {self.url}{path} failed after "
                                      f"{self.retry.attempts} retries: {failure!r}") from failure
             await asyncio.sleep(Retry.wait(delay, retry_after))
+            resent = True
 
     async def wait_ready(self, timeout_s: float = 300.0) -> None:
         """Wait while the server warms up (``/readyz`` 503 "warming"), as long as
@@ -224,9 +227,10 @@ class AsyncSession:
                                                  **request)
         except AlreadyApplied as exc:
             # This batch's number was used: by this very batch, whose first attempt landed
-            # (its result is returned), or by another client of the session (raised).
+            # (its result is returned), or by another client of the session (raised). Only
+            # a resent batch can be the one that landed: a 409 to a first attempt is another's.
             self.next_seq = max(seq, exc.last_seq) + 1
-            if exc.applied is None or exc.applied.get("seq") != seq:
+            if not exc.resent or exc.applied is None or exc.applied.get("seq") != seq:
                 raise
             return EventsResult.model_validate(exc.applied)
         self.next_seq = seq + 1

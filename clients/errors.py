@@ -31,6 +31,7 @@ class ServerError(ClientError):
         self.detail = detail
         self.body = body or {}
         self.retry_after_s = retry_after_s
+        self.resent = False  # the answer to a request sent again after a failed attempt
 
 
 class Forbidden(ServerError):

@@ -96,6 +96,10 @@ def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: igno
             stale.send(events[30:40])  # numbered 1, but batch 1 was another one
         assert replay.value.last_seq == 2 and replay.value.applied is None
         assert stale.send(events[30:40]).seq == 3  # renumbered after the last applied
+        with pytest.raises(AlreadyApplied) as taken:  # numbered 3, which was stale's batch:
+            session.send(events[40:50])  # its result is not this one's, though its seq is
+        assert taken.value.applied is not None and taken.value.applied["seq"] == 3
+        assert session.info().events_accepted == 40  # nothing lost unsaid
         with pytest.raises(Forbidden):
             client.resume_session(session.id, "wrong")
         with pytest.raises(NotFound):
