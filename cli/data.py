@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.flags import count, seed
+from cli.flags import count, natural
 from cli.progress import progress_bar, tracker
 
 
@@ -25,7 +25,7 @@ def register_dvs(datasets: argparse._SubParsersAction) -> None:
         help="DVS digits: handwritten digits recorded N-MNIST-style by a simulated DVS",
     )
     p.add_argument("--out", type=Path, default=Path("data/dvs"), help="output directory")
-    p.add_argument("--seed", type=seed, default=0, help="split, sensor and noise seed")
+    p.add_argument("--seed", type=natural, default=0, help="split, sensor and noise seed")
     p.add_argument("--workers", type=count, default=1, help="processes (output is the same)")
     p.add_argument("--copies", type=count, default=2, help="jittered recordings per train digit")
     p.add_argument("--limit", type=count, help="only the first N samples of each split (smoke)")
@@ -70,7 +70,7 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("data/speech"), help="output directory")
     p.add_argument("--train", type=count, default=10_000, help="training recordings")
     p.add_argument("--test", type=count, default=2_000, help="test recordings (held-out voices)")
-    p.add_argument("--seed", type=seed, default=0, help="synthesis and augmentation seed")
+    p.add_argument("--seed", type=natural, default=0, help="synthesis and augmentation seed")
     p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
     p.add_argument("--channels", type=count, default=700, help="cochlea channels")
     p.add_argument("--formants", type=float, nargs=2, default=(1.0, 1.0), metavar=("LO", "HI"),
@@ -138,7 +138,7 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
     )
     p.add_argument("root", type=Path, help="folder of class folders")
     p.add_argument("--out", type=Path, required=True, help="output HDF5 file")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the cochlea's spike stage")
+    p.add_argument("--seed", type=natural, default=0, help="seed of the cochlea's spike stage")
     p.add_argument("--channels", type=count, default=700, help="cochlea channels")
     p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
     p.set_defaults(func=run_audio, resumes=True)
@@ -163,7 +163,7 @@ def register_samples(datasets: argparse._SubParsersAction) -> None:
                    help="the checkpoint whose predictions are recorded beside the samples")
     p.add_argument("--out", type=Path, required=True, help="e.g. samples/digits-dvs")
     p.add_argument("--per-class", type=count, default=2)
-    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--seed", type=natural, default=0)
     p.add_argument("--max-events", type=count, help="skip recordings with more events")
     p.add_argument("--filter", help="choose among the recordings this keeps, e.g. "
                                     "engine!=recorded (s5rf eval's syntax)")

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cli.flags import count
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on an HDF5 test file")
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", action="append", default=[], metavar="FIELD",
                    help="also report the accuracy per value of this metadata field, e.g. "
                         "engine or voice (repeatable)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=count, default=64)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
     p.add_argument("--early-png", type=Path,

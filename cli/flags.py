@@ -38,9 +38,19 @@ def non_negative(text: str) -> float:
     return value
 
 
-def seed(text: str) -> int:
-    """A random seed: an integer of at least 0 (numpy's generators take no negative one)."""
+def natural(text: str) -> int:
+    """An integer of at least 0: a seed (numpy's generators take no negative one), a span or
+    a shift that 0 turns off."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A probability that leaves something: at least 0, below 1 (dropout or dropping all of
+    it trains nothing)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
     return value

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import count, ms_as_us, non_negative, positive, seed
+from cli.flags import count, ms_as_us, natural, non_negative, positive
 
 if TYPE_CHECKING:
     import numpy as np
@@ -318,7 +318,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("audio", type=Path,
                    help="audio file (WAV, FLAC, ...; mixed down to mono, prepared as the "
                         "training words were)")
-    q.add_argument("--seed", type=seed, default=0, help="seed of the stochastic spike stage")
+    q.add_argument("--seed", type=natural, default=0, help="seed of the stochastic spike stage")
     q.add_argument("--words", action="store_true",
                    help="the file holds several words: split it at its pauses (0.3 s or "
                         "longer), and score each word on its own (a reset at its start)")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import positive, seed
+from cli.flags import count, fraction, natural, non_negative, positive
 from cli.progress import progress_bar, tracker
 from cli.provenance import data_recipe, git_commit, machine
 
@@ -30,23 +30,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="model name (default: the --out directory's name)")
     p.add_argument("--description", default="",
                    help="one line for the model card and GET /v1/models")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--lr-ssm", type=float)
-    p.add_argument("--weight-decay", type=float,
+    p.add_argument("--epochs", type=count)
+    p.add_argument("--batch-size", type=count)
+    p.add_argument("--lr", type=positive)
+    p.add_argument("--lr-ssm", type=positive)
+    p.add_argument("--weight-decay", type=non_negative,
                    help="AdamW's, on the weights (Adam trains the eigenvalues and steps)")
-    p.add_argument("--seed", type=seed)
-    p.add_argument("--neurons", type=int, nargs="+", help="neurons per layer (overrides preset)")
-    p.add_argument("--blocks", type=int)
-    p.add_argument("--dropout", type=float,
+    p.add_argument("--seed", type=natural)
+    p.add_argument("--neurons", type=count, nargs="+",
+                   help="neurons per layer (overrides preset)")
+    p.add_argument("--blocks", type=count)
+    p.add_argument("--dropout", type=fraction,
                    help="on the currents of the layers between the first and the last, as in "
                         "the reference: a 2-layer network (the shd preset's) has none")
     p.add_argument("--cutmix", action=argparse.BooleanOptionalAction, default=None)
     add_input_flags(p)
     p.add_argument("--max-ms", type=positive,
-                   help="cut recordings after this many milliseconds (recorded in the card; "
-                        "`s5rf eval` cuts them the same)")
+                   help="cut recordings after the whole bins within this many milliseconds "
+                        "(recorded in the card; `s5rf eval` cuts them the same)")
     p.add_argument("--train-filter",
                    help="keep training samples by metadata, e.g. engine!=festival-hts")
     p.add_argument("--test-filter", help="keep test samples by metadata, e.g. engine==festival-hts")
@@ -58,19 +59,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_input_flags(p: argparse.ArgumentParser) -> None:
     """How events become input bins (``input_spec``): shared with the baselines in scripts/."""
-    p.add_argument("--dt-us", type=int, default=4000, help="time-bin width (us)")
-    p.add_argument("--downsample", type=int, default=5, help="cochlea channel pooling factor")
-    p.add_argument("--pool", type=int, default=1, help="DVS spatial pooling factor")
+    p.add_argument("--dt-us", type=count, default=4000, help="time-bin width (us)")
+    p.add_argument("--downsample", type=count, default=5,
+                   help="cochlea channel pooling factor")
+    p.add_argument("--pool", type=count, default=1, help="DVS spatial pooling factor")
     p.add_argument("--counts", action="store_true", help="feed event counts, not binary bins")
 
 
 def add_augment_flags(p: argparse.ArgumentParser) -> None:
     """Training-time augmentation of events and bins (zero disables each one)."""
-    p.add_argument("--jitter-us", type=float, default=0.0, help="event time-jitter std")
-    p.add_argument("--drop", type=float, default=0.0, help="event drop probability")
-    p.add_argument("--shift", type=int, default=0, help="max channel/pixel shift of events")
-    p.add_argument("--mask-time", type=int, default=0, help="max masked time span (bins)")
-    p.add_argument("--mask-channels", type=int, default=0, help="max masked feature span")
+    p.add_argument("--jitter-us", type=non_negative, default=0.0, help="event time-jitter std")
+    p.add_argument("--drop", type=fraction, default=0.0, help="event drop probability")
+    p.add_argument("--shift", type=natural, default=0, help="max channel/pixel shift of events")
+    p.add_argument("--mask-time", type=natural, default=0, help="max masked time span (bins)")
+    p.add_argument("--mask-channels", type=natural, default=0,
+                   help="max masked feature span")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
 
 def input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
     """The network's input: the training file's sensor, binned and pooled as the flags say."""
+    from pydantic import ValidationError
+
+    from model.errors import InputError
     from model.spec import InputSpec
 
     fields: dict[str, Any] = dict(sensor=data.sensor, dt_us=args.dt_us, binarize=not args.counts)
@@ -167,26 +173,38 @@ def input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
         fields.update(channels=data.channels, downsample=args.downsample)
     else:
         fields.update(width=data.width, height=data.height, pool=args.pool)
-    return InputSpec(**fields)
+    try:
+        return InputSpec(**fields)
+    except ValidationError as exc:  # sizes the flags cannot pool: one line, not a traceback
+        raise InputError("; ".join(str(e.get("ctx", {}).get("error", e["msg"]))
+                                   for e in exc.errors())) from exc
 
 
 def _configs(args: argparse.Namespace, spec: InputSpec,
              n_classes: int) -> tuple[ModelConfig, TrainConfig]:
     """The preset's network and training settings, with the flags that override them."""
+    from model.errors import InputError
     from model.spec import PRESETS, preset_config
 
     overrides: dict[str, Any] = {
         k: v for k, v in (("blocks", args.blocks), ("dropout", args.dropout)) if v is not None}
     if args.neurons:
         overrides["neurons"] = tuple(args.neurons)
-    cfg = preset_config(args.preset, spec.features, n_classes, **overrides)
+    try:
+        cfg = preset_config(args.preset, spec.features, n_classes, **overrides)
+    except ValueError as exc:  # e.g. neurons that the blocks do not divide
+        raise InputError(str(exc)) from exc
     tc = dataclasses.replace(PRESETS[args.preset].train, **{
         k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                           ("lr", args.lr), ("lr_ssm", args.lr_ssm),
                           ("weight_decay", args.weight_decay), ("seed", args.seed),
                           ("cutmix", args.cutmix)) if v is not None})
     if args.max_ms:
-        tc = dataclasses.replace(tc, max_bins=int(args.max_ms * 1000 // args.dt_us))
+        max_bins = int(args.max_ms * 1000 // args.dt_us)
+        if max_bins < 1:
+            raise InputError(f"--max-ms {args.max_ms} is shorter than one bin "
+                             f"({args.dt_us} us): it would cut every recording to nothing")
+        tc = dataclasses.replace(tc, max_bins=max_bins)
     return cfg, tc
 
 

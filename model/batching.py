@@ -110,8 +110,9 @@ def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec
 
 def padded_length(data: BinnedSet) -> int:
     """The padded length of ``data``'s batches: its longest recording. Each set pads to its
-    own, so the test set cannot change training (where masks and CutMix windows land)."""
-    return max((len(b) for b in data.bins), default=1)
+    own, so the test set cannot change training (where masks and CutMix windows land). At
+    least one bin, of padding when no recording has any: a scan over none has no last state."""
+    return max(1, *(len(b) for b in data.bins))
 
 
 def batches(data: BinnedSet, batch_size: int, n_bins: int, spec: InputSpec,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.batching import BinnedSet, as_files, batches, load_binned
+from model.batching import BinnedSet, as_files, batches, load_binned, padded_length
 from model.datasets import open_dataset
 from model.errors import InputError
 from model.network import Params, synaptic_ops
@@ -85,7 +85,7 @@ class Predictions:
 def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
             batch_size: int = 64, scan: ScanMethod = "sequential") -> Predictions:
     """Run the offline path over ``data`` once, keeping every sample's outputs."""
-    n_bins = max(len(b) for b in data.bins)
+    n_bins = padded_length(data)
     run = make_eval_step(cfg, scan)
     preds, true, spikes, inputs, active, bins_seen = [], [], [], [], [], []
     early: dict[float, list[np.ndarray]] = {f: [] for f in FRACTIONS}

@@ -33,7 +33,7 @@ from typing import Any
 import librosa
 import numpy as np
 
-from cli.flags import count, seed
+from cli.flags import count, natural
 from cli.progress import progress_bar, tracker
 from model import speech_data as sd
 from model.audio_augment import WORK_RATE
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--mask-time", type=int, default=8, help="longest time mask (frames)")
     ap.add_argument("--mask-bands", type=int, default=5, help="widest band mask (bands)")
-    ap.add_argument("--seed", type=seed, default=PRESETS["shd"].train.seed)
+    ap.add_argument("--seed", type=natural, default=PRESETS["shd"].train.seed)
     ap.add_argument("--workers", type=count, default=2)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)

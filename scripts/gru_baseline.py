@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cli.flags import count, seed
+from cli.flags import count, natural
 from cli.train import add_augment_flags, add_input_flags, input_spec
 from model.augment import EventAugment, shift_and_mask
 from model.batching import BinnedSet, batches, load_binned, padded_length
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--hidden", type=count, default=256, help="GRU units per layer")
     ap.add_argument("--layers", type=count, default=2)
     ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--seed", type=seed, default=PRESETS["shd"].train.seed)
+    ap.add_argument("--seed", type=natural, default=PRESETS["shd"].train.seed)
     ap.add_argument("--json", type=Path, help="also write the results here")
     add_input_flags(ap)
     add_augment_flags(ap)

@@ -16,6 +16,7 @@ from model.augment import (
     shift_and_mask,
 )
 from model.datasets import open_dataset, write_shd
+from model.events import EVENT_DTYPES
 from model.samples import read_index
 from model.spec import InputSpec
 from model.synthetic import order_task
@@ -396,10 +397,39 @@ def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_
     cases.append((["data", "samples", "--data", str(order_data / "test.h5"), "--checkpoint",
                    str(ck), "--out", str(tmp_path / "samples"), "--max-events", "1"],
                   "has no recording of at most 1 events"))
+    fresh = train_args(order_data, tmp_path / "x", 1)
+    cases += [  # sizes each flag may take, but not with the others or the data
+        ([*fresh, "--downsample", "3"], "channels=40 is not divisible by downsample=3"),
+        ([*fresh, "--neurons", "30"], "30 neurons cannot be split into 8 blocks"),
+        ([*fresh, "--max-ms", "1"], "--max-ms 1.0 is shorter than one bin (5000 us)"),
+    ]
     for argv, words in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (argv, err)
-    with pytest.raises(SystemExit) as refused:  # argparse's own exit 2
-        main(["data", "dvs", "--out", str(tmp_path / "d"), "--limit", "0"])
-    assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+    for argv, words in [  # argparse's own exit 2
+            (["data", "dvs", "--out", str(tmp_path / "d"), "--limit", "0"], "at least 1"),
+            ([*fresh, "--batch-size", "0"], "--batch-size: must be at least 1"),
+            ([*fresh, "--epochs", "-1"], "--epochs: must be at least 1"),
+            ([*fresh, "--dropout", "1"], "--dropout: must be at least 0 and below 1"),
+            ([*fresh, "--mask-time", "-1"], "--mask-time: must be 0 or more"),
+            ([*fresh, "--jitter-us", "-5"], "--jitter-us: must be 0 or more"),
+            (["eval", "--checkpoint", str(ck), "--data", str(order_data / "test.h5"),
+              "--batch-size", "0"], "--batch-size: must be at least 1")]:
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2 and words in capsys.readouterr().err, argv
+
+
+def test_recordings_without_a_single_bin_are_evaluated_not_a_crash(order_data, tmp_path,
+                                                                     capsys):
+    ck = tmp_path / "ck"
+    assert main(train_args(order_data, ck, 1)) == 0
+    empty = np.zeros(0, EVENT_DTYPES["cochlea"])
+    write_shd(tmp_path / "empty.h5", [empty, empty], [0, 1], keys=["ab", "ba", "cd", "dc"],
+              channels=40)
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "empty.h5"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 2
