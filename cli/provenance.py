@@ -18,10 +18,11 @@ def data_recipe(data: Path) -> dict[str, Any] | None:
 
 
 def git_commit() -> str | None:
-    """The commit checked out where the command runs, or None outside a git checkout."""
+    """The commit of the code that runs (not of the directory it runs in), or None when it
+    is not a git checkout (an installed wheel)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True)
+                             check=True, cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip()

@@ -1,5 +1,7 @@
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -43,7 +45,8 @@ def train_args(root, out, epochs):
             "--downsample", "1", "--lr", "0.03"]
 
 
-def test_tiny_network_learns_the_temporal_order_task(order_data, tmp_path):
+def test_tiny_network_learns_the_temporal_order_task(order_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the card names the code's commit
     assert main([*train_args(order_data, tmp_path / "ck", 10), "--description", "a b order"]) == 0
     log = read_log(tmp_path / "ck")
     assert log[-1]["test_acc"] > 0.9
@@ -53,6 +56,11 @@ def test_tiny_network_learns_the_temporal_order_task(order_data, tmp_path):
     assert card.metrics["test_accuracy"] == log[-1]["test_acc"]
     assert card.provenance["command"].startswith("s5rf train")
     assert card.provenance["data"]["recipe"] == {"task": "order", "seed": 0}  # from recipe.json
+    repo = Path(__file__).parents[2]
+    if (repo / ".git").exists():
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=repo, check=True).stdout.strip()
+        assert card.provenance["commit"] == head
     assert (tmp_path / "ck" / "training_curves.png").stat().st_size > 1000
 
 
