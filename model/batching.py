@@ -11,6 +11,7 @@ from model.augment import EventAugment, augment_events
 from model.binning import bin_recording
 from model.datasets import EventDataset
 from model.errors import InputError
+from model.events import EventError
 from model.spec import InputSpec
 
 
@@ -101,7 +102,11 @@ def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec
             if max_bins is not None:
                 ev = ev[ev["t"] < max_bins * spec.dt_us]
             events.append(ev)
-            bins.append(bin_recording(ev, spec).astype(np.uint8))  # counts stop at MAX_COUNT
+            try:
+                binned = bin_recording(ev, spec)
+            except EventError as exc:  # "at index 3" is within the recording: say which
+                raise EventError(f"{ds.path} sample {int(i)}: {exc}") from exc
+            bins.append(binned.astype(np.uint8))  # counts stop at MAX_COUNT
             if progress is not None:
                 progress(len(bins), total)
     labels = np.concatenate([ds.labels[idx] for ds, idx in zip(files, kept, strict=True)])

@@ -126,6 +126,10 @@ class EventDataset:
             raise DatasetError(f"{self.path} has no {' or '.join(missing)}; see docs/datasets.md")
         self.labels = np.asarray(f["labels"], dtype=np.int64)
         self.keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"]]
+        if len(self.labels) and not 0 <= self.labels.min() <= self.labels.max() < len(self.keys):
+            bad = int(np.flatnonzero((self.labels < 0) | (self.labels >= len(self.keys)))[0])
+            raise DatasetError(f"{self.path}: sample {bad}'s label {self.labels[bad]} names no "
+                               f"class of extra/keys ({len(self.keys)} of them)")
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -84,3 +84,12 @@ def test_several_files_are_selected_from_as_one(ds: EventDataset, tmp_path: Path
             select_files([ds, more], "engine==festival")
         with pytest.raises(InputError, match=r"keeps none of the 6 recordings of \S+d.h5 \+ "):
             select_files([ds, more], "engine==pico,engine==freetts")
+
+
+def test_a_recording_that_cannot_be_binned_is_named_by_file_and_sample(tmp_path: Path) -> None:
+    good = make_events("cochlea", t=np.array([5, 9]), channel=np.array([1, 2]))
+    bad = make_events("cochlea", t=np.array([5, 9]), channel=np.array([1, 45]))
+    write_shd(tmp_path / "s.h5", [good, bad], [0, 1], keys=["a", "b"], channels=40)
+    spec = InputSpec(sensor="cochlea", dt_us=1000, channels=40, downsample=1)
+    with pytest.raises(InputError, match=r"s\.h5 sample 1: channel 45 at index 1 is out of range"):
+        load_binned(open_dataset(tmp_path / "s.h5"), spec)

@@ -81,3 +81,10 @@ def test_a_dvs_file_missing_part_of_its_layout_is_explained_and_closed(tmp_path,
         open_dataset(path)
     with h5py.File(path, "w"):  # the reader let go of the file
         pass
+
+
+def test_a_label_no_class_has_is_refused_when_the_file_is_opened(tmp_path):
+    ev = make_events("cochlea", t=np.array([5]), channel=np.array([1]))
+    write_shd(tmp_path / "s.h5", [ev, ev, ev], [0, 7, 1], keys=["a", "b"], channels=4)
+    with pytest.raises(InputError, match=r"sample 1's label 7 names no class of extra/keys"):
+        open_dataset(tmp_path / "s.h5")
