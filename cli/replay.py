@@ -198,6 +198,8 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
                 if progress.last:
                     decisions.append(progress)
                 live.update(view(card, source, progress, total, latencies, len(utterances)))
+        if not console.is_terminal:  # off a terminal Live's last frame ends without a newline
+            console.line()
         wall_s = time.perf_counter() - start
     assert last is not None
     result = last.result

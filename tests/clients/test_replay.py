@@ -93,6 +93,15 @@ def test_replay_count_needs_a_dataset_file_and_enough_samples(
         assert words in capsys.readouterr().err, argv
 
 
+def test_the_summary_starts_its_own_line_when_the_output_is_no_terminal(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "c.npy", cochlea_recording(seed=78))
+    assert main(["replay", str(tmp_path / "c.npy"), "--model", COCHLEA, "--url", live_url,
+                 "--speed", "max"]) == 0
+    summary = next(line for line in capsys.readouterr().out.splitlines() if " after " in line)
+    assert summary.startswith("class"), summary  # not behind the panel's bottom border
+
+
 def test_replay_of_a_camera_file_at_sensor_pace_uses_its_first_event_as_origin(
         tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     dv = pytest.importorskip("dv_processing")
