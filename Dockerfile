@@ -22,7 +22,9 @@ COPY cli ./cli
 RUN pip install . "jax[${JAX_VARIANT}]"
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
-RUN useradd --system --uid 10001 --create-home --home-dir /home/s5rf s5rf
+# The compilation cache's folder made the user's: a volume mounted there starts out so.
+RUN useradd --system --uid 10001 --create-home --home-dir /home/s5rf s5rf \
+    && install -d -o s5rf -g s5rf /home/s5rf/.cache/xla
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root checkpoints /opt/s5rf/checkpoints
 COPY --chown=root:root samples /opt/s5rf/samples
@@ -38,7 +40,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER s5rf
 WORKDIR /home/s5rf
 EXPOSE 8000
-# Ready means every model loaded and every bucketed program compiled (tens of seconds).
-HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
+# Ready means every model loaded and every bucketed program compiled: minutes on a first start
+# (docs/deployment.md), seconds with the compilation cache filled.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=900s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['S5RF_PORT']}/readyz\", timeout=2)"]
 ENTRYPOINT ["s5rf", "serve"]

@@ -53,6 +53,10 @@ def test_nginx_balances_over_every_replica_and_they_share_redis(
     for name, service in services.items():
         assert service.get("restart") == "unless-stopped", name
         assert "healthcheck" in service, name
+    for name in replicas:  # a first start compiles for minutes: not unhealthy meanwhile,
+        server = services[name]  # and what it compiled is kept for the next container
+        assert seconds(server["healthcheck"]["start_period"]) >= 600, name
+        assert "xla-cache:/home/s5rf/.cache/xla" in server["volumes"], name
         for dep in service.get("depends_on", {}):
             assert dep in services, (name, dep)
     for volume in services["nginx"]["volumes"]:
@@ -89,6 +93,10 @@ def test_dockerfile_runs_s5rf_serve_as_non_root_with_a_readiness_check() -> None
     assert final.startswith("python:") and "-slim" in final.splitlines()[0]
     assert re.search(r"^USER s5rf$", final, re.M)
     assert re.search(r"^HEALTHCHECK .*\n?.*/readyz", final, re.M)
+    start_period = re.search(r"--start-period=(\d+)s", final)
+    assert start_period and int(start_period[1]) >= 600
+    assert "install -d -o s5rf -g s5rf /home/s5rf/.cache/xla" in final
+    assert "S5RF_COMPILATION_CACHE=/home/s5rf/.cache/xla" in final
     assert 'ENTRYPOINT ["s5rf", "serve"]' in final
     assert "S5RF_HOST=0.0.0.0" in final
     assert "COPY --chown=root:root checkpoints " in final and "S5RF_CHECKPOINTS=" in final
@@ -98,3 +106,9 @@ def test_dockerfile_runs_s5rf_serve_as_non_root_with_a_readiness_check() -> None
         assert list(ROOT.glob(source)), f"COPY {source}: nothing in the build context"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data", "tests"} <= set(ignored)
+
+
+def seconds(duration: str) -> int:
+    """A compose duration of whole seconds or minutes ("900s", "15m")."""
+    value, unit = re.fullmatch(r"(\d+)([sm])", duration).groups()  # type: ignore[union-attr]
+    return int(value) * (60 if unit == "m" else 1)
