@@ -141,6 +141,9 @@ def load(path: str | Path) -> Checkpoint:
                 f"{params_path}: parameter {jax.tree_util.keystr(kp)} has shape "
                 f"{np.shape(got)}, the architecture in {CARD_FILE} needs {want.shape}"
             )
+        if not np.isfinite(got).all():  # a diverged run's: it would answer one class, silently
+            raise CheckpointError(f"{params_path}: parameter {jax.tree_util.keystr(kp)} holds "
+                                  "NaN or infinite values")
     params = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, jax.numpy.float32), params)
     return Checkpoint(card=card, params=params, path=path)
 

@@ -32,6 +32,10 @@ TRAIN_STATE_FILE = "train_state.msgpack"
 LOG_FILE = "train_log.jsonl"
 
 
+class Diverged(InputError):
+    """The loss turned NaN or infinite: the parameters are lost, and nothing more is saved."""
+
+
 class ResumeError(InputError):
     """The checkpoint directory holds a run that these settings cannot continue."""
 
@@ -150,6 +154,10 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
             params, opt_state, loss, logp = train_step(params, opt_state, x, lengths, targets,
                                                        weights, key)
             losses.append(float(loss))
+            if not np.isfinite(losses[-1]):
+                raise Diverged(f"the training loss turned {losses[-1]} at epoch {epoch + 1}, "
+                               f"step {step + 1}; that epoch was not saved. Train anew with a "
+                               "lower --lr or --lr-ssm")
             # against the (mixed) targets the step was given: CutMix relabels what it mixes
             correct += float(((np.argmax(logp, -1) == targets.argmax(-1)) * weights).sum())
             if progress is not None:

@@ -93,3 +93,13 @@ def test_parameters_of_another_architecture_are_explained(saved):
     (path / "model.json").write_text(json.dumps(card))
     with pytest.raises(checkpoint.CheckpointError, match=r"has shape \(32, 140, 2\)"):
         checkpoint.load(path)
+
+
+def test_parameters_of_a_diverged_run_are_refused(saved):
+    path, params = saved
+    card = checkpoint.read_card(path)
+    broken = jax.tree_util.tree_map(lambda a: a, params)
+    broken["readout"]["W"] = broken["readout"]["W"].at[0, 0].set(np.nan)
+    checkpoint.save(path, card, broken)
+    with pytest.raises(checkpoint.CheckpointError, match=r"\['readout'\]\['W'\] holds NaN"):
+        checkpoint.load(path)

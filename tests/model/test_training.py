@@ -411,11 +411,14 @@ def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_
         ([*fresh, "--neurons", "30"], "30 neurons cannot be split into 8 blocks"),
         ([*fresh, "--max-ms", "1"], "--max-ms 1.0 is shorter than one bin (5000 us)"),
     ]
+    diverging = [*train_args(order_data, tmp_path / "nan", 2), "--lr", "1e38", "--lr-ssm", "1e38"]
+    cases.append((diverging, "the training loss turned nan at epoch 1"))
     for argv, words in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "x").exists()  # refused before anything was written
+    assert not (tmp_path / "nan" / "params.msgpack").exists()  # no NaN weights to serve
     for argv, words in [  # argparse's own exit 2
             (["data", "dvs", "--out", str(tmp_path / "d"), "--limit", "0"], "at least 1"),
             ([*fresh, "--batch-size", "0"], "--batch-size: must be at least 1"),
