@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     metrics["machine"] = machine()
     confusion_pngs, early_pngs = [args.confusion_png], [args.early_png]
     if args.update_card:  # the card's figures go with the card's numbers, wherever else too
-        confusion_pngs.append(args.checkpoint / "confusion.png")
-        early_pngs.append(args.checkpoint / "early_accuracy.png")
+        confusion_pngs.append(args.checkpoint / checkpoint.CONFUSION_PNG)
+        early_pngs.append(args.checkpoint / checkpoint.EARLY_PNG)
     for png in filter(None, confusion_pngs):
         plot_confusion(metrics["confusion"], ckpt.card.labels, png)
     for png in filter(None, early_pngs):

@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         mask_time=args.mask_time, mask_channels=args.mask_channels,
     )
     saved = saved_state(run_cfg)  # another run's is refused here, before any progress bar
+    if saved is None:  # the figures of a network trained here before are not this one's
+        for stale in (checkpoint.CONFUSION_PNG, checkpoint.EARLY_PNG):
+            (args.out / stale).unlink(missing_ok=True)
     if saved is not None and saved["epoch"] >= tc.epochs:
         print(f"{args.out} has done its {tc.epochs} epochs already; nothing to train",
               file=sys.stderr)

@@ -24,6 +24,9 @@ from model.spec import InputSpec, ModelConfig, TrainConfig
 
 CARD_FILE = "model.json"
 PARAMS_FILE = "params.msgpack"
+# Drawn by `s5rf eval --update-card` from the card's network: a fresh run into the folder
+# removes them, as its card drops their figures.
+CONFUSION_PNG, EARLY_PNG = "confusion.png", "early_accuracy.png"
 
 
 class CheckpointError(InputError):

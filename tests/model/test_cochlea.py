@@ -164,8 +164,8 @@ def test_prepare_waveform_rejects_a_silent_or_too_long_word() -> None:
         cochlea.prepare_waveform(np.ones(200), FS, n_samples=100)
 
 
-def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(tmp_path,
-                                                                    word: np.ndarray) -> None:
+def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(
+        tmp_path, word: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
     wav, out = tmp_path / "word.wav", tmp_path / "word.npz"
     audio = np.concatenate([np.zeros(4000), word[::3] / np.abs(word).max(), np.zeros(4000)])
     soundfile.write(wav, audio, 16_000)
@@ -180,8 +180,9 @@ def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(tmp_path,
     assert len(prepared) < (len(read) - 6000) * WORK_RATE / 16_000  # the silence is cut
     want = cochlea.audio_to_events(prepared, WORK_RATE, np.random.default_rng(2), channels=16)
     np.testing.assert_array_equal(ev, want)
-    assert main(["cochlea", str(wav), str(out), "--channels", "16", "--seed", "2",
-                 "--raw"]) == 0
+    assert main(["cochlea", str(wav), str(tmp_path / "word"), "--channels", "16", "--seed",
+                 "2", "--raw"]) == 0  # the suffix added, as numpy does, and said so
+    assert capsys.readouterr().out.startswith(f"{out}: ")
     with np.load(out) as f:
         whole = cochlea.audio_to_events(read, 16_000, np.random.default_rng(2), channels=16)
         np.testing.assert_array_equal(f["events"], whole)
@@ -189,13 +190,16 @@ def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(tmp_path,
 
 @pytest.mark.parametrize(("content", "words"), [
     (None, "is not a file"), (b"RIFF but not audio", "not audio libsndfile reads"),
-    (np.zeros(800), "silent")])
+    (np.zeros(800), "silent"), ("no folder", "is not a folder: cannot write")])
 def test_cli_refuses_what_is_not_a_spoken_word(tmp_path, capsys: pytest.CaptureFixture[str],
                                                content: object, words: str) -> None:
     wav = tmp_path / "in.wav"
     if isinstance(content, bytes):
         wav.write_bytes(content)
-    elif content is not None:
+    elif isinstance(content, np.ndarray):
         soundfile.write(wav, content, 16_000)
-    assert main(["cochlea", str(wav), str(tmp_path / "out.npz")]) == 2
-    assert words in capsys.readouterr().err and not (tmp_path / "out.npz").exists()
+    elif isinstance(content, str):  # a good word, nowhere to write it
+        soundfile.write(wav, np.sin(np.arange(8000) / 5.0), 16_000)
+    out = tmp_path / ("nowhere/out.npz" if isinstance(content, str) else "out.npz")
+    assert main(["cochlea", str(wav), str(out)]) == 2
+    assert words in capsys.readouterr().err and not out.exists()

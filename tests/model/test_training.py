@@ -153,12 +153,17 @@ def test_several_training_files_train_as_one_file_of_them_all(order_data, tmp_pa
 
 def test_a_fresh_run_into_a_shipped_checkpoint_starts_a_fresh_log(order_data, tmp_path):
     main(train_args(order_data, tmp_path / "ck", 3))
+    figures = [tmp_path / "ck" / name for name in (checkpoint.CONFUSION_PNG, checkpoint.EARLY_PNG)]
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5"), "--update-card"]) == 0
+    assert all(png.exists() for png in figures)
     (tmp_path / "ck" / "train_state.msgpack").unlink()  # as in a clone: it is not shipped
     main(train_args(order_data, tmp_path / "ck", 2))
     log = read_log(tmp_path / "ck")
     assert [r["epoch"] for r in log] == [1, 2]
     card = checkpoint.read_card(tmp_path / "ck")
     assert card.metrics["train_seconds"] == pytest.approx(sum(r["seconds"] for r in log))
+    assert "eval" not in card.metrics and not any(png.exists() for png in figures)  # the old's
 
 
 def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
