@@ -9,9 +9,10 @@ jitted call that donates the table. Compilations are counted (``Engine.compilati
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -22,6 +23,11 @@ from model.network import Params, State, advance, initial_state
 from model.spec import ModelConfig, ScanMethod
 
 SCRATCH_SLOT = 0
+
+
+class StateLost(RuntimeError):
+    """The engine's slot table, every session's state, went with a call that failed inside
+    its program (a donated table is consumed even then): only a restart serves again."""
 
 
 def bucket_for(n: int, buckets: Sequence[int]) -> int:
@@ -67,6 +73,7 @@ class Engine:
         self.scan = scan
         self.max_cells = max_cells
         self.compilations = 0
+        self.lost: str | None = None  # why the slot table is gone (StateLost), if it is
         self._lock = threading.Lock()  # the table is donated: one call at a time
         self._buffers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.table: State = initial_state(cfg, capacity + 1)
@@ -120,7 +127,7 @@ class Engine:
         try:
             return self._step_in_pieces(slots, chunks, t_len, s_max, with_spikes)
         except BaseException:
-            with self._lock:
+            with self._table():
                 for ids, rows in saved:
                     self.table = self._write(self.table, ids, rows)
             raise
@@ -161,7 +168,7 @@ class Engine:
               with_spikes: bool) -> ChunkResult:
         n = len(slots)
         S, Tb = bucket_for(n, self.session_buckets), bucket_for(T, self.bin_buckets)
-        with self._lock:
+        with self._table():
             bins, valid, slot_ids = self._inputs(S, Tb)
             try:
                 for i, c in enumerate(chunks):
@@ -182,7 +189,7 @@ class Engine:
         """Device copies of the rows of ``slots``, read in session-bucket sized gathers (the
         ids padded with the scratch slot, whose row is never anyone's)."""
         S_max, saved = self.session_buckets[-1], []
-        with self._lock:
+        with self._table():
             for lo in range(0, len(slots), S_max):
                 piece = slots[lo : lo + S_max]
                 ids = np.full(bucket_for(len(piece), self.session_buckets), SCRATCH_SLOT,
@@ -190,6 +197,22 @@ class Engine:
                 ids[: len(piece)] = piece
                 saved.append((ids, self._read(self.table, ids)))
         return saved
+
+    @contextlib.contextmanager
+    def _table(self) -> Iterator[None]:
+        """Hold the table, one call at a time. A call that donates it and fails inside its
+        program (an accelerator out of memory) may consume it all the same: every session's
+        state is then gone, and the engine says so (``lost``, StateLost) from then on instead
+        of failing each later call on deleted buffers."""
+        with self._lock:
+            if self.lost is not None:
+                raise StateLost(self.lost)
+            try:
+                yield
+            except Exception as exc:
+                if any(leaf.is_deleted() for leaf in jax.tree_util.tree_leaves(self.table)):
+                    self.lost = f"a failed call took the slot table with it: {exc!r}"
+                raise
 
     def _inputs(self, S: int, Tb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This shape's host input buffers, all padding (zeros, invalid, scratch slot) at rest:
@@ -203,12 +226,12 @@ class Engine:
 
     def reset(self, slot: int) -> None:
         """Zero one session's state (a new or reset session)."""
-        with self._lock:
+        with self._table():
             self.table = self._reset(self.table, np.int32(slot))
 
     def read(self, slot: int) -> State:
         """One session's state as host numpy arrays (rows of the table)."""
-        with self._lock:
+        with self._table():
             # One compiled gather: indexing leaf by leaf costs a dispatch each (5x slower),
             # and the shared store reads a row after every batch.
             rows = jax.device_get(self._read(self.table, np.array([slot], np.int32)))
@@ -217,7 +240,7 @@ class Engine:
     def write(self, slot: int, row: State) -> None:
         """Overwrite one session's state (state import, store load)."""
         rows = jax.tree_util.tree_map(lambda r: np.asarray(r)[None], row)
-        with self._lock:
+        with self._table():
             self.table = self._write(self.table, np.array([slot], np.int32), rows)
 
     def warmup(self, with_spikes: Sequence[bool] = (False,)) -> None:
@@ -234,7 +257,7 @@ class Engine:
         self.write(SCRATCH_SLOT, self.read(SCRATCH_SLOT))
         for S in self.session_buckets:  # the gathers that guard a step of several calls
             for ids, rows in self._save_rows([SCRATCH_SLOT] * S):
-                with self._lock:
+                with self._table():
                     self.table = self._write(self.table, ids, rows)
 
 

@@ -121,7 +121,7 @@ def _warm_ended(runtime: Runtime, warm: asyncio.Task[None]) -> None:
     server stayed 'warming' for ever, alive to every probe, and said nothing."""
     if warm.cancelled() or (exc := warm.exception()) is None:
         return
-    runtime.failure = f"warm-up failed: {exc!r}"
+    runtime.warm_up_failure = f"warm-up failed: {exc!r}"
     log.error("warmup_failed", exc_info=exc)
 
 

@@ -27,17 +27,16 @@ async def get_runtime(conn: HTTPConnection) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def warm_up_failed(failure: str) -> str:
-    """Why a server whose warm-up failed refuses every model route: it will never serve."""
-    return (f"this server's warm-up failed, so it will not serve: {failure}; see /healthz, "
-            "and use another replica")
+def cannot_serve(failure: str) -> str:
+    """Why a server that will never serve again refuses every model route."""
+    return f"this server cannot serve: {failure}; see /healthz, and use another replica"
 
 
 async def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
     """The runtime, or 503 while the engines are still compiling (with Retry-After), or
-    once their warm-up has failed (without: waiting will not help)."""
+    once it cannot serve (without: waiting will not help)."""
     if runtime.failure is not None:
-        raise ApiError(503, warm_up_failed(runtime.failure))
+        raise ApiError(503, cannot_serve(runtime.failure))
     if not runtime.ready:
         raise busy("the models are still warming up; retry shortly",
                    runtime.settings.retry_after_s)

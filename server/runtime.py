@@ -19,4 +19,13 @@ class Runtime:
     batchers: dict[str, Batcher]
     sessions: SessionManager
     ready: bool = False
-    failure: str | None = None  # why warm-up failed: the process is alive but will never serve
+    warm_up_failure: str | None = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why this process, alive, will never serve again (a restart may): its warm-up
+        failed, or a model's engine lost its slot table."""
+        if self.warm_up_failure is not None:
+            return self.warm_up_failure
+        return next((f"model {m.name!r}: {m.engine.lost}" for m in self.registry
+                     if m.engine.lost is not None), None)

@@ -14,7 +14,8 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", responses={500: {"model": HealthStatus}})
 async def healthz(runtime: RuntimeDep) -> Response:
-    """Liveness: the process answers, and its warm-up has not failed (500 if it has)."""
+    """Liveness: the process answers and can serve: 500 once its warm-up failed or a model
+    lost its sessions' state table (a restart may cure either)."""
     if runtime.failure is not None:
         return json_response(HealthStatus(status="failed", detail=runtime.failure), 500)
     return json_response(HealthStatus(status="ok"))

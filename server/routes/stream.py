@@ -28,7 +28,7 @@ from starlette.types import Message
 from model.binning import MAX_T_US
 from model.events import EventError, SensorKind
 from server.decode import JSON, RAW, decode
-from server.deps import RuntimeDep, find_model, warm_up_failed
+from server.deps import RuntimeDep, cannot_serve, find_model
 from server.encode import describe
 from server.errors import ApiError
 from server.feeds import Feed
@@ -136,7 +136,7 @@ async def _receive_open(websocket: WebSocket, runtime: Runtime) -> StreamOpen:
         raise StreamClosed(CLOSE_BAD_OPEN, f"{', '.join(opening)} open a new session; resume "
                                            "one with `session` and `token` alone")
     if runtime.failure is not None:
-        raise StreamClosed(CLOSE_BUSY, _close_reason(warm_up_failed(runtime.failure)))
+        raise StreamClosed(CLOSE_BUSY, _close_reason(cannot_serve(runtime.failure)))
     if not runtime.ready:
         raise _busy(runtime, "the models are still warming up")
     return opened

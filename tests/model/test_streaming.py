@@ -6,7 +6,7 @@ import pytest
 
 from model.network import init_params
 from model.spec import ModelConfig
-from model.streaming import Engine, bucket_for, run_offline
+from model.streaming import Engine, StateLost, bucket_for, run_offline
 
 CFG = ModelConfig(n_in=12, n_classes=3, neurons=(16, 16), blocks=4)
 
@@ -142,3 +142,34 @@ def test_a_step_failing_after_its_first_call_leaves_every_row_as_it_was(engine, 
         for a, b in zip(jax.tree_util.tree_leaves(row),
                         jax.tree_util.tree_leaves(engine.read(slot)), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"slot {slot}")
+
+
+@pytest.mark.parametrize("consumed", [True, False])
+def test_a_call_that_fails_having_consumed_the_table_says_so_from_then_on(monkeypatch, consumed):
+    """The table is donated to the step: a failure inside its program (an accelerator out of
+    memory) takes every session's state with it, and each later call says so; a failure that
+    leaves the table (before the program ran) changes nothing."""
+    e = Engine(CFG, init_params(jax.random.PRNGKey(0), CFG), capacity=2, session_buckets=(1,),
+               bin_buckets=(2,))
+    e.reset(1)
+    real = e._step
+
+    def fail(*args, **kwargs):
+        if consumed:
+            real(*args, **kwargs)  # the donated table's buffers are gone
+        raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+
+    monkeypatch.setattr(e, "_step", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        e.step([1], [recording(1, 2)])
+    monkeypatch.setattr(e, "_step", real)
+    later = (lambda: e.read(1), lambda: e.reset(1), lambda: e.step([1], [recording(2, 2)]))
+    if not consumed:
+        assert e.lost is None
+        for call in later:
+            call()
+        return
+    assert "out of memory" in e.lost
+    for call in later:
+        with pytest.raises(StateLost, match="a failed call took the slot table with it"):
+            call()

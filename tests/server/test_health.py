@@ -69,12 +69,13 @@ def test_a_failed_warm_up_is_logged_and_fails_liveness_instead_of_warming_for_ev
         # Waiting will not help: no Retry-After, and the reason, on every model route.
         r = client.post("/v1/sessions", json={"model": COCHLEA})
         assert r.status_code == 503 and "Retry-After" not in r.headers
-        assert "warm-up failed" in r.json()["detail"] and "out of memory" in r.json()["detail"]
+        assert "cannot serve: warm-up failed" in r.json()["detail"]
+        assert "out of memory" in r.json()["detail"]
         with client.websocket_connect("/v1/stream") as ws:
             ws.send_json({"model": COCHLEA})
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_bytes()
-        assert closed.value.code == 4503 and closed.value.reason.startswith("this server's")
+        assert closed.value.code == 4503 and closed.value.reason.startswith("this server cannot")
     assert any(r.message == "warmup_failed" and r.exc_info for r in caplog.records)
 
 
@@ -134,3 +135,17 @@ def test_head_answers_as_get_without_a_body(client: TestClient, path: str) -> No
     metrics = client.get("/metrics").text  # counted by its route, as a GET is
     assert re.search(rf's5rf_requests_total{{method="HEAD",route="{re.escape(path)}",'
                      r'status="200"} [1-9]', metrics), path
+
+
+def test_a_model_that_lost_its_state_table_fails_liveness_and_refuses_for_good(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a call took a model's slot table with it (StateLost), the replica cannot serve
+    again: liveness fails, so the orchestrator restarts it, and routes say why meanwhile."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    engine = runtime.registry.get(COCHLEA).engine
+    monkeypatch.setattr(engine, "lost", "a failed call took the slot table with it: OOM")
+    live = client.get("/healthz")
+    assert live.status_code == 500 and f"model {COCHLEA!r}: a failed call" in live.json()["detail"]
+    r = client.post("/v1/sessions", json={"model": COCHLEA})
+    assert r.status_code == 503 and "Retry-After" not in r.headers
+    assert r.json()["detail"].startswith(f"this server cannot serve: model {COCHLEA!r}")
