@@ -160,8 +160,8 @@ export class Stream {
     const jitter = Math.random() * Math.min(MAX_MS, BASE_MS * 2 ** this.attempt);
     const waitMs = Math.max(jitter, asked ? Math.min(Number(asked[1]), 60) * 1e3 : 0);
     this.attempt += 1;
-    this.reconnects += 1;
-    this.handlers.onReconnect(waitMs, reason || `connection lost (${code})`);
+    if (this.session) this.reconnects += 1;  // before it, a retried opening (4503: warming up)
+    this.handlers.onReconnect(waitMs, reason || `connection lost (${code})`, Boolean(this.session));
     this.timer = setTimeout(() => this.#connect(), waitMs);
   }
 

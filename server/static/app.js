@@ -22,6 +22,7 @@ let player = null;
 let views = null;
 let dirty = false;
 let resuming = false;   // a lost connection was announced and no reply has come since
+let loads = 0;          // models and recordings asked for: only the latest answer is used
 
 function status(text, isError = false) {
   ui.status.textContent = text;
@@ -44,41 +45,57 @@ async function init() {
   await selectModel();
 }
 
-async function selectModel() {
+/** A new model or recording is on its way: until it is here, there is nothing to play, and
+ *  the number returned tells its answer from those of loads asked for before it. */
+function startLoad() {
   stop();
+  recording = null;
+  ui.play.disabled = true;
+  return ++loads;
+}
+
+async function selectModel() {
+  const load = startLoad();
   ui.file.value = "";  // so choosing the same file again is a change
-  ui.play.disabled = true;  // the old recording goes with the old model
-  const name = ui.model.value;
-  const card = await getModel(name);
-  if (name !== ui.model.value) return;  // another model was picked meanwhile
+  let card;
+  try {
+    card = await getModel(ui.model.value);
+  } catch (err) {
+    if (load === loads && model) ui.model.value = model.name;  // the box shows what is loaded
+    throw err;
+  }
+  if (load !== loads) return;  // something else was picked meanwhile
   model = card;
   const samples = samplesByModel[model.name] ?? [];
   ui.sample.replaceChildren(option("", samples.length ? "choose…" : "none shipped"),
     ...samples.map((s) => option(s.file, s.label_name ? `${s.file} (${s.label_name})` : s.file)));
   ui.sample.disabled = !samples.length;
-  recording = null;
-  ui.play.disabled = true;
+  clearViews();
   status(`${model.name}: ${model.labels.length} classes, ${model.architecture.neurons.length} ` +
          "layers. Pick a sample or a file.");
 }
 
 async function selectSample() {
+  const load = startLoad();
+  ui.file.value = "";
   if (!ui.sample.value) return;
   const chosen = model;
   const entry = samplesByModel[chosen.name].find((s) => s.file === ui.sample.value);
   const buffer = await getSample(chosen.name, entry.file);
-  if (model !== chosen) return;  // another model was picked meanwhile: not its sample
-  ui.file.value = "";
+  if (load !== loads) return;  // another sample, file or model was picked meanwhile
   useRecording(makeRecording(parseNpy(buffer), chosen.input.sensor), entry, entry.file);
 }
 
 async function selectFile() {
   const file = ui.file.files[0];
+  const load = startLoad();
+  ui.sample.value = "";
   if (!file) return;
+  const chosen = model;
   const columns = file.name.toLowerCase().endsWith(".csv") ? parseCsv(await file.text())
     : parseNpy(await file.arrayBuffer());
-  ui.sample.value = "";
-  useRecording(makeRecording(columns, model.input.sensor), null, file.name);
+  if (load !== loads) return;
+  useRecording(makeRecording(columns, chosen.input.sensor), null, file.name);
 }
 
 function useRecording(rec, truth, name) {
@@ -134,14 +151,34 @@ function buildViews() {
     return row;
   }));
   views = { input: inputView, layers, lines, recent: [], events: 0 };
+  resetDecision();
+  ui.counts.textContent = "";
+  tick(rec.t0);
+  dirty = true;
+}
+
+/** The decision panel of a stream that has not begun. */
+function resetDecision() {
   ui.decision.textContent = "–";
   ui.decision.style.color = "";
   ui.decision.dataset.state = "idle";
   ui["decision-state"].textContent = "waiting";
   ui.confidence.textContent = "no events yet";
   ui.truth.textContent = truthText(null);
-  tick(rec.t0);
-  dirty = true;
+}
+
+/** No recording (another model): empty panels, nothing that reads as another's result. */
+function clearViews() {
+  views = null;
+  for (const canvas of [ui.input, ui.lines]) {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  }
+  ui.layers.replaceChildren();
+  ui.bars.replaceChildren();
+  ui.activity.tBodies[0].replaceChildren();
+  resetDecision();
+  ui.counts.textContent = "";
+  ui.clock.textContent = "";
 }
 
 function truthText(decision) {
@@ -301,6 +338,8 @@ ui.speed.addEventListener("change", () => {
 ui.play.addEventListener("click", togglePlay);
 ui.stop.addEventListener("click", () => {
   stop();
+  ui.decision.dataset.state = "idle";  // what it shows is where the stream stopped
+  ui["decision-state"].textContent = "stopped";
   status("Stopped.");
 });
 document.addEventListener("keydown", (event) => {
@@ -309,7 +348,7 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   if (event.code !== "Space" || target.tagName === "BUTTON" || target.type === "file") return;
   event.preventDefault();
-  togglePlay();
+  if (!event.repeat) togglePlay();  // a held key is one press
 });
 window.addEventListener("resize", () => { dirty = true; });
 // A reload or a closed tab ends the session too, instead of leaving it for the idle timeout.

@@ -40,8 +40,9 @@ export class Player {
       { model: model.name, t0_us: rec.t0, include_spikes: true, top_k: model.labels.length },
       { onMessage: (msg) => this.#reply(msg),
         onClose: (code, reason) => this.#fail(`stream closed (${code}) ${reason}`),
-        onReconnect: (waitMs, why) => this.on.notice(
-          `${why}: resuming the session in ${(waitMs / 1e3).toFixed(1)} s…`) });
+        onReconnect: (waitMs, why, resuming) => this.on.notice(
+          `${why}: ${resuming ? "resuming the session" : "opening a session"} in ` +
+          `${(waitMs / 1e3).toFixed(1)} s…`) });
   }
 
   get reconnects() {
@@ -65,7 +66,9 @@ export class Player {
     this.playing = true;
     let last = performance.now();
     const step = (now) => {
-      const elapsedUs = Math.max(0, now - last) * 1e3;
+      // The sensor waits for the stream: while the session opens (a warming server may ask
+      // for seconds) or resumes, its events could only pile up and arrive at once.
+      const elapsedUs = this.stream.ready ? Math.max(0, now - last) * 1e3 : 0;
       this.clock = this.speed === Infinity ? this.rec.tEnd
         : Math.min(this.rec.tEnd, this.clock + elapsedUs * this.speed);
       last = now;

@@ -426,3 +426,32 @@ def test_a_4503_mid_play_waits_as_asked_and_resumes(
     waits = [t for t in texts if "resuming the session in" in t]
     assert len(waits) == 1 and waits[0].startswith("retry after 1 s: "), texts
     assert waits[0].endswith("resuming the session in 1.0 s…"), waits
+
+
+def test_what_plays_is_what_was_picked_last_and_a_new_model_starts_clear(
+        target: Target, dashboard: Dashboard) -> None:
+    """A slow sample picked before another must not arrive in its place; a held Space is one
+    press; a model picked leaves no panel of the last play."""
+    if target.model != DVS:
+        pytest.skip("loading does not depend on the model")
+    page, url = dashboard.page, dashboard.page.url.rstrip("/")
+    slow, fast = [s["file"] for s in httpx.get(f"{url}/v1/samples").json()[0]["samples"][:2]]
+    page.route(f"**/v1/samples/{target.model}/{slow}",
+               lambda route: (time.sleep(1.0), route.continue_()))
+    dashboard.choose(target.model)
+    page.select_option("#sample", slow)  # its answer comes after fast's
+    page.select_option("#sample", fast)
+    page.wait_for_selector("#play:enabled")
+    page.wait_for_timeout(1500)  # slow's answer has come, and was dropped
+    page.select_option("#speed", "Infinity")
+    page.focus("#speed")
+    for _ in range(4):  # key down, then three auto-repeats
+        page.keyboard.down("Space")
+    page.keyboard.up("Space")
+    page.wait_for_selector("#decision[data-state='final']", timeout=30_000)
+    assert page.inner_text("#status").startswith(f"Finished {fast}")
+    npy = httpx.get(f"{url}/v1/samples/{target.model}/{fast}").content
+    assert_same_decision(dashboard, infer(url, target.model, npy))
+    page.dispatch_event("#model", "change")  # a model picked (these servers serve one)
+    page.wait_for_function("document.getElementById('decision').textContent === '–'")
+    assert page.locator("#bars li").count() == 0 and page.inner_text("#counts") == ""
