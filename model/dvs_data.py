@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -261,10 +262,14 @@ def generate(
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Until both splits are in place the folder holds no recipe: an interrupted run (of
+    # another recipe, say) must not leave files that a recipe.json vouches for.
+    (out_dir / "recipe.json").unlink(missing_ok=True)
     sensor = dataset_sensor(recipe)
     _, labels = load_digit_images()
     job = functools.partial(record, recipe=recipe, sensor=sensor)
     summary: dict[str, Any] = {}
+    written: dict[Path, Path] = {}  # each split's finished file -> where it goes
     with contextlib.ExitStack() as stack:
         run: Callable[..., Iterable[np.ndarray]] = map
         if workers > 1:
@@ -276,8 +281,10 @@ def generate(
                 events.append(ev)
                 progress(1)
             index = np.array([s.index for s in samples], dtype=np.int64)
+            path = out_dir / f"{split}.h5"
+            written[path.with_suffix(".tmp.h5")] = path
             write_dvs(
-                out_dir / f"{split}.h5",
+                path.with_suffix(".tmp.h5"),
                 events,
                 labels[index].tolist(),
                 width=recipe.scene.canvas,
@@ -289,6 +296,8 @@ def generate(
                 },
             )
             summary[split] = _split_summary(events, labels[index], index)
+    for tmp, path in written.items():  # both splits of one recipe, never one of each
+        os.replace(tmp, path)
     info = {
         "dataset": "dvs-digits",
         "source": SOURCE,

@@ -144,6 +144,26 @@ def test_generate_is_deterministic_from_the_seed(tmp_path: Path):
     assert not np.array_equal(a, c)
 
 
+def test_a_run_stopped_midway_leaves_one_recipe_whole_and_no_recipe_file(tmp_path: Path):
+    """Another recipe's run stopped in its test split: both files are still the first
+    recipe's (never a new train.h5 beside an old test.h5, which share digits), and no
+    recipe.json vouches for them."""
+    generate(tmp_path, SMALL, limit=2)
+    before = {split: (tmp_path / f"{split}.h5").read_bytes() for split in ("train", "test")}
+    done = []
+
+    def stop_in_the_test_split(n: int) -> None:
+        done.append(n)
+        if len(done) == 3:  # both training samples, one test sample
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path, dataclasses.replace(SMALL, seed=1), limit=2,
+                 progress=stop_in_the_test_split)
+    assert {split: (tmp_path / f"{split}.h5").read_bytes() for split in before} == before
+    assert not (tmp_path / "recipe.json").exists()
+
+
 def test_generated_files_do_not_depend_on_the_worker_count(tmp_path: Path):
     for workers in (1, 2):
         generate(tmp_path / str(workers), SMALL, limit=3, workers=workers)
