@@ -185,6 +185,11 @@ class Recipe:
         return cls(**{**fields(cls, described), "augment": augment})
 
 
+def speaker_of(voice_id: str) -> str:
+    """The person a voice is: the first name of its SAME_SPEAKER group, or the voice itself."""
+    return next((min(group) for group in SAME_SPEAKER if voice_id in group), voice_id)
+
+
 @dataclasses.dataclass(frozen=True)
 class Utterance:
     """One recording to make: digit ``label`` said by ``voice`` with ``prosody``; for a
@@ -460,6 +465,7 @@ def generate(recipe: Recipe, out: str | Path, workers: int = 2) -> Iterator[tupl
                 spawn_pool(max(1, workers), _use_tempdir, (scratch,)) as pool:
             for done, _ in enumerate(pool.imap_unordered(_make_and_cache, jobs), 1):
                 yield done, len(jobs)
+    (out / "recipe.json").unlink(missing_ok=True)  # no recipe vouches for half-written splits
     for split in SPLITS:
         write_split(recipe, out, split)
     # Beside the files it describes, written last: it always matches train.h5 and test.h5.
@@ -484,8 +490,10 @@ def write_split(recipe: Recipe, out: Path, split: Split) -> Path:
         noises.append(meta["augment"].get("noise", "none"))
         settings.append(json.dumps({k: meta[k] for k in ("prosody", "augment", "take")
                                     if k in meta}))
-    voice_ids = [v.id for v in recipe.voices()]  # sorted: the same ids in both splits
-    speaker = [voice_ids.index(f"{e}/{n}") for e, n in zip(engines, names, strict=True)]
+    # One number per person of the recipe's voices, so the same ones in both splits: voices
+    # that are one speaker under several names (SAME_SPEAKER) share it.
+    people = sorted({speaker_of(v.id) for v in recipe.voices()})
+    speaker = [people.index(speaker_of(f"{e}/{n}")) for e, n in zip(engines, names, strict=True)]
     path = out / f"{split}.h5"
     tmp = path.with_suffix(".tmp.h5")
     write_shd(

@@ -85,6 +85,13 @@ def test_one_speaker_under_several_names_stays_in_one_split() -> None:
         assert len({name in sd.TEST_VOICES for name in names}) == 1, names
 
 
+def test_the_names_of_one_speaker_are_one_person() -> None:
+    """extra/speaker numbers people: kevin, kevin16 and kal_diphone are CMU's one KAL."""
+    kal = {sd.speaker_of(v) for v in ("freetts/kevin", "freetts/kevin16",
+                                       "festival-diphone/kal_diphone")}
+    assert len(kal) == 1 and sd.speaker_of("espeak-ng/en") == "espeak-ng/en"
+
+
 # Variant-file settings that make no other speaker: drawn per utterance (pitch, speed and
 # espeak-ng's fast_test2), added by the room (echo), the voice source (klatt, flutter), labels.
 NOT_VOCAL_TRACT = {"name", "language", "gender", "pitch", "speed", "fast_test2", "echo",
