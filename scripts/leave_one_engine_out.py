@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cli.flags import count
 from cli.main import main as s5rf
 from model import speech_data
 from model.datasets import open_dataset
@@ -99,8 +100,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("data/speech"))
     ap.add_argument("--out", type=Path, default=Path("data/runs/loeo"))
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--recordings", type=int, help="only the first N training recordings")
+    ap.add_argument("--epochs", type=count, default=10)
+    ap.add_argument("--recordings", type=count, help="only the first N training recordings")
     ap.add_argument("--json", type=Path, help="where to write the matrix")
     args, extra = ap.parse_known_args()  # the rest goes to `s5rf train`
     # given again after the fold's own, argparse would keep these and undo the fold
@@ -110,6 +111,10 @@ def main() -> None:
         ap.error(f"{', '.join(taken)} are set per fold; they cannot be passed to s5rf train")
     data = args.data
     if args.recordings:
+        held = json.loads((args.data / "recipe.json").read_text())["n_train"]
+        if args.recordings > held:
+            ap.error(f"--recordings {args.recordings}: {args.data} holds {held} training "
+                     "recordings")
         data = first_recordings(args.data, args.recordings, args.out / "data")
     results = run(data, args.out, args.epochs, extra)
     if args.json:

@@ -67,3 +67,16 @@ def test_a_bare_double_dash_is_not_taken_for_a_fold_flag(monkeypatch: pytest.Mon
                                      "--lr", "0.01"])
     monkeypatch.setattr(leave_one_engine_out, "run", lambda data, out, epochs, extra: {})
     leave_one_engine_out.main()  # no SystemExit: it got past the guard
+
+
+def test_more_recordings_than_the_dataset_holds_are_refused(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    from scripts import leave_one_engine_out
+
+    (tmp_path / "recipe.json").write_text(json.dumps({"n_train": 6}))
+    monkeypatch.setattr("sys.argv", ["leave_one_engine_out.py", "--data", str(tmp_path),
+                                     "--recordings", "7"])
+    with pytest.raises(SystemExit) as refused:
+        leave_one_engine_out.main()
+    assert refused.value.code == 2 and "holds 6 training recordings" in capsys.readouterr().err
