@@ -170,15 +170,12 @@ def bin_events(
 
 
 class TooManyBins(EventError):
-    """A batch that would close more bins at once than ``feed`` was allowed to."""
+    """A batch that would close more bins at once than ``feed`` was allowed to (the caller
+    words what to do about it: it knows where the batch came from)."""
 
-    def __init__(self, bins: int, limit: int, dt_us: int):
+    def __init__(self, bins: int, limit: int):
         self.bins, self.limit = bins, limit
-        super().__init__(
-            f"this batch would close {bins} bins at once (limit {limit}); check the "
-            "timestamps' units (microseconds) and the session's t0_us. If the sensor was "
-            "really silent that long, advance the stream first with watermarks (until_us), "
-            f"each at most {limit * dt_us} us past the last")
+        super().__init__(f"this batch would close {bins} bins at once (limit {limit})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +254,7 @@ def feed(
                               has_events=len(events) > 0)
     n_new = close_to - state.closed
     if max_new_bins is not None and n_new > max_new_bins:
-        raise TooManyBins(n_new, max_new_bins, spec.dt_us)
+        raise TooManyBins(n_new, max_new_bins)
 
     merged = _concat(state.pending, events)
     if len(state.pending) and len(events) and events["t"][0] < state.pending["t"][-1]:

@@ -175,9 +175,17 @@ async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: B
 
 def _feed(binner: BinnerState, events: np.ndarray, model: LoadedModel, until_us: int | None,
           flush: bool, late: LatePolicy, settings: Settings) -> BinnerResult:
+    """A session's batch; one that would close too many bins is refused in a session's terms
+    (its origin, watermarks)."""
     try:
         fed = feed(binner, events, model.card.input, until_us=until_us, flush=flush,
                    late=late, max_new_bins=settings.max_bins_per_request)
+    except TooManyBins as exc:
+        raise ApiError(422, f"{exc}; check the timestamps' units (microseconds) and the "
+                            "session's t0_us. If the sensor was really silent that long, "
+                            "advance the stream first with watermarks (until_us), each at "
+                            f"most {exc.limit * model.card.input.dt_us} us past the "
+                            "last") from exc
     except EventError as exc:
         raise ApiError(422, str(exc)) from exc
     # The open bin holds a bin's events; only events piling up at one instant can grow it
