@@ -29,10 +29,11 @@ PAINTED_PIXELS = """() => [...document.querySelectorAll('#layers canvas')].map((
 
 
 class Dashboard:
-    """The page at ``url`` in a 1366×768 tab, recording console errors."""
+    """The page at ``url`` in a tab of ``width`` × ``height`` (a laptop's by default),
+    recording console errors."""
 
-    def __init__(self, browser: Any, url: str):
-        self.page = browser.new_page(viewport={"width": 1366, "height": 768})
+    def __init__(self, browser: Any, url: str, width: int = 1366, height: int = 768):
+        self.page = browser.new_page(viewport={"width": width, "height": height})
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.page.on("console", lambda msg: {"error": self.errors, "warning": self.warnings}
@@ -152,6 +153,42 @@ def test_a_sample_played_at_max_speed_gets_the_servers_decision(
         assert all(float(r.replace(",", "")) > 0 for r in rates), rates
         assert all(painted > 100 for painted in dashboard.page.evaluate(PAINTED_PIXELS))
         assert dashboard.decision()[0] == sample["predicted"], sample
+
+
+LAYOUT = """() => ({
+  scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
+  canvases: [...document.querySelectorAll('canvas')].map((c) => c.clientHeight),
+  panels: Object.fromEntries([...document.querySelectorAll('main .panel')].map(
+    (panel) => [panel.id || panel.querySelector('h2').textContent,
+                panel.getBoundingClientRect().toJSON()])),
+})"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (420, 860)], ids=["laptop", "phone"])
+def test_a_laptop_sees_every_panel_at_once_and_a_phone_one_scrolling_column(
+        target: Target, browser: Any, make_live: Callable[..., str], width: int,
+        height: int) -> None:
+    if target.shipped:
+        pytest.skip("the layout is the page's, whatever the model: checked on the tiny ones")
+    board = Dashboard(browser, make_live(), width, height)
+    try:
+        sample, _ = first_sample(board.page.url.rstrip("/"), target.model)
+        board.choose(target.model, sample["file"])
+        board.play_to_end()
+        board.screenshot(f"dashboard-{target.model}-{width}px")
+        layout = board.page.evaluate(LAYOUT)
+    finally:
+        board.page.close()
+    assert not board.errors + board.warnings, (board.errors, board.warnings)
+    assert layout["scroll"][0] <= width, layout  # never a sideways scroll
+    assert min(layout["canvases"]) >= 60, layout  # no chart squeezed away
+    panels = layout["panels"]
+    decision, bars, sensor = (panels[p] for p in ("decision-panel", "bars-panel", "input-panel"))
+    if width > 900:  # two columns, the whole page on the screen
+        assert layout["scroll"][1] <= height and decision["left"] >= sensor["right"], layout
+    else:  # one column of full-width panels, the decision and the bars above the input
+        assert len({round(p["width"]) for p in panels.values()}) == 1, layout
+        assert decision["bottom"] <= bars["top"] < bars["bottom"] <= sensor["top"], layout
 
 
 CLOCK_READINGS = """() => {
