@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.cochlea
 	$(BIN)/python -m bench.frames
+	$(BIN)/python -m bench.dashboard
 
 checkpoints: $(STAMP)
 	bash scripts/make_checkpoints.sh

@@ -156,6 +156,14 @@ export class Lines {
     this.points.push([t, probabilities]);
   }
 
+  /** The last point of each pixel column of ``X`` (µs -> canvas x): a minute-long recording
+   *  has thousands of results, and a path through every one per class and frame is what makes
+   *  a paint slow (bench/dashboard.py). */
+  visible(X) {
+    return this.points.filter(([t], i, all) =>
+      i === all.length - 1 || Math.round(X(all[i + 1][0])) !== Math.round(X(t)));
+  }
+
   draw() {
     const ctx = fit(this.canvas);
     const { width: w, height: h } = this.canvas;
@@ -185,12 +193,13 @@ export class Lines {
       ctx.fillText(`${+s.toFixed(1)} s`, X(s * 1e6), h - pad.bottom + 6 * dpr);
     }
     if (!this.points.length) return;
+    const shown = this.visible(X);
     const latest = this.points.at(-1)[1];
     const top = latest.indexOf(Math.max(...latest));
     const order = [...latest.keys()].filter((c) => c !== top).concat(top);  // top drawn last
     for (const c of order) {
       ctx.beginPath();
-      this.points.forEach(([t, probs], i) => (i ? ctx.lineTo : ctx.moveTo).call(
+      shown.forEach(([t, probs], i) => (i ? ctx.lineTo : ctx.moveTo).call(
         ctx, X(t), Y(probs[c])));
       ctx.strokeStyle = classColor(c);
       ctx.globalAlpha = c === top ? 1 : 0.45;

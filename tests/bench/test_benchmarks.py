@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.dashboard import CHROMIUM
 from scripts.topology import Redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,14 @@ def run_bench(module: str, flags: list[str]) -> str:
 def test_a_benchmark_runs_to_its_table(module: str) -> None:
     flags, finished = CASES[module]
     assert finished in run_bench(module, flags)
+
+
+@pytest.mark.slow
+def test_the_dashboard_benchmark_runs_to_its_table() -> None:
+    if not Path(CHROMIUM).exists():  # tests/dashboard installs it where it can
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package")
+    assert "probabilities over time" in run_bench(
+        "dashboard", ["--results", "100", "--paints", "1", "--repeats", "1"])
 
 
 @pytest.mark.slow
