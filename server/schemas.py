@@ -38,7 +38,17 @@ def origin_us(t0_us: T0) -> int | None:
 
 
 class Strict(BaseModel):
+    """Options: unknown fields refused. Their JSON values are checked strictly too
+    (``JsonOnly``, or ``model_validate(..., strict=True)``): ``"flush": "yes"`` or ``"seq": "3"``
+    is a mistake to name, not to guess at; only query parameters, text by nature, convert."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class JsonOnly(Strict):
+    """A body that only ever comes as JSON: strict throughout."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -61,14 +71,14 @@ class ModelDetail(ModelSummary):
 
 
 # -- sessions ---------------------------------------------------------------------------------
-class SessionCreate(Strict):
+class SessionCreate(JsonOnly):
     model: str
     t0_us: T0 = Field(default=0, description="Bin origin (µs), or the first event's time.")
     late: LatePolicy | None = Field(default=None,
                                     description="Events in closed bins: 422, or drop and count.")
 
 
-class SessionReset(Strict):
+class SessionReset(JsonOnly):
     t0_us: T0 | None = Field(default=None,
                              description="The origin to start again from (µs), or the next "
                                          "event's time; default: the session's own.")
@@ -208,7 +218,7 @@ class EventsResult(BaseModel):
 
 
 # -- websocket --------------------------------------------------------------------------------
-class StreamOpen(Strict):
+class StreamOpen(JsonOnly):
     """First message of a /v1/stream connection: open (``model``) or resume (``session``)."""
 
     model: str | None = None

@@ -50,8 +50,9 @@ async def read_events(request: Request, runtime: Runtime, model: LoadedModel,
     events, fields = await asyncio.to_thread(decode, *args) if big else decode(*args)
     if not fields:
         return events, query
-    try:
-        options = type(query).model_validate({**query.model_dump(exclude_unset=True), **fields})
+    try:  # strict: the JSON fields are typed, and the query's are by now
+        options = type(query).model_validate(
+            {**query.model_dump(exclude_unset=True), **fields}, strict=True)
     except ValidationError as exc:
         raise ApiError(422, describe(exc, "body")) from exc
     return events, options

@@ -264,7 +264,7 @@ def frame_events(data: bytes | None, text: str | None, header: bool, opts: Chunk
         return events, opts
     events, fields = decode((text or "").encode(), JSON, sensor, max_events)
     try:
-        return events, ChunkOptions.model_validate({**opts.model_dump(), **fields})
+        return events, ChunkOptions.model_validate({**opts.model_dump(), **fields}, strict=True)
     except ValidationError as exc:
         raise ApiError(422, describe(exc, "frame")) from exc
 

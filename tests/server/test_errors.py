@@ -61,6 +61,13 @@ BAD: list[tuple[str, dict[str, Any], int, str]] = [
     ("nested column", {"json": {"t": [[1, 2]], "channel": [1]}}, 422, "flat list"),
     ("unknown option", {"json": {"flsuh": True}}, 422, "body.flsuh: Extra inputs"),
     ("bad option type", {"json": {"flush": "maybe"}}, 422, "body.flush"),
+    # JSON values are not guessed at: a string, a number or a bool of the wrong type is refused
+    ("option as a string", {"json": {"flush": "yes"}}, 422,
+     "body.flush: Input should be a valid boolean"),
+    ("seq as a string", {"json": {"seq": "3"}}, 422, "body.seq: Input should be a valid integer"),
+    ("seq as a float", {"json": {"seq": 3.0}}, 422, "body.seq: Input should be a valid integer"),
+    ("seq as a bool", {"json": {"seq": True}}, 422, "body.seq: Input should be a valid integer"),
+    ("option as a number", {"json": {"include_spikes": 1}}, 422, "body.include_spikes"),
     ("bad query option", {"params": {"top_k": 0}, "content": b"", "headers": RAW}, 422, "top_k"),
     ("late event", {"json": {"t": [10_000], "channel": [1]}}, 422, "already closed"),
     ("time jump", {"json": {"t": [10**15], "channel": [1]}}, 422, "would close"),
@@ -162,11 +169,23 @@ def test_a_recording_too_long_for_infer_is_refused_in_infers_terms(client: TestC
      "the body must be a JSON object (content-type: application/json)"),
     ({"json": {"model": COCHLEA, "t0_us": -1}},
      'body.t0_us: must be an integer from 0 to 4611686018427387904 (µs) or "first_event"'),
+    ({"json": {"model": COCHLEA, "t0_us": "5"}},
+     'body.t0_us: must be an integer from 0 to 4611686018427387904 (µs) or "first_event"'),
+    ({"json": {"model": COCHLEA, "t0_us": 5.0}}, "body.t0_us: must be an integer"),
 ])
 def test_bodies_fastapi_validates_are_refused_in_one_plain_line(
         client: TestClient, request_kwargs: dict[str, Any], detail: str) -> None:
     r = client.post("/v1/sessions", **request_kwargs)
     assert r.status_code == 422 and r.json()["detail"].startswith(detail), r.text
+
+
+def test_query_options_are_text_and_converted(client: TestClient) -> None:
+    """Only JSON values are strict: a query string has no other types than text."""
+    sid, headers = open_session(client)
+    r = client.post(f"/v1/sessions/{sid}/events", params={"flush": "true", "seq": "4"},
+                    content=FIRST.tobytes(), headers={**headers, **RAW})
+    assert r.status_code == 200, r.text
+    assert r.json()["seq"] == 4 and r.json()["events"]["pending"] == 0
 
 
 def test_drop_policy_counts_late_events_instead_of_refusing(client: TestClient) -> None:

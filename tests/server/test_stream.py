@@ -42,6 +42,8 @@ def test_bad_open_messages_close_with_documented_codes(live_url: str) -> None:
         assert (await close_code(live_url, "{nope"))[0] == 4400
         assert (await close_code(live_url, b"\x00" * 10))[0] == 4400
         assert (await close_code(live_url, '{"late": "never"}'))[0] == 4400
+        code, reason = await close_code(live_url, f'{{"model": "{COCHLEA}", "top_k": "3"}}')
+        assert code == 4400 and "top_k: Input should be a valid integer" in reason
         code, reason = await close_code(live_url, '{"model": "missing"}')
         assert code == 4404 and "missing" in reason
         assert (await close_code(live_url, '{"session": "x", "token": "y"}'))[0] == 4404
@@ -72,6 +74,8 @@ def test_frame_errors_keep_the_connection_and_the_state(live_url: str) -> None:
             assert "not a whole number" in error["detail"]
             await ws.send(orjson.dumps({"t": [0], "channel": [0]}).decode())  # late
             assert (await recv(ws))["status"] == 422
+            await ws.send(orjson.dumps({"flush": "yes"}).decode())  # JSON is not guessed at
+            assert (await recv(ws))["detail"] == "frame.flush: Input should be a valid boolean"
             await ws.send(orjson.dumps({**columns(events[half:]), "flush": True}).decode())
             last = await recv(ws)
         assert first["type"] == last["type"] == "result"
