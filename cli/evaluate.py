@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also report the accuracy per value of this metadata field, e.g. "
                         "engine or voice (repeatable)")
     p.add_argument("--batch-size", type=count, default=64)
+    p.add_argument("--scan", choices=["sequential", "associative"],
+                   help="recurrence implementation (default: the faster for the backend, as "
+                        "`s5rf train` measures the card's accuracy)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
     p.add_argument("--early-png", type=Path,
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         data = load_as_trained(files, ckpt.card, kept, tracker(
             bar, f"binning {file_names(files)}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
-                       groups=groups)
+                       args.scan, groups)
     metrics["command"] = args.command_line
     metrics["commit"] = git_commit()
     metrics["machine"] = machine()

@@ -189,6 +189,12 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     assert sum(map(sum, metrics["confusion"])) == 128
     card = checkpoint.read_card(tmp_path / "ck")
     assert card.metrics["eval"]["accuracy"] == metrics["accuracy"]
+    assert metrics["accuracy"] == card.metrics["test_accuracy"]  # as training measured it
+    assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+                 str(order_data / "test.h5"), "--json", "--scan", "associative"]) == 0
+    parallel = json.loads(capsys.readouterr().out)  # a GPU's scan, the same network
+    assert parallel["confusion"] == metrics["confusion"]
+    assert parallel["command"].endswith("--scan associative")
     assert {"confusion.png", "early_accuracy.png"} <= {p.name for p in (tmp_path / "ck").iterdir()}
     assert main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
                  str(order_data / "test.h5"), "--filter", "engine=espeak-ng"]) == 2
