@@ -152,8 +152,10 @@ class EventDataset:
         if name not in (fields := self.extra_fields()):
             raise InputError(f"no metadata field {name!r}; {self.path} has "
                              f"{', '.join(fields) or 'none'}")
-        values = np.asarray(self._file[f"extra/{name}"])
-        return np.char.decode(values) if values.dtype.kind == "S" else values
+        data = self._file[f"extra/{name}"]
+        if h5py.check_string_dtype(data.dtype) is not None:  # fixed or variable length, UTF-8
+            return np.asarray(data.asstr("utf-8")[()], dtype=str)
+        return np.asarray(data)
 
     def extra_fields(self) -> list[str]:
         """The per-sample metadata fields under ``extra/`` (not ``keys``, the class names)."""

@@ -36,6 +36,20 @@ def test_reads_the_published_shd_layout(tmp_path):
         ds[2]
 
 
+def test_text_metadata_reads_as_utf8_however_it_is_stored(tmp_path):
+    """h5py writes str as variable-length UTF-8; others store fixed-length bytes."""
+    path = tmp_path / "voices.h5"
+    write_shd(path, [make_events("cochlea", t=np.array([0]), channel=np.array([1]))] * 2, [0, 1],
+              keys=["a", "b"])
+    with h5py.File(path, "a") as f:
+        f.create_dataset("extra/vlen", data=["smith", "müller"], dtype=h5py.string_dtype())
+        f.create_dataset("extra/fixed", data=np.array(["smith".encode(), "müller".encode()]))
+    with open_dataset(path) as ds:
+        for field in ("vlen", "fixed"):
+            assert ds.extra(field).tolist() == ["smith", "müller"], field
+            assert ds.extra(field).dtype.kind == "U", field
+
+
 def test_shd_writer_round_trips(tmp_path):
     ev = make_events("cochlea", t=np.array([0, 4000, 123_456]), channel=np.array([1, 2, 3]))
     write_shd(tmp_path / "a.h5", [ev], [5], keys=[str(i) for i in range(20)],
