@@ -157,7 +157,8 @@ def run_audio(args: argparse.Namespace) -> int:
 
 def register_samples(datasets: argparse._SubParsersAction) -> None:
     p = datasets.add_parser(
-        "samples", help="copy a few test recordings per class into samples/NAME for demos")
+        "samples", help="copy a few test recordings per class into samples/NAME for demos "
+                        "(recordings without events are skipped)")
     p.add_argument("--data", type=Path, required=True, help="test HDF5 file")
     p.add_argument("--checkpoint", type=Path, required=True,
                    help="the checkpoint whose predictions are recorded beside the samples")
@@ -194,7 +195,7 @@ def run_samples(args: argparse.Namespace) -> int:
     index = export_samples(dataset, args.out, args.per_class, predict, args.seed,
                            args.max_events, select(dataset, args.filter))
     if not index:
-        raise InputError(f"{args.data} has no recording" + (
-            f" of at most {args.max_events} events" if args.max_events else ""))
+        raise InputError(f"{args.data} has no recording with events" + (
+            f" and at most {args.max_events} of them" if args.max_events else ""))
     print(json.dumps({"out": str(args.out), "samples": len(index)}))
     return 0

@@ -40,8 +40,9 @@ def export_samples(ds: EventDataset, out: Path, per_class: int,
     """Copy ``per_class`` recordings of every class (seeded choice) from ``ds`` into ``out``,
     recording ``predict(events)`` for each.
 
-    Only the recordings whose indices are in ``among`` (all when None) are candidates, and
-    those with more than ``max_events`` events are skipped, to keep the repo small.
+    Only the recordings whose indices are in ``among`` (all when None) are candidates; those
+    without events (nothing to play) or with more than ``max_events`` (to keep the repo
+    small) are skipped.
     """
     rng = np.random.default_rng(seed)
     candidates = np.arange(len(ds)) if among is None else among
@@ -54,7 +55,7 @@ def export_samples(ds: EventDataset, out: Path, per_class: int,
             if taken == per_class:
                 break
             events, _ = ds[int(i)]
-            if max_events is not None and len(events) > max_events:
+            if not len(events) or (max_events is not None and len(events) > max_events):
                 continue
             file = f"{name}-{taken}.npy"
             np.save(out / file, events)

@@ -415,7 +415,7 @@ def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_
                   "keys ['ba', 'ab', 'cd', 'dc']; model 'ck' takes ['ab', 'ba', 'cd', 'dc']"))
     cases.append((["data", "samples", "--data", str(order_data / "test.h5"), "--checkpoint",
                    str(ck), "--out", str(tmp_path / "samples"), "--max-events", "1"],
-                  "has no recording of at most 1 events"))
+                  "has no recording with events and at most 1 of them"))
     fresh = train_args(order_data, tmp_path / "x", 1)
     cases += [  # sizes each flag may take, but not with the others or the data
         ([*fresh, "--downsample", "3"], "channels=40 is not divisible by downsample=3"),
