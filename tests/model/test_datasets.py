@@ -43,7 +43,7 @@ def test_text_metadata_reads_as_utf8_however_it_is_stored(tmp_path):
               keys=["a", "b"])
     with h5py.File(path, "a") as f:
         f.create_dataset("extra/vlen", data=["smith", "müller"], dtype=h5py.string_dtype())
-        f.create_dataset("extra/fixed", data=np.array(["smith".encode(), "müller".encode()]))
+        f.create_dataset("extra/fixed", data=np.array([b"smith", "müller".encode()]))
     with open_dataset(path) as ds:
         for field in ("vlen", "fixed"):
             assert ds.extra(field).tolist() == ["smith", "müller"], field
