@@ -222,6 +222,11 @@ class AsyncSession:
             options["reset"] = wire.as_t0(reset)
         request = event_request(events, options, self.client.binary)
         request["headers"].update(self._headers)
+        # Numbered before it is sent: a call cancelled or failed after the batch reached the
+        # server must not leave its number to the next batch, which would be refused as a
+        # replay. A number skipped is harmless (seq must only increase); whether the batch
+        # landed, info() says.
+        self.next_seq = seq + 1
         try:
             response = await self.client.request("POST", f"/v1/sessions/{self.id}/events",
                                                  **request)
@@ -233,7 +238,6 @@ class AsyncSession:
             if not exc.resent or exc.applied is None or exc.applied.get("seq") != seq:
                 raise
             return EventsResult.model_validate(exc.applied)
-        self.next_seq = seq + 1
         return EventsResult.model_validate_json(response.content)
 
     async def info(self) -> SessionInfo:

@@ -88,17 +88,18 @@ def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: igno
             session.send(events[::-1])
         with pytest.raises(TooLarge):
             session.send(cochlea_recording(seed=1, n=1000))
-        session.send(events[:10])
+        # the refused batches left their numbers, 0 and 1, unused
+        assert session.send(events[:10]).seq == 2
         stale = client.resume_session(session.id, session.token)
         session.send(events[10:20])
         session.send(events[20:30])
-        with pytest.raises(AlreadyApplied, match="seq 1 was already applied") as replay:
-            stale.send(events[30:40])  # numbered 1, but batch 1 was another one
-        assert replay.value.last_seq == 2 and replay.value.applied is None
-        assert stale.send(events[30:40]).seq == 3  # renumbered after the last applied
-        with pytest.raises(AlreadyApplied) as taken:  # numbered 3, which was stale's batch:
+        with pytest.raises(AlreadyApplied, match="seq 3 was already applied") as replay:
+            stale.send(events[30:40])  # numbered 3, but batch 3 was another one
+        assert replay.value.last_seq == 4 and replay.value.applied is None
+        assert stale.send(events[30:40]).seq == 5  # renumbered after the last applied
+        with pytest.raises(AlreadyApplied) as taken:  # numbered 5, which was stale's batch:
             session.send(events[40:50])  # its result is not this one's, though its seq is
-        assert taken.value.applied is not None and taken.value.applied["seq"] == 3
+        assert taken.value.applied is not None and taken.value.applied["seq"] == 5
         assert session.info().events_accepted == 40  # nothing lost unsaid
         with pytest.raises(Forbidden):
             client.resume_session(session.id, "wrong")

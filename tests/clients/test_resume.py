@@ -41,6 +41,26 @@ def test_a_batch_whose_answer_was_lost_is_acknowledged_not_applied_twice(
     assert last.spikes.total == whole.spikes.total
 
 
+def test_the_batch_after_one_whose_call_was_given_up_is_applied(proxy: Proxy) -> None:
+    """A caller's timeout ends a send whose batch the server applied: the next batch is
+    applied, not refused as a replay of its number, and info() says the first one landed."""
+    events = cochlea_recording(seed=57)
+    pieces = np.array_split(events, 3)
+
+    async def run() -> None:
+        async with AsyncClient(proxy.url, retry=FAST) as client:
+            session = await client.open_session(COCHLEA)
+            await session.send(pieces[0])
+            proxy.hold(1, 1.0, b"/events")  # batch 1 is applied; its answer comes too late
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(session.send(pieces[1]), 0.3)
+            last = await session.send(pieces[2], flush=True)
+            assert last.seq == 2 and last.events.total_accepted == len(events)
+            assert (await session.info()).seq == 2
+
+    asyncio.run(run())
+
+
 def test_websocket_stream_resumes_after_cuts_with_the_uninterrupted_result(
         proxy: Proxy) -> None:
     events = dvs_recording(seed=52, n=1500, duration_us=300_000)
