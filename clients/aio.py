@@ -46,10 +46,15 @@ class AsyncClient:
     """``async with AsyncClient("http://127.0.0.1:8000") as c: await c.models()``.
 
     ``binary`` picks the encoding of events (packed wire format, or JSON columns).
+    ``timeout_s`` bounds each attempt of a request (connecting, sending, each read), not a
+    call: one whose attempts time out is retried as a lost connection, as ``retry`` allows.
     """
 
     def __init__(self, url: str = "http://127.0.0.1:8000", *, timeout_s: float = 30.0,
                  retry: Retry = DEFAULT_RETRY, binary: bool = True):
+        if httpx.URL(url).scheme not in ("http", "https"):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL of the server, e.g. "
+                             "http://127.0.0.1:8000")
         self.url = url.rstrip("/")
         self.retry = retry
         self.binary = binary
@@ -131,6 +136,10 @@ class AsyncClient:
                 wait = getattr(failure, "retry_after_s", None) or 1.0
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
+                if isinstance(failure, Unavailable):
+                    raise Unavailable(f"{self.url} is still warming up after {timeout_s:g} s "
+                                      "(a first start compiles for a minute or two)",
+                                      failure.body) from failure
                 raise failure
             await asyncio.sleep(min(wait, left))
 

@@ -127,7 +127,9 @@ def from_response(status: int, content: bytes, headers: dict[str, str]) -> Serve
     if not isinstance(body, dict):
         body = {"detail": str(body)}
     retry = headers.get("retry-after")
-    return error_for(status, str(body.get("detail", "")), body,
+    # /readyz's body says what it is in `status`, its `detail` is null
+    detail = body.get("detail") or body.get("status") or f"HTTP {status}"
+    return error_for(status, str(detail), body,
                      float(retry) if retry and retry.replace(".", "", 1).isdigit() else None)
 
 

@@ -36,6 +36,7 @@ from clients import wire
 from clients.errors import (
     RETRYABLE,
     AlreadyApplied,
+    ClientError,
     ConnectionLost,
     ServerError,
     StreamClosed,
@@ -96,13 +97,17 @@ class AsyncStream:
 
     @property
     def id(self) -> str:
-        assert self.session is not None, "the stream is not open"
-        return self.session.id
+        return self._opened().id
 
     @property
     def token(self) -> str:
-        assert self.session is not None, "the stream is not open"
-        return self.session.token
+        return self._opened().token
+
+    def _opened(self) -> SessionCreated:
+        if self.session is None:
+            raise ClientError("the stream is not open: use it in `async with client.stream(...) "
+                              "as s` (`with` for the blocking Client)")
+        return self.session
 
     async def __aenter__(self) -> AsyncStream:
         self._closing = False
@@ -127,6 +132,7 @@ class AsyncStream:
         if isinstance(batches, np.ndarray):
             raise TypeError("run() takes an iterable of batches (event arrays or Batch), not one "
                             "event array: wrap it, run([events])")
+        self._opened()
         source = _aiter(batches)
         pull: asyncio.Task[Batch | np.ndarray] | None = None  # the next batch, awaited
         reply: asyncio.Task[str | bytes] | None = None  # the next message, awaited

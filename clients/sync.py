@@ -6,6 +6,7 @@ Use it from plain scripts; inside a running event loop use ``AsyncClient`` inste
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 import threading
 from collections.abc import Awaitable, Iterable, Iterator
@@ -14,6 +15,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from clients.aio import T0, AsyncClient, AsyncSession, Late
+from clients.errors import ClientError
 from clients.retry import DEFAULT_RETRY, Retry
 from clients.schemas import EventsResult, ModelDetail, ModelSummary, SessionInfo
 from clients.stream import AsyncStream, Batch
@@ -31,6 +33,10 @@ class Client:
         self.aio = AsyncClient(url, timeout_s=timeout_s, retry=retry, binary=binary)
 
     def _run(self, awaitable: Awaitable[R]) -> R:
+        if self._loop.is_closed():
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never to run: no "was never awaited" warning
+            raise ClientError("the client is closed: make a new Client")
         task = self._loop.create_task(_awaited(awaitable))
         if (threading.current_thread() is not threading.main_thread()
                 or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
@@ -74,6 +80,9 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """End the client (its connections and event loop); closing it again does nothing."""
+        if self._loop.is_closed():
+            return
         self._run(self.aio.aclose())
         self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()

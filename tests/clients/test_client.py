@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 import httpx
 import numpy as np
@@ -13,6 +14,7 @@ from clients import (
     AsyncClient,
     Batch,
     Client,
+    ClientError,
     Forbidden,
     InvalidEvents,
     NotFound,
@@ -195,6 +197,49 @@ def test_a_proxys_502_and_504_are_retried_only_where_a_resend_is_safe(
             asyncio.run(run())
         assert refused.value.status == 502
     assert len(seen) == calls
+
+
+def test_a_warm_up_outlasting_wait_ready_is_reported_as_such() -> None:
+    """/readyz's body has a null detail: the error says what it waited for, not "None"."""
+    def readyz(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"status": "warming", "models": [], "detail": None},
+                              headers={"Retry-After": "0"})
+
+    async def run() -> None:
+        async with AsyncClient("http://s5rf.test") as client:
+            await client.aclose()
+            client._http = httpx.AsyncClient(base_url="http://s5rf.test",
+                                             transport=httpx.MockTransport(readyz))
+            with pytest.raises(Unavailable, match=r"^503: http://s5rf.test is still warming up "
+                                                  r"after 0.2 s") as late:
+                await client.wait_ready(0.2)
+            assert late.value.body["status"] == "warming"
+
+    asyncio.run(run())
+    assert from_response(503, b'{"status": "warming", "detail": null}', {}).detail == "warming"
+
+
+def test_a_url_without_its_scheme_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match=r"'127\.0\.0\.1:8000' is not an http:// or https:// URL"):
+        Client("127.0.0.1:8000")
+
+
+def test_a_closed_client_says_so_and_closes_again_quietly() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no coroutine left never awaited
+        with Client("http://127.0.0.1:9") as client:
+            client.close()  # inside its with: the exit closes it again
+        with pytest.raises(ClientError, match="the client is closed"):
+            client.models()
+
+
+def test_a_stream_used_without_with_says_how_to_open_it() -> None:
+    with Client("http://127.0.0.1:9") as client:
+        stream = client.stream(COCHLEA)
+        for use in (lambda: stream.id, lambda: list(stream.run([cochlea_recording(seed=1)]))):
+            with pytest.raises(ClientError, match=r"the stream is not open: use it in `async "
+                                                  r"with client.stream"):
+                use()
 
 
 def test_wait_ready_reports_a_server_it_never_reaches() -> None:
