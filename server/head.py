@@ -19,7 +19,12 @@ class HeadAsGet:
             return
 
         async def headers_only(message: Message) -> None:
-            if message["type"] == "http.response.body":
+            if message["type"] == "http.response.start":
+                # routed by now; the server reads the method when the answer starts: as a
+                # GET's it would wait for the body Content-Length promises and drop the
+                # connection without it
+                scope["method"] = "HEAD"
+            elif message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
 

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -135,6 +136,15 @@ def test_head_answers_as_get_without_a_body(client: TestClient, path: str) -> No
     metrics = client.get("/metrics").text  # counted by its route, as a GET is
     assert re.search(rf's5rf_requests_total{{method="HEAD",route="{re.escape(path)}",'
                      r'status="200"} [1-9]', metrics), path
+
+
+def test_head_through_uvicorn_keeps_the_connection(live_url: str) -> None:
+    """uvicorn, not the test client, decides from the method whether a body must follow."""
+    with httpx.Client(base_url=live_url) as http:
+        for path in ("/healthz", "/", "/healthz"):  # one kept-alive connection for all
+            head = http.head(path)
+            assert head.status_code == 200 and head.content == b"", path
+            assert int(head.headers["content-length"]) == len(http.get(path).content), path
 
 
 def test_a_model_that_lost_its_state_table_fails_liveness_and_refuses_for_good(
