@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -27,12 +28,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment settings with the given flags on top."""
+    """Environment settings with the given flags on top; InputError naming each bad value's
+    variable (or flag) in one line."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from model.errors import InputError
     from server.settings import Settings
 
     overrides = {k: getattr(args, k) for k in ("host", "port", "checkpoints")
                  if getattr(args, k) is not None}
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise InputError("; ".join(
+            f"{_source(str(err['loc'][0]), overrides)} {err['input']!r}: {err['msg']}"
+            for err in exc.errors())) from exc
+    except SettingsError as exc:  # not JSON where a list is expected; only its message
+        field = re.search(r'field "(\w+)"', str(exc))  # names the field
+        name = f"S5RF_{field[1].upper()}" if field else "a S5RF_ variable"
+        raise InputError(f"{name} is not JSON ({exc.__cause__}): give a list as JSON, e.g. "
+                         "[1, 4, 8]") from exc
+
+
+def _source(field: str, flags: dict[str, object]) -> str:
+    return f"--{field}" if field in flags else f"S5RF_{field.upper()}"
 
 
 def uvicorn_options(settings: Settings) -> UvicornOptions:

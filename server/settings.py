@@ -20,13 +20,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="S5RF_", frozen=True, env_parse_none_str="null",
                                       allow_inf_nan=False)
 
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1,
+                      description="Bind address (an empty one would bind every interface).")
     port: int = Field(default=8000, ge=0, le=65535)
     checkpoints: Path = Field(default=Path("checkpoints"),
                               description="Directory holding one checkpoint per sub-directory.")
     samples: Path = Field(default=Path("samples"),
                           description="Sample recordings: NAME/index.json and .npy files.")
-    session_ttl_s: float = Field(default=600.0, ge=0.001, description="Idle time before expiry.")
+    # At most a year: the shared store's expiry is in ms, and Redis refuses one past 2**63.
+    session_ttl_s: float = Field(default=600.0, ge=0.001, le=365 * 86_400,
+                                 description="Idle time before expiry.")
     expiry_interval_s: float = Field(default=5.0, gt=0, description="How often expiry runs.")
     max_sessions: int = Field(default=256, gt=0, description="Live sessions, all models.")
     max_concurrent_infer: int = Field(default=8, gt=0, description="/infer calls per model.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import build_parser
+from cli.main import build_parser, main
 from cli.serve import settings_from
 
 
@@ -19,3 +19,21 @@ def test_flags_override_environment_settings(monkeypatch: pytest.MonkeyPatch) ->
                                                                      Path("ckpts"))
     assert settings.session_ttl_s == 12
     assert settings_from(build_parser().parse_args(["serve", "--port", "7"])).port == 7
+
+
+@pytest.mark.parametrize(("env", "flags", "line"), [
+    ({"S5RF_PORT": "abc"}, [], "s5rf serve: S5RF_PORT 'abc': Input should be a valid integer, "
+                                  "unable to parse string as an integer"),
+    ({}, ["--port", "70000"],
+     "s5rf serve: --port 70000: Input should be less than or equal to 65535"),
+    ({"S5RF_SESSION_BUCKETS": "1,2"}, [],
+     "s5rf serve: S5RF_SESSION_BUCKETS is not JSON (Extra data: line 1 column 2 (char 1)): "
+     "give a list as JSON, e.g. [1, 4, 8]"),
+])
+def test_a_bad_setting_is_one_line_and_exit_2(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], flags: list[str], line: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", *flags]) == 2
+    assert capsys.readouterr().err == line + "\n"

@@ -31,6 +31,8 @@ def test_null_in_the_environment_unsets_an_optional_setting(
 @pytest.mark.parametrize(("name", "value"), [
     ("batch_max_wait_ms", "inf"), ("session_ttl_s", "inf"), ("session_ttl_s", "nan"),
     ("session_ttl_s", "0.0001"), ("log_level", "chatty"),
+    ("session_ttl_s", "1e17"),  # past the shared store's largest expiry: 500s for ever
+    ("host", ""),  # an unset ${HOST} in a compose file would bind every interface
 ])
 def test_values_that_would_fail_later_are_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
