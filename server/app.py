@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app = FastAPI(title="s5rf-serve", version="1", lifespan=lifespan,
                   summary="Streaming inference for S5-RF spiking networks on event streams")
     app.add_middleware(HeadAsGet)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, access_log=settings.access_log)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for module in (health, models, sessions, infer, stream, samples, dashboard):

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import logging
 import time
 from collections.abc import Iterator
 
@@ -115,15 +116,18 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+access = logging.getLogger("s5rf.access")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
 class RequestMetrics:
-    """ASGI middleware: count and time every HTTP request by its route template."""
+    """ASGI middleware: count and time every HTTP request by its route template, and with
+    ``access_log`` log it too (one JSON line: method, path, route, status, ms, client)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics):
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = False):
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,6 +148,12 @@ class RequestMetrics:
             route = getattr(scope.get("route"), "path", "unmatched")
             # a label value per method a client makes up would grow without bound
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            seconds = time.perf_counter() - start
             self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
-            self.metrics.latency.labels(route=route, method=method).observe(
-                time.perf_counter() - start)
+            self.metrics.latency.labels(route=route, method=method).observe(seconds)
+            if self.access_log:  # the path, not the query: it may be long, and says no more
+                client = scope.get("client")
+                access.info("request", extra={"fields": {
+                    "method": scope["method"], "path": scope["path"], "route": route,
+                    "status": status, "ms": round(seconds * 1e3, 3),
+                    "client": f"{client[0]}:{client[1]}" if client else None}})

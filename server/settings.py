@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
     ws_open_timeout_s: float = Field(default=10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    access_log: bool = Field(default=False,
+                             description="A JSON line per HTTP request (a client streaming "
+                                         "over HTTP sends dozens a second).")
     session_store: str = Field(
         default="memory", pattern=r"^(memory|rediss?://.+|unix://.+)$",
         description="Where sessions live: `memory` (this process) or a Redis URL shared by "

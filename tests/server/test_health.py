@@ -6,6 +6,7 @@ import gc
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -136,6 +137,27 @@ def test_head_answers_as_get_without_a_body(client: TestClient, path: str) -> No
     metrics = client.get("/metrics").text  # counted by its route, as a GET is
     assert re.search(rf's5rf_requests_total{{method="HEAD",route="{re.escape(path)}",'
                      r'status="200"} [1-9]', metrics), path
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_the_access_log_has_a_line_per_request_when_asked(
+        make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture,
+        access_log: bool) -> None:
+    client = make_client(access_log=access_log)
+    with caplog.at_level("INFO", logger="s5rf.access"):
+        client.get("/v1/models/nope", params={"q": "secret"})
+        created = client.post("/v1/sessions", json={"model": COCHLEA}).json()
+    lines = [r.fields for r in caplog.records if r.name == "s5rf.access"]  # type: ignore[attr-defined]
+    if not access_log:
+        assert lines == []
+        return
+    assert [{k: v for k, v in line.items() if k != "ms"} for line in lines] == [
+        {"method": "GET", "path": "/v1/models/nope", "route": "/v1/models/{name}",
+         "status": 404, "client": "testclient:50000"},
+        {"method": "POST", "path": "/v1/sessions", "route": "/v1/sessions", "status": 201,
+         "client": "testclient:50000"}]
+    assert all(line["ms"] > 0 for line in lines)
+    assert created["token"] not in caplog.text and "secret" not in caplog.text
 
 
 def test_head_through_uvicorn_keeps_the_connection(live_url: str) -> None:
