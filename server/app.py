@@ -31,7 +31,7 @@ from server.runtime import Runtime
 from server.schemas import ErrorBody
 from server.sessions import SessionManager
 from server.settings import Settings
-from server.store import open_store
+from server.store import StateStore, StoreUnavailable, open_store
 
 log = logging.getLogger("s5rf.server")
 
@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
                           batchers=batchers,
                           sessions=SessionManager(settings, batchers, metrics, shared=shared))
         app.state.runtime = runtime
+        if shared is not None:
+            await _check_store(shared)
         for batcher in batchers.values():
             batcher.start()
         expiry = asyncio.create_task(runtime.sessions.expiry_loop())
@@ -123,6 +125,17 @@ def _warm_ended(runtime: Runtime, warm: asyncio.Task[None]) -> None:
         return
     runtime.warm_up_failure = f"warm-up failed: {exc!r}"
     log.error("warmup_failed", exc_info=exc)
+
+
+async def _check_store(shared: StateStore) -> None:
+    """Say at start-up whether the shared store answers: a mistyped address would otherwise
+    show only as the first session's 503. Serving starts either way (it may come up later)."""
+    try:
+        await shared.ping()
+    except StoreUnavailable as exc:
+        log.warning("session_store_unreachable", extra={"fields": {"error": str(exc)}})
+    else:
+        log.info("session_store_connected")
 
 
 async def _warm(runtime: Runtime) -> None:

@@ -72,6 +72,10 @@ class StateStore(Protocol):
 
     async def delete(self, session_id: str) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` if the store does not answer (checked at start-up)."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -134,5 +134,9 @@ class RedisStore:
         async with self._outages_as(StoreUnavailable):
             await self.client.delete(self._key(session_id))
 
+    async def ping(self) -> None:
+        async with self._outages_as(StoreUnavailable):
+            await self.client.ping()
+
     async def close(self) -> None:
         await self.client.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -464,6 +465,23 @@ def test_records_expire_hold_no_token_and_deletion_reaches_every_replica(
     assert b.get(f"/v1/sessions/{sid}", headers={"X-Session-Token": "wrong"}).status_code == 403
     assert a.delete(f"/v1/sessions/{sid}", headers=headers).status_code == 204
     assert b.get(f"/v1/sessions/{sid}", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_start_up_says_whether_the_shared_store_answers(
+        make_client: ClientFactory, redis_server: Redis, prefix: str,
+        caplog: pytest.LogCaptureFixture, reachable: bool) -> None:
+    """A mistyped address shows in the log at start, not only as the first session's 503."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    port = redis_server.port if reachable else closed_port
+    with caplog.at_level("INFO", logger="s5rf.server"):
+        client = make_client(session_store=f"redis://127.0.0.1:{port}",
+                             session_store_prefix=prefix)
+    events = [r.message for r in caplog.records if r.message.startswith("session_store")]
+    assert events == ["session_store_connected" if reachable else "session_store_unreachable"]
+    assert client.get("/readyz").status_code == 200  # serving either way
 
 
 def test_a_full_replica_evicts_idle_cached_sessions(make_client: ClientFactory,
