@@ -99,9 +99,39 @@ def _replay(args: argparse.Namespace) -> int:
         if card.input.sensor != sensor:
             raise InputError(f"{args.file} holds {sensor} events, not {card.input.sensor} "
                              f"(model {card.name!r})")
+        _check_events(args.file, [u.events for u in utterances], card)
+        for _, _, m in recordings if args.count else ():  # scored by index: same classes?
+            if m["label"] >= len(card.labels) or card.labels[m["label"]] != m["label_name"]:
+                raise InputError(
+                    f"{args.file} sample {m['index']} is {m['label_name']!r} (label "
+                    f"{m['label']}), which model {card.name!r} does not call so: its classes "
+                    f"are {card.labels}")
         return utterances, {"file": str(args.file), **meta, "sensor": sensor}
 
     return _stream(args, fit)
+
+
+def _check_events(file: Path, recordings: list[np.ndarray], card: ModelDetail) -> None:
+    """InputError, before anything is sent, for events the model's server would refuse (a
+    camera bigger than the one it was trained on: crop or rescale first)."""
+    from model.binning import validate_events
+    from model.errors import InputError
+    from model.events import EventError
+    from model.spec import InputSpec
+
+    spec = InputSpec.model_validate(card.input.model_dump())
+    for events in recordings:
+        try:
+            validate_events(events, spec)
+        except EventError as exc:
+            raise InputError(f"{file}: {exc}: model {card.name!r} takes {_extent(card)}") \
+                from exc
+
+
+def _extent(card: ModelDetail) -> str:
+    spec = card.input
+    return (f"{spec.channels} channels" if spec.sensor == "cochlea"
+            else f"{spec.width}×{spec.height} pixels (crop or rescale the recording)")
 
 
 def _listen(args: argparse.Namespace) -> int:

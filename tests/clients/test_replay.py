@@ -20,6 +20,8 @@ from model.datasets import write_shd
 from model.events import make_events
 from tests.server.conftest import COCHLEA, DVS, cochlea_recording, dvs_recording
 
+TINY_LABELS = [f"class{i}" for i in range(4)]  # the tiny models' classes
+
 
 def replay_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]
     assert main(list(argv)) == 0
@@ -46,8 +48,7 @@ def test_replay_count_scores_each_sample_on_its_own_and_their_accuracy(
         tmp_path: Path, live_url: str, transport: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     samples = [cochlea_recording(seed=70 + i) for i in range(4)]
-    write_shd(tmp_path / "shd.h5", samples, [0, 1, 2, 3], keys=["a", "b", "c", "d"],
-              channels=16)
+    write_shd(tmp_path / "shd.h5", samples, [0, 1, 2, 3], keys=TINY_LABELS, channels=16)
     out = replay_json(capsys, "replay", str(tmp_path / "shd.h5"), "--index", "1", "--count",
                       "3", "--model", COCHLEA, "--url", live_url, transport, "--speed", "max",
                       "--json")
@@ -69,7 +70,7 @@ def test_replay_count_scores_an_empty_sample_first_or_last(
     samples = [cochlea_recording(seed=76), cochlea_recording(seed=77)]
     samples.insert(empty_at, make_events("cochlea", t=np.zeros(0, np.int64),
                                          channel=np.zeros(0, np.uint16)))
-    write_shd(tmp_path / "shd.h5", samples, [0, 1, 2], keys=["a", "b", "c"], channels=16)
+    write_shd(tmp_path / "shd.h5", samples, [0, 1, 2], keys=TINY_LABELS, channels=16)
     out = replay_json(capsys, "replay", str(tmp_path / "shd.h5"), "--count", "3", "--model",
                       COCHLEA, "--url", live_url, "--speed", "max", "--json")
     assert [scored["events"] for scored in out["samples"]] == [len(s) for s in samples]
@@ -275,6 +276,34 @@ def test_a_recording_with_a_long_silence_replays_through_it(
         whole = session.send(flush=True)
     assert out.events.total_accepted == len(recording)
     np.testing.assert_allclose(out.probabilities, whole.probabilities, atol=1e-6)
+
+
+def test_replay_count_refuses_a_dataset_of_other_classes(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scored by label index, another dataset's classes would be scored silently wrong."""
+    write_shd(tmp_path / "ssc.h5", [cochlea_recording(seed=78)] * 2, [0, 1],
+              keys=["backward", "bed", "bird", "cat"], channels=16)
+    assert main(["replay", str(tmp_path / "ssc.h5"), "--count", "2", "--model", COCHLEA,
+                 "--url", live_url]) == 2
+    assert ("sample 0 is 'backward' (label 0), which model 'tiny-cochlea' does not call so: its "
+            "classes are ['class0', 'class1', 'class2', 'class3']") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("model", "recording", "words"), [
+    (DVS, make_events("dvs", t=np.array([0, 10]), x=np.array([3, 40]), y=np.array([1, 2]),
+                      p=np.array([0, 1])),
+     "big.npy: x 40 at index 1 is out of range [0, 8): model 'tiny-dvs' takes 8×8 pixels (crop "
+     "or rescale the recording)"),
+    (COCHLEA, make_events("cochlea", t=np.array([0, 10]), channel=np.array([3, 16])),
+     "big.npy: channel 16 at index 1 is out of range [0, 16): model 'tiny-cochlea' takes 16 "
+     "channels"),
+])
+def test_replay_refuses_events_outside_the_models_sensor_before_sending(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str], model: str,
+        recording: np.ndarray, words: str) -> None:
+    np.save(tmp_path / "big.npy", recording)
+    assert main(["replay", str(tmp_path / "big.npy"), "--model", model, "--url", live_url]) == 2
+    assert words in capsys.readouterr().err
 
 
 def test_replay_refuses_a_recording_of_another_sensor(
