@@ -112,7 +112,10 @@ def read_prophesee_raw(path: Path) -> Recording:
                 raise FormatError(f"{path}: the words after the header are not EVT 2.0")
             raw = empty_events("dvs")
     else:
-        raw = decode_evt3(np.fromfile(path, dtype="<u2", offset=start))
+        try:
+            raw = decode_evt3(np.fromfile(path, dtype="<u2", offset=start))
+        except FormatError as exc:
+            raise FormatError(f"{path}: {exc}") from exc
     events = _sorted(make_events("dvs", t=raw["t"], x=raw["x"], y=raw["y"], p=raw["p"]))
     meta: Meta = {"format": encoding.lower(), "t0_us": _first_t(events),
                   **_raw_geometry(header)}
@@ -143,6 +146,9 @@ def decode_evt3(words: np.ndarray) -> np.ndarray:
     event after the first time-high change by 4096 µs per change. Here, as in the format
     spec (and OpenEB), t = time_high << 12 | time_low, with 24-bit time-high wrap-arounds
     counted; y, time and the vector base/polarity hold until the next word that sets them.
+    Its writer sends no EVT_TIME_HIGH after the first, so a gap over 4,096 µs is lost: such a
+    stream (an EVT_TIME_LOW drop with no EVT_TIME_HIGH since the one before, which the spec's
+    streams never have) is refused with FormatError, not read as one 4 ms span.
     """
     words = words.astype(np.int64)
     kind, payload = words >> 12, words & 0xFFF
@@ -153,11 +159,20 @@ def decode_evt3(words: np.ndarray) -> np.ndarray:
         last = np.maximum.accumulate(np.where(mask, pos, -1))
         return np.where(last >= 0, values[np.maximum(last, 0)], 0)
 
-    is_high = kind == EVT3_TIME_HIGH
+    is_high, is_low = kind == EVT3_TIME_HIGH, kind == EVT3_TIME_LOW
     high = payload.copy()
     wraps = np.cumsum(np.diff(payload[is_high], prepend=0) < 0)  # 24-bit wrap-arounds
     high[is_high] += wraps << 12
-    t = (held(is_high, high) << 12) | held(kind == EVT3_TIME_LOW, payload)
+    lows, highs_so_far = np.flatnonzero(is_low), np.cumsum(is_high)
+    wrapped = ((payload[lows[1:]] < payload[lows[:-1]])
+               & (highs_so_far[lows[1:]] == highs_so_far[lows[:-1]]))
+    if wrapped.any():
+        raise FormatError(
+            f"EVT_TIME_LOW goes back at word {lows[1:][wrapped][0]} with no EVT_TIME_HIGH "
+            "since the word before: not EVT 3.0 as the spec writes it (expelliarmus 1.x "
+            "writes such files), and its times are lost past 4,096 µs gaps; write EVT 2.0 "
+            "instead (expelliarmus' evt2, or Metavision)")
+    t = (held(is_high, high) << 12) | held(is_low, payload)
     y = held(kind == EVT3_ADDR_Y, payload & 0x7FF)
 
     is_base = kind == EVT3_VECT_BASE_X

@@ -152,6 +152,34 @@ def test_prophesee_raw(tmp_path: Path, encode: Callable[[np.ndarray], bytes], he
     assert meta == {"format": fmt, "t0_us": int(ev["t"][0]), "width": 640, "height": 480}
 
 
+def written_by_expelliarmus(path: Path, events: np.ndarray, encoding: str) -> Path:
+    from expelliarmus import Wizard
+
+    written = np.zeros(len(events), [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
+    for field in "txyp":
+        written[field] = events[field]
+    Wizard(encoding=encoding).save(str(path), written)  # with its own header
+    return path
+
+
+def test_evt2_written_by_expelliarmus(tmp_path: Path) -> None:
+    ev = dvs_events(size=480, t0=5_000_000)
+    events, _, meta = read_recording(written_by_expelliarmus(tmp_path / "r.raw", ev, "evt2"))
+    np.testing.assert_array_equal(events, ev)
+    assert meta["format"] == "evt2"
+
+
+def test_evt3_without_its_time_highs_is_refused_not_read_as_one_4_ms_span(
+        tmp_path: Path) -> None:
+    """expelliarmus' EVT 3.0 writer sends one EVT_TIME_HIGH and lets EVT_TIME_LOW wrap: gaps
+    over 4,096 µs are lost (these events are 6.7 ms apart on average)."""
+    path = written_by_expelliarmus(tmp_path / "r.raw", dvs_events(size=480), "evt3")
+    with pytest.raises(FormatError, match=r"r\.raw: EVT_TIME_LOW goes back at word \d+ with no "
+                                          r"EVT_TIME_HIGH since the word before: .* write EVT "
+                                          r"2\.0 instead"):
+        read_recording(path)
+
+
 @pytest.mark.parametrize("header", [
     "% evt 4.0\n", "% end\n",
     "% evt 2.1\n% format EVT21;height=720;width=1280\n",  # 64-bit words, not EVT 2.0's
