@@ -79,8 +79,12 @@ def _decode_raw(body: bytes, sensor: SensorKind) -> np.ndarray:
     """Packed little-endian events of the sensor's wire dtype."""
     dtype = EVENT_DTYPES[sensor]
     if len(body) % dtype.itemsize:
+        other = next(k for k in EVENT_DTYPES if k != sensor)
+        hint = (f"; it is a whole number of {EVENT_DTYPES[other].itemsize}-byte {other} "
+                f"events: this model takes {sensor} events"
+                if len(body) % EVENT_DTYPES[other].itemsize == 0 else "")
         raise EventError(f"a binary body of {len(body)} bytes is not a whole number of "
-                         f"{dtype.itemsize}-byte {sensor} events ({dtype.descr})")
+                         f"{dtype.itemsize}-byte {sensor} events ({dtype.descr}){hint}")
     return np.frombuffer(body, dtype=dtype)
 
 

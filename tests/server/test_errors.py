@@ -73,6 +73,9 @@ BAD: list[tuple[str, dict[str, Any], int, str]] = [
     ("time jump", {"json": {"t": [10**15], "channel": [1]}}, 422, "would close"),
     ("t past 2**62", {"json": {"t": [2**63 - 1], "channel": [1]}}, 422,
      "timestamp 9223372036854775807 at index 0 is past"),
+    ("DVS events to a cochlea model", {"content": b"\x00" * 26, "headers": RAW}, 422,
+     "26 bytes is not a whole number of 10-byte cochlea events ([('t', '<i8'), ('channel', "
+     "'<u2')]); it is a whole number of 13-byte dvs events: this model takes cochlea events"),
     ("ragged binary", {"content": b"\x00" * 11, "headers": RAW}, 422,
      "not a whole number of 10-byte cochlea events"),
     ("npy of the wrong dtype", {"content": npy(np.arange(4)),
