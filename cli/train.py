@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network and write a checkpoint directory")
     p.add_argument("--data", required=True, type=Path, nargs="+", metavar="TRAIN",
                    help="training HDF5 (SHD layout or DVS); several are read as one, in order "
-                        "(SSC's train and valid files, or a dataset made in parts)")
+                        "(a dataset made in parts; SSC's train and valid files, though the "
+                        "paper's figure trains on train alone)")
     p.add_argument("--test", required=True, type=Path, help="test HDF5, same layout")
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory")
     p.add_argument("--preset", default="shd", help="architecture preset: shd, ssc, tiny")
