@@ -104,11 +104,14 @@ def _decode_json(body: bytes, sensor: SensorKind) -> tuple[np.ndarray, dict[str,
     for name, values in columns.items():
         if not isinstance(values, list):
             raise EventError(f"column {name!r} must be a list of numbers")
+        # bools only for the polarity: as in tonic's dtype (and any .npy body), p may be a
+        # bool; a true elsewhere is a mistake (numpy would read [1, true] as [1, 1])
+        if name != "p" and bool in set(map(type, values)):
+            raise EventError(f"column {name!r} must hold integers, not true/false")
         try:
             arrays[name] = np.asarray(values) if values else np.zeros(0, np.int64)
         except (ValueError, OverflowError) as exc:
             raise EventError(f"column {name!r} must be a flat list of numbers") from exc
-        # bools too: as in tonic's dtype (and any .npy body), a polarity may be a bool
         if arrays[name].ndim != 1 or arrays[name].dtype.kind not in "iufb":
             raise EventError(f"column {name!r} must be a flat list of numbers")
     return make_events(sensor, **arrays), doc
