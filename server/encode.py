@@ -26,8 +26,8 @@ def describe(exc: ValidationError | RequestValidationError, where: str = "") -> 
     for err in exc.errors():
         if err["type"] == "json_invalid":
             return f"the body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}"
-        if tuple(err["loc"]) == ("body",) and err["type"] in ("model_attributes_type",
-                                                               "dict_type"):
+        if tuple(err["loc"]) in ((), ("body",)) and err["type"] in (
+                "model_attributes_type", "model_type", "dict_type"):
             return "the body must be a JSON object (content-type: application/json)"
         loc = ".".join(str(x) for x in (*([where] if where else []), *err["loc"]))
         parts.append(f"{loc}: {err['msg']}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 
-from server.decode import read_body
+from server.decode import JSON, read_body
 from server.deps import ReadyDep, SessionDep, find_model
+from server.encode import describe
 from server.errors import ApiError
 from server.inference import firing_rates, probabilities
 from server.schemas import (
@@ -67,11 +69,19 @@ async def get_session(session: SessionDep, runtime: ReadyDep) -> SessionInfo:
     return session_info(session, runtime.settings.session_ttl_s)
 
 
-@router.post("/{session_id}/reset", responses=ERRORS)
-async def reset_session(session: SessionDep, runtime: ReadyDep,
-                        body: SessionReset | None = None) -> SessionInfo:
+@router.post("/{session_id}/reset", responses=ERRORS, openapi_extra={"requestBody": {
+    "required": False, "content": {JSON: {"schema": SessionReset.model_json_schema()}}}})
+async def reset_session(request: Request, session: SessionDep,
+                        runtime: ReadyDep) -> SessionInfo:
     """Restart a session's stream with a zero state, from its origin or a new one (a live
     sensor's clock has moved on: the next utterance's start, or its first event)."""
+    # Read here, not by FastAPI: a body it refused would answer before the session is found
+    # (a 422 for an unknown session) and the refusal would not count as the session's use.
+    blob = await read_body(request, runtime.settings.max_body_bytes)
+    try:
+        body = SessionReset.model_validate_json(blob) if blob.strip() else None
+    except ValidationError as exc:
+        raise ApiError(422, describe(exc, "body")) from exc
     session = await runtime.sessions.reset(session, None if body is None else body.t0_us)
     return session_info(session, runtime.settings.session_ttl_s)
 

@@ -4,6 +4,7 @@ opens), reused slots of deleted sessions, and no recompilation."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -87,6 +88,26 @@ def test_reset_replays_to_the_same_result(client: TestClient) -> None:
                         headers=headers).json()
     assert again["probabilities"] == first["probabilities"]
     assert again["spikes"] == first["spikes"]
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    (b"{", "the body is not valid JSON: "),
+    (b"[]", "the body must be a JSON object"),
+    (b'{"t0_us": "5"}', "body.t0_us: must be an integer"),
+])
+def test_a_reset_body_is_read_after_the_session_is_found(
+        client: TestClient, body: bytes, detail: str) -> None:
+    """As for /events: 404, then 403, then 422; and a refusal is use (the TTL starts again)."""
+    sid, headers = open_session(client)
+    json_type = {"content-type": "application/json"}
+    post = functools.partial(client.post, content=body)
+    assert post("/v1/sessions/nope/reset", headers={**headers, **json_type}).status_code == 404
+    assert post(f"/v1/sessions/{sid}/reset",
+                headers={"X-Session-Token": "wrong", **json_type}).status_code == 403
+    time.sleep(0.3)
+    refused = post(f"/v1/sessions/{sid}/reset", headers={**headers, **json_type})
+    assert refused.status_code == 422 and refused.json()["detail"].startswith(detail)
+    assert client.get(f"/v1/sessions/{sid}", headers=headers).json()["idle_s"] < 0.2
 
 
 def test_reset_to_a_new_origin_serves_a_live_sensor_whose_clock_moved_on(
