@@ -73,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
     from server import logs
     from server.app import create_app
+    from server.registry import load_registry
 
     settings = settings_from(args)
     logs.configure(settings.log_level)
-    uvicorn.run(create_app(settings), **uvicorn_options(settings), log_config=None,
+    # Loaded before the port is bound (under a second; warm-up, the long part, comes after):
+    # a checkpoint that cannot be loaded is one line and exit 2, not a failed app start-up.
+    registry = load_registry(settings)
+    uvicorn.run(create_app(settings, registry), **uvicorn_options(settings), log_config=None,
                 access_log=False)
     return 0

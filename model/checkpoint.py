@@ -101,7 +101,9 @@ def read_card(path: str | Path) -> ModelCard:
     try:
         card = ModelCard.model_validate_json(card_path.read_text())
     except ValidationError as exc:
-        raise CheckpointError(f"{card_path} is not a valid model card:\n{exc}") from exc
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
+                             for e in exc.errors())
+        raise CheckpointError(f"{card_path} is not a valid model card: {problems}") from exc
     cfg = card.architecture
     if len(card.labels) != cfg.n_classes:
         raise CheckpointError(

@@ -37,3 +37,15 @@ def test_a_bad_setting_is_one_line_and_exit_2(
         monkeypatch.setenv(name, value)
     assert main(["serve", *flags]) == 2
     assert capsys.readouterr().err == line + "\n"
+
+
+def test_checkpoints_that_cannot_load_stop_serve_before_it_binds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text('{"name": 3}')
+    assert main(["serve", "--checkpoints", str(tmp_path / "missing"), "--port", "9"]) == 2
+    assert capsys.readouterr().err.startswith("s5rf serve: no checkpoint under ")
+    assert main(["serve", "--checkpoints", str(tmp_path), "--port", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s5rf serve: ") and err.count("\n") == 1  # one line
+    assert "model.json is not a valid model card: name: Input should be a valid string" in err
