@@ -40,7 +40,11 @@ def test_a_bad_setting_is_one_line_and_exit_2(
 
 
 def test_checkpoints_that_cannot_load_stop_serve_before_it_binds(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from server import logs
+
+    monkeypatch.setattr(logs, "configure", lambda level: None)  # the process's, not a test's
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "model.json").write_text('{"name": 3}')
     assert main(["serve", "--checkpoints", str(tmp_path / "missing"), "--port", "9"]) == 2

@@ -145,6 +145,7 @@ def test_the_access_log_has_a_line_per_request_when_asked(
         access_log: bool) -> None:
     client = make_client(access_log=access_log)
     with caplog.at_level("INFO", logger="s5rf.access"):
+        caplog.clear()  # the start-up's /readyz polls
         client.get("/v1/models/nope", params={"q": "secret"})
         created = client.post("/v1/sessions", json={"model": COCHLEA}).json()
     lines = [r.fields for r in caplog.records if r.name == "s5rf.access"]  # type: ignore[attr-defined]
