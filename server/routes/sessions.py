@@ -77,9 +77,9 @@ async def reset_session(request: Request, session: SessionDep,
     sensor's clock has moved on: the next utterance's start, or its first event)."""
     # Read here, not by FastAPI: a body it refused would answer before the session is found
     # (a 422 for an unknown session) and the refusal would not count as the session's use.
-    blob = await read_body(request, runtime.settings.max_body_bytes)
-    try:
-        body = SessionReset.model_validate_json(blob) if blob.strip() else None
+    doc = (await read_body(request, runtime.settings.max_body_bytes)).strip()
+    try:  # no body, or JSON null: the session's own origin
+        body = None if doc in (b"", b"null") else SessionReset.model_validate_json(doc)
     except ValidationError as exc:
         raise ApiError(422, describe(exc, "body")) from exc
     session = await runtime.sessions.reset(session, None if body is None else body.t0_us)

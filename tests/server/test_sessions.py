@@ -127,6 +127,9 @@ def test_reset_to_a_new_origin_serves_a_live_sensor_whose_clock_moved_on(
     later["t"] = events["t"] + 200_000_000
     reset = f"/v1/sessions/{sid}/reset"
     assert client.post(reset, headers=headers).json()["t0_us"] == 100_000_000  # its own
+    as_null = client.post(reset, content=b"null", headers={**headers,
+                                                           "content-type": "application/json"})
+    assert as_null.json()["t0_us"] == 100_000_000  # JSON null: no body
     too_far = client.post(url, json=columns(later), headers=headers)
     assert too_far.status_code == 422 and "watermark" in too_far.text
     for body in ({"t0_us": -1}, {"t0_us": 5, "late": "drop"}):
