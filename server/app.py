@@ -1,6 +1,7 @@
-"""The app factory: ``create_app(settings, registry=None)``.
+"""The app factory: ``create_app(settings, registry)``.
 
-The lifespan loads every checkpoint (unless a registry is injected, as tests do), starts one
+The checkpoints are loaded before the app (``s5rf serve``: ``load_registry``, so one that
+cannot load stops it before the port is bound). The lifespan starts one
 micro-batcher per model and the session-expiry task, and compiles every bucketed program in a
 worker thread, then freezes the start-up objects out of the garbage collector's view and sets
 its thresholds; /readyz turns 200 and the model routes open when that is done.
@@ -25,7 +26,7 @@ from server.encode import api_error_handler, validation_error_handler
 from server.errors import ApiError
 from server.head import HeadAsGet
 from server.metrics import Metrics, RequestMetrics
-from server.registry import ModelRegistry, load_registry
+from server.registry import ModelRegistry
 from server.routes import dashboard, health, infer, models, samples, sessions, stream
 from server.runtime import Runtime
 from server.schemas import ErrorBody
@@ -36,21 +37,18 @@ from server.store import StateStore, StoreUnavailable, open_store
 log = logging.getLogger("s5rf.server")
 
 
-def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
-    """Build the app; ``registry`` replaces loading checkpoints from ``settings.checkpoints``."""
-    settings = settings or Settings()
+def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
+    """Build the app serving ``registry``'s models as ``settings`` say."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        models = registry if registry is not None else await asyncio.to_thread(
-            load_registry, settings)
-        metrics.watch(models)
+        metrics.watch(registry)
         batchers = {m.name: Batcher(m, settings.batch_max_wait_ms / 1e3, metrics,
-                                    settings.max_bins_per_step) for m in models}
+                                    settings.max_bins_per_step) for m in registry}
         shared = open_store(settings.session_store, settings.session_store_prefix,
                             settings.session_ttl_s, settings.session_store_timeout_s)
-        runtime = Runtime(settings=settings, registry=models, metrics=metrics,
+        runtime = Runtime(settings=settings, registry=registry, metrics=metrics,
                           batchers=batchers,
                           sessions=SessionManager(settings, batchers, metrics, shared=shared))
         app.state.runtime = runtime

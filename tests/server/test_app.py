@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from server.app import create_app
+from server.registry import ModelRegistry
 from server.settings import Settings
 
 API_DOC = Path(__file__).parents[2] / "docs" / "api.md"
@@ -18,14 +19,14 @@ def _unnamed(text: str) -> str:
 
 def test_every_route_is_documented() -> None:
     doc = _unnamed(API_DOC.read_text())
-    paths = create_app(Settings()).openapi()["paths"]
+    paths = create_app(Settings(), ModelRegistry([])).openapi()["paths"]
     missing = sorted(p for p in paths
                      for method in paths[p] if f"{method.upper()} {_unnamed(p)}" not in doc)
     assert not missing, f"routes missing from docs/api.md: {missing}"
 
 
 def test_every_error_answer_is_documented_as_the_body_the_server_sends() -> None:
-    schema = create_app(Settings()).openapi()
+    schema = create_app(Settings(), ModelRegistry([])).openapi()
     bodies = {"#/components/schemas/ErrorBody", "#/components/schemas/HealthStatus"}
     errors = {f"{method.upper()} {path} {code}":
               response["content"]["application/json"]["schema"]["$ref"]
