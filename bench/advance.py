@@ -18,9 +18,9 @@ import jax
 import numpy as np
 
 from bench.common import best_time, print_table
-from model.network import advance, init_params, initial_state
+from model.network import advance, init_params, initial_state, run_offline
 from model.spec import preset_config
-from model.streaming import Engine, run_offline
+from model.streaming import Engine
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     cfg = preset_config(args.preset, 140, 20)
     params = init_params(jax.random.PRNGKey(0), cfg)
     rng = np.random.default_rng(0)
-    offline = jax.jit(lambda p, b, n: run_offline(cfg, p, b, n)[1]["log_probs"])
+    offline = jax.jit(lambda p, b, n: run_offline(p, b, n, cfg)[1]["log_probs"])
     bare = jax.jit(lambda p, s, b, v: advance(p, s, b, v, cfg))
     rows = []
     for S in args.sessions:

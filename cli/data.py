@@ -180,8 +180,8 @@ def run_samples(args: argparse.Namespace) -> int:
     from model.datasets import open_dataset
     from model.errors import InputError
     from model.evaluation import data_fits_model
+    from model.network import run_offline
     from model.samples import export_samples
-    from model.streaming import run_offline
 
     ckpt = checkpoint.load(args.checkpoint)
     dataset = open_dataset(args.data)
@@ -189,7 +189,7 @@ def run_samples(args: argparse.Namespace) -> int:
 
     def predict(events: np.ndarray) -> int:
         bins = bin_recording(events, ckpt.card.input)
-        _, out = run_offline(ckpt.cfg, ckpt.params, bins[None], np.array([len(bins)]))
+        _, out = run_offline(ckpt.params, bins[None], np.array([len(bins)]), ckpt.cfg)
         return int(np.argmax(out["log_probs"][0]))
 
     index = export_samples(dataset, args.out, args.per_class, predict, args.seed,

@@ -13,10 +13,9 @@ import numpy as np
 from model.batching import BinnedSet, as_files, batches, load_binned, padded_length
 from model.datasets import open_dataset
 from model.errors import InputError
-from model.network import Params, synaptic_ops
+from model.network import Params, jit_offline, synaptic_ops
 from model.spec import InputSpec, ModelConfig, ScanMethod
 from model.ssm import default_scan
-from model.training import make_eval_step
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -88,7 +87,7 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
     """Run the offline path over ``data`` once, keeping every sample's outputs; by default
     with the backend's faster scan, as ``s5rf train`` measures its test accuracy."""
     n_bins = padded_length(data)
-    run = make_eval_step(cfg, scan or default_scan())
+    run = jit_offline(cfg, scan or default_scan())
     preds, true, spikes, inputs, active, bins_seen = [], [], [], [], [], []
     early: dict[float, list[np.ndarray]] = {f: [] for f in FRACTIONS}
     for x, lengths, y, w in batches(data, batch_size, n_bins, spec):

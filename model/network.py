@@ -23,6 +23,8 @@ State pytree:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -134,6 +136,22 @@ def advance(
     if with_spikes:
         outputs["spikes"] = tuple(rasters)
     return new_state, outputs
+
+
+def run_offline(params: Params, bins: jax.Array | np.ndarray, lengths: jax.Array | np.ndarray,
+                cfg: ModelConfig, *, scan: ScanMethod = "sequential",
+                dropout_key: jax.Array | None = None) -> tuple[State, dict[str, Any]]:
+    """Whole padded recordings from a zero state (training, evaluation, one-shot inference):
+    bins float32 (B, T, F), lengths int (B,); outputs as ``advance``'s."""
+    x = jnp.asarray(bins)
+    valid = jnp.arange(x.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
+    return advance(params, initial_state(cfg, x.shape[0]), x, valid, cfg, scan=scan,
+                   dropout_key=dropout_key)
+
+
+def jit_offline(cfg: ModelConfig, scan: ScanMethod) -> Callable[..., Any]:
+    """``run_offline`` of one network and scan, jitted: ``(params, bins, lengths)``."""
+    return jax.jit(functools.partial(run_offline, cfg=cfg, scan=scan))
 
 
 def _rf_layer(layer: Params, x: jax.Array, x0: jax.Array, mask: jax.Array, cfg: ModelConfig,

@@ -16,11 +16,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from model.network import Params, State, advance, initial_state
-from model.spec import ModelConfig, ScanMethod
+from model.spec import ModelConfig
 
 SCRATCH_SLOT = 0
 
@@ -60,9 +59,8 @@ class Engine:
         params: Params,
         *,
         capacity: int,
-        session_buckets: Sequence[int] = (1, 8, 32, 128),
-        bin_buckets: Sequence[int] = (1, 4, 16, 64),
-        scan: ScanMethod = "sequential",
+        session_buckets: Sequence[int],
+        bin_buckets: Sequence[int],
         max_cells: int | None = None,
     ):
         self.cfg = cfg
@@ -70,7 +68,6 @@ class Engine:
         self.capacity = capacity
         self.session_buckets = tuple(sorted(session_buckets))
         self.bin_buckets = tuple(sorted(bin_buckets))
-        self.scan = scan
         self.max_cells = max_cells
         self.compilations = 0
         self.lost: str | None = None  # why the slot table is gone (StateLost), if it is
@@ -88,8 +85,9 @@ class Engine:
                      valid: jax.Array, with_spikes: bool) -> tuple[State, dict[str, Any]]:
         self.compilations += 1
         state = jax.tree_util.tree_map(lambda a: a[slots], table)
-        state, out = advance(params, state, bins, valid, self.cfg, scan=self.scan,
-                             with_spikes=with_spikes)
+        # Always the sequential scan: a chunk of a few bins gains nothing from the associative
+        # one, whose rounding would also change wherever a stream is cut.
+        state, out = advance(params, state, bins, valid, self.cfg, with_spikes=with_spikes)
         table = jax.tree_util.tree_map(lambda t, s: t.at[slots].set(s), table, state)
         del out["readout"]  # not needed on the host: spare the copy
         return table, out
@@ -260,11 +258,3 @@ class Engine:
                 with self._table():
                     self.table = self._write(self.table, ids, rows)
 
-
-def run_offline(cfg: ModelConfig, params: Params, bins: jax.Array | np.ndarray,
-                lengths: jax.Array | np.ndarray,
-                scan: ScanMethod = "sequential") -> tuple[State, dict[str, Any]]:
-    """Whole padded recordings at once: bins float32 (B, T, F), lengths int (B,)."""
-    x = jnp.asarray(bins)
-    valid = jnp.arange(x.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
-    return advance(params, initial_state(cfg, x.shape[0]), x, valid, cfg, scan=scan)

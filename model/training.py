@@ -24,7 +24,7 @@ from flax import serialization
 from model.augment import EventAugment, cutmix, shift_and_mask
 from model.batching import BinnedSet, batches, padded_length
 from model.errors import InputError
-from model.network import Params, advance, init_params, initial_state
+from model.network import Params, init_params, jit_offline, run_offline
 from model.spec import InputSpec, ModelConfig, ScanMethod, TrainConfig
 
 SSM_PARAMS = ("log_neg_re", "im", "log_step")
@@ -64,9 +64,7 @@ def loss_and_logits(params: Params, cfg: ModelConfig, bins: jax.Array, lengths: 
                     targets: jax.Array, weights: jax.Array, key: jax.Array | None,
                     scan: ScanMethod) -> tuple[jax.Array, jax.Array]:
     """Weighted cross-entropy against (soft) targets float32 (B, C)."""
-    valid = jnp.arange(bins.shape[1])[None, :] < lengths[:, None]
-    _, out = advance(params, initial_state(cfg, bins.shape[0]), bins, valid, cfg, scan=scan,
-                     dropout_key=key)
+    _, out = run_offline(params, bins, lengths, cfg, scan=scan, dropout_key=key)
     nll = -(targets * out["log_probs"]).sum(-1)
     return (nll * weights).sum() / jnp.maximum(weights.sum(), 1.0), out["log_probs"]
 
@@ -85,17 +83,6 @@ def make_train_step(cfg: ModelConfig, optimizer: optax.GradientTransformation,
         return optax.apply_updates(params, updates), opt_state, loss, logp
 
     return step
-
-
-def make_eval_step(cfg: ModelConfig, scan: ScanMethod) -> Callable[..., Any]:
-    """Jitted ``eval(params, bins, lengths) -> (state, outputs)`` of the offline path."""
-
-    @jax.jit
-    def evaluate(params: Params, bins: jax.Array, lengths: jax.Array) -> Any:
-        valid = jnp.arange(bins.shape[1])[None, :] < lengths[:, None]
-        return advance(params, initial_state(cfg, bins.shape[0]), bins, valid, cfg, scan=scan)
-
-    return evaluate
 
 
 def accuracy(params: Params, evaluate: Callable[..., Any], data: BinnedSet, spec: InputSpec,
@@ -135,7 +122,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
     optimizer = make_optimizer(tc, steps_per_epoch * tc.epochs)
     params, opt_state, start_epoch = _resume(run, optimizer)
     train_step = make_train_step(cfg, optimizer, run.scan)
-    evaluate = make_eval_step(cfg, run.scan)
+    evaluate = jit_offline(cfg, run.scan)
     base_key = jax.random.PRNGKey(tc.seed + 1)
     fingerprint = _fingerprint(run)  # hashes every recording's length: once, not per epoch
     for epoch in range(start_epoch, tc.epochs):

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from model.network import init_params
+from model.network import init_params, run_offline
 from model.spec import ModelConfig
-from model.streaming import Engine, StateLost, bucket_for, run_offline
+from model.streaming import Engine, StateLost, bucket_for
 
 CFG = ModelConfig(n_in=12, n_classes=3, neurons=(16, 16), blocks=4)
 
@@ -38,7 +38,7 @@ def test_sessions_streamed_together_in_chunks_match_offline_runs(engine):
     for lo, hi in itertools.pairwise(cuts):
         last = engine.step(slots, [r[lo:hi] for r in recs])
     for s, r, got in zip(slots, recs, last.log_probs, strict=True):
-        _, want = run_offline(CFG, engine.params, r[None], np.array([len(r)]))
+        _, want = run_offline(engine.params, r[None], np.array([len(r)]), CFG)
         np.testing.assert_allclose(got, want["log_probs"][0], atol=1e-5, err_msg=f"slot {s}")
 
 

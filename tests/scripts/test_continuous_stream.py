@@ -10,7 +10,7 @@ import numpy as np
 from clients.segment import Gate
 from model.binning import bin_recording
 from model.checkpoint import Checkpoint, load
-from model.streaming import run_offline
+from model.network import run_offline
 from scripts.continuous_stream import (
     main,
     segmented_log_probs,
@@ -24,7 +24,7 @@ SAMPLES = REPO / "samples" / "digits-dvs"
 
 
 def alone(ckpt: Checkpoint, bins: np.ndarray) -> np.ndarray:
-    _, out = run_offline(ckpt.cfg, ckpt.params, bins[None], np.array([len(bins)]))
+    _, out = run_offline(ckpt.params, bins[None], np.array([len(bins)]), ckpt.cfg)
     return np.asarray(out["log_probs"][0])
 
 
