@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from model.network import State
 from server.metrics import Metrics
 from server.registry import LoadedModel
 
@@ -71,7 +72,19 @@ class Batcher:
             self._queue.get_nowait().future.cancel()
         self._executor.shutdown(wait=True)
 
-    async def call(self, fn: Callable[..., T], *args: object) -> T:
+    async def reset(self, slot: int) -> None:
+        """Zero ``slot``'s state, in order with the steps."""
+        await self._call(self.model.engine.reset, slot)
+
+    async def read(self, slot: int) -> State:
+        """``slot``'s state as host arrays, in order with the steps."""
+        return await self._call(self.model.engine.read, slot)
+
+    async def write(self, slot: int, row: State) -> None:
+        """Overwrite ``slot``'s state, in order with the steps."""
+        await self._call(self.model.engine.write, slot, row)
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
         """Run an engine operation on the model's worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -97,11 +110,11 @@ class Batcher:
     @contextlib.asynccontextmanager
     async def restoring(self, slot: int) -> AsyncIterator[None]:
         """Put ``slot``'s state back as it was if the block fails or is cancelled."""
-        saved = await self.call(self.model.engine.read, slot)
+        saved = await self.read(slot)
         try:
             yield
         except BaseException:
-            await self.call(self.model.engine.write, slot, saved)
+            await self.write(slot, saved)
             raise
 
     async def _submit_piece(self, slot: int, bins: np.ndarray, with_spikes: bool) -> SlotStep:
@@ -134,7 +147,7 @@ class Batcher:
             self.series.queue_delay.observe(start - job.enqueued)
         self.series.batch_sessions.observe(len(jobs))
         try:
-            out = await self.call(self.model.engine.step, [j.slot for j in jobs],
+            out = await self._call(self.model.engine.step, [j.slot for j in jobs],
                                   [j.bins for j in jobs], with_spikes)
         except Exception as exc:  # the engine failed: every waiting request gets the error
             for job in jobs:

@@ -88,7 +88,7 @@ async def _locked_apply(session: Session, events: np.ndarray, opts: ChunkOptions
                 outcome = await advance()
             else:
                 async with batcher.restoring(session.slot):
-                    await batcher.call(model.engine.reset, session.slot)
+                    await batcher.reset(session.slot)
                     outcome = await advance()
             result = build_result(model, outcome, session.id, opts.seq, opts.top_k, start)
             session.binner, session.totals, session.log_probs = fed.state, outcome.totals, \
@@ -164,7 +164,7 @@ async def _infer_on_slot(model: LoadedModel, batcher: Batcher, slot: int, fed: B
     """The recording's step on its slot, counted here: a caller that hung up (the step runs
     shielded) has had its events processed all the same."""
     try:
-        await batcher.call(model.engine.reset, slot)
+        await batcher.reset(slot)
         outcome = await _advance(model, batcher, slot, fed, binner, totals, log_probs,
                                  with_spikes)
     finally:

@@ -198,7 +198,7 @@ class SessionManager:
                      late: LatePolicy | None) -> Session:
         """A new session with a zeroed state row; 503 + Retry-After at the session cap."""
         async with self._new_slot(model) as slot:
-            await self.batchers[model.name].call(model.engine.reset, slot)
+            await self.batchers[model.name].reset(slot)
             binner, totals, log_probs = fresh_stream(model, t0_us)
             session = self._add(Session(
                 id=secrets.token_urlsafe(12), token=secrets.token_urlsafe(24), model=model,
@@ -218,7 +218,7 @@ class SessionManager:
     async def snapshot(self, session: Session) -> SessionSnapshot:
         """The session's whole stream state (call it holding ``session.lock``)."""
         model = session.model
-        row = await self.batchers[model.name].call(model.engine.read, session.slot)
+        row = await self.batchers[model.name].read(session.slot)
         return SessionSnapshot(
             model=model.name, version=model.version, sensor=model.card.input.sensor,
             late=session.late, origin=session.t0_us, seq=session.seq, binner=session.binner,
@@ -228,7 +228,7 @@ class SessionManager:
                       session_id: str | None = None, token: str | None = None) -> Session:
         """A session continuing the snapshot's stream (a new id and token unless given)."""
         async with self._new_slot(model) as slot:
-            await self.batchers[model.name].call(model.engine.write, slot, snap.state)
+            await self.batchers[model.name].write(slot, snap.state)
             return self._add(Session(
                 id=session_id or secrets.token_urlsafe(12),
                 token=token or secrets.token_urlsafe(24), model=model, slot=slot,
@@ -238,7 +238,7 @@ class SessionManager:
     async def replace(self, session: Session, snap: SessionSnapshot, ack: bytes = b"") -> None:
         """Make ``session`` continue ``snap``'s stream (call it holding ``session.lock``)."""
         model = session.model
-        await self.batchers[model.name].call(model.engine.write, session.slot, snap.state)
+        await self.batchers[model.name].write(session.slot, snap.state)
         session.binner, session.totals, session.log_probs = snap.binner, snap.totals, \
             snap.log_probs
         session.t0_us, session.late, session.seq, session.ack = snap.origin, snap.late, \
@@ -251,7 +251,7 @@ class SessionManager:
         async def continue_snapshot(live: Session) -> None:
             model = live.model
             await self.validate(live)
-            current = await self.batchers[model.name].call(model.engine.read, live.slot)
+            current = await self.batchers[model.name].read(live.slot)
             _check_fits(model, snap, current)
             await self.replace(live, snap)
             await self._persist_or_conflict(live)
@@ -481,7 +481,7 @@ class SessionManager:
 
         async def start_again(live: Session) -> None:
             await self.validate(live)
-            await self.batchers[live.model.name].call(live.model.engine.reset, live.slot)
+            await self.batchers[live.model.name].reset(live.slot)
             t0_us = live.t0_us if origin is None else origin_us(origin)
             live.t0_us = t0_us
             live.binner, live.totals, live.log_probs = fresh_stream(live.model, t0_us)

@@ -39,7 +39,7 @@ def test_a_long_chunk_is_stepped_in_pieces_others_run_between_and_the_result_is_
         registry: ModelRegistry) -> None:
     model = registry.get(COCHLEA)
     assert model is not None
-    engine, F = model.engine, model.card.input.features
+    F = model.card.input.features
     bins = (np.random.default_rng(3).random((100, F)) < 0.3).astype(np.float32)
 
     async def run() -> tuple[Any, Any, list[str]]:
@@ -54,8 +54,8 @@ def test_a_long_chunk_is_stepped_in_pieces_others_run_between_and_the_result_is_
             order.append(name)
             return result
 
-        await whole.call(engine.reset, 1)
-        await whole.call(engine.reset, 2)
+        await whole.reset(1)
+        await whole.reset(2)
         one = await whole.submit(1, bins, True)
         long, _ = await asyncio.gather(
             timed("long", pieces.submit(2, bins, True)),
@@ -86,9 +86,9 @@ def test_a_failed_or_cancelled_long_chunk_puts_the_slot_back_as_it_was(
         loop = asyncio.get_running_loop()
         batcher = Batcher(model, max_wait_s=0.0, metrics=Metrics(), max_step_bins=16)
         batcher.start()
-        await batcher.call(engine.reset, 4)
+        await batcher.reset(4)
         await batcher.submit(4, bins[:5], False)
-        before = await batcher.call(engine.read, 4)
+        before = await batcher.read(4)
 
         def third_fails(*args: Any, **kwargs: Any) -> Any:  # on the engine's thread
             calls.append(1)
@@ -104,7 +104,7 @@ def test_a_failed_or_cancelled_long_chunk_puts_the_slot_back_as_it_was(
         with pytest.raises(expected):
             await chunk
         monkeypatch.undo()
-        after = await batcher.call(engine.read, 4)
+        after = await batcher.read(4)
         await batcher.stop()
         return before, after
 

@@ -456,7 +456,7 @@ def test_a_change_whose_client_hangs_up_is_carried_through(client: TestClient, c
     assert session is not None
     snap = decode(exported, COCHLEA, session.model.version)
     batcher = runtime.sessions.batchers[COCHLEA]
-    real_call, called, release = batcher.call, asyncio.Event(), asyncio.Event()
+    real_call, called, release = batcher._call, asyncio.Event(), asyncio.Event()
 
     async def call_then_park(fn: Any, *args: Any) -> Any:
         out = await real_call(fn, *args)
@@ -466,7 +466,7 @@ def test_a_change_whose_client_hangs_up_is_carried_through(client: TestClient, c
         return out
 
     async def hang_up() -> None:
-        monkeypatch.setattr(batcher, "call", call_then_park)
+        monkeypatch.setattr(batcher, "_call", call_then_park)
         request = asyncio.ensure_future(runtime.sessions.reset(session) if change == "reset"
                                         else runtime.sessions.import_state(session, snap))
         await called.wait()
@@ -475,7 +475,7 @@ def test_a_change_whose_client_hangs_up_is_carried_through(client: TestClient, c
             await request
         release.set()
         async with runtime.sessions.locked(session):  # the change has let the lock go
-            monkeypatch.setattr(batcher, "call", real_call)
+            monkeypatch.setattr(batcher, "_call", real_call)
 
     client.portal.call(hang_up)  # type: ignore[union-attr]
     like, like_headers = open_session(client)
