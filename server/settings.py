@@ -22,7 +22,7 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", min_length=1,
                       description="Bind address (an empty one would bind every interface).")
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535, description="Port (0: any free one).")
     checkpoints: Path = Field(default=Path("checkpoints"),
                               description="Directory holding one checkpoint per sub-directory.")
     samples: Path = Field(default=Path("samples"),
@@ -34,16 +34,22 @@ class Settings(BaseSettings):
     max_sessions: int = Field(default=256, gt=0, description="Live sessions, all models.")
     max_concurrent_infer: int = Field(default=8, gt=0, description="/infer calls per model.")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After when at a cap.")
-    max_body_bytes: int = Field(default=16 << 20, gt=0)
-    max_events_per_request: int = Field(default=1_000_000, gt=0)
+    max_body_bytes: int = Field(default=16 << 20, gt=0,
+                                description="Largest request body or WS frame (413 / 1009).")
+    max_events_per_request: int = Field(default=1_000_000, gt=0,
+                                        description="Events one batch or frame may carry.")
     max_bins_per_request: int = Field(default=20_000, gt=0,
                                       description="Bins one request may close (time-jump guard).")
     batch_max_wait_ms: float = Field(default=0.5, ge=0, le=1000,
                                      description="How long the batcher waits for more chunks.")
     # Fine steps where batches usually fall: a batch pads to the next bucket, and on a CPU the
     # step's cost grows with the padded size (bench.server_load measures the trade-off).
-    session_buckets: tuple[int, ...] = (1, 4, 8, 16, 32, 128)
-    bin_buckets: tuple[int, ...] = (1, 4, 8, 16, 32, 64)
+    session_buckets: tuple[int, ...] = Field(
+        default=(1, 4, 8, 16, 32, 128),
+        description="Sessions per engine step, padded up to the next of these (compiled shapes).")
+    bin_buckets: tuple[int, ...] = Field(
+        default=(1, 4, 8, 16, 32, 64),
+        description="Bins per engine step, padded up to the next of these (compiled shapes).")
     max_bins_per_step: int = Field(
         default=256, gt=0, description="Bins of one chunk per engine step: a longer one (an "
                                        "/infer recording) is stepped in pieces, so other "
@@ -64,10 +70,15 @@ class Settings(BaseSettings):
     compilation_cache: Path | None = Field(
         default=None, description="Directory for XLA's persistent compilation cache: a restart "
                                   "loads the compiled programs instead of compiling them again.")
-    late_default: LatePolicy = "reject"
+    late_default: LatePolicy = Field(
+        default="reject", description="A session's policy for events in its closed bins unless "
+                                      "it names one: `reject` the batch, or `drop` them (counted).")
     ws_queue_size: int = Field(default=8, gt=0, description="Frames buffered per WS connection.")
-    ws_open_timeout_s: float = Field(default=10.0, gt=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    ws_open_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long a WebSocket may take to send its open message, "
+                                        "and a resume waits for the connection it takes over.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Level of the JSON log lines on stderr.")
     access_log: bool = Field(default=False,
                              description="A JSON line per HTTP request (a client streaming "
                                          "over HTTP sends dozens a second).")

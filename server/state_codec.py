@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from model.binning import MAX_T_US, BinnerState, LatePolicy
 from model.events import EVENT_DTYPES, SensorKind
 from model.network import State
+from server.schemas import Micros
 
 FORMAT = 1
 
@@ -86,7 +87,6 @@ class _Strict(BaseModel):
 
 # Upper bounds as the API's: a counter past int64 or a time past MAX_T_US would be taken in and
 # then break every later batch of the session (msgpack and orjson stop at 64-bit integers).
-Micros = Annotated[int, Field(ge=0, le=MAX_T_US)]
 Count = Annotated[int, Field(ge=0, lt=2**63)]
 
 
@@ -98,7 +98,7 @@ class _Array(_Strict):
 
 class _Binner(_Strict):
     t0_us: Micros | None
-    closed: Annotated[int, Field(ge=0, le=MAX_T_US)]
+    closed: Micros
     last_t: Annotated[int, Field(ge=-1, le=MAX_T_US)]
     pending: bytes
 
