@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from clients import wire
+from clients import errors, wire
 from model import events
 
 
@@ -23,6 +24,19 @@ def test_the_clients_frame_header_is_the_servers() -> None:
 
     assert wire.FRAME_HEADER.format == stream.FRAME_HEADER.format and wire.FRAME_HEADER.size == 25
     assert (wire.FLUSH, wire.RESET) == (stream.FLUSH, stream.RESET)
+
+
+def test_the_client_knows_every_close_code_the_server_sends_and_the_status_it_mirrors() -> None:
+    from server.errors import ApiError
+    from server.routes import stream
+
+    sent = {value for name, value in vars(stream).items()
+            if name.startswith("CLOSE_") and name != "CLOSE_INTERNAL"}
+    assert sent | {1009} == set(errors.CLOSE_STATUS)  # 1009: the protocol's "too big"
+    runtime = SimpleNamespace(settings=SimpleNamespace(retry_after_s=5))
+    for status in (403, 404, 409, 422, 503):  # the refusals of an open or a resume
+        closed = stream._refused(runtime, ApiError(status, "no"))  # type: ignore[arg-type]
+        assert errors.CLOSE_STATUS[closed.code] == status
 
 
 def test_clients_import_without_server_model_or_jax() -> None:
