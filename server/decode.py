@@ -10,18 +10,21 @@ Every failure is an ApiError saying what is wrong and where: 415, 413 or 422.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from model.events import EVENT_DTYPES, EventError, SensorKind, as_events, empty_events, make_events
+from server.encode import describe
 from server.errors import ApiError
 
 JSON, RAW, NPY = "application/json", "application/octet-stream", "application/x-npy"
 CONTENT_TYPES = (JSON, RAW, NPY)
 COLUMNS = ("t", "channel", "x", "y", "p")
+O = TypeVar("O", bound=BaseModel)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -68,6 +71,19 @@ def decode(body: bytes, kind: str, sensor: SensorKind,
     if len(events) > max_events:
         raise _too_many(len(events), max_events)
     return events, options
+
+
+def with_fields(options: O, fields: dict[str, Any], where: str) -> O:
+    """``options`` with a JSON body's or frame's option fields over them; 422 naming the
+    field (in ``where``) for one that is invalid. Strict: JSON fields are typed, and the
+    options' are by now (a query's text was converted when they were made)."""
+    if not fields:
+        return options
+    try:
+        return type(options).model_validate(
+            {**options.model_dump(exclude_unset=True), **fields}, strict=True)
+    except ValidationError as exc:
+        raise ApiError(422, describe(exc, where)) from exc
 
 
 def _too_many(count: int, max_events: int) -> ApiError:

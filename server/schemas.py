@@ -15,9 +15,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from model.binning import MAX_T_US, LatePolicy
+from model.samples import Sample
 from model.spec import InputSpec
 
 Micros = Annotated[int, Field(ge=0, le=MAX_T_US)]
+TopKCount = Annotated[int, Field(ge=1, le=1000, description="Classes listed in a result, most "
+                                                               "probable first.")]
 
 
 def _one_error(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -126,7 +129,7 @@ class ChunkOptions(Strict):
     include_spikes: bool = Field(default=False, description="Return per-bin spike rasters.")
     seq: int | None = Field(default=None, ge=0, le=MAX_T_US,
                             description="Client sequence number; must increase (replays 409).")
-    top_k: int = Field(default=5, ge=1, le=1000)
+    top_k: TopKCount = 5
     reset: T0 | None = Field(default=None,
                              description="Start again before this batch (zero state, empty "
                                          "buffer and counters; seq goes on) from this origin "
@@ -138,7 +141,7 @@ class InferOptions(Strict):
 
     t0_us: T0 = 0
     include_spikes: bool = False
-    top_k: int = Field(default=5, ge=1, le=1000)
+    top_k: TopKCount = 5
 
 
 class EventColumns(BaseModel):
@@ -229,7 +232,7 @@ class StreamOpen(JsonOnly):
     include_spikes: bool = False
     result_every: int = Field(default=1, ge=1,
                               description="Push a result every N frames (and on flush).")
-    top_k: int = Field(default=5, ge=1, le=1000)
+    top_k: TopKCount = 5
     frame_header: bool = Field(default=False,
                                description="Binary frames start with a 25-byte header: seq, "
                                            "until_us and a reset's origin (int64 LE, -1: none "
@@ -250,3 +253,10 @@ class ErrorBody(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     detail: str
+
+
+class ModelSamples(BaseModel):
+    """One model's shipped sample recordings (GET /v1/samples)."""
+
+    model: str
+    samples: list[Sample]

@@ -7,12 +7,11 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from server.decode import CONTENT_TYPES, JSON, decode, media_type, read_body
+from server.decode import CONTENT_TYPES, JSON, decode, media_type, read_body, with_fields
 from server.deps import ModelDep, ReadyDep, SessionDep
-from server.encode import describe, json_response
-from server.errors import ApiError
+from server.encode import json_response
 from server.inference import infer_recording, process_chunk
 from server.registry import LoadedModel
 from server.runtime import Runtime
@@ -48,14 +47,7 @@ async def read_events(request: Request, runtime: Runtime, model: LoadedModel,
     # A big body would hold up every other session's chunks on the event loop.
     big = len(body) > OFFLOAD_BYTES
     events, fields = await asyncio.to_thread(decode, *args) if big else decode(*args)
-    if not fields:
-        return events, query
-    try:  # strict: the JSON fields are typed, and the query's are by now
-        options = type(query).model_validate(
-            {**query.model_dump(exclude_unset=True), **fields}, strict=True)
-    except ValidationError as exc:
-        raise ApiError(422, describe(exc, "body")) from exc
-    return events, options
+    return events, with_fields(query, fields, "body")
 
 
 @router.post("/v1/sessions/{session_id}/events", response_model=EventsResult,

@@ -12,20 +12,16 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from model import samples
 from model.samples import INDEX_FILE, Sample
 from server.decode import NPY
 from server.deps import ModelDep, RuntimeDep
 from server.errors import ApiError
+from server.schemas import ModelSamples
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
-
-
-class ModelSamples(BaseModel):
-    model: str
-    samples: list[Sample]
 
 
 def read_index(root: Path, model: str) -> list[Sample]:

@@ -27,7 +27,7 @@ from starlette.types import Message
 
 from model.binning import MAX_T_US
 from model.events import EventError, SensorKind
-from server.decode import JSON, RAW, decode
+from server.decode import JSON, RAW, decode, with_fields
 from server.deps import RuntimeDep, cannot_serve, find_model
 from server.encode import describe
 from server.errors import ApiError
@@ -263,10 +263,7 @@ def frame_events(data: bytes | None, text: str | None, header: bool, opts: Chunk
         events, _ = decode(data, RAW, sensor, max_events)
         return events, opts
     events, fields = decode((text or "").encode(), JSON, sensor, max_events)
-    try:
-        return events, ChunkOptions.model_validate({**opts.model_dump(), **fields}, strict=True)
-    except ValidationError as exc:
-        raise ApiError(422, describe(exc, "frame")) from exc
+    return events, with_fields(opts, fields, "frame")
 
 
 async def _apply(message: Message, frame: int, runtime: Runtime, session: Session,
