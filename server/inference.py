@@ -9,7 +9,6 @@ hangs up mid-request never leaves the engine state and the session's bookkeeping
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from typing import Any
@@ -20,10 +19,11 @@ import orjson
 from model.binning import BinnerResult, BinnerState, LatePolicy, TooManyBins, feed
 from model.events import EventError
 from model.network import synaptic_ops
-from server.batcher import Batcher, SlotStep
+from server.batcher import Batcher
 from server.errors import ApiError, busy
 from server.metrics import Metrics
 from server.registry import LoadedModel
+from server.results import Outcome, build_result
 from server.schemas import ChunkOptions, InferOptions, origin_us
 from server.sessions import Session, SessionManager, fresh_stream, shielded
 from server.settings import Settings
@@ -31,20 +31,6 @@ from server.state_codec import Totals
 from server.store import StaleVersion
 
 OFFLOAD_EVENTS = 50_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What one batch did: binning, the engine's outputs (None when no bin closed) and the
-    stream's totals and output afterwards."""
-
-    fed: BinnerResult
-    step: SlotStep | None
-    first_bin: int
-    batch_spikes: np.ndarray
-    batch_synops: int
-    totals: Totals
-    log_probs: np.ndarray
 
 
 async def process_chunk(session: Session, events: np.ndarray, opts: ChunkOptions,
@@ -241,54 +227,3 @@ def _count(metrics: Metrics, model: LoadedModel, outcome: Outcome) -> None:
     series.dropped.inc(outcome.fed.dropped)
     series.bins.inc(len(outcome.fed.bins))
     series.spikes.inc(int(outcome.batch_spikes.sum()))
-
-
-def firing_rates(spikes: np.ndarray, neurons: tuple[int, ...], bins: int) -> list[float]:
-    """Spikes / (neurons × bins) per layer; 0 before any bin."""
-    if bins == 0:
-        return [0.0] * len(neurons)
-    # plain floats: numpy's per-call overhead dwarfs a division per layer
-    return [s / (n * bins) for s, n in zip(spikes.tolist(), neurons, strict=True)]
-
-
-def probabilities(log_probs: np.ndarray) -> np.ndarray:
-    """float64 (C,) summing to 1."""
-    p = np.exp(log_probs.astype(np.float64))
-    return p / p.sum()
-
-
-def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, seq: int | None,
-                 top_k: int, start: float) -> dict[str, Any]:
-    """The ``EventsResult`` body as a plain dict: built field by field on the hot path, since
-    constructing and dumping the pydantic model cost more than the engine step per 20 ms chunk."""
-    labels = model.card.labels
-    neurons = model.card.architecture.neurons
-    probs = probabilities(outcome.log_probs)
-    order = np.argsort(-probs, kind="stable")[:top_k].tolist()
-    p = probs.tolist()
-    n_batch, n_total = len(outcome.fed.bins), outcome.fed.state.closed
-    rasters = None
-    if outcome.step is not None and outcome.step.spikes is not None:
-        rasters = []
-        for i, layer in enumerate(outcome.step.spikes):
-            b, n = np.nonzero(layer)
-            rasters.append({"layer": i, "bin": (b + outcome.first_bin).tolist(),
-                            "neuron": n.tolist()})
-    totals, fed = outcome.totals, outcome.fed
-    return {
-        "model": model.name, "version": model.version, "session": session_id, "seq": seq,
-        "probabilities": p, "label": labels[order[0]],
-        "top_k": [{"label": labels[i], "index": i, "probability": p[i]} for i in order],
-        "bins": {"batch": n_batch, "total": n_total},
-        # integer counts, as the schema's SpikeCounts declares
-        "spikes": {"batch": outcome.batch_spikes.tolist(), "total": totals.spikes.tolist()},
-        "firing_rate": {"batch": firing_rates(outcome.batch_spikes, neurons, n_batch),
-                        "total": firing_rates(totals.spikes, neurons, n_total)},
-        "synops": {"batch": outcome.batch_synops, "total": totals.synops},
-        "events": {"accepted": fed.accepted, "dropped": fed.dropped,
-                   "total_accepted": totals.events_accepted,
-                   "total_dropped": totals.events_dropped, "pending": len(fed.state.pending)},
-        "last_t_us": fed.state.last_t,
-        "server_time_ms": (time.perf_counter() - start) * 1e3,
-        "rasters": rasters,
-    }

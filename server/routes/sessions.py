@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
@@ -11,16 +9,14 @@ from server.decode import JSON, read_body
 from server.deps import ReadyDep, SessionDep, find_model
 from server.encode import describe
 from server.errors import ApiError
-from server.inference import firing_rates, probabilities
+from server.results import session_info
 from server.schemas import (
-    LayerStats,
     SessionCreate,
     SessionCreated,
     SessionInfo,
     SessionReset,
     origin_us,
 )
-from server.sessions import Session
 from server.state_codec import OtherModel, SnapshotError, decode, encode
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -29,26 +25,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
     403: {"description": "Missing or wrong X-Session-Token"},
     404: {"description": "Unknown or expired session"},
 }
-
-
-def session_info(session: Session, ttl_s: float) -> SessionInfo:
-    model = session.model
-    probs = probabilities(session.log_probs)
-    # idle before this request, which is use too (the TTL starts again: expires_in_s)
-    idle = session.last_used - session.used_before
-    totals = session.totals
-    return SessionInfo(
-        id=session.id, model=model.name, version=model.version, late=session.late,
-        t0_us=session.binner.t0_us, bins=session.binner.closed,
-        last_t_us=session.binner.last_t, pending_events=len(session.binner.pending),
-        events_accepted=totals.events_accepted, events_dropped=totals.events_dropped,
-        seq=session.seq, probabilities=probs.tolist(),
-        label=model.card.labels[int(probs.argmax())],
-        totals=LayerStats(spikes=totals.spikes.tolist(),
-                          firing_rate=firing_rates(totals.spikes, model.card.architecture.neurons,
-                                                   session.binner.closed)),
-        synops=totals.synops, idle_s=idle,
-        expires_in_s=max(0.0, ttl_s - (time.monotonic() - session.last_used)))
 
 
 @router.post("", status_code=201, responses={404: {"description": "Unknown model"},

@@ -33,7 +33,7 @@ from server.encode import describe
 from server.errors import ApiError
 from server.feeds import Feed
 from server.inference import process_chunk
-from server.routes.sessions import session_info
+from server.results import session_info
 from server.runtime import Runtime
 from server.schemas import ChunkOptions, SessionCreated, StreamOpen, origin_us
 from server.sessions import Session
