@@ -146,7 +146,7 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
 
 def run_audio(args: argparse.Namespace) -> int:
     from model.audio_folder import encode_folder
-    from model.speech_synth import KEYS
+    from model.digit_words import KEYS
 
     with progress_bar() as bar:
         files = encode_folder(args.root, args.out, KEYS, seed=args.seed, channels=args.channels,

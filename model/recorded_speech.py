@@ -26,8 +26,8 @@ import re
 from pathlib import Path
 
 from model.audio_folder import AUDIO_SUFFIXES
+from model.digit_words import KEYS
 from model.errors import InputError
-from model.speech_synth import KEYS
 
 # FSDD: recordings/7_jackson_32.wav; AudioMNIST: data/01/0_01_0.wav
 _NAMED = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[^_/]+)_(?P<n>[0-9]+)$")

@@ -28,11 +28,11 @@ from model import audio_augment as aug
 from model import recorded_speech
 from model.cochlea import CHANNELS, encode_draws, prepare_waveform, read_audio
 from model.datasets import write_shd
+from model.digit_words import KEYS
 from model.errors import InputError
 from model.speech_synth import (
     ENGINES,
     ESPEAK_ENGLISH_ACCENTS,
-    KEYS,
     Engine,
     Prosody,
     Voice,

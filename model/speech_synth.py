@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 
 from model.cochlea import read_audio
+from model.digit_words import ENGLISH, GERMAN, KEYS
 
 Engine = Literal["espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts",
                  "mbrola", "pico", "recorded"]
@@ -41,30 +42,6 @@ ENGINES: tuple[Engine, ...] = (
     "espeak-ng", "espeak-ng-klatt", "festival-diphone", "festival-hts", "freetts", "mbrola",
     "pico",
 )  # fmt: skip
-ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
-# SHD's class names (extra/keys), umlaut spelt out; label = index.
-KEYS = (
-    *ENGLISH,
-    "null",
-    "eins",
-    "zwei",
-    "drei",
-    "vier",
-    "fuenf",
-    "sechs",
-    "sieben",
-    "acht",
-    "neun",
-)
-
-
-def same_digit(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
-    """Whether labels ``a`` and ``b`` name the same digit in either language (SHD's label
-    k + 10 is the German word for English k: "vier" for "four" is the right digit)."""
-    return np.asarray(a) % 10 == np.asarray(b) % 10
-
-
 # The 20 words (labels 0-19) spelt for a reader of each language's orthography.
 SPELLINGS: dict[str, tuple[str, ...]] = {
     "en": (*ENGLISH,

@@ -23,8 +23,8 @@ import numpy as np
 
 from model import checkpoint
 from model.datasets import open_dataset
+from model.digit_words import same_digit
 from model.evaluation import load_as_trained, predict
-from model.speech_synth import same_digit
 
 # A test on a recording's augmentation settings and its source (``engine`` and ``voice``).
 Conditions = dict[str, Callable[[dict[str, Any], dict[str, str]], bool]]

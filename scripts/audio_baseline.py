@@ -45,8 +45,8 @@ from model.cochlea import (
     prepare_waveform,
 )
 from model.datasets import open_dataset
+from model.digit_words import KEYS
 from model.spec import PRESETS
-from model.speech_synth import KEYS
 from model.workers import spawn_pool
 from scripts.gru_baseline import Batch, GRUNet, predict, report, train_gru
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from model import checkpoint
 from model.audio_folder import encode_folder_seeds
+from model.digit_words import KEYS, same_digit
 from model.evaluation import predict_file
-from model.speech_synth import KEYS, same_digit
 
 DIGITS = Path("/usr/share/asterisk/sounds/en_US_f_Allison/digits")
 PACKAGE = "asterisk-core-sounds-en-wav"

@@ -28,9 +28,9 @@ from typing import Any
 from model import checkpoint
 from model.audio_folder import encode_files
 from model.datasets import write_shd
+from model.digit_words import KEYS, same_digit
 from model.evaluation import predict_file
 from model.recorded_speech import Take, find_takes
-from model.speech_synth import KEYS, same_digit
 
 
 def chosen_takes(root: str, per_word: int | None,

@@ -17,7 +17,7 @@ import soundfile
 from cli.main import main
 from model.audio_folder import encode_folder, encode_folder_seeds, find_files
 from model.datasets import open_dataset
-from model.speech_synth import KEYS
+from model.digit_words import KEYS
 
 CHANNELS = 32  # a small cochlea: the path is the same, the transfer matrix quick to build
 

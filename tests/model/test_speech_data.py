@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model import digit_words, speech_synth
 from model import speech_data as sd
-from model import speech_synth
 from model.datasets import open_dataset
 from model.events import COCHLEA_DTYPE
 
@@ -50,13 +50,6 @@ def generated(voices, tmp_path_factory) -> Path:
     for _ in sd.generate(SMALL, out, workers=1):
         pass
     return out
-
-
-def test_a_digit_is_the_same_in_either_language() -> None:
-    four, vier = speech_synth.KEYS.index("four"), speech_synth.KEYS.index("vier")
-    assert speech_synth.same_digit(four, vier) and speech_synth.same_digit(vier, vier)
-    np.testing.assert_array_equal(speech_synth.same_digit(np.array([4, 14, 5]), 4),
-                                  [True, True, False])
 
 
 def test_every_engine_speaks_every_language_in_every_orthography(voices) -> None:
@@ -150,7 +143,7 @@ def test_generate_writes_shd_files_with_labels_keys_and_sources(generated: Path,
         n = SMALL.count(split)
         with open_dataset(generated / f"{split}.h5") as ds:
             assert len(ds) == n and ds.sensor == "cochlea" and ds.channels == SMALL.channels
-            assert ds.keys == list(speech_synth.KEYS)
+            assert ds.keys == list(digit_words.KEYS)
             assert ds.keys[0] == "zero" and ds.keys[10] == "null" and ds.keys[19] == "neun"
             engines, names = ds.extra("engine"), ds.extra("voice")
             expect = [

@@ -8,9 +8,9 @@ import jax
 import pytest
 
 from model.checkpoint import ModelCard, save
+from model.digit_words import KEYS
 from model.network import init_params
 from model.spec import InputSpec, preset_config
-from model.speech_synth import KEYS
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from model.checkpoint import load, read_card
-from model.speech_synth import ENGLISH, KEYS
+from model.digit_words import ENGLISH, KEYS
 from scripts.real_speaker import main, score
 
 

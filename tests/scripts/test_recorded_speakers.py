@@ -12,7 +12,7 @@ import soundfile
 
 from model import evaluation
 from model.checkpoint import load, read_card, save
-from model.speech_synth import KEYS
+from model.digit_words import KEYS
 from scripts.recorded_speakers import chosen_takes, main, score
 
 

@@ -20,8 +20,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from model.digit_words import KEYS
 from model.recorded_speech import Take, find_takes
-from model.speech_synth import KEYS
 
 ROOT = Path("data/recorded/hd")
 TEST_SPEAKERS = ("hd-04", "hd-05")
