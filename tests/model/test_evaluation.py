@@ -11,7 +11,7 @@ from model.binning import bin_recording
 from model.evaluation import FRACTIONS, evaluate, predict
 from model.network import init_params, synaptic_ops
 from model.spec import InputSpec, preset_config
-from model.synthetic import order_task
+from tests.order_task import order_task
 
 SPEC = InputSpec(sensor="cochlea", channels=40, dt_us=5000)
 LABELS = ["ab", "ba", "cd", "dc"]

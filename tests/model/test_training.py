@@ -21,8 +21,8 @@ from model.datasets import open_dataset, write_shd
 from model.events import EVENT_DTYPES
 from model.samples import read_index
 from model.spec import InputSpec
-from model.synthetic import order_task
 from model.training import read_log
+from tests.order_task import order_task
 
 SPEC = InputSpec(sensor="cochlea", channels=40, dt_us=5000)
 

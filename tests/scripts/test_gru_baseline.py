@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from model.datasets import write_shd
-from model.synthetic import order_task
 from scripts.gru_baseline import _classify, main
+from tests.order_task import order_task
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A small synthetic temporal task for the training tests.
+"""A small synthetic temporal task for the training, evaluation and baseline tests.
 
 Each recording is two bursts of cochlea events on two channel bands; the class is the order
 of the bands (and which pair), so every class has the same spike statistics overall and only
