@@ -47,6 +47,34 @@ def natural(text: str) -> int:
     return value
 
 
+def speed(text: str) -> float | None:
+    """``max`` (no pacing) or a positive factor of real time."""
+    if text == "max":
+        return None
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("speed must be positive, or `max`")
+    return value
+
+
+def top_k(text: str) -> int:
+    """Classes a result lists: 1 to 1000, the server's limit."""
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {text}")
+    return value
+
+
+def url(text: str) -> str:
+    """A server's http:// or https:// URL."""
+    from clients.aio import server_url
+
+    try:
+        return server_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def fraction(text: str) -> float:
     """A probability that leaves something: at least 0, below 1 (dropout or dropping all of
     it trains nothing)."""

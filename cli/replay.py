@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import count, ms_as_us, natural, non_negative, positive
+from cli.flags import count, ms_as_us, natural, non_negative, positive, speed, top_k, url
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,23 +29,6 @@ if TYPE_CHECKING:
 # returns (its utterances, each scored on its own, and a description for the view and the
 # summary); raises InputError when they do not fit.
 Fit = Callable[["ModelDetail"], "tuple[list[Utterance], dict[str, Any]]"]
-
-
-def speed(text: str) -> float | None:
-    """``max`` (no pacing) or a positive factor of real time."""
-    if text == "max":
-        return None
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be positive, or `max`")
-    return value
-
-
-def top_k(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 1000:  # the server's limit
-        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {text}")
-    return value
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -301,7 +284,7 @@ def view(card: ModelDetail, source: dict[str, Any], progress: Progress, total_ev
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="served model name")
-    p.add_argument("--url", default="http://127.0.0.1:8000", help="server URL")
+    p.add_argument("--url", type=url, default="http://127.0.0.1:8000", help="server URL")
     way = p.add_mutually_exclusive_group()
     way.add_argument("--ws", dest="transport", action="store_const", const="ws",
                      help="stream over WebSocket /v1/stream (default)")

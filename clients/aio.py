@@ -42,6 +42,19 @@ def _status(response: httpx.Response) -> str | None:
     return None
 
 
+def server_url(url: str) -> str:
+    """``url`` if it is an http:// or https:// URL with a host; ValueError saying so if not (a
+    bare host:port would be retried as a lost connection for seconds)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{url!r} is not a URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL of the server, e.g. "
+                         "http://127.0.0.1:8000")
+    return url
+
+
 class AsyncClient:
     """``async with AsyncClient("http://127.0.0.1:8000") as c: await c.models()``.
 
@@ -52,10 +65,7 @@ class AsyncClient:
 
     def __init__(self, url: str = "http://127.0.0.1:8000", *, timeout_s: float = 30.0,
                  retry: Retry = DEFAULT_RETRY, binary: bool = True):
-        if httpx.URL(url).scheme not in ("http", "https"):
-            raise ValueError(f"{url!r} is not an http:// or https:// URL of the server, e.g. "
-                             "http://127.0.0.1:8000")
-        self.url = url.rstrip("/")
+        self.url = server_url(url).rstrip("/")
         self.retry = retry
         self.binary = binary
         self.timeout_s = timeout_s

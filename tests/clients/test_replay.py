@@ -347,8 +347,10 @@ def test_listen_refuses_a_camera_model(tmp_path: Path, live_url: str,
 @pytest.mark.parametrize(("flag", "value", "words"), [
     ("--chunk-ms", "0", "must be positive"), ("--chunk-ms", "-5", "must be positive"),
     ("--chunk-ms", "0.0004", "at least 0.001 ms"),
-    ("--top-k", "0", "between 1 and 1000"), ("--speed", "0", "speed must be positive")])
-def test_bad_pacing_flags_are_refused_before_connecting(
+    ("--top-k", "0", "between 1 and 1000"), ("--speed", "0", "speed must be positive"),
+    ("--url", "127.0.0.1:8000", "not an http:// or https:// URL"),
+    ("--url", "http://", "not an http:// or https:// URL")])
+def test_bad_flags_are_refused_before_connecting(
         capsys: pytest.CaptureFixture[str], flag: str, value: str, words: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["replay", "recording.npy", "--model", "m", flag, value])
