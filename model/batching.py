@@ -84,13 +84,19 @@ def file_names(datasets: Sequence[EventDataset]) -> str:
     return " + ".join(str(ds.path) for ds in datasets)
 
 
+# Every recording of a batch is padded to the longest: one of a recording's times in the wrong
+# unit would take tens of GB. As long as a server's /infer takes by default (80 s at 4 ms).
+MAX_RECORDING_BINS = 20_000
+
+
 def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec,
                 kept: Sequence[np.ndarray] | None = None, max_bins: int | None = None,
                 progress: Callable[[int, int], object] | None = None) -> BinnedSet:
     """Read the samples of one file, or of several read as one (in order), and bin them:
     ``kept`` holds, per file, the indices to read (``select_files``' answer; default every
     sample). Recordings longer than ``max_bins`` bins are cut (the paper's fixed-length inputs
-    are about 1 s). ``progress(done, total)`` is called after each recording."""
+    are about 1 s); without ``max_bins``, one over ``MAX_RECORDING_BINS`` is refused.
+    ``progress(done, total)`` is called after each recording."""
     files = as_files(datasets)
     if kept is None:
         kept = [np.arange(len(ds)) for ds in files]
@@ -101,6 +107,10 @@ def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec
             ev, _ = ds[int(i)]
             if max_bins is not None:
                 ev = ev[ev["t"] < max_bins * spec.dt_us]
+            elif len(ev) and (n := int(ev["t"].max()) // spec.dt_us + 1) > MAX_RECORDING_BINS:
+                raise EventError(f"{ds.path} sample {int(i)} spans {n:,} bins of {spec.dt_us} "
+                                 f"µs, over {MAX_RECORDING_BINS:,}: check its times' unit "
+                                 "(docs/datasets.md), or cut recordings with s5rf train --max-ms")
             events.append(ev)
             try:
                 binned = bin_recording(ev, spec)

@@ -24,9 +24,11 @@ import h5py
 import numpy as np
 
 from model.errors import InputError
-from model.events import SensorKind, make_events
+from model.events import EventError, SensorKind, make_events
 
 SHD_CHANNELS = 700
+# A sample of these datasets lasts seconds; one past an hour is a mistake in its times' unit.
+MAX_SAMPLE_US = 3_600_000_000
 
 
 def _write_common(
@@ -138,11 +140,19 @@ class EventDataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"sample {i} out of range for {len(self)} samples in {self.path}")
         f = self._file
-        if self.sensor == "cochlea":
-            t = np.rint(np.asarray(f["spikes/times"][i], np.float64) * 1e6).astype(np.int64)
-            ev = make_events("cochlea", t=t, channel=f["spikes/units"][i])
-        else:
-            ev = make_events("dvs", **{n: f[f"events/{n}"][i] for n in ("t", "x", "y", "p")})
+        unit = ("SHD-layout spikes/times are seconds" if self.sensor == "cochlea"
+                else "DVS-layout events/t are microseconds")
+        try:
+            if self.sensor == "cochlea":  # rounded, still float: make_events checks the values
+                t = np.rint(np.asarray(f["spikes/times"][i], np.float64) * 1e6)
+                ev = make_events("cochlea", t=t, channel=f["spikes/units"][i])
+            else:
+                ev = make_events("dvs", **{n: f[f"events/{n}"][i] for n in ("t", "x", "y", "p")})
+        except EventError as exc:
+            raise EventError(f"{self.path} sample {i}: {exc} ({unit})") from exc
+        if len(ev) and int(ev["t"].max()) > MAX_SAMPLE_US:
+            raise EventError(f"{self.path} sample {i} spans {int(ev['t'].max()) / 1e6:,.0f} s, "
+                             f"over the hour a sample may: {unit}")
         order = np.argsort(ev["t"], kind="stable")  # published files are not all sorted
         return ev[order], int(self.labels[i])
 

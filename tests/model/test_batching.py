@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.batching import load_binned, parse_filter, select_files
+from model.batching import MAX_RECORDING_BINS, load_binned, parse_filter, select_files
 from model.datasets import EventDataset, open_dataset, write_shd
 from model.errors import InputError
 from model.events import make_events
@@ -93,3 +93,18 @@ def test_a_recording_that_cannot_be_binned_is_named_by_file_and_sample(tmp_path:
     spec = InputSpec(sensor="cochlea", dt_us=1000, channels=40, downsample=1)
     with pytest.raises(InputError, match=r"s\.h5 sample 1: channel 45 at index 1 is out of range"):
         load_binned(open_dataset(tmp_path / "s.h5"), spec)
+
+
+def test_a_recording_over_the_bin_limit_is_refused_unless_recordings_are_cut(
+        tmp_path: Path) -> None:
+    """Times a thousand times too large (ms read as seconds) would pad every batch to
+    hundreds of thousands of bins: refused, naming the sample, unless ``max_bins`` cuts."""
+    last = MAX_RECORDING_BINS * SPEC.dt_us  # the first µs of one bin too many
+    events = [make_events("cochlea", t=np.array([0, t]), channel=np.array([1, 2]))
+              for t in (last - 1, last)]
+    write_shd(tmp_path / "long.h5", events, [0, 1], keys=["a", "b"], channels=40)
+    with open_dataset(tmp_path / "long.h5") as long:
+        with pytest.raises(InputError, match=r"long\.h5 sample 1 spans 20,001 bins of 5000 µs"):
+            load_binned(long, SPEC)
+        assert [len(b) for b in load_binned(long, SPEC, [np.array([0])]).bins] == [20_000]
+        assert [len(b) for b in load_binned(long, SPEC, max_bins=50).bins] == [1, 1]

@@ -36,6 +36,42 @@ def test_reads_the_published_shd_layout(tmp_path):
         ds[2]
 
 
+
+def _shd_times(path, times: np.ndarray) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spikes/times", (1,), dtype=h5py.vlen_dtype(times.dtype))[0] = times
+        f.create_dataset("spikes/units", (1,), dtype=h5py.vlen_dtype(np.uint16))[0] = \
+            np.zeros(len(times), np.uint16)
+        f.create_dataset("labels", data=np.array([0], np.uint16))
+        f.create_dataset("extra/keys", data=np.array([b"a"]))
+
+
+@pytest.mark.parametrize(("times", "message"), [
+    (np.array([0.0, 250_000.0]), r"sample 0 spans 250,000 s, over the hour a sample may: "
+                                 r"SHD-layout spikes/times are seconds$"),
+    (np.array([0.0, np.inf], np.float16),  # 250,000 (µs) is past float16's range: inf
+     r"sample 0: column 't' has a non-finite value at index 1 \(SHD-layout spikes/times are "
+     r"seconds\)$")])
+def test_shd_times_in_the_wrong_unit_are_refused_naming_the_sample(tmp_path, times, message):
+    _shd_times(tmp_path / "us.h5", times)
+    with open_dataset(tmp_path / "us.h5") as ds, pytest.raises(InputError, match=message):
+        ds[0]
+
+
+def test_dvs_times_in_seconds_are_refused_naming_the_sample(tmp_path):
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.attrs.update(sensor="dvs", width=4, height=4)
+        for name, dtype, values in (("t", np.float64, [0.0, 0.5]), ("x", np.uint16, [0, 1]),
+                                    ("y", np.uint16, [0, 1]), ("p", np.uint8, [0, 1])):
+            f.create_dataset(f"events/{name}", (1,), dtype=h5py.vlen_dtype(dtype))[0] = \
+                np.array(values, dtype)
+        f.create_dataset("labels", data=np.array([0], np.uint16))
+        f.create_dataset("extra/keys", data=np.array([b"a"]))
+    with open_dataset(tmp_path / "s.h5") as ds, pytest.raises(
+            InputError, match=r"s\.h5 sample 0: column 't' must hold integers; index 1 is 0\.5 "
+                              r"\(DVS-layout events/t are microseconds\)$"):
+        ds[0]
+
 def test_text_metadata_reads_as_utf8_however_it_is_stored(tmp_path):
     """h5py writes str as variable-length UTF-8; others store fixed-length bytes."""
     path = tmp_path / "voices.h5"
