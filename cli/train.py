@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
+    name = args.name or args.out.resolve().name
+    if not re.match(checkpoint.MODEL_NAME, name):
+        raise InputError(f"model name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
+                         "(clients put it in URLs), starting with a letter or digit; give --name")
     train_files = [open_dataset(path) for path in args.data]
     test_ds = open_dataset(args.test)
     train_ds = train_files[0]  # its sensor, sizes and classes are every file's
@@ -130,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out} has done its {tc.epochs} epochs already; nothing to train",
               file=sys.stderr)
         return 0
-    name = args.name or args.out.name
     provenance = {
         "data": {**_training_files(args.data), "test": str(args.test),
                  "train_filter": args.train_filter, "test_filter": args.test_filter},

@@ -33,13 +33,17 @@ class CheckpointError(InputError):
     """A checkpoint that cannot be loaded; the message says what to fix."""
 
 
+# A path segment of /v1/models/NAME as it is: no slash, space or escape, and not empty.
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
 class ModelCard(BaseModel):
     """``checkpoints/NAME/model.json``."""
 
     model_config = ConfigDict(extra="forbid")
 
     format_version: Literal[1] = 1
-    name: str
+    name: str = Field(pattern=MODEL_NAME, description="How clients name the model, in URLs too.")
     description: str = ""
     architecture: ModelConfig
     input: InputSpec

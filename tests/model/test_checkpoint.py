@@ -53,6 +53,8 @@ def _edit_architecture(path, **changes):
         (lambda p: (p / "params.msgpack").unlink(), "params.msgpack is missing"),
         (lambda p: _edit_card(p, labels=["a", "b"]), "2 labels for 3 output classes"),
         (lambda p: _edit_card(p, format_version=7), "not a valid model card"),
+        (lambda p: _edit_card(p, name="my/shd"), "name: String should match pattern"),
+        (lambda p: _edit_card(p, name=""), "name: String should match pattern"),
         (lambda p: (p / "params.msgpack").write_bytes(b"junk"), "does not match"),
         (lambda p: _edit_architecture(p, blocks=0), "must be at least 1"),
         (lambda p: _edit_architecture(p, neurons=[]), "at least one layer"),
