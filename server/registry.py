@@ -11,7 +11,15 @@ import jax
 import numpy as np
 
 from model.binning import BinnerState, feed
-from model.checkpoint import CARD_FILE, Checkpoint, CheckpointError, ModelCard, discover, load
+from model.checkpoint import (
+    CARD_FILE,
+    PARAMS_FILE,
+    Checkpoint,
+    CheckpointError,
+    ModelCard,
+    discover,
+    load,
+)
 from model.events import EVENT_DTYPES
 from model.streaming import SCRATCH_SLOT, Engine
 from server.settings import Settings
@@ -104,6 +112,10 @@ def load_registry(settings: Settings) -> ModelRegistry:
     """Load every checkpoint under ``settings.checkpoints``."""
     if settings.compilation_cache is not None:
         use_compilation_cache(settings.compilation_cache)
+    for weights in sorted(settings.checkpoints.glob(f"*/{PARAMS_FILE}")):
+        if not (weights.parent / CARD_FILE).exists():  # mid-copy, or a card not yet written
+            log.warning("checkpoint_skipped", extra={"fields": {
+                "path": str(weights.parent), "reason": f"{PARAMS_FILE} without {CARD_FILE}"}})
     models: list[LoadedModel] = []
     paths: dict[str, Path] = {}
     for path in discover(settings.checkpoints):

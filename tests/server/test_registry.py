@@ -56,6 +56,18 @@ def test_two_checkpoints_of_one_name_are_refused(checkpoints: Path, tmp_path: Pa
         load_registry(Settings(checkpoints=tmp_path))
 
 
+def test_weights_without_a_card_are_skipped_and_said_so(checkpoints: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    shutil.copytree(checkpoints / COCHLEA, tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    shutil.copy(checkpoints / COCHLEA / "params.msgpack", tmp_path / "b")
+    with caplog.at_level("WARNING", logger="s5rf.server"):
+        assert [m.name for m in load_registry(Settings(checkpoints=tmp_path))] == [COCHLEA]
+    skipped = [r for r in caplog.records if r.getMessage() == "checkpoint_skipped"]
+    assert [r.fields for r in skipped] == [  # type: ignore[attr-defined]
+        {"path": str(tmp_path / "b"), "reason": "params.msgpack without model.json"}]
+
+
 def test_a_directory_without_checkpoints_is_refused_at_start(tmp_path: Path) -> None:
     (tmp_path / "not-a-checkpoint").mkdir()
     with pytest.raises(CheckpointError, match=r"no checkpoint under .*S5RF_CHECKPOINTS"):
