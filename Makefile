@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.cochlea
 	$(BIN)/python -m bench.frames
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.readout_drift
 
 checkpoints: $(STAMP)
 	bash scripts/make_checkpoints.sh

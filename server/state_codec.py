@@ -2,9 +2,10 @@
 
 A snapshot is msgpack: ``{"format": 1, "model", "version", "sensor", "late", "origin",
 "seq", "binner": {"t0_us", "closed", "last_t", "pending"}, "totals": {...}, "log_probs",
-"state": {"layers": [...], "li", "sum", "count"}}``. Arrays are ``{"dtype", "shape", "data"}``
-with little-endian dtype strings; pending events are the wire format of the sensor's dtype.
-Decoding refuses another format version or a snapshot of other weights.
+"state": {"layers": [...], "li", "sum", "comp", "count"}}``. Arrays are ``{"dtype", "shape",
+"data"}`` with little-endian dtype strings; pending events are the wire format of the sensor's
+dtype. Decoding reads format 1 too (no "comp", a float32 "count": snapshots taken before the
+readout's sum was compensated) and refuses other versions or a snapshot of other weights.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from model.events import EVENT_DTYPES, SensorKind
 from model.network import State
 from server.schemas import Micros
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclasses.dataclass
@@ -53,7 +54,7 @@ class SessionSnapshot:
 
     ``origin`` is the session's configured t0 (None: the first event); ``state`` is the
     engine's row: {"layers": (complex64 (P,), ...), "li": float32 (C,), "sum": float32 (C,),
-    "count": float32 ()}.
+    "comp": float32 (C,), "count": int32 ()}.
     """
 
     model: str
@@ -91,7 +92,7 @@ Count = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class _Array(_Strict):
-    dtype: Literal["<c8", "<f4", "<i8"]
+    dtype: Literal["<c8", "<f4", "<i4", "<i8"]
     shape: list[Annotated[int, Field(ge=0, le=1 << 20)]] = Field(max_length=2)
     data: bytes
 
@@ -115,13 +116,14 @@ class _State(_Strict):
     layers: list[_Array]
     li: _Array
     sum: _Array
+    comp: _Array | None = None  # absent in format 1
     count: _Array
 
 
 class _Snapshot(_Strict):
     """The msgpack document, validated before anything is built from it."""
 
-    format: Literal[1]
+    format: Literal[1, 2]
     model: str
     version: str
     sensor: SensorKind
@@ -148,7 +150,8 @@ def encode(snap: SessionSnapshot) -> bytes:
                    "spikes": _pack_array(snap.totals.spikes)},
         "log_probs": _pack_array(snap.log_probs),
         "state": {"layers": [_pack_array(np.asarray(x)) for x in state["layers"]],
-                  **{k: _pack_array(np.asarray(state[k])) for k in ("li", "sum", "count")}},
+                  **{k: _pack_array(np.asarray(state[k]))
+                     for k in ("li", "sum", "comp", "count")}},
     })
 
 
@@ -163,8 +166,9 @@ def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
         raise SnapshotError(f"not a readable session snapshot: {exc}") from exc
     if not isinstance(raw, dict):
         raise SnapshotError("not a session snapshot: the document is not a map")
-    if raw.get("format") != FORMAT:
-        raise SnapshotError(f"snapshot format {raw.get('format')!r}; this server reads {FORMAT}")
+    if raw.get("format") not in (1, FORMAT):
+        raise SnapshotError(f"snapshot format {raw.get('format')!r}; this server reads 1 and "
+                            f"{FORMAT}")
     if (raw.get("model"), raw.get("version")) != (model, version):
         raise OtherModel(f"the snapshot is of {raw.get('model')}@{raw.get('version')}, "
                          f"not {model}@{version}")
@@ -174,6 +178,9 @@ def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
         error = exc.errors()[0]
         raise SnapshotError(f"not a valid session snapshot: "
                             f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from exc
+    if (d.state.comp is None) != (d.format == 1):
+        raise SnapshotError("not a valid session snapshot: state.comp: "
+                            + ("missing" if d.state.comp is None else "not in format 1"))
     dtype = EVENT_DTYPES[d.sensor]
     if len(d.binner.pending) % dtype.itemsize:
         raise SnapshotError(f"pending events of {len(d.binner.pending)} bytes are not whole "
@@ -188,7 +195,17 @@ def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
                       input_activity=t.input_activity, synops=t.synops,
                       spikes=_unpack_array(t.spikes)),
         log_probs=_unpack_array(d.log_probs),
-        state={"layers": tuple(_unpack_array(x) for x in d.state.layers),
-               "li": _unpack_array(d.state.li), "sum": _unpack_array(d.state.sum),
-               "count": _unpack_array(d.state.count)},
+        state=_state(d.state),
     )
+
+
+def _state(s: _State) -> State:
+    """The engine row of a snapshot; one of format 1 gets a zero compensation and its float
+    bin count as the integer it holds."""
+    total, count = _unpack_array(s.sum), _unpack_array(s.count)
+    if s.comp is None:
+        return {"layers": tuple(_unpack_array(x) for x in s.layers), "li": _unpack_array(s.li),
+                "sum": total, "comp": np.zeros_like(total),
+                "count": np.rint(count).astype(np.int32)}
+    return {"layers": tuple(_unpack_array(x) for x in s.layers), "li": _unpack_array(s.li),
+            "sum": total, "comp": _unpack_array(s.comp), "count": count}

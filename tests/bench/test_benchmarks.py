@@ -22,6 +22,7 @@ CASES = {
     "frames": (["--events", "1000"], "one watermarked DVS frame"),
     "train_step": (["--presets", "tiny", "--batch", "2", "--bins", "8"], "training step"),
     "cochlea": (["--seconds", "0.02", "--channels", "8"], "later clips (matrix cached)"),
+    "readout_drift": (["--minutes", "0.05"], "probability drift"),
     "server_load": (["--preset", "tiny", "--sessions", "1", "--chunk-ms", "20", "--chunks", "2",
                      "--transports", "ws", "http", "--scenarios", "throughput", "latency",
                      "--latency-sessions", "2", "--ramp"], "throughput target"),

@@ -55,6 +55,27 @@ def test_streaming_in_any_chunks_equals_the_whole_recording(cuts):
     np.testing.assert_array_equal(counts, WHOLE[2])
 
 
+def test_hours_of_small_chunks_keep_the_mean_readout_to_float32_precision():
+    """A stream an hour in (900,000 bins, a readout sum near 1e7 where float32's step is 1)
+    goes on in 5-bin calls: the compensated sum keeps what plain float32 additions round
+    away (each call's error of up to half a unit piles up), and the bin count stays exact
+    past 2**24, where a float32 count would stall or undercount."""
+    state, _ = STEP(PARAMS, initial_state(CFG, 2), RECORDING, np.ones((2, 60), bool))
+    start_sum = np.array([[1.1e7, -9.3e6, 2.5e5, 7.7e6, -1.3e7]] * 2, np.float32)
+    state = {**state, "sum": jnp.asarray(start_sum), "count": jnp.full((2,), 2**24 - 3, jnp.int32)}
+    exact, bins = start_sum.astype(np.float64), 2**24 - 3
+    for i in range(400):
+        chunk = RECORDING[:, i % 12 * 5 : i % 12 * 5 + 5]
+        state, out = STEP(PARAMS, state, chunk, np.ones((2, 5), bool))
+        exact += np.asarray(out["readout"], np.float64).sum(axis=1)
+        bins += 5
+    assert np.asarray(state["count"]).tolist() == [bins, bins]
+    kept = np.asarray(state["sum"], np.float64) - np.asarray(state["comp"], np.float64)
+    np.testing.assert_allclose(kept, exact, rtol=0, atol=2.0)  # plain float32: errors of ~40
+    np.testing.assert_allclose(np.asarray(out["log_probs"]),
+                               jax.nn.log_softmax(exact / bins, axis=-1), atol=1e-6)
+
+
 def test_padding_bins_leave_the_state_untouched():
     state = initial_state(CFG, 2)
     s1, out1 = advance(PARAMS, state, RECORDING[:, :10], np.ones((2, 10), bool), CFG)

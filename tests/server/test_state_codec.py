@@ -56,8 +56,11 @@ def test_decode_refuses_other_weights_and_garbage(client: TestClient) -> None:
     with pytest.raises(SnapshotError, match="not a map"):
         decode(msgpack.packb(5), COCHLEA, version)
     doc = msgpack.unpackb(wire)
-    with pytest.raises(SnapshotError, match="format 2"):
-        decode(msgpack.packb({**doc, "format": 2}), COCHLEA, version)
+    with pytest.raises(SnapshotError, match="format 3"):
+        decode(msgpack.packb({**doc, "format": 3}), COCHLEA, version)
+    no_comp = {k: v for k, v in doc["state"].items() if k != "comp"}
+    with pytest.raises(SnapshotError, match=r"state\.comp: missing"):
+        decode(msgpack.packb({**doc, "state": no_comp}), COCHLEA, version)
     with pytest.raises(SnapshotError, match="seq"):
         decode(msgpack.packb({**doc, "seq": "7"}), COCHLEA, version)
     with pytest.raises(SnapshotError, match="cannot hold"):
@@ -66,3 +69,32 @@ def test_decode_refuses_other_weights_and_garbage(client: TestClient) -> None:
     with pytest.raises(SnapshotError, match="dtype"):
         decode(msgpack.packb({**doc, "log_probs": {**doc["log_probs"], "dtype": "|O"}}),
                COCHLEA, version)
+
+
+def test_a_format_1_snapshot_continues_as_the_session_it_was_taken_from(
+        client: TestClient) -> None:
+    """Snapshots taken before the readout's sum was compensated (no ``comp``, a float32 bin
+    count) still import: as the same snapshot with a zero compensation and its count."""
+    events = cochlea_recording(seed=32)
+    sid, headers = open_session(client)
+    feed_good(client, sid, headers, events[:200])
+    doc = msgpack.unpackb(client.get(f"/v1/sessions/{sid}/state", headers=headers).content)
+    state = doc["state"]
+    count = np.frombuffer(state["count"]["data"], np.int32)
+    zero = np.zeros(len(state["comp"]["data"]) // 4, "<f4").tobytes()
+    uncompensated = {**doc, "state": {**state, "comp": {**state["comp"], "data": zero}}}
+    old = {**doc, "format": 1, "state": {
+        **{k: v for k, v in state.items() if k != "comp"},
+        "count": {"dtype": "<f4", "shape": [], "data": count.astype("<f4").tobytes()}}}
+    results = []
+    for snapshot in (uncompensated, old):
+        copy, copy_headers = open_session(client)
+        put = client.put(f"/v1/sessions/{copy}/state", content=msgpack.packb(snapshot),
+                         headers=copy_headers)
+        assert put.status_code == 200, put.text
+        results.append(feed_good(client, copy, copy_headers, events[200:], flush=True))
+    original = feed_good(client, sid, headers, events[200:], flush=True)
+    for key in ("probabilities", "bins", "spikes", "synops", "events"):
+        assert results[1][key] == results[0][key], key
+    np.testing.assert_allclose(results[1]["probabilities"], original["probabilities"],
+                               atol=1e-6)
