@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from server.settings import Settings
+
+
+STARTUP_FAILED = 3  # as uvicorn.run exits when the app's start-up fails
 
 
 class UvicornOptions(TypedDict):
@@ -68,6 +72,22 @@ def uvicorn_options(settings: Settings) -> UvicornOptions:
     }
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds one); InputError in one line if it
+    cannot be (a port in use, an address this machine does not have)."""
+    from model.errors import InputError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; set --port "
+                         "or S5RF_PORT (--host, S5RF_HOST) to a free one") from exc
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -77,9 +97,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     logs.configure(settings.log_level)
-    # Loaded before the port is bound (under a second; warm-up, the long part, comes after):
-    # a checkpoint that cannot be loaded is one line and exit 2, not a failed app start-up.
+    # Loaded, then the port bound, before uvicorn starts the app and its warm-up (the long
+    # part): a checkpoint that cannot be loaded or a port in use is one line and exit 2, not
+    # a failed start-up after minutes of compiling.
     registry = load_registry(settings)
-    uvicorn.run(create_app(settings, registry), **uvicorn_options(settings), log_config=None,
-                access_log=False)
-    return 0
+    sock = listening_socket(settings.host, settings.port)
+    config = uvicorn.Config(create_app(settings, registry), **uvicorn_options(settings),
+                            log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILED

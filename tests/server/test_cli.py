@@ -53,3 +53,26 @@ def test_checkpoints_that_cannot_load_stop_serve_before_it_binds(
     err = capsys.readouterr().err
     assert err.startswith("s5rf serve: ") and err.count("\n") == 1  # one line
     assert "model.json is not a valid model card: name: Input should be a valid string" in err
+
+
+def test_a_port_in_use_stops_serve_before_its_warm_up(
+        checkpoints: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line and exit 2 at once (it was an error log line, then minutes of compiling and
+    exit 3)."""
+    import socket
+
+    import uvicorn
+
+    from server import logs
+
+    monkeypatch.setattr(logs, "configure", lambda level: None)  # the process's, not a test's
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("uvicorn started"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--checkpoints", str(checkpoints), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"s5rf serve: cannot listen on 127.0.0.1:{port}: Address already in "
+                          "use; set --port") and err.count("\n") == 1
