@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import socket
 from pathlib import Path
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     # a failed start-up after minutes of compiling.
     registry = load_registry(settings)
     sock = listening_socket(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    logging.getLogger("s5rf.server").info("listening", extra={"fields": {
+        "url": f"http://{f'[{host}]' if ':' in host else host}:{port}"}})  # uvicorn's is off
     config = uvicorn.Config(create_app(settings, registry), **uvicorn_options(settings),
                             log_config=None, access_log=False)
     server = uvicorn.Server(config)
