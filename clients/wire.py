@@ -27,13 +27,21 @@ FLUSH, RESET = 1, 2
 
 
 def sensor_of(events: np.ndarray) -> SensorKind:
-    """The sensor an event array belongs to, from its field names."""
+    """The sensor an event array belongs to, from its field names (tonic's cochlea arrays
+    name the channel ``x`` and have no ``y``)."""
     names = set(events.dtype.names or ())
     if {"t", "x", "y", "p"} <= names:
         return "dvs"
-    if {"t", "channel"} <= names:
+    if {"t", "channel"} <= names or ({"t", "x"} <= names and "y" not in names):
         return "cochlea"
-    raise ValueError(f"events need fields (t, channel) or (t, x, y, p); got {events.dtype}")
+    raise ValueError(f"events need fields (t, channel), tonic's (t, x, p) or (t, x, y, p); got "
+                     f"{events.dtype}")
+
+
+def _column(events: np.ndarray, name: str) -> np.ndarray:
+    """Field ``name`` of the events; tonic's ``x`` for a cochlea's channel."""
+    return events["x"] if name == "channel" and "channel" not in (events.dtype.names or ()) \
+        else events[name]
 
 
 def to_wire(events: np.ndarray) -> np.ndarray:
@@ -45,7 +53,7 @@ def to_wire(events: np.ndarray) -> np.ndarray:
         return events
     out = np.empty(len(events), dtype)
     for name in dtype.names or ():
-        column = events[name]
+        column = _column(events, name)
         with np.errstate(invalid="ignore"):  # NaN or inf: refused below
             out[name] = column
         changed = np.flatnonzero(out[name] != column)
@@ -73,7 +81,8 @@ def header_frame(seq: int | None, events: np.ndarray | None, *, until_us: int | 
 
 def columns(events: np.ndarray) -> dict[str, list[int]]:
     """JSON columns: ``{"t": [...], "channel": [...]}`` or ``{"t", "x", "y", "p"}``."""
-    return {name: events[name].tolist() for name in EVENT_DTYPES[sensor_of(events)].names or ()}
+    return {name: _column(events, name).tolist()
+            for name in EVENT_DTYPES[sensor_of(events)].names or ()}
 
 
 def as_t0(t0_us: T0) -> T0:

@@ -59,6 +59,16 @@ def test_to_wire_converts_other_widths_and_field_orders() -> None:
     assert wire.header_frame(None, None, reset="first_event")[16:] == none + b"\x02"
 
 
+def test_tonics_cochlea_arrays_name_the_channel_x() -> None:
+    tonic = np.zeros(2, [("t", "i8"), ("x", "i2"), ("p", "i1")])
+    tonic["t"], tonic["x"], tonic["p"] = [5, 9], [699, 3], [1, 1]
+    assert wire.sensor_of(tonic) == "cochlea"
+    assert wire.to_wire(tonic).tolist() == [(5, 699), (9, 3)]
+    assert wire.columns(tonic) == {"t": [5, 9], "channel": [699, 3]}
+    with pytest.raises(ValueError, match=r"fields \(t, channel\), tonic's \(t, x, p\) or"):
+        wire.sensor_of(np.zeros(1, [("t", "i8"), ("y", "i2")]))
+
+
 def test_to_wire_refuses_values_its_dtype_cannot_hold_instead_of_wrapping_them() -> None:
     wide = np.zeros(3, [("t", "i8"), ("channel", "i4")])
     wide["t"], wide["channel"] = [1, 2, 3], [5, 65_539, 7]  # 65,539 would wrap to 3
