@@ -95,7 +95,7 @@ def predict(params: Params, cfg: ModelConfig, spec: InputSpec, data: BinnedSet,
         keep = w > 0
         preds.append(np.argmax(out["log_probs"], -1)[keep])
         true.append(y[keep])
-        spikes.append(np.asarray(out["spike_counts"])[keep])
+        spikes.append(np.rint(np.asarray(out["spike_counts"])[keep]).astype(np.int64))
         inputs.append(x.sum(axis=(1, 2))[keep])
         active.append((x > 0).sum(axis=(1, 2))[keep])
         bins_seen.append(lengths[keep])

@@ -63,10 +63,12 @@ class Metrics:
                                       buckets=LATENCY_BUCKETS, registry=r)
         self.active_sessions = Gauge("s5rf_active_sessions", "Live sessions", ["model"],
                                      registry=r)
-        self.events = Counter("s5rf_events", "Events accepted", ["model"], registry=r)
+        self.events = Counter("s5rf_events", "Events accepted (sessions and /infer)", ["model"],
+                              registry=r)
         self.dropped = Counter("s5rf_events_dropped", "Late events dropped", ["model"],
                                registry=r)
-        self.bins = Counter("s5rf_bins", "Session time bins processed", ["model"], registry=r)
+        self.bins = Counter("s5rf_bins", "Time bins processed (sessions and /infer)", ["model"],
+                            registry=r)
         self.spikes = Counter("s5rf_spikes", "Neuron spikes", ["model"], registry=r)
         self.compilations = Gauge("s5rf_compilations", "Engine programs compiled", ["model"],
                                   registry=r)
