@@ -63,7 +63,7 @@ from model.events import make_events
 from model.network import init_params
 from model.spec import InputSpec, preset_config
 from model.streaming import Engine
-from scripts.topology import free_port, ready
+from scripts.topology import free_port, ready, wait_until
 from server.registry import build_model
 from server.settings import Settings
 
@@ -108,11 +108,7 @@ def server(kind: str, root: Path, port: int,
                              str(root), "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600
-        while not ready(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.2)
+        wait_until(lambda: ready(url), f"the {kind} server", 600, proc)
         yield url, psutil.Process(proc.pid)
     finally:
         proc.terminate()

@@ -93,7 +93,9 @@ class Batcher:
 
         A chunk longer than ``max_step_bins`` (a whole /infer recording) is stepped in pieces,
         each an engine step of its own, so other sessions' chunks run in between instead of
-        waiting for all of it; if a piece fails, the slot's state is put back as it was.
+        waiting for all of it; if a piece fails, the slot's state is put back as it was. (The
+        engine cuts each step again, into calls of at most its largest bin bucket, for the
+        compiled shapes, and puts its rows back itself if one of those calls fails.)
         """
         if len(bins) <= self.max_step_bins:
             return await self._submit_piece(slot, bins, with_spikes)
