@@ -2,7 +2,7 @@
 
 A session's recurrent state lives in its engine's slot table (device memory); everything else
 (the binner's open-bin buffer, counters, the latest probabilities, the client's sequence
-number) lives in the ``Session`` object, kept in this process's ``MemoryStore``.
+number) lives in the ``Session`` object, kept in this process's ``LocalSessions``.
 
 With a shared ``StateStore`` (Redis) the local sessions are a hot cache: every accepted batch is
 saved to the shared store before it is acknowledged, a session unknown here is loaded from it,
@@ -133,7 +133,7 @@ def _check_fits(model: LoadedModel, snap: SessionSnapshot, state: object) -> Non
         raise ApiError(422, f"the snapshot's open-bin buffer is not valid: {exc}") from exc
 
 
-class MemoryStore:
+class LocalSessions:
     """The sessions this process holds, by id: all of them, or with a shared store its
     cached copies."""
 
@@ -185,7 +185,7 @@ class SessionManager:
         self.settings = settings
         self.batchers = batchers
         self.metrics = metrics
-        self.store = MemoryStore()
+        self.local = LocalSessions()
         self.shared = shared
         self.feeds = Feeds(settings.ws_open_timeout_s, settings.retry_after_s)
         self._loading = KeyedLocks()
@@ -286,9 +286,9 @@ class SessionManager:
 
     def _take_slot(self, model: LoadedModel) -> int:
         cap = self.settings.max_sessions
-        if len(self.store) + self._opening >= cap:
+        if len(self.local) + self._opening >= cap:
             self._make_room(None)
-        if len(self.store) + self._opening >= cap:
+        if len(self.local) + self._opening >= cap:
             raise busy(f"the server holds its maximum of {cap} sessions; "
                        "delete idle sessions or retry later", self.settings.retry_after_s)
         slot = model.slots.take()
@@ -304,7 +304,7 @@ class SessionManager:
         one no WebSocket streams into if there is one (its next frame would reload it)."""
         if self.shared is None:
             return False
-        idle = [s for s in self.store if not s.lock.locked()
+        idle = [s for s in self.local if not s.lock.locked()
                 and (model is None or s.model is model)]
         if not idle:
             return False
@@ -312,7 +312,7 @@ class SessionManager:
         return True
 
     def _add(self, session: Session) -> Session:
-        self.store.put(session)
+        self.local.put(session)
         self.metrics.active_sessions.labels(model=session.model.name).inc()
         log.info("session_opened", extra={"fields": {
             "session": session.id, "model": session.model.name, "slot": session.slot}})
@@ -323,7 +323,7 @@ class SessionManager:
 
         A session this process does not hold is loaded from the shared store, if any.
         """
-        session = self.store.get(session_id)
+        session = self.local.get(session_id)
         if session is None and self.shared is not None:
             session = await self._load(session_id, token)
         if session is None:
@@ -369,7 +369,7 @@ class SessionManager:
         # Two requests for one session must not both load it; loads of others go on meanwhile
         # (a replica taking over a dead one's sessions loads many at once).
         async with self._loading.hold(session_id):
-            session = self.store.get(session_id)
+            session = self.local.get(session_id)
             if session is not None:
                 return session
             with self._store_errors():
@@ -510,7 +510,7 @@ class SessionManager:
 
     def evict(self, session: Session, reason: str) -> None:
         """Forget the session in this process and free its slot (the shared store keeps it)."""
-        if self.store.pop(session.id) is None:
+        if self.local.pop(session.id) is None:
             return
         session.alive = False
         session.model.slots.give(session.slot)
@@ -521,7 +521,7 @@ class SessionManager:
         """Evict sessions idle for longer than the TTL (not those busy with a request), and
         forget unconfirmed saves as old (their records expire with their sessions)."""
         ttl = self.settings.session_ttl_s
-        expired = [s for s in self.store if now - s.last_used > ttl and not s.lock.locked()]
+        expired = [s for s in self.local if now - s.last_used > ttl and not s.lock.locked()]
         for session in expired:
             self.evict(session, "expired")
         for session_id, pending in list(self._unconfirmed.items()):
@@ -536,5 +536,5 @@ class SessionManager:
             self.expire(time.monotonic())
 
     def close_all(self) -> None:
-        for session in self.store:
+        for session in self.local:
             self.evict(session, "shutdown")

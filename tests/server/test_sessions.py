@@ -333,11 +333,11 @@ def test_a_handle_to_a_deleted_session_never_touches_its_reused_slot(client: Tes
     given to a new session) is answered 404 and leaves the new session as it was."""
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
     old, old_headers = open_session(client)
-    stale = runtime.sessions.store.get(old)
+    stale = runtime.sessions.local.get(old)
     assert stale is not None
     client.delete(f"/v1/sessions/{old}", headers=old_headers)
     new, new_headers = open_session(client)
-    reused = runtime.sessions.store.get(new)
+    reused = runtime.sessions.local.get(new)
     assert reused is not None and reused.slot == stale.slot  # the scenario under test
     feed_good(client, new, new_headers, cochlea_recording(seed=14)[:200])
     before = state_of(client, new, new_headers)
@@ -376,7 +376,7 @@ def test_concurrent_opens_never_exceed_the_session_cap(make_client: Any) -> None
         return sorted(o.status if isinstance(o, ApiError) else 201 for o in outcomes)
 
     assert client.portal.call(open_many) == [201] * 3 + [503] * 5  # type: ignore[union-attr]
-    assert len(runtime.sessions.store) == 3
+    assert len(runtime.sessions.local) == 3
 
 
 def test_infer_calls_have_their_own_per_model_cap(make_client: Any) -> None:
@@ -452,7 +452,7 @@ def test_a_change_whose_client_hangs_up_is_carried_through(client: TestClient, c
     exported = client.get(f"/v1/sessions/{source}/state", headers=source_headers).content
     sid, headers = open_session(client)
     feed_good(client, sid, headers, events[300:])  # a state that the change replaces
-    session = runtime.sessions.store.get(sid)
+    session = runtime.sessions.local.get(sid)
     assert session is not None
     snap = decode(exported, COCHLEA, session.model.version)
     batcher = runtime.sessions.batchers[COCHLEA]

@@ -19,7 +19,7 @@ def test_restored_session_continues_the_same_stream(client: TestClient) -> None:
     sid, headers = open_session(client, late="drop")
     feed_good(client, sid, headers, first, seq=4)
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    session = runtime.sessions.store.get(sid)
+    session = runtime.sessions.local.get(sid)
     assert session is not None
     model = session.model
     blob = client.portal.call(runtime.sessions.snapshot, session)  # type: ignore[union-attr]
@@ -32,7 +32,7 @@ def test_restored_session_continues_the_same_stream(client: TestClient) -> None:
         return (await runtime.sessions.restore(model, snap)).id
 
     copy_id = client.portal.call(restore)  # type: ignore[union-attr]
-    copy = runtime.sessions.store.get(copy_id)
+    copy = runtime.sessions.local.get(copy_id)
     assert copy is not None
     copy_headers = {"X-Session-Token": copy.token}
     original = feed_good(client, sid, headers, rest, flush=True)
@@ -45,7 +45,7 @@ def test_restored_session_continues_the_same_stream(client: TestClient) -> None:
 def test_decode_refuses_other_weights_and_garbage(client: TestClient) -> None:
     sid, _ = open_session(client)
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    session = runtime.sessions.store.get(sid)
+    session = runtime.sessions.local.get(sid)
     assert session is not None
     wire = encode(client.portal.call(runtime.sessions.snapshot, session))  # type: ignore[union-attr]
     with pytest.raises(SnapshotError, match="not tiny-cochlea@000"):

@@ -262,7 +262,7 @@ def test_a_batch_without_seq_whose_save_was_not_confirmed_is_counted_once_read_b
     if evicted:
         open_on(replica)
         open_on(replica)  # at the cap: the idle copy of sid makes room
-        assert replica.app.state.runtime.sessions.store.get(sid) is None  # type: ignore[attr-defined]
+        assert replica.app.state.runtime.sessions.local.get(sid) is None  # type: ignore[attr-defined]
     read = replica.get(f"/v1/sessions/{sid}", headers=headers)
     assert read.status_code == 200 and read.json()["events_accepted"] == 300, read.text
     assert events_counted(replica) == 300
@@ -507,7 +507,7 @@ def test_a_full_replica_evicts_a_session_no_websocket_streams_into_first(
         streamed = orjson.loads(ws.receive_bytes())["id"]
         idle, _ = open_on(small)  # used after the streamed one, so less recently
         open_on(small)  # the replica is full: one of the two makes room
-        assert sessions.store.get(streamed) is not None and sessions.store.get(idle) is None
+        assert sessions.local.get(streamed) is not None and sessions.local.get(idle) is None
 
 
 def test_exported_state_continues_on_another_server(make_client: ClientFactory) -> None:
@@ -546,7 +546,7 @@ def test_a_session_evicted_while_a_request_holds_it_is_reloaded_not_lost(
     events = cochlea_recording(seed=57)
     sid, headers = open_on(a)
     feed(a, sid, headers, events[:150], seq=0)
-    held = runtime.sessions.store.get(sid)
+    held = runtime.sessions.local.get(sid)
     assert held is not None
     runtime.sessions.evict(held, "evicted")
 
