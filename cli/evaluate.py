@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cli.progress import progress_bar, tracker
-    from cli.provenance import git_commit, machine
+    from cli.provenance import this_run
     from model import checkpoint
     from model.batching import file_names, select_files
     from model.datasets import open_dataset
@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
             bar, f"binning {file_names(files)}"))
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
                        args.scan, groups)
-    metrics["command"] = args.command_line
-    metrics["commit"] = git_commit()
-    metrics["machine"] = machine()
+    metrics |= this_run(args.command_line)
     confusion_pngs, early_pngs = [args.confusion_png], [args.early_png]
     if args.update_card:  # the card's figures go with the card's numbers, wherever else too
         confusion_pngs.append(args.checkpoint / checkpoint.CONFUSION_PNG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -15,6 +16,12 @@ def data_recipe(data: Path) -> dict[str, Any] | None:
     with it the card says how to regenerate its data."""
     path = data.parent / "recipe.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def this_run(command: str) -> dict[str, Any]:
+    """The command, the code's commit, the machine and the time (UTC) of this run."""
+    return {"command": command, "commit": git_commit(), "machine": machine(),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
 def git_commit() -> str | None:

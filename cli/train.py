@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import re
 import sys
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.flags import count, fraction, natural, non_negative, positive
 from cli.progress import progress_bar, tracker
-from cli.provenance import data_recipe, git_commit, machine
+from cli.provenance import data_recipe, this_run
 
 if TYPE_CHECKING:
     from model.datasets import EventDataset
@@ -138,10 +137,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = {
         "data": {**_training_files(args.data), "test": str(args.test),
                  "train_filter": args.train_filter, "test_filter": args.test_filter},
-        "commit": git_commit(),
-        "machine": machine(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": args.command_line,
+        **this_run(args.command_line),
     }
 
     def on_epoch(record: dict[str, Any], params: Any) -> None:

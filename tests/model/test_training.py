@@ -182,7 +182,7 @@ def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["samples"] == 128
     assert len(metrics["commit"]) == 40  # the checkout the figures were measured at
-    assert metrics["machine"]["cpus"] >= 1
+    assert metrics["machine"]["cpus"] >= 1 and metrics["date"].endswith("+00:00")
     assert set(metrics["accuracy_vs_fraction_seen"]) == {"0.1", "0.25", "0.5", "0.75", "1.0"}
     assert len(metrics["mean_spikes_per_sample_per_layer"]) == 2
     assert metrics["synops_per_sample"] > 0
