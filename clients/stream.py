@@ -142,10 +142,7 @@ class AsyncStream:
                 try:
                     if resend:
                         resend = False
-                        for seq in list(self._unacked):
-                            self.resent += 1
-                            self._resent.add(seq)
-                            await self._send(seq)
+                        await self._resend()
                     if pull is None and not exhausted and self._may_send():
                         pull = asyncio.ensure_future(anext(source, _END))
                     if pull is None and not self._unacked:
@@ -168,12 +165,7 @@ class AsyncStream:
                         if batch is _END:
                             exhausted = True
                             continue
-                        seq = self._next_seq
-                        self._next_seq += 1
-                        self._unacked[seq] = encode_frame(seq, batch, self.client.binary)
-                        if isinstance(batch, Batch) and batch.flush:
-                            self._flush = seq
-                        await self._send(seq)
+                        await self._send_batch(batch)
                 except (ConnectionClosed, OSError) as exc:
                     # What arrived before the drop still counts: a refused frame must be
                     # raised, not taken for applied because a later one moved the seq on.
@@ -226,6 +218,22 @@ class AsyncStream:
                 while True:
                     messages.append(await self._ws.recv())
         return messages
+
+    async def _send_batch(self, batch: Batch | np.ndarray) -> None:
+        """Number the batch, keep its frame until it is acknowledged, and send it."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self._unacked[seq] = encode_frame(seq, batch, self.client.binary)
+        if isinstance(batch, Batch) and batch.flush:
+            self._flush = seq
+        await self._send(seq)
+
+    async def _resend(self) -> None:
+        """Send every unacknowledged frame again, in order (on a resumed connection)."""
+        for seq in list(self._unacked):
+            self.resent += 1
+            self._resent.add(seq)
+            await self._send(seq)
 
     async def _send(self, seq: int) -> None:
         assert self._ws is not None
