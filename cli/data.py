@@ -175,13 +175,13 @@ def run_samples(args: argparse.Namespace) -> int:
     import numpy as np
 
     from model import checkpoint
-    from model.batching import select
     from model.binning import bin_recording
     from model.datasets import open_dataset
     from model.errors import InputError
     from model.evaluation import data_fits_model
     from model.network import run_offline
     from model.samples import export_samples
+    from model.selection import select
 
     ckpt = checkpoint.load(args.checkpoint)
     dataset = open_dataset(args.data)

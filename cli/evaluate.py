@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from cli.progress import progress_bar, tracker
     from cli.provenance import this_run
     from model import checkpoint
-    from model.batching import file_names, select_files
     from model.datasets import open_dataset
     from model.evaluation import evaluate, load_as_trained
     from model.plots import plot_confusion, plot_early_accuracy
+    from model.selection import file_names, select_files
 
     ckpt = checkpoint.load(args.checkpoint)
     spec = ckpt.card.input

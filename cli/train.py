@@ -83,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
 
     from model import checkpoint
     from model.augment import EventAugment
-    from model.batching import file_names, load_binned, select_files
+    from model.batching import load_binned
     from model.datasets import open_dataset
     from model.errors import InputError
     from model.plots import plot_training
+    from model.selection import file_names, select_files
     from model.spec import PRESETS
     from model.ssm import default_scan
     from model.training import TrainRun, read_log, saved_state, train

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.batching import BinnedSet, as_files, batches, load_binned, padded_length
+from model.batching import BinnedSet, batches, load_binned, padded_length
 from model.datasets import open_dataset
 from model.errors import InputError
 from model.network import Params, jit_offline, synaptic_ops
+from model.selection import as_files
 from model.spec import InputSpec, ModelConfig, ScanMethod
 from model.ssm import default_scan
 
