@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -185,7 +186,22 @@ def _stream(args: argparse.Namespace, fit: Fit) -> int:
 
 
 async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str, Any]:
-    import numpy as np
+    """Stream the recording with the live view, then print and return the summary."""
+    return _summarise(args, await _play(args, fit, console), console)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Streamed:
+    card: ModelDetail
+    utterances: list[Utterance]
+    source: dict[str, Any]
+    decisions: list[Progress]  # each utterance's flush
+    last: Progress
+    latencies: list[float]
+    wall_s: float
+
+
+async def _play(args: argparse.Namespace, fit: Fit, console: Console) -> _Streamed:
     from rich.live import Live
 
     from clients import AsyncClient
@@ -215,8 +231,17 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
             console.line()
         wall_s = time.perf_counter() - start
     assert last is not None
+    return _Streamed(card, utterances, source, decisions, last, latencies, wall_s)
+
+
+def _summarise(args: argparse.Namespace, streamed: _Streamed, console: Console) -> dict[str, Any]:
+    """Print each utterance's decision and the last result, and return them as --json's."""
+    import numpy as np
+
+    card, utterances, source = streamed.card, streamed.utterances, streamed.source
+    decisions, last, wall_s = streamed.decisions, streamed.last, streamed.wall_s
     result = last.result
-    lat = np.asarray(latencies)
+    lat = np.asarray(streamed.latencies)
     times = [u.events["t"] for u in utterances if len(u.events)]
     duration_s = (int(times[-1][-1]) - int(times[0][0])) / 1e6 if times else 0.0
     if len(utterances) > 1:
@@ -249,7 +274,7 @@ async def _run(args: argparse.Namespace, fit: Fit, console: Console) -> dict[str
         "top_k": [t.model_dump() for t in result.top_k],
         "bins": result.bins.total, "events": result.events.model_dump(),
         "spikes": result.spikes.total, "synops": result.synops.total,
-        "batches": len(latencies), "reconnects": last.reconnects,
+        "batches": len(lat), "reconnects": last.reconnects,
         "recording_s": duration_s, "wall_s": wall_s,
         **scored,
         "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
