@@ -75,8 +75,12 @@ def make_events(sensor: SensorKind, **columns: np.ndarray) -> np.ndarray:
 
 def as_events(array: np.ndarray, sensor: SensorKind) -> np.ndarray:
     """Convert a structured array with the sensor's field names (any int widths/order) to
-    the canonical dtype. Accepts tonic's cochlea convention (``x`` for the channel)."""
+    the canonical dtype. Accepts tonic's cochlea convention (``x`` for the channel, no ``y``);
+    EventError for a camera's events (``x``, ``y``) given as a cochlea's."""
     names = set(array.dtype.names or ())
+    if sensor == "cochlea" and "channel" not in names and "y" in names:
+        raise EventError(f"these are a camera's events (fields {', '.join(sorted(names))}), not "
+                         "a cochlea's (t, channel; tonic's t, x, p)")
     if sensor == "cochlea" and "channel" not in names and "x" in names:
         return make_events("cochlea", t=array["t"], channel=array["x"])
     wanted = EVENT_DTYPES[sensor].names or ()

@@ -100,6 +100,17 @@ def test_npy_json_and_binary_bodies_give_the_same_answer(client: TestClient) -> 
         assert answer["events"] == answers[0]["events"]
 
 
+def test_a_cameras_npy_body_is_refused_by_a_cochlea_model(client: TestClient) -> None:
+    """Tonic's cochlea ``x`` is the channel only without a ``y``: a DVS file was played as
+    a cochlea recording of its x coordinates."""
+    buf = io.BytesIO()
+    np.save(buf, dvs_recording(seed=7))
+    refused = client.post(f"/v1/models/{COCHLEA}/infer", content=buf.getvalue(),
+                          headers={"content-type": "application/x-npy"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("these are a camera's events (fields p, t, x, y)")
+
+
 def test_a_dvs_polarity_may_be_json_booleans(client: TestClient) -> None:
     events = dvs_recording(seed=6)
     as_bools = {**columns(events), "p": [bool(p) for p in events["p"]]}
