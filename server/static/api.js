@@ -15,10 +15,11 @@ export const listSamples = () => get("/v1/samples");
 export const getSample = (model, file) =>
   get(`/v1/samples/${encodeURIComponent(model)}/${encodeURIComponent(file)}`, "buffer");
 
-// As the Python client's Retry: up to ATTEMPTS reconnections without a result between them,
-// waiting a random time in [0, min(MAX_MS, BASE_MS * 2^n)] before the nth (full jitter), and
-// at least what a 4503 asks for.
-const ATTEMPTS = 6;
+// Reconnections wait a random time in [0, min(MAX_MS, BASE_MS * 2^n)] before the nth (full
+// jitter), and at least what a 4503 asks for. A lost connection is retried for RETRY_FOR_MS
+// without a result (a restarted server takes 20 s to come back warm, two minutes cold); a
+// 4503 (warming up, or at the session cap) for as long as the server asks: it is there.
+const RETRY_FOR_MS = 120_000;
 const BASE_MS = 50;
 const MAX_MS = 5000;
 // A frame_header (docs/wire-format.md): seq, until_us and a reset's origin (int64 LE, -1:
@@ -34,7 +35,7 @@ const FLUSH = 1;
  *  every result (a frame's, or after a resume the last applied one's, whose answer was lost)
  *  and frame error, each with the ``seq`` it answers; ``onReconnect(waitMs, why)`` each
  *  reconnection as it is scheduled; ``onClose(code, reason)`` a close it cannot recover from
- *  (a refusal, or out of attempts), none asked for by ``close()``. */
+ *  (a refusal, or RETRY_FOR_MS without a result), none asked for by ``close()``. */
 export class Stream {
   constructor(open, { onMessage, onClose, onReconnect }) {
     const { model, t0_us, ...options } = open;
@@ -47,6 +48,7 @@ export class Stream {
     this.frameSeqs = [];        // seq of each frame sent on this connection
     this.resent = new Set();    // seqs sent again on this connection
     this.attempt = 0;           // reconnections since the last result
+    this.lostAt = null;         // when the connection was lost with no result since
     this.reconnects = 0;
     this.closing = false;
     this.opened = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
@@ -124,6 +126,7 @@ export class Stream {
   #receive(message) {
     if (message.type === "result") {
       this.attempt = 0;  // progress: a later drop starts a new budget
+      this.lostAt = null;
       this.#ack(message.seq);
       this.handlers.onMessage(message);
       return;
@@ -149,11 +152,13 @@ export class Stream {
     // A new session asked for and no answer: it may exist, and opening again would leave
     // one behind holding a slot, as the Python client reasons.
     const unknown = !this.session && code !== 4503;
-    if (refused || unknown || this.attempt >= ATTEMPTS) {
-      const why = reason || `connection closed (${code})`;
+    if (code !== 4503) this.lostAt ??= performance.now();
+    const outOfTime = code !== 4503 && performance.now() - this.lostAt > RETRY_FOR_MS;
+    if (refused || unknown || outOfTime) {
+      const why = reason || `the connection was lost (${code})`;
       this.settle.reject(new Error(why));
-      this.handlers.onClose(code, this.attempt >= ATTEMPTS && !refused
-        ? `${why}; gave up after ${ATTEMPTS} reconnections` : reason);
+      this.handlers.onClose(code, outOfTime && !refused
+        ? `the server could not be reached for ${RETRY_FOR_MS / 1e3} s (${why})` : why);
       return;
     }
     const asked = /^retry after ([\d.]+) s/.exec(reason);

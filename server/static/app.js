@@ -8,12 +8,13 @@ import { makeRecording, parseCsv, parseNpy } from "./recording.js";
 const $ = (id) => document.getElementById(id);
 const ui = Object.fromEntries(["model", "sample", "file", "speed", "play", "stop", "input",
   "input-caption", "layers", "decision", "decision-state", "confidence", "truth", "bars",
-  "lines", "activity", "clock", "counts", "status"].map((id) => [id, $(id)]));
+  "lines", "activity", "totals", "clock", "counts", "status"].map((id) => [id, $(id)]));
 
 const INPUT_RGB = [120, 190, 255];
 const SPIKE_RGB = [255, 196, 92];
 const RATE_WINDOW_US = 500_000;  // spikes/s are averaged over this much sensor time
 const DVS_TAU_US = 30_000;
+const STALE_US = 1_000_000;  // the sensor this far ahead of the last answer: say so
 
 let samplesByModel = {};
 let model = null;       // GET /v1/models/{name}
@@ -22,6 +23,7 @@ let player = null;
 let views = null;
 let dirty = false;
 let resuming = false;   // a lost connection was announced and no reply has come since
+let countdown = null;   // the status line's count to the next reconnection
 let loads = 0;          // models and recordings asked for: only the latest answer is used
 
 function status(text, isError = false) {
@@ -103,7 +105,11 @@ function useRecording(rec, truth, name) {
   recording = { rec, truth, name };
   buildViews();
   ui.play.disabled = false;
-  status(`${name}: ${rec.n} events over ${seconds(rec.tEnd - rec.t0)}. Press Play (Space).`);
+  // A late start is binned from its first event: say so, /infer's default origin is 0.
+  const origin = rec.t0 ? ` from its first event at ${seconds(rec.t0)} (/infer's t0_us=` +
+    `${rec.t0})` : "";
+  status(`${name}: ${rec.n} events over ${seconds(rec.tEnd - rec.t0)}${origin}. Press Play ` +
+         "(Space).");
 }
 
 /** Fresh views for the current model and recording. */
@@ -121,6 +127,9 @@ function buildViews() {
     : `${input.width}×${input.height} DVS, ON green / OFF magenta, τ ${DVS_TAU_US / 1000} ms`;
   ui.input.closest("article").dataset.sensor = input.sensor;
   ui.layers.replaceChildren();
+  // Every raster keeps its minimum height; the input panel gives way first.
+  ui.layers.style.minHeight = `calc(${architecture.neurons.length} * var(--layer-min) + ` +
+    `${architecture.neurons.length - 1} * 10px)`;
   const layers = architecture.neurons.map((n, i) => {
     const panel = document.createElement("article");
     panel.className = "panel layer";
@@ -151,6 +160,7 @@ function buildViews() {
     return row;
   }));
   views = { input: inputView, layers, lines, recent: [], events: 0 };
+  ui.totals.textContent = "";
   resetDecision();
   ui.counts.textContent = "";
   tick(rec.t0);
@@ -176,6 +186,7 @@ function clearViews() {
   ui.layers.replaceChildren();
   ui.bars.replaceChildren();
   ui.activity.tBodies[0].replaceChildren();
+  ui.totals.textContent = "";
   resetDecision();
   ui.counts.textContent = "";
   ui.clock.textContent = "";
@@ -209,13 +220,22 @@ function togglePlay() {
 function stop() {
   player?.stop();
   player = null;
+  clearInterval(countdown);
   ui.play.textContent = "Play";
   ui.stop.disabled = true;
 }
 
 function tick(clock) {
   const { rec } = recording;
-  ui.clock.textContent = `${seconds(clock - rec.t0)} / ${seconds(rec.tEnd - rec.t0)}`;
+  // At a finite speed the clock runs on while a server stalls or reconnects: show the gap.
+  const behind = player?.playing && player.speed !== Infinity ? clock - player.answered : 0;
+  const stale = behind > STALE_US;
+  ui.clock.textContent = `${seconds(clock - rec.t0)} / ${seconds(rec.tEnd - rec.t0)}` +
+    (stale ? ` · no answer for ${seconds(behind)} of sensor time` : "");
+  if (!resuming && ["live", "stale"].includes(ui.decision.dataset.state)) {
+    ui.decision.dataset.state = stale ? "stale" : "live";
+    ui["decision-state"].textContent = stale ? "waiting for the server" : "live";
+  }
 }
 
 /** One reply of the stream: the events of its frame, the bins it closed, the outputs. */
@@ -240,6 +260,7 @@ function result(msg, frame) {
   }
   if (msg.bins.batch) views.lines.add(head * dt, msg.probabilities);
   showRates(msg, i1 - i0);
+  showTotals(msg);
   showDecision(msg, head * dt);
   views.events += i1 - i0;
   const lag = frame.lagUs === null ? ""
@@ -252,15 +273,26 @@ function result(msg, frame) {
     resumed;
   if (resuming) {  // the status line still says it is reconnecting
     resuming = false;
+    clearInterval(countdown);
     status(player.playing ? `Playing ${recording.name}…` : "Paused.");
   }
   dirty = true;
 }
 
-/** The connection was lost (or the server asked to retry): the player is resuming. */
-function notice(text) {
-  status(text);
+/** The connection was lost (or the server asked to retry): the player tries again in
+ *  ``waitMs``, counted down in the status line. */
+function notice(text, waitMs) {
+  clearInterval(countdown);
+  const at = performance.now() + waitMs;
+  const show = () => status(`${text} in ${(Math.max(0, at - performance.now()) / 1e3)
+    .toFixed(1)} s…`);
+  show();
+  countdown = setInterval(show, 100);
   resuming = true;
+  if (["live", "stale"].includes(ui.decision.dataset.state)) {  // the last answer, aging
+    ui.decision.dataset.state = "stale";
+    ui["decision-state"].textContent = "reconnecting";
+  }
 }
 
 function showDecision(msg, tUs) {
@@ -298,6 +330,14 @@ function showRates(msg, events) {
   });
 }
 
+/** The stream's sparsity since its start, as the API reports it. */
+function showTotals(msg) {
+  const spikes = msg.spikes.total.map((n) => n.toLocaleString("en")).join(" / ");
+  const rates = msg.firing_rate.total.map((r) => `${(r * 100).toFixed(2)} %`).join(" / ");
+  ui.totals.textContent = `So far: ${spikes} spikes per layer · ${rates} of neurons a bin · ` +
+    `${msg.synops.total.toLocaleString("en")} SynOps`;
+}
+
 function end() {
   ui.stop.disabled = true;  // its session is gone already
   const decision = ui.decision.textContent;
@@ -309,9 +349,11 @@ function end() {
 }
 
 function error(text) {
+  clearInterval(countdown);
   ui.stop.disabled = true;
   ui.play.textContent = "Replay";
   ui.decision.dataset.state = "error";
+  ui["decision-state"].textContent = "stopped: see below";
   status(`Error: ${text}`, true);
 }
 

@@ -1,13 +1,23 @@
 // Canvas views. Each keeps its own data and repaints whole in draw(); the page calls draw()
 // at most once per animation frame, so a burst of replies costs one paint.
 
+// Ten hues; the next ten classes take them paler (and dashed in the lines chart): SHD's German
+// words are then told from their English pairs, which share a hue. No grey: it reads as off.
 const PALETTE = ["#4e9ff5", "#f5a142", "#4fc46a", "#ef5a5a", "#a883e8",
-                 "#c08a5b", "#ee82c8", "#a0a8b4", "#d4cf45", "#35c9d8"];
+                 "#c08a5b", "#ee82c8", "#a6e22e", "#d4cf45", "#35c9d8"];
 const BACKGROUND = [17, 21, 28];
 const GRID = "#2a3140";
 const TEXT = "#9aa4b2";
 
-export const classColor = (i) => PALETTE[i % PALETTE.length];
+export function classColor(i) {
+  const hue = PALETTE[i % PALETTE.length];
+  if (Math.floor(i / PALETTE.length) % 2 === 0) return hue;
+  const pale = [1, 3, 5].map((k) => Math.round(parseInt(hue.slice(k, k + 2), 16) * 0.5 + 127.5));
+  return `rgb(${pale.join(", ")})`;
+}
+
+/** Dashed for the classes of pale colours (see PALETTE). */
+export const classDash = (i) => Math.floor(i / PALETTE.length) % 2 === 1;
 
 /** Match the canvas' pixel size to its CSS size (sharp on HiDPI) and return its context. */
 function fit(canvas) {
@@ -187,10 +197,13 @@ export class Lines {
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
+    // Labels at least 48 CSS px apart, on a 1-2-5 step of seconds.
     const seconds = this.durationUs / 1e6;
-    const step = seconds > 4 ? 1 : seconds > 1 ? 0.5 : 0.1;
-    for (let s = 0; s <= seconds + 1e-9; s += step) {
-      ctx.fillText(`${+s.toFixed(1)} s`, X(s * 1e6), h - pad.bottom + 6 * dpr);
+    const room = Math.max(1, (w - pad.left - pad.right) / (48 * dpr));
+    const step = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600]
+      .find((s) => seconds / s <= room) ?? Math.ceil(seconds / room / 600) * 600;
+    for (let k = 0; k * step <= seconds + 1e-9; k++) {
+      ctx.fillText(`${+(k * step).toFixed(1)} s`, X(k * step * 1e6), h - pad.bottom + 6 * dpr);
     }
     if (!this.points.length) return;
     const shown = this.visible(X);
@@ -204,8 +217,10 @@ export class Lines {
       ctx.strokeStyle = classColor(c);
       ctx.globalAlpha = c === top ? 1 : 0.45;
       ctx.lineWidth = (c === top ? 2.5 : 1.2) * dpr;
+      ctx.setLineDash(classDash(c) ? [5 * dpr, 3 * dpr] : []);
       ctx.stroke();
     }
+    ctx.setLineDash([]);
     ctx.globalAlpha = 1;
   }
 }

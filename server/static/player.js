@@ -17,13 +17,13 @@ const MAX_IN_FLIGHT = 2;
 const FRAME_BINS = 4;
 
 export class Player {
-  /** ``on``: {result(msg, frame), tick(clock), end(), error(text), notice(text)};
+  /** ``on``: {result(msg, frame), tick(clock), end(), error(text), notice(text, waitMs)};
    *  ``frame`` is {until, last, events: [i0, i1], sentAt, replyMs, lagUs}, what the reply
    *  answers, when it was sent (performance.now()), its round trip, and how far the sensor
    *  clock had moved past its watermark when the answer came (null at "max", where the clock
    *  is at the end). After a lost connection one reply may answer several frames (the
    *  answers to the others were lost): ``frame`` then spans them all. ``notice`` tells of a
-   *  reconnection. */
+   *  reconnection and how long until it is tried. */
   constructor(rec, model, on) {
     this.rec = rec;
     this.dt = model.input.dt_us;
@@ -39,10 +39,9 @@ export class Player {
     this.stream = new Stream(
       { model: model.name, t0_us: rec.t0, include_spikes: true, top_k: model.labels.length },
       { onMessage: (msg) => this.#reply(msg),
-        onClose: (code, reason) => this.#fail(`stream closed (${code}) ${reason}`),
+        onClose: (code, reason) => this.#fail(reason),
         onReconnect: (waitMs, why, resuming) => this.on.notice(
-          `${why}: ${resuming ? "resuming the session" : "opening a session"} in ` +
-          `${(waitMs / 1e3).toFixed(1)} s…`) });
+          `${why}: ${resuming ? "resuming the session" : "opening a session"}`, waitMs) });
   }
 
   get reconnects() {

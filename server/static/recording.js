@@ -25,7 +25,12 @@ const READERS = {
 export function parseNpy(buffer) {
   const bytes = new Uint8Array(buffer);
   const magic = String.fromCharCode(...bytes.subarray(1, 6));
-  if (bytes[0] !== 0x93 || magic !== "NUMPY") throw new Error("not a .npy file");
+  if (bytes[0] !== 0x93 || magic !== "NUMPY") {
+    const hdf5 = String.fromCharCode(...bytes.subarray(1, 4)) === "HDF";
+    throw new Error(hdf5 ? "an HDF5 file: the page plays .npy and CSV; export samples with "
+      + "`s5rf data samples`, or stream it with `s5rf replay FILE --index N`"
+      : "not a .npy file");
+  }
   const view = new DataView(buffer);
   const major = bytes[6];
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
@@ -89,7 +94,10 @@ export function parseCsv(text) {
  *  ``t0`` is the bin origin; 0 keeps the bins of offline evaluation, but a recording that
  *  starts late (camera clock) would then open with thousands of empty bins. */
 export function makeRecording(columns, sensor) {
-  if (sensor === "cochlea" && !columns.channel && columns.x) columns.channel = columns.x;
+  if (sensor === "cochlea" && !columns.channel && columns.y) {
+    throw new Error("this is a DVS recording (x, y, p); pick a DVS model");
+  }
+  if (sensor === "cochlea" && !columns.channel && columns.x) columns.channel = columns.x;  // tonic
   const missing = FIELDS[sensor].filter((k) => !columns[k]);
   if (missing.length) {
     throw new Error(`a ${sensor} recording needs fields ${FIELDS[sensor].join(", ")}; ` +
@@ -106,7 +114,11 @@ export function makeRecording(columns, sensor) {
   for (const [k, col] of Object.entries(cols)) {  // packed, a value would wrap or be cut
     const [, lo, hi, type] = WIRE[k];
     const i = col.findIndex((v) => !Number.isInteger(v) || v < lo || v > hi);
-    if (i >= 0) throw new Error(`${k} value ${col[i]} does not fit the wire format's ${type}`);
+    if (i >= 0) {
+      const hint = k === "t" && !Number.isInteger(col[i]) ? " (t is in whole µs; these look "
+        + "like seconds)" : "";
+      throw new Error(`${k} value ${col[i]} does not fit the wire format's ${type}${hint}`);
+    }
   }
   const first = cols.t[0];
   return { sensor, n, cols, t0: first > 1e6 ? first : 0, tEnd: cols.t[n - 1] };

@@ -164,7 +164,8 @@ LAYOUT = """() => ({
 })"""
 
 
-@pytest.mark.parametrize(("width", "height"), [(1366, 768), (420, 860)], ids=["laptop", "phone"])
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (1366, 657), (420, 860)],
+                         ids=["laptop", "laptop-browser", "phone"])
 def test_a_laptop_sees_every_panel_at_once_and_a_phone_one_scrolling_column(
         target: Target, browser: Any, make_live: Callable[..., str], width: int,
         height: int) -> None:
@@ -184,8 +185,9 @@ def test_a_laptop_sees_every_panel_at_once_and_a_phone_one_scrolling_column(
     assert min(layout["canvases"]) >= 60, layout  # no chart squeezed away
     panels = layout["panels"]
     decision, bars, sensor = (panels[p] for p in ("decision-panel", "bars-panel", "input-panel"))
-    if width > 900:  # two columns, the whole page on the screen
+    if width > 900:  # two columns, the whole page on the screen, every class's bar in view
         assert layout["scroll"][1] <= height and decision["left"] >= sensor["right"], layout
+        assert bars["bottom"] <= height and panels["lines-panel"]["bottom"] <= height, layout
     else:  # one column of full-width panels, the decision and the bars above the input
         assert len({round(p["width"]) for p in panels.values()}) == 1, layout
         assert decision["bottom"] <= bars["top"] < bars["bottom"] <= sensor["top"], layout
@@ -265,9 +267,11 @@ def test_an_uploaded_csv_plays_like_the_npy(target: Target, dashboard: Dashboard
 @pytest.mark.parametrize(("body", "words"), [
     (b"t,foo\n0,1\n", "missing"),  # not the sensor's fields
     (b"t,x,y,p\n0,1,1,0\n2000,,1,1\n", 'CSV line 3: ""'),  # an empty field is no 0
-    # packed, it would be cut (a cochlea reads x as its channel)
-    (b"t,x,y,p\n0,1,1,0\n2000,70000,1,1\n", "value 70000 does not fit the wire format's uint16"),
-], ids=["fields", "empty-field", "too-wide"])
+    # packed, it would be cut
+    (b"t,channel,x,y,p\n0,1,1,1,0\n2000,70000,70000,1,1\n",
+     "value 70000 does not fit the wire format's uint16"),
+    (b"t,channel,x,y,p\n0.5,1,1,1,0\n", "(t is in whole \u00b5s; these look like seconds)"),
+], ids=["fields", "empty-field", "too-wide", "seconds"])
 def test_a_file_the_page_cannot_play_is_refused_with_a_message(
         target: Target, dashboard: Dashboard, body: bytes, words: str) -> None:
     dashboard.choose(target.model)
@@ -276,6 +280,20 @@ def test_a_file_the_page_cannot_play_is_refused_with_a_message(
     dashboard.page.wait_for_selector("#status.error")
     assert words in dashboard.page.inner_text("#status")
     assert dashboard.page.is_disabled("#play")
+
+
+def test_a_cameras_file_is_refused_by_a_cochlea_model(target: Target,
+                                                       dashboard: Dashboard) -> None:
+    """Tonic's cochlea ``x`` is the channel only without a ``y``: a DVS file played as a
+    cochlea recording of its x coordinates."""
+    if "cochlea" not in target.model:
+        pytest.skip("a cochlea model's refusal")
+    dashboard.choose(target.model)
+    dashboard.page.set_input_files("#file", files=[
+        {"name": "dvs.csv", "mimeType": "text/csv", "buffer": b"t,x,y,p\n0,1,1,0\n"}])
+    dashboard.page.wait_for_selector("#status.error")
+    assert "this is a DVS recording (x, y, p); pick a DVS model" in dashboard.page.inner_text(
+        "#status")
 
 
 def test_stop_right_after_play_closes_quietly(target: Target, dashboard: Dashboard) -> None:
@@ -460,9 +478,10 @@ def test_a_4503_mid_play_waits_as_asked_and_resumes(
             2, seconds=1.0, marker=b"EVALSHA"))
     finally:
         board.page.close()
-    waits = [t for t in texts if "resuming the session in" in t]
-    assert len(waits) == 1 and waits[0].startswith("retry after 1 s: "), texts
-    assert waits[0].endswith("resuming the session in 1.0 s…"), waits
+    waits = [t for t in texts if "resuming the session in" in t]  # counted down
+    assert waits and all(t.startswith("retry after 1 s: ") for t in waits), texts
+    left = [float(t.rsplit(" in ", 1)[1].removesuffix(" s…")) for t in waits]
+    assert left[0] == 1.0 and left == sorted(left, reverse=True), waits
 
 
 def test_what_plays_is_what_was_picked_last_and_a_new_model_starts_clear(
