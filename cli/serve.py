@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import socket
@@ -82,6 +83,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's backlog; bound alone, another SO_REUSEADDR bind succeeds
     except OSError as exc:
         sock.close()
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; set --port "
@@ -109,5 +111,6 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(create_app(settings, registry), **uvicorn_options(settings),
                             log_config=None, access_log=False)
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: exit 0
+        server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -94,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
-    name = args.name or args.out.resolve().name
-    if not re.match(checkpoint.MODEL_NAME, name):
+    name = args.name or Path(os.path.abspath(args.out)).name  # "." named, a link not followed
+    if not re.fullmatch(checkpoint.MODEL_NAME, name):
         raise InputError(f"model name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
                          "(clients put it in URLs), starting with a letter or digit; give --name")
     train_files = [open_dataset(path) for path in args.data]

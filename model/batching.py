@@ -56,7 +56,8 @@ def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec
             elif len(ev) and (n := int(ev["t"].max()) // spec.dt_us + 1) > MAX_RECORDING_BINS:
                 raise EventError(f"{ds.path} sample {int(i)} spans {n:,} bins of {spec.dt_us} "
                                  f"µs, over {MAX_RECORDING_BINS:,}: check its times' unit "
-                                 "(docs/datasets.md), or cut recordings with s5rf train --max-ms")
+                                 "(docs/datasets.md), or train on cut recordings (--max-ms), "
+                                 "which evaluation then cuts alike")
             events.append(ev)
             try:
                 binned = bin_recording(ev, spec)

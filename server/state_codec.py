@@ -204,6 +204,9 @@ def _state(s: _State) -> State:
     bin count as the integer it holds."""
     total, count = _unpack_array(s.sum), _unpack_array(s.count)
     if s.comp is None:
+        if count.dtype != np.float32 or not np.all((count >= 0) & (count < 2**31)):
+            raise SnapshotError(f"not a valid format 1 snapshot: state.count {count!r} is no "
+                                "float32 bin count")
         return {"layers": tuple(_unpack_array(x) for x in s.layers), "li": _unpack_array(s.li),
                 "sum": total, "comp": np.zeros_like(total),
                 "count": np.rint(count).astype(np.int32)}

@@ -111,6 +111,10 @@ export class Stream {
       this.session = { id: message.id, token: message.token };
       this.settle.resolve(message);
     }
+    if (!this.unacked.size) {  // caught up (a paused play): a later loss starts a new budget
+      this.attempt = 0;
+      this.lostAt = null;
+    }
     this.frameSeqs = [];
     this.resent = new Set(resumed ? this.unacked.keys() : []);
     // The rest go again before anything new: a handler of the lost result may send.

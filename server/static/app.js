@@ -284,8 +284,19 @@ function result(msg, frame) {
 function notice(text, waitMs) {
   clearInterval(countdown);
   const at = performance.now() + waitMs;
-  const show = () => status(`${text} in ${(Math.max(0, at - performance.now()) / 1e3)
-    .toFixed(1)} s…`);
+  const show = () => {
+    if (player?.stream.ready && at <= performance.now()) {  // back, with nothing to answer yet
+      clearInterval(countdown);
+      resuming = false;
+      if (ui.decision.dataset.state === "stale") {
+        ui.decision.dataset.state = "live";
+        ui["decision-state"].textContent = "live";
+      }
+      status(player.playing ? `Playing ${recording.name}…` : "Paused.");
+      return;
+    }
+    status(`${text} in ${(Math.max(0, at - performance.now()) / 1e3).toFixed(1)} s…`);
+  };
   show();
   countdown = setInterval(show, 100);
   resuming = true;

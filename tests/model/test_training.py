@@ -422,6 +422,7 @@ def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_
         ([*fresh, "--neurons", "30"], "30 neurons cannot be split into 8 blocks"),
         ([*fresh, "--max-ms", "1"], "--max-ms 1.0 is shorter than one bin (5000 us)"),
         ([*fresh, "--name", "team/shd v2"], "model name 'team/shd v2' must be 1 to 64"),
+        ([*fresh, "--name", "shd\n"], "model name 'shd\\n' must be 1 to 64"),
     ]
     diverging = [*train_args(order_data, tmp_path / "nan", 2), "--lr", "1e38", "--lr-ssm", "1e38"]
     cases.append((diverging, "the training loss turned nan at epoch 1"))

@@ -98,3 +98,7 @@ def test_a_format_1_snapshot_continues_as_the_session_it_was_taken_from(
         assert results[1][key] == results[0][key], key
     np.testing.assert_allclose(results[1]["probabilities"], original["probabilities"],
                                atol=1e-6)
+    nan = {**old, "state": {**old["state"], "count": {
+        "dtype": "<f4", "shape": [], "data": np.float32("nan").tobytes()}}}
+    with pytest.raises(SnapshotError, match="no float32 bin count"):
+        decode(msgpack.packb(nan), COCHLEA, doc["version"])
