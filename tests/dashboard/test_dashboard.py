@@ -414,10 +414,12 @@ def test_leaving_max_speed_plays_on_from_what_was_sent(target: Target,
 
 # Every text the status line shows, in order.
 WATCH_STATUS = """() => {
-  window.statusLog = [];
-  const status = document.getElementById('status');
-  new MutationObserver(() => window.statusLog.push(status.textContent))
-    .observe(status, {childList: true, characterData: true, subtree: true});
+  for (const [id, log] of [['status', 'statusLog'], ['decision-state', 'decisionLog']]) {
+    window[log] = [];
+    const el = document.getElementById(id);
+    new MutationObserver(() => window[log].push(el.textContent))
+      .observe(el, {childList: true, characterData: true, subtree: true});
+  }
 }"""
 
 
@@ -454,12 +456,15 @@ def test_a_connection_cut_mid_play_is_resumed_with_the_servers_decision(
     board = Dashboard(browser, proxy.url)
     try:
         texts = play_through_a_break(board, target.model, url, "cut", proxy.cut)
+        states = board.page.evaluate("() => window.decisionLog")
     finally:
         board.page.close()
         proxy.close()
     assert any("connection lost (1006): resuming the session in" in t for t in texts), texts
     assert texts[-1].startswith("Finished")
     assert active_sessions(url) == 0  # the one session, deleted at the end
+    cut = states.index("reconnecting")  # not "live" while cut off
+    assert "live" in states[cut:] and states[-1] == "final", states
 
 
 def test_a_4503_mid_play_waits_as_asked_and_resumes(
