@@ -53,7 +53,7 @@ def load_binned(datasets: EventDataset | Sequence[EventDataset], spec: InputSpec
             ev, _ = ds[int(i)]
             if max_bins is not None:
                 ev = ev[ev["t"] < max_bins * spec.dt_us]
-            elif len(ev) and (n := int(ev["t"].max()) // spec.dt_us + 1) > MAX_RECORDING_BINS:
+            elif len(ev) and (n := int(ev["t"][-1]) // spec.dt_us + 1) > MAX_RECORDING_BINS:
                 raise EventError(f"{ds.path} sample {int(i)} spans {n:,} bins of {spec.dt_us} "
                                  f"µs, over {MAX_RECORDING_BINS:,}: check its times' unit "
                                  "(docs/datasets.md), or train on cut recordings (--max-ms), "

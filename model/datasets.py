@@ -150,11 +150,11 @@ class EventDataset:
                 ev = make_events("dvs", **{n: f[f"events/{n}"][i] for n in ("t", "x", "y", "p")})
         except EventError as exc:
             raise EventError(f"{self.path} sample {i}: {exc} ({unit})") from exc
-        if len(ev) and int(ev["t"].max()) > MAX_SAMPLE_US:
-            raise EventError(f"{self.path} sample {i} spans {int(ev['t'].max()) / 1e6:,.0f} s, "
-                             f"over the hour a sample may: {unit}")
-        order = np.argsort(ev["t"], kind="stable")  # published files are not all sorted
-        return ev[order], int(self.labels[i])
+        ev = ev[np.argsort(ev["t"], kind="stable")]  # published files are not all sorted
+        if len(ev) and (last := int(ev["t"][-1])) > MAX_SAMPLE_US:
+            raise EventError(f"{self.path} sample {i} spans {last / 1e6:,.0f} s, over the hour "
+                             f"a sample may: {unit}")
+        return ev, int(self.labels[i])
 
     def extra(self, name: str) -> np.ndarray:
         """Per-sample metadata from ``extra/NAME`` (bytes decoded to str); InputError naming

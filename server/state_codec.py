@@ -207,8 +207,8 @@ def _state(s: _State) -> State:
         if count.dtype != np.float32 or not np.all((count >= 0) & (count < 2**31)):
             raise SnapshotError(f"not a valid format 1 snapshot: state.count {count!r} is no "
                                 "float32 bin count")
-        return {"layers": tuple(_unpack_array(x) for x in s.layers), "li": _unpack_array(s.li),
-                "sum": total, "comp": np.zeros_like(total),
-                "count": np.rint(count).astype(np.int32)}
+        comp, count = np.zeros_like(total), np.rint(count).astype(np.int32)
+    else:
+        comp = _unpack_array(s.comp)
     return {"layers": tuple(_unpack_array(x) for x in s.layers), "li": _unpack_array(s.li),
-            "sum": total, "comp": _unpack_array(s.comp), "count": count}
+            "sum": total, "comp": comp, "count": count}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from server.decode import CONTENT_TYPES, JSON, decode, media_type, read_body, with_fields
+from server.decode import CONTENT_TYPES, JSON, O, decode, media_type, read_body, with_fields
 from server.deps import ModelDep, ReadyDep, SessionDep
 from server.encode import json_response
 from server.inference import infer_recording, process_chunk
@@ -19,7 +19,6 @@ from server.schemas import ChunkBody, ChunkOptions, EventsResult, InferBody, Inf
 
 router = APIRouter(tags=["inference"])
 OFFLOAD_BYTES = 1 << 20
-O = TypeVar("O", bound=BaseModel)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body or event count over the limit"},

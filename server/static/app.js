@@ -33,6 +33,15 @@ function status(text, isError = false) {
 
 const seconds = (us) => `${(us / 1e6).toFixed(2)} s`;
 
+/** The decision's state (data-state, for styles and tests) and its label beside "Decision". */
+function decisionState(state, label) {
+  ui.decision.dataset.state = state;
+  ui["decision-state"].textContent = label;
+}
+
+/** A live decision (or one aging without answers), which a stall or a reconnection marks. */
+const isLive = () => ["live", "stale"].includes(ui.decision.dataset.state);
+
 function option(value, text) {
   const el = document.createElement("option");
   Object.assign(el, { value, textContent: text });
@@ -171,8 +180,7 @@ function buildViews() {
 function resetDecision() {
   ui.decision.textContent = "–";
   ui.decision.style.color = "";
-  ui.decision.dataset.state = "idle";
-  ui["decision-state"].textContent = "waiting";
+  decisionState("idle", "waiting");
   ui.confidence.textContent = "no events yet";
   ui.truth.textContent = truthText(null);
 }
@@ -232,9 +240,8 @@ function tick(clock) {
   const stale = behind > STALE_US;
   ui.clock.textContent = `${seconds(clock - rec.t0)} / ${seconds(rec.tEnd - rec.t0)}` +
     (stale ? ` · no answer for ${seconds(behind)} of sensor time` : "");
-  if (!resuming && ["live", "stale"].includes(ui.decision.dataset.state)) {
-    ui.decision.dataset.state = stale ? "stale" : "live";
-    ui["decision-state"].textContent = stale ? "waiting for the server" : "live";
+  if (!resuming && isLive()) {
+    decisionState(stale ? "stale" : "live", stale ? "waiting for the server" : "live");
   }
 }
 
@@ -288,10 +295,7 @@ function notice(text, waitMs) {
     if (player?.stream.ready && at <= performance.now()) {  // back, with nothing to answer yet
       clearInterval(countdown);
       resuming = false;
-      if (ui.decision.dataset.state === "stale") {
-        ui.decision.dataset.state = "live";
-        ui["decision-state"].textContent = "live";
-      }
+      if (isLive()) decisionState("live", "live");
       status(player.playing ? `Playing ${recording.name}…` : "Paused.");
       return;
     }
@@ -300,16 +304,12 @@ function notice(text, waitMs) {
   show();
   countdown = setInterval(show, 100);
   resuming = true;
-  if (["live", "stale"].includes(ui.decision.dataset.state)) {  // the last answer, aging
-    ui.decision.dataset.state = "stale";
-    ui["decision-state"].textContent = "reconnecting";
-  }
+  if (isLive()) decisionState("stale", "reconnecting");  // the last answer, aging
 }
 
 function showDecision(msg, tUs) {
   const best = msg.top_k[0];
-  ui.decision.dataset.state = "live";
-  ui["decision-state"].textContent = "live";
+  decisionState("live", "live");
   ui.decision.textContent = best.label;
   ui.decision.dataset.index = best.index;
   ui.decision.style.color = classColor(best.index);
@@ -352,8 +352,7 @@ function showTotals(msg) {
 function end() {
   ui.stop.disabled = true;  // its session is gone already
   const decision = ui.decision.textContent;
-  ui.decision.dataset.state = "final";
-  ui["decision-state"].textContent = "final";
+  decisionState("final", "final");
   ui.truth.textContent = truthText(decision);
   ui.play.textContent = "Replay";
   status(`Finished ${recording.name}: ${decision} (${ui.confidence.textContent}).`);
@@ -363,8 +362,7 @@ function error(text) {
   clearInterval(countdown);
   ui.stop.disabled = true;
   ui.play.textContent = "Replay";
-  ui.decision.dataset.state = "error";
-  ui["decision-state"].textContent = "stopped: see below";
+  decisionState("error", "stopped: see below");
   status(`Error: ${text}`, true);
 }
 
@@ -391,8 +389,7 @@ ui.speed.addEventListener("change", () => {
 ui.play.addEventListener("click", togglePlay);
 ui.stop.addEventListener("click", () => {
   stop();
-  ui.decision.dataset.state = "idle";  // what it shows is where the stream stopped
-  ui["decision-state"].textContent = "stopped";
+  decisionState("idle", "stopped");  // what it shows is where the stream stopped
   status("Stopped.");
 });
 document.addEventListener("keydown", (event) => {
