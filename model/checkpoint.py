@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +53,18 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict, description="Measured, with commands.")
     provenance: dict[str, Any] = Field(default_factory=dict)
     params_sha256: str = ""
+
+    @property
+    def version(self) -> str:
+        """What a session's state belongs to: the weights, and how they read and step input.
+
+        A short checksum of ``params_sha256``, ``architecture`` and ``input``, so that two
+        checkpoints with the same weights but a different bin width or pooling (a hand-edited
+        card) do not accept each other's sessions. Labels, metrics and provenance leave it as
+        it is.
+        """
+        behaviour = self.model_dump(mode="json", include={"params_sha256", "architecture", "input"})
+        return hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclasses.dataclass(frozen=True)

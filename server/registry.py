@@ -59,8 +59,8 @@ class LoadedModel:
 
     @property
     def version(self) -> str:
-        """Short parameter checksum: a session belongs to exactly these weights."""
-        return self.card.params_sha256[:12]
+        """A session belongs to exactly this network (see ``ModelCard.version``)."""
+        return self.card.version
 
 
 class ModelRegistry:

@@ -57,7 +57,8 @@ class JsonOnly(Strict):
 # -- models -----------------------------------------------------------------------------------
 class ModelSummary(BaseModel):
     name: str
-    version: str = Field(description="First 12 hex digits of the parameters' sha256.")
+    version: str = Field(description="12 hex digits naming the weights, architecture "
+                         "and input spec; sessions move only between equal versions.")
     description: str
     input: InputSpec
     labels: list[str]

@@ -61,7 +61,7 @@ class Session:
 
     ``ack`` is the JSON result of batch ``seq`` (answered again if that batch is retried);
     ``store_version`` is the shared store's record version this copy was loaded or saved as
-    (the model's ``version`` is its weights' checksum).
+    (the model's ``version`` is its network's checksum, ``ModelCard.version``).
     """
 
     id: str

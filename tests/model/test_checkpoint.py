@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import jax
@@ -33,6 +34,20 @@ def test_round_trip_restores_every_parameter(saved):
     assert checkpoint.load(path).card.params_sha256 == digest != ""
     (path.parent / "not-a-checkpoint").mkdir()
     assert checkpoint.discover(path.parent) == [path]
+
+
+def test_version_names_weights_architecture_and_input_but_not_the_prose(saved):
+    path, _ = saved
+    card = checkpoint.load(path).card
+    renamed = card.model_copy(update={"labels": ["x", "y", "z"], "description": "d",
+                                      "metrics": {"accuracy": 1.0}})
+    assert renamed.version == card.version
+    wider_bins = card.model_copy(update={"input": SPEC.model_copy(update={"dt_us": 1000})})
+    other_dt = card.model_copy(
+        update={"architecture": dataclasses.replace(card.architecture, eta_max=0.2)})
+    other_weights = card.model_copy(update={"params_sha256": "0" * 64})
+    versions = {c.version for c in (card, wider_bins, other_dt, other_weights)}
+    assert len(versions) == 4 and all(len(v) == 12 for v in versions)
 
 
 def _edit_card(path, **changes):
