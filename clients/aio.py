@@ -32,6 +32,7 @@ from clients.wire import T0
 
 Late = Literal["reject", "drop"]
 OCTET = {"content-type": "application/octet-stream"}
+STATE_TYPE = "application/vnd.s5rf.session-state+msgpack"  # a session's exported state
 
 
 def _status(response: httpx.Response) -> str | None:
@@ -276,6 +277,23 @@ class AsyncSession:
                                              headers=self._headers, json=body)
         self.last = SessionInfo.model_validate_json(response.content)
         self.next_seq = 0
+        return self.last
+
+    async def export_state(self) -> bytes:
+        """The session's whole stream state, to continue it in a session of the same model
+        and version elsewhere (another server, or after this one restarts without a store)."""
+        response = await self.client.request("GET", f"/v1/sessions/{self.id}/state",
+                                             headers=self._headers)
+        return response.content
+
+    async def import_state(self, state: bytes) -> SessionInfo:
+        """Continue the stream that ``state`` (from ``export_state``) was exported from, its
+        ``seq`` included; this session's own stream is replaced."""
+        response = await self.client.request(
+            "PUT", f"/v1/sessions/{self.id}/state", content=state,
+            headers={**self._headers, "content-type": STATE_TYPE})
+        self.last = SessionInfo.model_validate_json(response.content)
+        self.next_seq = self.last.seq + 1
         return self.last
 
     async def close(self) -> None:

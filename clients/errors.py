@@ -78,7 +78,8 @@ class UnsupportedMediaType(ServerError):
 
 
 class InvalidEvents(ServerError):
-    """Malformed, unsorted, late or out-of-range events, or invalid options."""
+    """Malformed, unsorted, late or out-of-range events, invalid options, or an imported
+    state that is not a snapshot of the session's model."""
 
     status = 422
 

@@ -152,6 +152,12 @@ class Session(_Twin[AsyncSession]):
     def reset(self, t0_us: T0 | None = None) -> SessionInfo:
         return self._client._run(self.aio.reset(t0_us))
 
+    def export_state(self) -> bytes:
+        return self._client._run(self.aio.export_state())
+
+    def import_state(self, state: bytes) -> SessionInfo:
+        return self._client._run(self.aio.import_state(state))
+
     def close(self) -> None:
         self._client._run(self.aio.close())
 

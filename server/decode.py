@@ -46,12 +46,12 @@ def _too_large(size: int, max_bytes: int) -> ApiError:
                          "send the events in smaller batches")
 
 
-def media_type(content_type: str | None) -> str:
-    """The media type of a Content-Type header; 415 unless it is one we decode."""
+def media_type(content_type: str | None, accepted: tuple[str, ...] = CONTENT_TYPES) -> str:
+    """The media type of a Content-Type header; 415 unless it is one of ``accepted``."""
     kind = (content_type or "").split(";")[0].strip().lower()
-    if kind not in CONTENT_TYPES:
+    if kind not in accepted:
         raise ApiError(415, f"content type {content_type!r} is not supported; "
-                            f"use one of {', '.join(CONTENT_TYPES)}")
+                            f"use one of {', '.join(accepted)}")
     return kind
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from server.decode import JSON, read_body
+from server.decode import JSON, RAW, media_type, read_body
 from server.deps import ReadyDep, SessionDep, find_model
 from server.encode import describe
 from server.errors import ApiError
@@ -21,6 +21,7 @@ from server.state_codec import OtherModel, SnapshotError, decode, encode
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 STATE_TYPE = "application/vnd.s5rf.session-state+msgpack"
+STATE_TYPES = (STATE_TYPE, RAW)  # what GET .../state answers, or any bytes named as such
 ERRORS: dict[int | str, dict[str, object]] = {
     403: {"description": "Missing or wrong X-Session-Token"},
     404: {"description": "Unknown or expired session"},
@@ -80,12 +81,14 @@ async def export_state(session: SessionDep, runtime: ReadyDep) -> Response:
 
 
 @router.put("/{session_id}/state", responses={
-    **ERRORS, 409: {"description": "Snapshot of another model or other weights"},
+    **ERRORS, 409: {"description": "Snapshot of another model or another version"},
+    415: {"description": f"Not sent as {STATE_TYPE} (or {RAW})"},
     422: {"description": "Not a readable snapshot of this model's state"}},
     openapi_extra={"requestBody": {"required": True, "content": {
         STATE_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
 async def import_state(request: Request, session: SessionDep, runtime: ReadyDep) -> SessionInfo:
-    """Continue an exported stream in this session (same model and weights)."""
+    """Continue an exported stream in this session (same model and version)."""
+    media_type(request.headers.get("content-type"), STATE_TYPES)
     blob = await read_body(request, runtime.settings.max_body_bytes)
     model = session.model
     try:

@@ -73,6 +73,27 @@ def test_async_client_resumes_a_session_by_id_and_token(live_url: str) -> None:
     asyncio.run(run())
 
 
+def test_a_session_exported_and_imported_continues_its_stream_and_seq(live_url: str) -> None:
+    events = cochlea_recording(seed=43)
+    with Client(live_url) as client:
+        whole = client.infer(COCHLEA, events)
+        source = client.open_session(COCHLEA)
+        source.send(events[:150])
+        state = source.export_state()
+        source.close()
+        moved = client.open_session(COCHLEA)
+        moved.send(events[:40])  # a stream of its own, which the import replaces
+        info = moved.import_state(state)
+        assert (info.seq, info.events_accepted, moved.aio.next_seq) == (0, 150, 1)
+        last = moved.send(events[150:], flush=True)
+        np.testing.assert_allclose(last.probabilities, whole.probabilities, atol=1e-6)
+        with pytest.raises(Conflict, match="snapshot is of"):
+            client.open_session(DVS).import_state(state)
+        with pytest.raises(InvalidEvents, match="not a readable"):
+            moved.import_state(state[:-9])
+        assert moved.info().events_accepted == len(events)
+
+
 def test_server_errors_become_typed_exceptions(make_live) -> None:  # type: ignore[no-untyped-def]
     url = make_live(max_sessions=1, max_body_bytes=4096)
     events = cochlea_recording(seed=43)

@@ -26,6 +26,13 @@ def test_the_clients_frame_header_is_the_servers() -> None:
     assert (wire.FLUSH, wire.RESET) == (stream.FLUSH, stream.RESET)
 
 
+def test_the_client_names_an_exported_state_as_the_server_does() -> None:
+    from clients import aio
+    from server.routes import sessions
+
+    assert aio.STATE_TYPE == sessions.STATE_TYPE
+
+
 def test_the_client_knows_every_close_code_the_server_sends_and_the_status_it_mirrors() -> None:
     from server.errors import ApiError
     from server.routes import stream

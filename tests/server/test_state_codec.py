@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from server.routes.sessions import STATE_TYPE
 from server.runtime import Runtime
 from server.state_codec import SnapshotError, decode, encode
 from tests.server.conftest import COCHLEA, cochlea_recording
@@ -90,7 +91,7 @@ def test_a_format_1_snapshot_continues_as_the_session_it_was_taken_from(
     for snapshot in (uncompensated, old):
         copy, copy_headers = open_session(client)
         put = client.put(f"/v1/sessions/{copy}/state", content=msgpack.packb(snapshot),
-                         headers=copy_headers)
+                         headers={**copy_headers, "content-type": STATE_TYPE})
         assert put.status_code == 200, put.text
         results.append(feed_good(client, copy, copy_headers, events[200:], flush=True))
     original = feed_good(client, sid, headers, events[200:], flush=True)

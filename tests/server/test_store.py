@@ -30,6 +30,7 @@ from model.events import make_events
 from scripts.topology import Redis
 from server.errors import ApiError
 from server.inference import process_chunk
+from server.routes.sessions import STATE_TYPE
 from server.runtime import Runtime
 from server.schemas import ChunkOptions
 from server.store import StaleVersion, StoredSession, StoreUnavailable, UnconfirmedWrite
@@ -519,7 +520,8 @@ def test_exported_state_continues_on_another_server(make_client: ClientFactory) 
     assert exported.status_code == 200
     assert exported.headers["content-type"] == "application/vnd.s5rf.session-state+msgpack"
     moved, moved_headers = open_on(two)
-    r = two.put(f"/v1/sessions/{moved}/state", content=exported.content, headers=moved_headers)
+    r = two.put(f"/v1/sessions/{moved}/state", content=exported.content,
+                headers={**moved_headers, "content-type": STATE_TYPE})
     assert r.status_code == 200, r.text
     assert r.json()["seq"] == 7 and r.json()["events_accepted"] == 170
     assert_same_stream(feed(two, moved, moved_headers, events[170:], seq=8, flush=True),
@@ -530,10 +532,17 @@ def test_import_refuses_other_models_and_garbage(client: TestClient) -> None:
     dvs, dvs_headers = open_on(client, DVS)
     blob = client.get(f"/v1/sessions/{dvs}/state", headers=dvs_headers).content
     sid, headers = open_on(client)
-    r = client.put(f"/v1/sessions/{sid}/state", content=blob, headers=headers)
+    as_state = {**headers, "content-type": STATE_TYPE}
+    r = client.put(f"/v1/sessions/{sid}/state", content=blob, headers=as_state)
     assert r.status_code == 409 and f"snapshot is of {DVS}" in r.json()["detail"]
-    r = client.put(f"/v1/sessions/{sid}/state", content=b"\x93junk", headers=headers)
+    r = client.put(f"/v1/sessions/{sid}/state", content=b"\x93junk", headers=as_state)
     assert r.status_code == 422 and "not a readable" in r.json()["detail"]
+    for wrong in ({}, {"content-type": "application/json"}):  # a form or JSON is no snapshot
+        r = client.put(f"/v1/sessions/{sid}/state", content=blob, headers={**headers, **wrong})
+        assert r.status_code == 415 and STATE_TYPE in r.json()["detail"], r.text
+    r = client.put(f"/v1/sessions/{sid}/state", content=blob,
+                   headers={**headers, "content-type": "application/octet-stream"})
+    assert r.status_code == 409, r.text  # read as a snapshot: bytes named as bytes
     assert client.get(f"/v1/sessions/{sid}", headers=headers).json()["seq"] == -1
 
 
@@ -583,7 +592,8 @@ def test_import_refuses_snapshots_that_do_not_fit_the_model(
     doc = msgpack.unpackb(client.get(f"/v1/sessions/{sid}/state", headers=headers).content)
     tamper(doc)
     before = state_of(client, sid, headers)
-    r = client.put(f"/v1/sessions/{sid}/state", content=msgpack.packb(doc), headers=headers)
+    r = client.put(f"/v1/sessions/{sid}/state", content=msgpack.packb(doc),
+                   headers={**headers, "content-type": STATE_TYPE})
     assert r.status_code == 422 and words in r.json()["detail"], r.text
     assert state_of(client, sid, headers) == before
 
