@@ -260,7 +260,7 @@ def _summarise(args: argparse.Namespace, streamed: _Streamed, console: Console) 
              for d, u in zip(decisions, utterances, strict=True)]
     scored: dict[str, Any] = {}
     if "labels" in source:  # dataset samples: how many the served model gets right
-        right = [d.result.top_k[0].index == label
+        right = [d.result.label is not None and d.result.top_k[0].index == label
                  for d, label in zip(decisions, source["labels"], strict=True)]
         scored = {"samples": parts, "accuracy": sum(right) / len(right)}
         console.print(f"{sum(right)} of {len(right)} samples right "

@@ -74,7 +74,7 @@ class SessionInfo(Body):
     events_dropped: int
     seq: int
     probabilities: list[float]
-    label: str
+    label: str | None  # null before the first bin: no decision yet
     totals: LayerStats
     synops: int
 
@@ -126,7 +126,7 @@ class EventsResult(Body):
     session: str | None
     seq: int | None
     probabilities: list[float]
-    label: str
+    label: str | None  # null before the first bin: no decision yet
     top_k: list[TopK]
     bins: Pair
     spikes: SpikeCounts

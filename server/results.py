@@ -44,6 +44,12 @@ def probabilities(log_probs: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
+def decision(labels: list[str], probs: np.ndarray, bins: int) -> str | None:
+    """The most probable label, or None before the first bin closes: the probabilities are
+    still uniform, and argmax would name the first class on no evidence."""
+    return labels[int(probs.argmax())] if bins else None
+
+
 def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, seq: int | None,
                  top_k: int, start: float) -> dict[str, Any]:
     """The ``EventsResult`` body as a plain dict: built field by field on the hot path, since
@@ -64,7 +70,7 @@ def build_result(model: LoadedModel, outcome: Outcome, session_id: str | None, s
     totals, fed = outcome.totals, outcome.fed
     return {
         "model": model.name, "version": model.version, "session": session_id, "seq": seq,
-        "probabilities": p, "label": labels[order[0]],
+        "probabilities": p, "label": decision(labels, probs, n_total),
         "top_k": [{"label": labels[i], "index": i, "probability": p[i]} for i in order],
         "bins": {"batch": n_batch, "total": n_total},
         # integer counts, as the schema's SpikeCounts declares
@@ -93,7 +99,7 @@ def session_info(session: Session, ttl_s: float) -> SessionInfo:
         last_t_us=session.binner.last_t, pending_events=len(session.binner.pending),
         events_accepted=totals.events_accepted, events_dropped=totals.events_dropped,
         seq=session.seq, probabilities=probs.tolist(),
-        label=model.card.labels[int(probs.argmax())],
+        label=decision(model.card.labels, probs, session.binner.closed),
         totals=LayerStats(spikes=totals.spikes.tolist(),
                           firing_rate=firing_rates(totals.spikes, model.card.architecture.neurons,
                                                    session.binner.closed)),

@@ -21,6 +21,7 @@ from model.spec import InputSpec
 Micros = Annotated[int, Field(ge=0, le=MAX_T_US)]
 TopKCount = Annotated[int, Field(ge=1, le=1000, description="Classes listed in a result, most "
                                                                "probable first.")]
+DECISION = "The most probable label; null before the first bin closes (uniform probabilities)."
 
 
 def _one_error(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -107,7 +108,7 @@ class SessionInfo(BaseModel):
     events_dropped: int
     seq: int = Field(description="Last client sequence number applied; -1 if none.")
     probabilities: list[float]
-    label: str
+    label: str | None = Field(description=DECISION)
     totals: LayerStats
     synops: int
     idle_s: float = Field(description="Seconds between the session's previous request and "
@@ -208,7 +209,7 @@ class EventsResult(BaseModel):
     session: str | None
     seq: int | None
     probabilities: list[float] = Field(description="Aligned with the model's labels.")
-    label: str
+    label: str | None = Field(description=DECISION)
     top_k: list[TopK]
     bins: Pair = Field(description="Bins processed by this batch and in total.")
     spikes: SpikeCounts = Field(description="Spike counts per layer.")

@@ -179,6 +179,7 @@ function buildViews() {
 /** The decision panel of a stream that has not begun. */
 function resetDecision() {
   ui.decision.textContent = "–";
+  delete ui.decision.dataset.index;
   ui.decision.style.color = "";
   decisionState("idle", "waiting");
   ui.confidence.textContent = "no events yet";
@@ -308,6 +309,7 @@ function notice(text, waitMs) {
 }
 
 function showDecision(msg, tUs) {
+  if (msg.label === null) return;  // no bin closed yet: no decision, as resetDecision shows
   const best = msg.top_k[0];
   decisionState("live", "live");
   ui.decision.textContent = best.label;
@@ -351,9 +353,10 @@ function showTotals(msg) {
 
 function end() {
   ui.stop.disabled = true;  // its session is gone already
+  const decided = ui.decision.dataset.index !== undefined;
   const decision = ui.decision.textContent;
   decisionState("final", "final");
-  ui.truth.textContent = truthText(decision);
+  ui.truth.textContent = truthText(decided ? decision : null);
   ui.play.textContent = "Replay";
   status(`Finished ${recording.name}: ${decision} (${ui.confidence.textContent}).`);
 }

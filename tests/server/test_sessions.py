@@ -63,17 +63,26 @@ def test_a_stream_silent_for_longer_than_one_batch_may_close_catches_up_by_water
     assert r.status_code == 200, r.text
 
 
-def test_new_session_reports_uniform_probabilities_and_its_origin(client: TestClient) -> None:
+def test_new_session_reports_uniform_probabilities_no_decision_and_its_origin(
+        client: TestClient) -> None:
     r = client.post("/v1/sessions", json={"model": COCHLEA, "t0_us": "first_event"})
     info = r.json()
     assert r.status_code == 201 and info["t0_us"] is None and info["bins"] == 0
     np.testing.assert_allclose(info["probabilities"], [0.25] * 4, atol=1e-6)
+    assert info["label"] is None  # argmax of uniform would name class 0 on no evidence
     headers = {"X-Session-Token": info["token"]}
-    client.post(f"/v1/sessions/{info['id']}/events", json={"t": [5000, 7500], "channel": [1, 2]},
-                headers=headers)
+    url = f"/v1/sessions/{info['id']}/events"
+    open_bin = client.post(url, json={"t": [5000], "channel": [1]}, headers=headers).json()
+    assert open_bin["bins"]["total"] == 0 and open_bin["label"] is None
+    assert len(open_bin["top_k"]) == 4  # the probabilities are still listed
+    closed = client.post(url, json={"t": [7500], "channel": [2]}, headers=headers).json()
+    assert closed["label"] == closed["top_k"][0]["label"]
     info = client.get(f"/v1/sessions/{info['id']}", headers=headers).json()
     assert info["t0_us"] == 5000 and info["bins"] == 2 and info["last_t_us"] == 7500
     assert info["pending_events"] == 1 and info["events_accepted"] == 2
+    assert info["label"] == closed["label"]
+    reset = client.post(f"/v1/sessions/{info['id']}/reset", headers=headers).json()
+    assert reset["label"] is None
 
 
 def test_reset_replays_to_the_same_result(client: TestClient) -> None:
