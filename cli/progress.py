@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from rich.progress import Progress
 
@@ -34,3 +35,21 @@ def tracker(bar: Progress, description: str) -> Callable[[int, int], None]:
         bar.update(task, completed=done, total=total)
 
     return update
+
+
+@contextlib.contextmanager
+def epoch_bar() -> Iterator[Callable[[int, int, float], None]]:
+    """A bar over each epoch's steps with the running loss, and its ``progress(step, total,
+    loss)`` callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task("epoch", total=1, loss=float("nan"))
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=loss)
+
+        yield progress

@@ -8,16 +8,19 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.flags import count, fraction, natural, non_negative, positive
-from cli.progress import progress_bar, tracker
+from cli.progress import epoch_bar, progress_bar, tracker
 from cli.provenance import data_recipe, this_run
 
 if TYPE_CHECKING:
+    from model.batching import BinnedSet
     from model.datasets import EventDataset
     from model.spec import InputSpec, ModelConfig, TrainConfig
+    from model.training import TrainRun
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,46 +82,17 @@ def add_augment_flags(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from model import checkpoint
     from model.augment import EventAugment
-    from model.batching import load_binned
-    from model.datasets import open_dataset
-    from model.errors import InputError
-    from model.plots import plot_training
-    from model.selection import file_names, select_files
-    from model.spec import PRESETS
+    from model.checkpoint import CONFUSION_PNG, EARLY_PNG
     from model.ssm import default_scan
-    from model.training import TrainRun, read_log, saved_state, train
+    from model.training import TrainRun, saved_state, train
 
-    if args.preset not in PRESETS:
-        raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
-    name = args.name or Path(os.path.abspath(args.out)).name  # "." named, a link not followed
-    if not re.fullmatch(checkpoint.MODEL_NAME, name):
-        raise InputError(f"model name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
-                         "(clients put it in URLs), starting with a letter or digit; give --name")
-    train_files = [open_dataset(path) for path in args.data]
-    test_ds = open_dataset(args.test)
+    name = _model_name(args)
+    train_files, test_ds = _datasets(args)
     train_ds = train_files[0]  # its sensor, sizes and classes are every file's
-    for other in (*train_files[1:], test_ds):
-        if mismatch := _mismatch(train_ds, other):
-            raise InputError(f"{other.path} does not match {train_ds.path}: {mismatch}")
     spec = input_spec(args, train_ds)
     cfg, tc = _configs(args, spec, len(train_ds.keys))
-    if args.dropout and cfg.n_layers < 3:
-        raise InputError(f"--dropout acts on the layers between the first and the last; a "
-                         f"{cfg.n_layers}-layer network has none (add --neurons for a third)")
-    # refused before any work: a malformed filter, or one that keeps nothing
-    selections = [(files, select_files(files, where))
-                  for files, where in ((train_files, args.train_filter),
-                                       ([test_ds], args.test_filter))]
-    with progress_bar() as bar:
-        train_set, test_set = (
-            load_binned(files, spec, kept, tc.max_bins,
-                        tracker(bar, f"binning {file_names(files)}"))
-            for files, kept in selections)
+    train_set, test_set = _binned(args, train_files, test_ds, spec, tc.max_bins)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(train_set)} training and {len(test_set)} test recordings; {cfg}",
           file=sys.stderr)
@@ -130,12 +104,41 @@ def run(args: argparse.Namespace) -> int:
     )
     saved = saved_state(run_cfg)  # another run's is refused here, before any progress bar
     if saved is None:  # the figures of a network trained here before are not this one's
-        for stale in (checkpoint.CONFUSION_PNG, checkpoint.EARLY_PNG):
+        for stale in (CONFUSION_PNG, EARLY_PNG):
             (args.out / stale).unlink(missing_ok=True)
     if saved is not None and saved["epoch"] >= tc.epochs:
         print(f"{args.out} has done its {tc.epochs} epochs already; nothing to train",
               file=sys.stderr)
         return 0
+    with epoch_bar() as progress:
+        train(run_cfg, _card_writer(args, name, run_cfg, train_ds.keys), progress)
+    return 0
+
+
+def _binned(args: argparse.Namespace, train_files: list[EventDataset], test_ds: EventDataset,
+            spec: InputSpec, max_bins: int | None) -> tuple[BinnedSet, BinnedSet]:
+    """The training and test recordings the filters keep, binned for ``spec``."""
+    from model.batching import load_binned
+    from model.selection import file_names, select_files
+
+    # refused before any work: a malformed filter, or one that keeps nothing
+    selections = [(files, select_files(files, where))
+                  for files, where in ((train_files, args.train_filter),
+                                       ([test_ds], args.test_filter))]
+    with progress_bar() as bar:
+        train_set, test_set = (
+            load_binned(files, spec, kept, max_bins, tracker(bar, f"binning {file_names(files)}"))
+            for files, kept in selections)
+    return train_set, test_set
+
+
+def _card_writer(args: argparse.Namespace, name: str, run_cfg: TrainRun,
+                 labels: list[str]) -> Callable[[dict[str, Any], Any], None]:
+    """``on_epoch(record, params)``: save the epoch's network with its card and curves."""
+    from model import checkpoint
+    from model.plots import plot_training
+    from model.training import read_log
+
     provenance = {
         "data": {**_training_files(args.data), "test": str(args.test),
                  "train_filter": args.train_filter, "test_filter": args.test_filter},
@@ -145,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
     def on_epoch(record: dict[str, Any], params: Any) -> None:
         log = read_log(args.out)
         card = checkpoint.ModelCard(
-            name=name, description=args.description, architecture=cfg, input=spec,
-            labels=train_ds.keys, training=tc,
+            name=name, description=args.description, architecture=run_cfg.cfg,
+            input=run_cfg.spec, labels=labels, training=run_cfg.tc,
             metrics={"test_accuracy": record["test_acc"], "epochs_trained": record["epoch"],
                      "train_seconds": sum(r["seconds"] for r in log)},
             provenance=provenance,
@@ -155,16 +158,36 @@ def run(args: argparse.Namespace) -> int:
         plot_training(log, args.out / "training_curves.png")
         print(json.dumps(record), file=sys.stderr)
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task("epoch", total=1, loss=float("nan"))
+    return on_epoch
 
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, total=total, loss=loss)
 
-        train(run_cfg, on_epoch, progress)
-    return 0
+def _model_name(args: argparse.Namespace) -> str:
+    """``--name``, else the output folder's; refused unless clients can put it in a URL."""
+    from model.checkpoint import MODEL_NAME
+    from model.errors import InputError
+
+    name: str = args.name or Path(os.path.abspath(args.out)).name  # "." named, no link followed
+    if not re.fullmatch(MODEL_NAME, name):
+        raise InputError(f"model name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
+                         "(clients put it in URLs), starting with a letter or digit; give --name")
+    return name
+
+
+def _datasets(args: argparse.Namespace) -> tuple[list[EventDataset], EventDataset]:
+    """The training files and the test file, opened; refused unless they agree on sensor,
+    sizes and classes, and unless the preset and flags make a network of them."""
+    from model.datasets import open_dataset
+    from model.errors import InputError
+    from model.spec import PRESETS
+
+    if args.preset not in PRESETS:
+        raise InputError(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
+    train_files = [open_dataset(path) for path in args.data]
+    test_ds = open_dataset(args.test)
+    for other in (*train_files[1:], test_ds):
+        if mismatch := _mismatch(train_files[0], other):
+            raise InputError(f"{other.path} does not match {train_files[0].path}: {mismatch}")
+    return train_files, test_ds
 
 
 def input_spec(args: argparse.Namespace, data: EventDataset) -> InputSpec:
@@ -200,6 +223,9 @@ def _configs(args: argparse.Namespace, spec: InputSpec,
         cfg = preset_config(args.preset, spec.features, n_classes, **overrides)
     except ValueError as exc:  # e.g. neurons that the blocks do not divide
         raise InputError(str(exc)) from exc
+    if args.dropout and cfg.n_layers < 3:
+        raise InputError(f"--dropout acts on the layers between the first and the last; a "
+                         f"{cfg.n_layers}-layer network has none (add --neurons for a third)")
     tc = dataclasses.replace(PRESETS[args.preset].train, **{
         k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                           ("lr", args.lr), ("lr_ssm", args.lr_ssm),
