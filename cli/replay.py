@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from clients.replay import Progress, Utterance
-    from clients.schemas import ModelDetail
+    from clients.schemas import EventsResult, ModelDetail
 
 # Fits what was read from the file to the served model's card (its sensor, its channels) and
 # returns (its utterances, each scored on its own, and a description for the view and the
@@ -249,9 +249,9 @@ def _summarise(args: argparse.Namespace, streamed: _Streamed, console: Console) 
                     for label in source.get("labels", [])]
         for i, (d, u) in enumerate(zip(decisions, utterances, strict=True)):
             truth = f"  (label {expected[i]})" if expected else ""
-            console.print(f"{u.t0_us / 1e6:7.2f} s  [bold]{d.result.label}[/bold] "
+            console.print(f"{u.t0_us / 1e6:7.2f} s  [bold]{_decision(d.result)}[/bold] "
                           f"(p={d.result.top_k[0].probability:.3f}){truth}")
-    console.print(f"[bold]{result.label}[/bold] (p={result.top_k[0].probability:.3f}) after "
+    console.print(f"[bold]{_decision(result)}[/bold] (p={result.top_k[0].probability:.3f}) after "
                   f"{result.bins.total} bins and {result.events.total_accepted} events; "
                   f"{duration_s:.2f} s of recording in {wall_s:.2f} s over {args.transport}, "
                   f"latency mean {lat.mean():.1f} ms, p95 {np.percentile(lat, 95):.1f} ms")
@@ -280,6 +280,11 @@ def _summarise(args: argparse.Namespace, streamed: _Streamed, console: Console) 
         "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
                        "p95": float(np.percentile(lat, 95)), "max": float(lat.max())},
     }
+
+
+def _decision(result: EventsResult) -> str:
+    """A result's label, or what stands for it before any bin closed (an empty sample)."""
+    return "no decision" if result.label is None else result.label
 
 
 def view(card: ModelDetail, source: dict[str, Any], progress: Progress, total_events: int,

@@ -74,6 +74,11 @@ def test_replay_count_scores_an_empty_sample_first_or_last(
     out = replay_json(capsys, "replay", str(tmp_path / "shd.h5"), "--count", "3", "--model",
                       COCHLEA, "--url", live_url, "--speed", "max", "--json")
     assert [scored["events"] for scored in out["samples"]] == [len(s) for s in samples]
+    # no bin, no decision: an empty sample is not scored right, whichever its class
+    assert out["samples"][empty_at]["label"] is None
+    right = [s["label"] is not None and int(np.argmax(s["probabilities"])) == label
+             for s, label in zip(out["samples"], [0, 1, 2], strict=True)]
+    assert out["accuracy"] == sum(right) / 3
     # laid out one after another: from the first event to the last, both spans at least
     assert out["recording_s"] >= sum(s["t"][-1] - s["t"][0] for s in samples if len(s)) / 1e6
 
