@@ -4,11 +4,12 @@ A session's recurrent state lives in its engine's slot table (device memory); ev
 (the binner's open-bin buffer, counters, the latest probabilities, the client's sequence
 number) lives in the ``Session`` object, kept in this process's ``LocalSessions``.
 
-With a shared ``StateStore`` (Redis) the local sessions are a hot cache: every accepted batch is
-saved to the shared store before it is acknowledged, a session unknown here is loaded from it,
-and a cached session whose write was refused (another replica advanced it, or the store was
-down) is marked ``stale`` and reloaded before its next use. Evicting a cached session loses
-nothing, so at the slot cap the least recently used idle one makes room.
+With a shared ``StateStore`` (Redis, reached through ``SharedSessions``) the local sessions are a
+hot cache: every accepted batch is saved to the shared store before it is acknowledged, a
+session unknown here is loaded from it, and a cached session whose write was refused (another
+replica advanced it, or the store was down) is marked ``stale`` and reloaded before its next
+use. Evicting a cached session loses nothing, so at the slot cap the least recently used idle
+one makes room.
 """
 
 from __future__ import annotations
@@ -34,15 +35,9 @@ from server.metrics import Metrics
 from server.registry import LoadedModel
 from server.schemas import T0, origin_us
 from server.settings import Settings
+from server.shared_sessions import SharedSessions
 from server.state_codec import SessionSnapshot, SnapshotError, Totals, decode, encode
-from server.store import (
-    StaleVersion,
-    StateStore,
-    StoredSession,
-    StoreUnavailable,
-    UnconfirmedWrite,
-    token_digest,
-)
+from server.store import StaleVersion, StateStore, StoredSession, token_digest
 
 log = logging.getLogger("s5rf.server")
 T = TypeVar("T")
@@ -87,17 +82,6 @@ class Session:
 
     def touch(self) -> None:
         self.used_before, self.last_used = self.last_used, time.monotonic()
-
-
-@dataclasses.dataclass(frozen=True)
-class Unconfirmed:
-    """A save the shared store did not confirm: ``count`` counts its batch if a later load
-    finds exactly ``record`` stored (the store's own test of a resent write: same version and
-    write id). ``since``: when, on the monotonic clock."""
-
-    record: StoredSession
-    count: Callable[[], None]
-    since: float
 
 
 def fresh_stream(model: LoadedModel, t0_us: int | None) -> tuple[BinnerState, Totals, np.ndarray]:
@@ -186,13 +170,10 @@ class SessionManager:
         self.batchers = batchers
         self.metrics = metrics
         self.local = LocalSessions()
-        self.shared = shared
+        self.shared = None if shared is None else SharedSessions(shared, settings.retry_after_s)
         self.feeds = Feeds(settings.ws_open_timeout_s, settings.retry_after_s)
         self._loading = KeyedLocks()
         self._opening = 0  # sessions holding a slot but not yet in the store
-        # By session id, here rather than on the cached copy, which may be evicted before
-        # the session is loaded again.
-        self._unconfirmed: dict[str, Unconfirmed] = {}
 
     async def create(self, model: LoadedModel, t0_us: int | None,
                      late: LatePolicy | None) -> Session:
@@ -342,8 +323,7 @@ class SessionManager:
         is down then changes nothing: the refusal is the answer)."""
         session.touch()
         if self.shared is not None:
-            with contextlib.suppress(StoreUnavailable):
-                await self.shared.touch(session.id)
+            await self.shared.touch(session.id)
 
     @contextlib.asynccontextmanager
     async def locked(self, session: Session) -> AsyncIterator[Session]:
@@ -372,9 +352,7 @@ class SessionManager:
             session = self.local.get(session_id)
             if session is not None:
                 return session
-            with self._store_errors():
-                record = await self.shared.load(session_id)
-            self._settle(session_id, record)
+            record = await self.shared.load(session_id)
             if record is None:
                 return None
             if token is None or not secrets.compare_digest(token_digest(token),
@@ -402,9 +380,7 @@ class SessionManager:
         """Reload a stale session from the shared store (call it holding ``session.lock``)."""
         if not session.stale or self.shared is None:
             return
-        with self._store_errors():
-            record = await self.shared.load(session.id)
-        self._settle(session.id, record)
+        record = await self.shared.load(session.id)
         if record is None:
             self.evict(session, "gone_from_store")
             raise ApiError(404, f"session {session.id!r} was deleted or expired")
@@ -412,19 +388,11 @@ class SessionManager:
         await self.replace(session, snap, record.ack)
         session.store_version, session.stale = record.version, False
 
-    def _settle(self, session_id: str, record: StoredSession | None) -> None:
-        """Count the batch of an unconfirmed save of the session if ``record``, loaded from
-        the store, is the one it saved: the batch landed."""
-        pending = self._unconfirmed.pop(session_id, None)
-        if pending is not None and record == pending.record:
-            pending.count()
-
     async def validate(self, session: Session) -> None:
         """Bring a cached session up to the shared store's version (hold ``session.lock``)."""
         if self.shared is None:
             return
-        with self._store_errors():
-            version = await self.shared.version(session.id)
+        version = await self.shared.version(session.id)
         if version != session.store_version:
             session.stale = True
         await self.refresh(session)
@@ -445,34 +413,11 @@ class SessionManager:
             record = StoredSession(version=session.store_version + 1, model=session.model.name,
                                    token_sha256=token_digest(session.token),
                                    snapshot=encode(snap), ack=session.ack)
-            with self._store_errors():
-                try:
-                    await self.shared.save(session.id, record)
-                except UnconfirmedWrite:
-                    self._unconfirmed.pop(session.id, None)
-                    if on_landed is not None:
-                        self._unconfirmed[session.id] = Unconfirmed(record, on_landed,
-                                                                    time.monotonic())
-                    raise
+            await self.shared.save(session.id, record, on_landed, time.monotonic())
         except BaseException:
             session.stale = True
             raise
         session.store_version = record.version
-
-    @contextlib.contextmanager
-    def _store_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except UnconfirmedWrite as exc:
-            log.warning("store_unconfirmed", extra={"fields": {"error": str(exc)}})
-            raise busy("the session store is unavailable or did not answer in time, so this "
-                       "change may or may not have been saved: resend a batch with the same seq "
-                       "(one already applied is answered 409 with its result); without a seq, "
-                       "read the session first", self.settings.retry_after_s) from exc
-        except StoreUnavailable as exc:
-            log.warning("store_unavailable", extra={"fields": {"error": str(exc)}})
-            raise busy("the session store is unavailable; nothing was changed, retry later",
-                       self.settings.retry_after_s) from exc
 
     async def reset(self, session: Session, origin: T0 | None = None) -> Session:
         """Start the stream again from ``origin`` (µs or "first_event"; None: the session's
@@ -502,8 +447,7 @@ class SessionManager:
 
         async def forget(live: Session) -> None:
             if self.shared is not None:
-                with self._store_errors():
-                    await self.shared.delete(live.id)
+                await self.shared.delete(live.id)
             self.evict(live, reason)
 
         await self._change(session, forget)
@@ -524,9 +468,8 @@ class SessionManager:
         expired = [s for s in self.local if now - s.last_used > ttl and not s.lock.locked()]
         for session in expired:
             self.evict(session, "expired")
-        for session_id, pending in list(self._unconfirmed.items()):
-            if now - pending.since > ttl:
-                del self._unconfirmed[session_id]
+        if self.shared is not None:
+            self.shared.forget_unconfirmed(now - ttl)
         return len(expired)
 
     async def expiry_loop(self) -> None:
