@@ -103,24 +103,26 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
 
 
 def run_speech(args: argparse.Namespace) -> int:
-    import sys
+    import itertools
 
+    from model.errors import InputError
     from model.speech_data import RECORDED, Recipe, generate
     from model.speech_synth import ENGINES
 
     if unknown := sorted(set(args.engines) - {*ENGINES, RECORDED}):
-        print(f"error: unknown engines {unknown}; choose from {', '.join(ENGINES)}, {RECORDED}",
-              file=sys.stderr)
-        return 2
+        raise InputError(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}, "
+                         f"{RECORDED}")
     recipe = Recipe(seed=args.seed, n_train=args.train, n_test=args.test, channels=args.channels,
                     formant_range=tuple(args.formants), formant_jitter=args.formant_jitter,
                     engines=tuple(args.engines),
                     recordings=str(args.recordings) if args.recordings else "",
                     recorded_test=tuple(args.recorded_test), recorded_turns=args.recorded_turns,
                     spike_draws=args.spike_draws)
+    steps = generate(recipe, args.out, workers=args.workers)
+    first = next(steps)  # the recipe checked (a refusal is one line, not under a bar)
     with progress_bar() as bar:
         update = tracker(bar, "speaking digits")
-        for done, total in generate(recipe, args.out, workers=args.workers):
+        for done, total in itertools.chain([first], steps):
             update(done, total)
     print(json.dumps({"out": str(args.out), "train": args.train, "test": args.test}))
     return 0

@@ -38,18 +38,19 @@ def tracker(bar: Progress, description: str) -> Callable[[int, int], None]:
 
 
 @contextlib.contextmanager
-def epoch_bar() -> Iterator[Callable[[int, int, float], None]]:
-    """A bar over each epoch's steps with the running loss, and its ``progress(step, total,
-    loss)`` callback."""
+def epoch_bar(epochs: int) -> Iterator[Callable[[int, int, int, float], None]]:
+    """A bar over each epoch's steps ("epoch 3/16", the steps, the loss), and its
+    ``progress(epoch, step, steps, loss)`` callback."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+                  TextColumn("step {task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
                   TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task("epoch", total=1, loss=float("nan"))
+        task = bar.add_task(f"epoch 1/{epochs}", total=1, loss=float("nan"))
 
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, total=total, loss=loss)
+        def progress(epoch: int, step: int, total: int, loss: float) -> None:
+            bar.update(task, description=f"epoch {epoch}/{epochs}", completed=step, total=total,
+                       loss=loss)
 
         yield progress

@@ -142,7 +142,7 @@ def _listen(args: argparse.Namespace) -> int:
                              "`listen` needs a cochlea model")
         rng = np.random.default_rng(args.seed)
         return listened(signals, rng, card.input.channels), \
-            {"file": str(args.audio), "format": "audio", "sensor": "cochlea"}
+            {"file": str(args.audio), "format": "audio", "sensor": "cochlea", "t0_us": 0}
 
     return _stream(args, fit)
 
@@ -314,7 +314,7 @@ def view(card: ModelDetail, source: dict[str, Any], progress: Progress, total_ev
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="served model name")
-    p.add_argument("--url", type=url, default="http://127.0.0.1:8000", help="server URL")
+    p.add_argument("--url", type=url, default="http://127.0.0.1:8000", help="server URL (default http://127.0.0.1:8000)")
     way = p.add_mutually_exclusive_group()
     way.add_argument("--ws", dest="transport", action="store_const", const="ws",
                      help="stream over WebSocket /v1/stream (default)")
@@ -322,12 +322,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                      help="send batches to a session over HTTP")
     p.set_defaults(transport="ws")
     p.add_argument("--speed", type=speed, default=1.0,
-                   help="times real time (1.0: sensor pace), or `max` for no pacing")
+                   help="times real time (default 1.0: sensor pace), or `max` for no pacing")
     p.add_argument("--chunk-ms", dest="chunk_us", type=ms_as_us, default=10_000,
-                   help="events are sent in chunks of this much recording time")
-    p.add_argument("--top-k", type=top_k, default=5, help="classes shown (1 to 1000)")
+                   help="events are sent in chunks of this much recording time (default 10)")
+    p.add_argument("--top-k", type=top_k, default=5, help="classes shown (1 to 1000; default 5)")
     p.add_argument("--wait-s", type=non_negative, default=300.0,
-                   help="wait this long for a starting server to be ready (0: not at all)")
+                   help="wait this long for a starting server to be ready (default 300; 0: not "
+                        "at all)")
     p.add_argument("--json", action="store_true",
                    help="print the final result as JSON on stdout (the view goes to stderr)")
 
@@ -363,7 +364,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("audio", type=Path,
                    help="audio file (WAV, FLAC, ...; mixed down to mono, prepared as the "
                         "training words were)")
-    q.add_argument("--seed", type=natural, default=0, help="seed of the stochastic spike stage")
+    q.add_argument("--seed", type=natural, default=0,
+                   help="seed of the stochastic spike stage (default 0)")
     q.add_argument("--words", action="store_true",
                    help="the file holds several words: split it at its pauses (0.3 s or "
                         "longer), and score each word on its own (a reset at its start)")

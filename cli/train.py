@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out} has done its {tc.epochs} epochs already; nothing to train",
               file=sys.stderr)
         return 0
-    with epoch_bar() as progress:
+    with epoch_bar(tc.epochs) as progress:
         train(run_cfg, _card_writer(args, name, run_cfg, train_ds.keys), progress)
     return 0
 

@@ -111,11 +111,12 @@ class TrainRun:
 
 
 def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
-          progress: Callable[[int, int, float], None] | None = None) -> Params:
+          progress: Callable[[int, int, int, float], None] | None = None) -> Params:
     """Train for ``run.tc.epochs`` epochs, resuming from ``out/train_state.msgpack``.
 
     ``on_epoch(record, params)`` is called after every epoch (the caller writes the
-    checkpoint, log and plot); ``progress(step, steps_per_epoch, loss)`` after every step.
+    checkpoint, log and plot); ``progress(epoch, step, steps_per_epoch, loss)`` after every step
+    (``epoch`` and ``step`` count from 1).
     """
     cfg, tc = run.cfg, run.tc
     steps_per_epoch = -(-len(run.train) // tc.batch_size)
@@ -148,7 +149,7 @@ def train(run: TrainRun, on_epoch: Callable[[dict[str, Any], Params], None],
             # against the (mixed) targets the step was given: CutMix relabels what it mixes
             correct += float(((np.argmax(logp, -1) == targets.argmax(-1)) * weights).sum())
             if progress is not None:
-                progress(step + 1, steps_per_epoch, losses[-1])
+                progress(epoch + 1, step + 1, steps_per_epoch, losses[-1])
         record = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),

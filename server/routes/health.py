@@ -16,9 +16,11 @@ router = APIRouter(tags=["health"])
 async def healthz(runtime: RuntimeDep) -> Response:
     """Liveness: the process answers and can serve: 500 once its warm-up failed or a model
     lost its sessions' state table (a restart may cure either)."""
+    names = [m.name for m in runtime.registry]
     if runtime.failure is not None:
-        return json_response(HealthStatus(status="failed", detail=runtime.failure), 500)
-    return json_response(HealthStatus(status="ok"))
+        return json_response(HealthStatus(status="failed", models=names,
+                                          detail=runtime.failure), 500)
+    return json_response(HealthStatus(status="ok", models=names))
 
 
 @router.get("/readyz", responses={503: {"model": HealthStatus}})

@@ -133,8 +133,10 @@ async def _receive_open(websocket: WebSocket, runtime: Runtime) -> StreamOpen:
     opening = sorted({"model", "t0_us", "late"} & opened.model_fields_set)
     if opened.session is not None and opening:
         # Taken, they would be ignored: the session keeps its own model, origin and policy.
-        raise StreamClosed(CLOSE_BAD_OPEN, f"{', '.join(opening)} open a new session; resume "
-                                           "one with `session` and `token` alone")
+        fields = ", ".join(f"`{name}`" for name in opening)
+        raise StreamClosed(CLOSE_BAD_OPEN, f"{fields} {'is' if len(opening) == 1 else 'are'} for "
+                                           "opening a new session; resume one with `session` "
+                                           "and `token` alone")
     if runtime.failure is not None:
         raise StreamClosed(CLOSE_BUSY, _close_reason(cannot_serve(runtime.failure)))
     if not runtime.ready:

@@ -154,6 +154,8 @@ def test_listen_streams_the_cochlea_encoding_of_the_audio(
     with Client(live_url) as client:
         whole = client.infer(COCHLEA, events)
     assert out["events"]["total_accepted"] == len(events) > 0
+    assert out["source"] == {"file": str(path), "format": "audio", "sensor": "cochlea",
+                             "t0_us": 0}  # as replay's, with the origin it streamed from
     np.testing.assert_allclose(out["probabilities"], whole.probabilities, atol=1e-6)
 
 

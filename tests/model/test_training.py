@@ -1,3 +1,4 @@
+import contextlib
 import json
 import re
 import subprocess
@@ -7,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+import cli.train
 from cli.main import main
 from model import checkpoint
 from model.augment import (
@@ -100,7 +102,16 @@ def test_a_stopped_run_resumes_to_the_parameters_of_an_unbroken_one(order_data, 
         main(train_args(order_data, tmp_path / "ck", 4))
     monkeypatch.undo()
     first = read_log(tmp_path / "ck")
+    steps = []
+
+    @contextlib.contextmanager
+    def epoch_bar(epochs):
+        yield lambda epoch, step, total, loss: steps.append((epoch, epochs, step, total))
+
+    monkeypatch.setattr(cli.train, "epoch_bar", epoch_bar)
     assert main(train_args(order_data, tmp_path / "ck", 4)) == 0
+    assert sorted({s[:2] for s in steps}) == [(3, 4), (4, 4)]  # the bar counts epochs, resumed
+    assert steps[-1][2] == steps[-1][3] > 1  # and each epoch's steps
     log = read_log(tmp_path / "ck")
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
     assert log[:2] == first[:2]  # epochs 1-2 were not run again (their timings would differ)

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from server.app import create_app
 from server.registry import ModelRegistry
 from server.settings import Settings
-from tests.server.conftest import COCHLEA, wait_ready
+from tests.server.conftest import COCHLEA, DVS, wait_ready
 
 
 class SlowToWarm(ModelRegistry):
@@ -36,7 +36,8 @@ def test_model_routes_wait_for_the_warm_up(base_settings: Settings,
     slow = SlowToWarm(registry)
     with TestClient(create_app(base_settings.model_copy(update={"retry_after_s": 3}),
                                slow)) as client:
-        assert client.get("/healthz").json()["status"] == "ok"
+        assert client.get("/healthz").json() == {"status": "ok", "models": [COCHLEA, DVS],
+                                                 "detail": None}  # loaded, while warming
         warming = client.get("/readyz")
         assert warming.status_code == 503 and warming.headers["Retry-After"] == "3"
         assert warming.json()["status"] == "warming"

@@ -48,7 +48,11 @@ def test_bad_open_messages_close_with_documented_codes(live_url: str) -> None:
         assert code == 4404 and "missing" in reason
         assert (await close_code(live_url, '{"session": "x", "token": "y"}'))[0] == 4404
         code, reason = await close_code(live_url, '{"session": "x", "token": "y", "model": "m"}')
-        assert code == 4400 and reason.startswith("model open a new session")
+        assert (code, reason) == (4400, "`model` is for opening a new session; resume one with "
+                                        "`session` and `token` alone")
+        code, reason = await close_code(
+            live_url, '{"session": "x", "token": "y", "model": "m", "t0_us": 0, "late": "drop"}')
+        assert code == 4400 and reason.startswith("`late`, `model`, `t0_us` are for opening")
         # the reason echoes the id: a long non-ASCII one still closes with the right code
         code, reason = await close_code(live_url, orjson.dumps({"session": "é" * 100,
                                                                 "token": "y"}).decode())
