@@ -81,16 +81,18 @@ def batches(data: BinnedSet, batch_size: int, n_bins: int, spec: InputSpec,
             rng: np.random.Generator | None = None, aug: EventAugment | None = None,
             ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Fixed-shape batches: bins float32 (B, n_bins, F), lengths int32 (B,), labels int64 (B,),
-    weights float32 (B,) (0 for padding rows of the last batch). Shuffled when ``rng`` is
-    given; event augmentation (re-binning) when ``aug`` is enabled."""
+    weights float32 (B,) (0 for padding rows of the last batch). B is ``batch_size``, or the
+    number of recordings where they are fewer (more rows would only be padding, and a batch
+    size meant for another dataset could ask for more memory than there is). Shuffled when
+    ``rng`` is given; event augmentation (re-binning) when ``aug`` is enabled."""
     order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
-    F = spec.features
-    for lo in range(0, len(order), batch_size):
-        sel = order[lo : lo + batch_size]
-        x = np.zeros((batch_size, n_bins, F), np.float32)
-        lengths = np.zeros(batch_size, np.int32)
-        labels = np.zeros(batch_size, np.int64)
-        weights = np.zeros(batch_size, np.float32)
+    F, B = spec.features, min(batch_size, len(data))
+    for lo in range(0, len(order), B):
+        sel = order[lo : lo + B]
+        x = np.zeros((B, n_bins, F), np.float32)
+        lengths = np.zeros(B, np.int32)
+        labels = np.zeros(B, np.int64)
+        weights = np.zeros(B, np.float32)
         for row, i in enumerate(sel):
             if aug is not None and aug.enabled and rng is not None:
                 b = bin_recording(augment_events(data.events[i], spec, aug, rng), spec)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.batching import MAX_RECORDING_BINS, load_binned
+from model.batching import MAX_RECORDING_BINS, batches, load_binned, padded_length
 from model.datasets import open_dataset, write_shd
 from model.errors import InputError
 from model.events import make_events
@@ -38,3 +38,16 @@ def test_a_recording_over_the_bin_limit_is_refused_unless_recordings_are_cut(
             load_binned(long, SPEC)
         assert [len(b) for b in load_binned(long, SPEC, [np.array([0])]).bins] == [20_000]
         assert [len(b) for b in load_binned(long, SPEC, max_bins=50).bins] == [1, 1]
+
+
+def test_a_batch_larger_than_the_data_holds_only_its_recordings(tmp_path: Path) -> None:
+    """--batch-size 100000 on 3 recordings asked for 247 GB of padding rows."""
+    events = [make_events("cochlea", t=np.array([0, 9000 * i]), channel=np.array([1, 2]))
+              for i in range(1, 4)]
+    write_shd(tmp_path / "s.h5", events, [0, 1, 0], keys=["a", "b"], channels=40)
+    data = load_binned(open_dataset(tmp_path / "s.h5"), SPEC)
+    [(x, lengths, labels, weights)] = list(batches(data, 100_000, padded_length(data), SPEC))
+    assert x.shape == (3, 6, 40) and weights.tolist() == [1, 1, 1]
+    assert lengths.tolist() == [2, 4, 6] and labels.tolist() == [0, 1, 0]
+    shapes = [b[0].shape for b in batches(data, 2, padded_length(data), SPEC)]
+    assert shapes == [(2, 6, 40)] * 2  # one shape for every batch, the last one padded
