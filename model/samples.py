@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter
 
 from model.datasets import EventDataset
+from model.errors import InputError
 
 INDEX_FILE = "index.json"
 
@@ -42,12 +43,11 @@ def export_samples(ds: EventDataset, out: Path, per_class: int,
 
     Only the recordings whose indices are in ``among`` (all when None) are candidates; those
     without events (nothing to play) or with more than ``max_events`` (to keep the repo
-    small) are skipped.
+    small) are skipped; InputError, with nothing written, when that leaves none.
     """
     rng = np.random.default_rng(seed)
     candidates = np.arange(len(ds)) if among is None else among
-    out.mkdir(parents=True, exist_ok=True)
-    index: list[Sample] = []
+    chosen: list[tuple[Sample, np.ndarray]] = []
     for label, name in enumerate(ds.keys):
         members = rng.permutation(np.intersect1d(candidates, np.flatnonzero(ds.labels == label)))
         taken = 0
@@ -57,11 +57,17 @@ def export_samples(ds: EventDataset, out: Path, per_class: int,
             events, _ = ds[int(i)]
             if not len(events) or (max_events is not None and len(events) > max_events):
                 continue
-            file = f"{name}-{taken}.npy"
-            np.save(out / file, events)
-            index.append(Sample(file=file, label=label, label_name=name,
-                                source=f"{ds.path.name}[{int(i)}]", predicted=predict(events)))
+            chosen.append((Sample(file=f"{name}-{taken}.npy", label=label, label_name=name,
+                                  source=f"{ds.path.name}[{int(i)}]", predicted=predict(events)),
+                           events))
             taken += 1
+    if not chosen:  # refused before anything is written
+        raise InputError(f"{ds.path} has no recording with events" + (
+            f" and at most {max_events} of them" if max_events is not None else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    for sample, events in chosen:
+        np.save(out / sample.file, events)
+    index = [sample for sample, _ in chosen]
     (out / INDEX_FILE).write_bytes(_INDEX.dump_json(index, indent=1) + b"\n")
     return index
 

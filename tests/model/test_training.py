@@ -442,6 +442,7 @@ def test_bad_files_flags_and_filters_end_in_one_line_and_exit_2(order_data, tmp_
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "x").exists()  # refused before anything was written
+    assert not (tmp_path / "samples").exists()  # (it left an index.json of no samples)
     assert not (tmp_path / "nan" / "params.msgpack").exists()  # no NaN weights to serve
     for argv, words in [  # argparse's own exit 2
             (["data", "dvs", "--out", str(tmp_path / "d"), "--limit", "0"], "at least 1"),
