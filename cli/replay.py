@@ -53,7 +53,11 @@ def _replay(args: argparse.Namespace) -> int:
         if meta["format"] != "hdf5":
             raise InputError(f"--count takes samples of a dataset file (HDF5); {args.file} is "
                              f"{meta['format']}")
-        recordings += [read_recording(args.file, i) for i in range(first + 1, first + args.count)]
+        last = first + args.count - 1
+        if last >= meta["samples"]:
+            raise InputError(f"--index {first} --count {args.count} asks for samples up to "
+                             f"{last}; {args.file} holds {meta['samples']}")
+        recordings += [read_recording(args.file, i) for i in range(first + 1, last + 1)]
         meta = {k: v for k, v in meta.items() if k not in ("label", "label_name")} | {
             "count": args.count, "labels": [m["label"] for _, _, m in recordings]}
         # each sample (from the dataset's origin, 0) right after the one before

@@ -112,6 +112,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def read_card(path: str | Path) -> ModelCard:
     """Read and validate ``model.json`` of the checkpoint directory ``path``."""
+    if Path(path).is_file():  # model.json itself, or the weights
+        raise CheckpointError(f"{path} is a file; give the checkpoint's folder, the one holding "
+                              f"{CARD_FILE} and {PARAMS_FILE}")
     card_path = Path(path) / CARD_FILE
     if not card_path.is_file():
         raise CheckpointError(f"{card_path} is missing: a checkpoint directory needs {CARD_FILE}")

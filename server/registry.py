@@ -127,7 +127,9 @@ def load_registry(settings: Settings) -> ModelRegistry:
         models.append(build_model(ckpt, settings))
         log.info("model_loaded", extra={"fields": {"model": models[-1].name, "path": str(path)}})
     if not models:  # a mistyped path or an unmounted volume: fail at start, not at each request
-        raise CheckpointError(f"no checkpoint under {settings.checkpoints.resolve()} (none of "
-                              f"its sub-directories holds a {CARD_FILE}); set --checkpoints "
-                              "or S5RF_CHECKPOINTS")
+        root = settings.checkpoints.resolve()
+        why = ("it does not exist" if not root.exists() else "it is not a folder"
+               if not root.is_dir() else f"none of its sub-directories holds a {CARD_FILE}")
+        raise CheckpointError(f"no checkpoint under {root} ({why}); set --checkpoints or "
+                              "S5RF_CHECKPOINTS")
     return ModelRegistry(models)

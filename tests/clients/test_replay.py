@@ -90,7 +90,9 @@ def test_replay_count_needs_a_dataset_file_and_enough_samples(
               channels=16)
     np.save(tmp_path / "c.npy", cochlea_recording(seed=75))
     for argv, words in (
-            (["shd.h5", "--count", "3"], "holds 2 samples; there is no index 2"),
+            (["shd.h5", "--count", "3"], "--index 0 --count 3 asks for samples up to 2; "),
+            (["shd.h5", "--index", "1", "--count", "2"], "up to 2; "),
+            (["shd.h5", "--index", "2", "--count", "1"], "holds 2 samples; there is no index 2"),
             (["shd.h5", "--index", "-1", "--count", "2"], "give a first index >= 0"),
             (["c.npy", "--count", "2"], "--count takes samples of a dataset file")):
         path, *rest = argv

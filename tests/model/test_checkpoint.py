@@ -83,6 +83,13 @@ def test_a_bad_checkpoint_is_explained(saved, damage, message):
         checkpoint.load(path)
 
 
+def test_a_checkpoints_file_given_for_its_folder_is_named_as_such(saved):
+    path, _ = saved
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"model\.json is a file; give the checkpoint's folder"):
+        checkpoint.load(path / "model.json")  # it said model.json/model.json is missing
+
+
 def test_saving_again_replaces_each_file_whole(saved, monkeypatch):
     """A save killed while writing leaves the previous files as they were."""
     path, params = saved

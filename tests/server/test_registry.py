@@ -70,7 +70,11 @@ def test_weights_without_a_card_are_skipped_and_said_so(checkpoints: Path, tmp_p
 
 def test_a_directory_without_checkpoints_is_refused_at_start(tmp_path: Path) -> None:
     (tmp_path / "not-a-checkpoint").mkdir()
-    with pytest.raises(CheckpointError, match=r"no checkpoint under .*S5RF_CHECKPOINTS"):
+    with pytest.raises(CheckpointError, match=r"none of its sub-directories holds a model\.json"
+                                              r"\); set --checkpoints or S5RF_CHECKPOINTS"):
         load_registry(Settings(checkpoints=tmp_path))
-    with pytest.raises(CheckpointError, match="no checkpoint under"):
+    with pytest.raises(CheckpointError, match=r"missing \(it does not exist\)"):
         load_registry(Settings(checkpoints=tmp_path / "missing"))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(CheckpointError, match=r"a-file \(it is not a folder\)"):
+        load_registry(Settings(checkpoints=tmp_path / "a-file"))
