@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.flags import count, natural
+from cli.flags import count, natural, npz_file
 
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from model.audio_folder import encode_file
-    from model.errors import InputError
 
-    out = args.out if args.out.suffix == ".npz" else args.out.with_name(args.out.name + ".npz")
-    if not out.parent.is_dir():  # before minutes of encoding, not after
-        raise InputError(f"{out.parent} is not a folder: cannot write {out}")
+    out = args.out  # checked by npz_file, before minutes of encoding, not after
     events = encode_file(args.audio, np.random.default_rng(args.seed), args.channels,
                          as_trained=args.as_trained)
     np.savez(out, events=events, t=events["t"], channel=events["channel"])
@@ -35,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "as `t` and `channel`.",
     )
     p.add_argument("audio", type=Path, help="input audio (WAV, FLAC, ...; any sample rate)")
-    p.add_argument("out", type=Path, help="output .npz (the suffix is added if missing)")
+    p.add_argument("out", type=npz_file, help="output .npz (the suffix is added if missing)")
     p.add_argument("--seed", type=natural, default=0, help="seed of the stochastic spike stage")
     p.add_argument("--channels", type=count, default=700, help="cochlea channels")
     p.add_argument("--raw", dest="as_trained", action="store_false",

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.flags import count
+from cli.flags import count, image_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="recurrence implementation (default: the faster for the backend, as "
                         "`s5rf train` measures the card's accuracy)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--confusion-png", type=Path, help="draw the confusion matrix here")
-    p.add_argument("--early-png", type=Path,
+    p.add_argument("--confusion-png", type=image_file, help="draw the confusion matrix here")
+    p.add_argument("--early-png", type=image_file,
                    help="draw accuracy against the fraction of each recording seen here")
     p.add_argument("--update-card", action="store_true",
                    help="record the metrics in the checkpoint's model.json and redraw its "
@@ -58,14 +58,17 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
                        args.scan, groups)
     metrics |= this_run(args.command_line)
-    confusion_pngs, early_pngs = [args.confusion_png], [args.early_png]
-    if args.update_card:  # the card's figures go with the card's numbers, wherever else too
-        confusion_pngs.append(args.checkpoint / checkpoint.CONFUSION_PNG)
-        early_pngs.append(args.checkpoint / checkpoint.EARLY_PNG)
-    for png in filter(None, confusion_pngs):
-        plot_confusion(metrics["confusion"], ckpt.card.labels, png)
-    for png in filter(None, early_pngs):
-        plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]}, png)
+    figures = [(args.confusion_png, args.early_png)]
+    if args.update_card:  # the card's figures go with the card's numbers, wherever else too,
+        # drawn after the others: one that cannot be drawn leaves the checkpoint as it was
+        figures.append((args.checkpoint / checkpoint.CONFUSION_PNG,
+                        args.checkpoint / checkpoint.EARLY_PNG))
+    for confusion_png, early_png in figures:
+        if confusion_png:
+            plot_confusion(metrics["confusion"], ckpt.card.labels, confusion_png)
+        if early_png:
+            plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]},
+                                early_png)
     if args.update_card:
         checkpoint.record_metrics(args.checkpoint, "eval", metrics)
     if args.json:

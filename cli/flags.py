@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def count(text: str) -> int:
@@ -82,3 +83,68 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
     return value
+
+
+def _writable(folder: Path) -> None:
+    """Refuse a folder that takes no new file, tried with a nameless temporary file removed at
+    once (permissions alone tell neither root nor a /proc apart)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot create files in {folder} ({exc.strerror or exc})") from exc
+
+
+def output_file(text: str) -> Path:
+    """A file a command writes: not a folder, in an existing folder it may write in."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder, not a file")
+    folder = path.parent
+    if not folder.exists():
+        raise argparse.ArgumentTypeError(f"its folder {folder} does not exist")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{folder} is not a folder")
+    _writable(folder)
+    return path
+
+
+def npz_file(text: str) -> Path:
+    """An output .npz, the suffix added when missing (as numpy does): neither the path given
+    nor the one written may be a folder."""
+    path = output_file(text)
+    return path if path.suffix == ".npz" else output_file(f"{path}.npz")
+
+
+def image_file(text: str) -> Path:
+    """An output figure: a file whose suffix names a format matplotlib writes (.png, .pdf,
+    .svg, ...); without one it is a PNG, the suffix added, as matplotlib does."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = output_file(text)
+    if not path.suffix:
+        return output_file(f"{path}.png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise argparse.ArgumentTypeError(
+            f"cannot draw a {path.suffix} figure; name one of "
+            + ", ".join(f".{f}" for f in sorted(formats)))
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """A folder a command writes (made, with its parents, when missing; an existing one is
+    written into): not a file, under a folder it may write in."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is not a folder")
+    existing = path
+    while not existing.exists() and not existing.is_symlink():  # a dangling link is no folder
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is not a folder")
+    _writable(existing)
+    return path

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.flags import count, fraction, natural, non_negative, positive
+from cli.flags import count, fraction, natural, non_negative, output_dir, positive
 from cli.progress import epoch_bar, progress_bar, tracker
 from cli.provenance import data_recipe, this_run
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(a dataset made in parts; SSC's train and valid files, though the "
                         "paper's figure trains on train alone)")
     p.add_argument("--test", required=True, type=Path, help="test HDF5, same layout")
-    p.add_argument("--out", required=True, type=Path, help="checkpoint directory")
+    p.add_argument("--out", required=True, type=output_dir, help="checkpoint directory")
     p.add_argument("--preset", default="shd", help="architecture preset: shd, ssc, tiny")
     p.add_argument("--name", help="model name (default: the --out directory's name)")
     p.add_argument("--description", default="",

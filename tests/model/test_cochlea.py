@@ -15,6 +15,7 @@ import soundfile
 from cli.main import main
 from model import cochlea
 from model.audio_augment import TAIL_S, WORK_RATE, as_word
+from model.errors import InputError
 from model.events import COCHLEA_DTYPE
 
 lauscher = pytest.importorskip("lauscher.transformations")
@@ -164,6 +165,28 @@ def test_prepare_waveform_rejects_a_silent_or_too_long_word() -> None:
         cochlea.prepare_waveform(np.ones(200), FS, n_samples=100)
 
 
+def test_a_recording_longer_than_a_word_is_refused_before_its_transfer_matrix() -> None:
+    """3 s took a minute and 2.3 GB at 700 channels, 8 s ran out of patience: the matrix grows
+    with the clip."""
+    longest = cochlea.MAX_WORD_S * cochlea.SAMPLE_RATE
+    assert cochlea.bucketed_length(longest) >= longest
+    with pytest.raises(InputError, match=r"it lasts 5\.0 s: the cochlea encodes one spoken word"
+                                         r" at a time, of at most 5 s; split"):
+        cochlea.bucketed_length(longest + 1)
+
+
+@pytest.mark.parametrize(("samples", "rate", "words"), [
+    (0, 16_000, "holds no samples"), (800, 100, "sampled at 100 Hz: too slow to carry speech")])
+def test_audio_without_samples_or_below_speech_rates_is_refused(
+        tmp_path, samples: int, rate: int, words: str) -> None:
+    path = tmp_path / "a.wav"
+    soundfile.write(path, np.sin(np.arange(samples) / 5.0), rate)
+    with pytest.raises(InputError, match=words):
+        cochlea.read_audio(path)
+    soundfile.write(path, np.sin(np.arange(800) / 5.0), cochlea.MIN_RATE)
+    assert cochlea.read_audio(path)[1] == 8000  # FSDD's rate, the lowest read
+
+
 def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(
         tmp_path, word: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
     wav, out = tmp_path / "word.wav", tmp_path / "word.npz"
@@ -190,7 +213,7 @@ def test_cli_writes_events_npz_of_the_word_prepared_as_in_training(
 
 @pytest.mark.parametrize(("content", "words"), [
     (None, "is not a file"), (b"RIFF but not audio", "not audio libsndfile reads"),
-    (np.zeros(800), "silent"), ("no folder", "is not a folder: cannot write")])
+    (np.zeros(800), "silent"), ("no folder", "out: its folder")])
 def test_cli_refuses_what_is_not_a_spoken_word(tmp_path, capsys: pytest.CaptureFixture[str],
                                                content: object, words: str) -> None:
     wav = tmp_path / "in.wav"
@@ -201,5 +224,10 @@ def test_cli_refuses_what_is_not_a_spoken_word(tmp_path, capsys: pytest.CaptureF
     elif isinstance(content, str):  # a good word, nowhere to write it
         soundfile.write(wav, np.sin(np.arange(8000) / 5.0), 16_000)
     out = tmp_path / ("nowhere/out.npz" if isinstance(content, str) else "out.npz")
-    assert main(["cochlea", str(wav), str(out)]) == 2
+    if isinstance(content, str):  # argparse's exit 2, before the encoding
+        with pytest.raises(SystemExit) as refused:
+            main(["cochlea", str(wav), str(out)])
+        assert refused.value.code == 2
+    else:
+        assert main(["cochlea", str(wav), str(out)]) == 2
     assert words in capsys.readouterr().err and not out.exists()

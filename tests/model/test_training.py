@@ -177,6 +177,26 @@ def test_a_fresh_run_into_a_shipped_checkpoint_starts_a_fresh_log(order_data, tm
     assert "eval" not in card.metrics and not any(png.exists() for png in figures)  # the old's
 
 
+def test_an_eval_whose_own_figure_fails_leaves_the_checkpoint_as_it_was(order_data, tmp_path,
+                                                                        monkeypatch):
+    """The card's figures and numbers are written after the figures asked for elsewhere: it
+    redrew confusion.png, then failed, leaving the card's numbers and figure apart."""
+    from model import plots
+
+    main(train_args(order_data, tmp_path / "ck", 1))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ck").iterdir()}
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_early_accuracy", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        main(["eval", "--checkpoint", str(tmp_path / "ck"), "--data",
+              str(order_data / "test.h5"), "--update-card", "--early-png",
+              str(tmp_path / "early.png")])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ck").iterdir()} == before
+
+
 def test_eval_reports_accuracy_spikes_and_synops(order_data, tmp_path, capsys):
     main(train_args(order_data, tmp_path / "ck", 6))
     capsys.readouterr()
