@@ -104,16 +104,18 @@ def _check_events(file: Path, recordings: list[np.ndarray], card: ModelDetail) -
     camera bigger than the one it was trained on: crop or rescale first)."""
     from model.binning import validate_events
     from model.errors import InputError
-    from model.events import EventError
+    from model.events import EventError, OutOfRange
     from model.spec import InputSpec
 
     spec = InputSpec.model_validate(card.input.model_dump())
     for events in recordings:
         try:
             validate_events(events, spec)
-        except EventError as exc:
+        except OutOfRange as exc:  # a recording of another sensor
             raise InputError(f"{file}: {exc}: model {card.name!r} takes {_extent(card)}") \
                 from exc
+        except EventError as exc:
+            raise InputError(f"{file}: {exc}") from exc
 
 
 def _extent(card: ModelDetail) -> str:

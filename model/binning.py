@@ -22,7 +22,7 @@ from typing import Literal
 import numba
 import numpy as np
 
-from model.events import EventError, empty_events
+from model.events import EventError, OutOfRange, empty_events
 from model.spec import InputSpec
 
 LatePolicy = Literal["reject", "drop"]
@@ -125,7 +125,7 @@ def _check_range(values: np.ndarray, size: int | None, name: str) -> None:
     assert size is not None
     i = _first_at_or_above(values, size)
     if i >= 0:
-        raise EventError(f"{name} {values[i]} at index {i} is out of range [0, {size})")
+        raise OutOfRange(f"{name} {values[i]} at index {i} is out of range [0, {size})")
 
 
 def feature_index(events: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -96,6 +96,8 @@ class EventDataset:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_file() and self.path.stat().st_size == 0:  # a copy that broke off
+            raise DatasetError(f"{self.path} is empty (0 bytes)")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:  # missing, or not HDF5
@@ -109,11 +111,13 @@ class EventDataset:
     def _read_layout(self, f: h5py.File) -> None:
         if "spikes" in f:
             self.sensor: SensorKind = "cochlea"
+            columns = ["spikes/times", "spikes/units"]
             self.channels: int | None = int(f.attrs.get("channels", SHD_CHANNELS))
             self.width = self.height = None
         elif "events" in f:
             self.sensor = "dvs"
             self.channels = None
+            columns = [f"events/{n}" for n in ("t", "x", "y", "p")]
             if not {"width", "height"} <= set(f.attrs):
                 raise DatasetError(f"{self.path} has DVS events but no width and height "
                                  "attributes; see docs/datasets.md")
@@ -123,9 +127,22 @@ class EventDataset:
                 f"{self.path} is neither SHD/SSC layout (spikes/times, spikes/units) nor the "
                 "DVS layout (events/t, x, y, p); see docs/datasets.md"
             )
-        missing = [name for name in ("labels", "extra/keys") if name not in f]
+        missing = [name for name in (*columns, "labels", "extra/keys")
+                   if not isinstance(f.get(name), h5py.Dataset)]
         if missing:
             raise DatasetError(f"{self.path} has no {' or '.join(missing)}; see docs/datasets.md")
+        # One row per sample in each: a shorter one fails (or, labels, drops samples) later
+        rows = {name: f[name].shape for name in ("labels", *columns)}
+        if flat := [name for name, shape in rows.items() if len(shape) != 1]:
+            raise DatasetError(f"{self.path}: {flat[0]} has shape {rows[flat[0]]}, not one row "
+                               "per sample; see docs/datasets.md")
+        if other := [name for name in columns if rows[name] != rows["labels"]]:
+            raise DatasetError(f"{self.path}: labels has {rows['labels'][0]} rows but "
+                               f"{other[0]} has {rows[other[0]][0]}; every sample needs one "
+                               "of each")
+        if f["labels"].dtype.kind not in "iu":
+            raise DatasetError(f"{self.path}: labels are {f['labels'].dtype}, not class ids "
+                               "(integers indexing extra/keys)")
         self.labels = np.asarray(f["labels"], dtype=np.int64)
         self.keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"]]
         if len(self.labels) and not 0 <= self.labels.min() <= self.labels.max() < len(self.keys):
@@ -151,6 +168,9 @@ class EventDataset:
         except EventError as exc:
             raise EventError(f"{self.path} sample {i}: {exc} ({unit})") from exc
         ev = ev[np.argsort(ev["t"], kind="stable")]  # published files are not all sorted
+        if len(ev) and (first := int(ev["t"][0])) < 0:
+            raise EventError(f"{self.path} sample {i} has a negative time, {first / 1e6:g} s: "
+                             f"{unit}, from the sample's start")
         if len(ev) and (last := int(ev["t"][-1])) > MAX_SAMPLE_US:
             raise EventError(f"{self.path} sample {i} spans {last / 1e6:,.0f} s, over the hour "
                              f"a sample may: {unit}")
@@ -160,6 +180,12 @@ class EventDataset:
         """Per-sample metadata from ``extra/NAME`` (bytes decoded to str); InputError naming
         the fields there are when ``name`` is not one of them."""
         if name not in (fields := self.extra_fields()):
+            there = self._file.get(f"extra/{name}") if name != "keys" else None
+            if isinstance(there, h5py.Dataset):  # a scalar, or a table of another length
+                raise InputError(f"no metadata field {name!r} with one value per sample: "
+                                 f"{self.path}'s extra/{name} has shape {there.shape} for "
+                                 f"{len(self)} samples; {self.path} has "
+                                 f"{', '.join(fields) or 'none'}")
             raise InputError(f"no metadata field {name!r}; {self.path} has "
                              f"{', '.join(fields) or 'none'}")
         data = self._file[f"extra/{name}"]

@@ -26,6 +26,10 @@ class EventError(InputError):
     """Events that cannot be accepted; the message says what is wrong and where."""
 
 
+class OutOfRange(EventError):
+    """An event's channel or pixel beyond the sensor's size (a recording of another sensor)."""
+
+
 def empty_events(sensor: SensorKind) -> np.ndarray:
     """A zero-length event array of the sensor's dtype."""
     return np.zeros(0, dtype=EVENT_DTYPES[sensor])

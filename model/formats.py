@@ -21,10 +21,13 @@ the first event's time for camera files (whose clocks count from power-up or the
 
 from __future__ import annotations
 
+import tokenize
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -73,15 +76,21 @@ def read_aedat4(path: Path, index: int | None) -> Recording:
     """
     import aedat
 
-    decoder = aedat.Decoder(str(path))
-    streams = {i: s for i, s in decoder.id_to_stream().items() if s.get("type") == "events"}
+    try:  # the package's errors (a header, a packet cut short, garbage) are RuntimeErrors
+        decoder = aedat.Decoder(str(path))
+        streams = {i: s for i, s in decoder.id_to_stream().items() if s.get("type") == "events"}
+    except (RuntimeError, OSError) as exc:
+        raise FormatError(f"{path}: not a complete AEDAT4 file ({exc})") from exc
     if not streams:
         raise FormatError(f"{path} has no event stream (streams: {decoder.id_to_stream()})")
     ids = sorted(streams)
     if not 0 <= (index or 0) < len(ids):
         raise FormatError(f"{path} has {len(ids)} event stream(s); there is no index {index}")
     stream_id = ids[index or 0]
-    packets = [p["events"] for p in decoder if p["stream_id"] == stream_id and "events" in p]
+    try:
+        packets = [p["events"] for p in decoder if p["stream_id"] == stream_id and "events" in p]
+    except (RuntimeError, OSError) as exc:
+        raise FormatError(f"{path}: not a complete AEDAT4 file ({exc})") from exc
     if packets:
         raw = np.concatenate(packets)
         events = make_events("dvs", t=raw["t"].astype(np.int64), x=raw["x"], y=raw["y"],
@@ -103,6 +112,10 @@ def read_prophesee_raw(path: Path) -> Recording:
     """
     header, start = _raw_header(path)
     encoding = _raw_encoding(header, path)
+    word = 4 if encoding == "EVT2" else 2
+    if (body := path.stat().st_size - start) % word:  # a copy cut off inside a word
+        raise FormatError(f"{path} has {body} bytes after its header, not a whole number of "
+                          f"{word}-byte {encoding[:3]} {encoding[3]}.0 words (a file cut short?)")
     if encoding == "EVT2":
         from expelliarmus import Wizard
 
@@ -281,13 +294,17 @@ def read_numpy(path: Path) -> Recording:
         # Only the arrays that hold events are loaded: others (a label, tonic's sensor_size,
         # pickled metadata that allow_pickle=False refuses to load) are left alone.
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                names = [k for k in npz.files if k == "events" or k in EVENT_FIELDS]
-                if not names and len(npz.files) == 1:
-                    names = npz.files  # np.savez(f, events) names it arr_0
-                arrays = {k: npz[k] for k in names}
-        except ValueError as exc:  # an events array of objects
-            raise FormatError(f"{path}: {exc}") from exc
+            with zipfile.ZipFile(path) as npz:
+                files = {n.removesuffix(".npy"): n for n in npz.namelist()}  # as np.load names
+                names = [k for k in files if k == "events" or k in EVENT_FIELDS]
+                if not names and len(files) == 1:
+                    names = list(files)  # np.savez(f, events) names it arr_0
+                arrays = {}
+                for k in names:
+                    with npz.open(files[k]) as member:
+                        arrays[k] = _read_npy(member, f"{path}: {files[k]}")
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # cut short, garbage
+            raise FormatError(f"{path}: not a complete .npz file ({exc})") from exc
         if "events" in arrays:
             array = arrays["events"]
         elif len(arrays) == 1 and not set(arrays) & EVENT_FIELDS:
@@ -295,19 +312,49 @@ def read_numpy(path: Path) -> Recording:
         else:  # one array per field
             array = _structured(arrays)
     else:
-        array = np.load(path, allow_pickle=False)
+        with path.open("rb") as f:
+            array = _read_npy(f, str(path))
     if array.dtype.names is None or array.ndim != 1:
         raise FormatError(f"{path} holds dtype {array.dtype} shape {array.shape}; expected a "
                           "1-d structured array with fields t and channel (or x), or t, x, y, p")
     return _from_fields(array, path, "numpy")
 
 
+def _read_npy(f: IO[bytes], where: str) -> np.ndarray:
+    """The array of an open .npy file (or .npz member), FormatError naming ``where`` for one
+    of objects (which would need unpickling) and for a file cut short or not .npy at all."""
+    fmt = np.lib.format
+    # numpy's words for a file cut short ("EOF: ...", "Failed to read all data ...") or a
+    # header that is no Python literal (some of which tokenize reports itself)
+    broken = (ValueError, EOFError, SyntaxError, tokenize.TokenError)
+    try:
+        version = fmt.read_magic(f)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"format version {version} is none numpy writes")
+        # 3.0 differs from 2.0 only in allowing UTF-8 field names
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else \
+            fmt.read_array_header_2_0
+        dtype = read_header(f)[2]
+    except broken as exc:
+        raise FormatError(f"{where}: not a complete .npy file ({exc})") from exc
+    if dtype.hasobject:
+        raise FormatError(f"{where}: not an event array (.npy of object dtype)")
+    f.seek(0)
+    try:
+        return fmt.read_array(f, allow_pickle=False)
+    except broken as exc:
+        raise FormatError(f"{where}: not a complete .npy file ({exc})") from exc
+
+
 def read_csv(path: Path) -> Recording:
     """A CSV with a header row ``t,channel`` (or tonic's ``t,x``) or ``t,x,y,p``; t in µs.
     Header names may be quoted or upper-case, the file may start with a byte-order mark (as
     spreadsheets write it), and other columns are ignored."""
-    with path.open(encoding="utf-8-sig") as f:
-        names = [n.strip().strip("'\"").lower() for n in f.readline().strip().split(",")]
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            names = [n.strip().strip("'\"").lower() for n in f.readline().strip().split(",")]
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not a UTF-8 text file, so no CSV ({exc})") from exc
     wanted = [i for i, n in enumerate(names) if n in EVENT_FIELDS]
     if not wanted:
         raise FormatError(f"{path}: the header's columns {names} are {NOT_EVENTS}")
@@ -320,8 +367,10 @@ def _load_whole_numbers(path: Path, columns: list[int]) -> np.ndarray:
     """The CSV's rows (header skipped) in ``columns`` as int64; whole numbers written as
     floats (``1000.0``) too, where a float holds them exactly."""
     def load(dtype: type) -> np.ndarray:
-        return np.loadtxt(path, delimiter=",", skiprows=1, dtype=dtype, ndmin=2,
-                          usecols=columns, encoding="utf-8-sig")
+        with warnings.catch_warnings():  # a header alone is a recording without events
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+            return np.loadtxt(path, delimiter=",", skiprows=1, dtype=dtype, ndmin=2,
+                              usecols=columns, encoding="utf-8-sig")
 
     try:
         return load(np.int64)
@@ -329,6 +378,8 @@ def _load_whole_numbers(path: Path, columns: list[int]) -> np.ndarray:
         pass
     try:
         data = load(np.float64)
+    except UnicodeDecodeError as exc:  # text, then bytes that are not
+        raise FormatError(f"{path}: not a UTF-8 text file, so no CSV ({exc})") from exc
     except ValueError as exc:  # a cell that is not a number, or a short row
         raise FormatError(f"{path}: {exc}") from exc
     if not np.all((data == np.round(data)) & (np.abs(data) < 2**53)):
@@ -359,10 +410,14 @@ def _from_fields(array: np.ndarray, path: Path, fmt: str) -> Recording:
     else:
         raise FormatError(f"{path}: fields {sorted(names)} are {NOT_EVENTS}")
     try:
-        events = _sorted(as_events(array, sensor))
+        events = as_events(array, sensor)
     except EventError as exc:
         raise FormatError(f"{path}: {exc}") from exc
-    return events, sensor, {"format": fmt, "t0_us": 0}
+    if len(events) and events["t"].min() < 0:  # no sensor's clock, nor a sample's, goes below 0
+        i = int(np.flatnonzero(events["t"] < 0)[0])
+        raise FormatError(f"{path}: negative timestamp {events['t'][i]} at index {i}; t counts "
+                          "µs from the recording's start")
+    return _sorted(events), sensor, {"format": fmt, "t0_us": 0}
 
 
 # -- dispatch ---------------------------------------------------------------------------------
@@ -402,6 +457,8 @@ def read_recording(path: str | Path, index: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path} is not a file")
+    if path.stat().st_size == 0:  # a copy that broke off, not a recording without events
+        raise FormatError(f"{path} is empty (0 bytes)")
     with path.open("rb") as f:
         head = f.read(16)
     suffix = path.suffix.lower()

@@ -315,6 +315,18 @@ def test_replay_refuses_events_outside_the_models_sensor_before_sending(
     assert words in capsys.readouterr().err
 
 
+def test_a_time_problem_is_refused_without_the_sensors_size(
+        tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The size of the model's sensor is the hint for a channel or pixel out of range only."""
+    np.save(tmp_path / "late.npy",
+            make_events("cochlea", t=np.array([10, 2**62 + 1]), channel=np.array([3, 4])))
+    assert main(["replay", str(tmp_path / "late.npy"), "--model", COCHLEA, "--url",
+                 live_url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s5rf replay: ") and "late.npy: " in err, err
+    assert "takes 16 channels" not in err and err.count("\n") == 1
+
+
 def test_replay_refuses_a_recording_of_another_sensor(
         tmp_path: Path, live_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "c.npy", cochlea_recording(seed=64))

@@ -30,7 +30,9 @@ def test_reads_the_published_shd_layout(tmp_path):
     np.testing.assert_array_equal(events["t"], [1000, 250_000, 500_000])
     assert len(ds[1][0]) == 0
     np.testing.assert_array_equal(ds.extra("speaker"), [3, 4])
-    with pytest.raises(InputError, match=r"no metadata field 'sample_rate'; .* has speaker$"):
+    with pytest.raises(InputError, match=r"no metadata field 'sample_rate' with one value per "
+                                         r"sample: .*extra/sample_rate has shape \(\) for 2 "
+                                         r"samples; .* has speaker$"):
         ds.extra("sample_rate")  # there, but not one value per sample
     with pytest.raises(IndexError):
         ds[2]
@@ -55,6 +57,14 @@ def _shd_times(path, times: np.ndarray) -> None:
 def test_shd_times_in_the_wrong_unit_are_refused_naming_the_sample(tmp_path, times, message):
     _shd_times(tmp_path / "us.h5", times)
     with open_dataset(tmp_path / "us.h5") as ds, pytest.raises(InputError, match=message):
+        ds[0]
+
+
+def test_a_negative_time_is_refused_naming_the_sample(tmp_path):
+    _shd_times(tmp_path / "neg.h5", np.array([0.5, -0.005]))
+    with open_dataset(tmp_path / "neg.h5") as ds, pytest.raises(
+            InputError, match=r"neg\.h5 sample 0 has a negative time, -0\.005 s: SHD-layout "
+                              r"spikes/times are seconds, from the sample's start$"):
         ds[0]
 
 
@@ -138,3 +148,83 @@ def test_a_label_no_class_has_is_refused_when_the_file_is_opened(tmp_path):
     write_shd(tmp_path / "s.h5", [ev, ev, ev], [0, 7, 1], keys=["a", "b"], channels=4)
     with pytest.raises(InputError, match=r"sample 1's label 7 names no class of extra/keys"):
         open_dataset(tmp_path / "s.h5")
+
+
+def _shd_rows(path, labels: int, times: int, units: int) -> None:
+    """An SHD-layout file whose labels, spikes/times and spikes/units have these row counts."""
+    with h5py.File(path, "w") as f:
+        for name, n, dtype in (("times", times, np.float64), ("units", units, np.uint16)):
+            ds = f.create_dataset(f"spikes/{name}", (n,), dtype=h5py.vlen_dtype(dtype))
+            for i in range(n):
+                ds[i] = np.zeros(1, dtype)
+        f.create_dataset("labels", data=np.zeros(labels, np.uint16))
+        f.create_dataset("extra/keys", data=np.array([b"a"]))
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ((10, 8, 8), "labels has 10 rows but spikes/times has 8"),  # an IndexError at sample 8
+    ((8, 8, 6), "labels has 8 rows but spikes/units has 6"),  # the same
+    ((5, 8, 8), "labels has 5 rows but spikes/times has 8"),  # 3 samples silently dropped
+])
+def test_shd_arrays_with_different_row_counts_are_refused_when_opened(tmp_path, rows, message):
+    path = tmp_path / "rows.h5"
+    _shd_rows(path, *rows)
+    with pytest.raises(InputError, match=rf"rows\.h5: {message}; every sample needs one of each$"):
+        open_dataset(path)
+    with h5py.File(path, "w"):  # the reader let go of the file
+        pass
+
+
+@pytest.mark.parametrize("short", ["t", "x", "y", "p"])
+def test_dvs_arrays_with_different_row_counts_are_refused_when_opened(tmp_path, short):
+    ev = make_events("dvs", t=np.array([5]), x=np.array([1]), y=np.array([1]), p=np.array([1]))
+    path = tmp_path / "d.h5"
+    write_dvs(path, [ev, ev, ev], [0, 0, 0], width=34, height=34, keys=["0"])
+    with h5py.File(path, "a") as f:  # the first two samples of that array only
+        rows = f[f"events/{short}"][:2]
+        del f[f"events/{short}"]
+        f.create_dataset(f"events/{short}", data=rows, dtype=h5py.vlen_dtype(rows[0].dtype))
+    with pytest.raises(InputError, match=rf"labels has 3 rows but events/{short} has 2; every "
+                                         "sample needs one of each$"):
+        open_dataset(path)
+
+
+@pytest.mark.parametrize(("layout", "message"), [
+    ("no units", r"has no spikes/units; see docs/datasets\.md$"),
+    ("scalar labels", r"labels has shape \(\), not one row per sample"),
+    ("text labels", r"labels are \|S4, not class ids \(integers indexing extra/keys\)$"),
+])
+def test_an_shd_file_missing_an_array_or_with_a_malformed_one_is_refused(tmp_path, layout, message):
+    path = tmp_path / "s.h5"
+    _shd_rows(path, 1, 1, 1)
+    with h5py.File(path, "a") as f:
+        if layout == "no units":
+            del f["spikes/units"]
+        else:
+            del f["labels"]
+            f.create_dataset("labels", data=np.uint16(0) if layout == "scalar labels"
+                             else np.array([b"zero"]))
+    with pytest.raises(InputError, match=message):
+        open_dataset(path)
+
+
+def test_a_per_sample_field_of_another_length_is_named_as_such(tmp_path):
+    """A shorter extra/ array is no per-sample field: extra() says so rather than letting
+    ``extra(name)[i]`` fail later, or calling the field absent."""
+    path = tmp_path / "s.h5"
+    _shd_rows(path, 3, 3, 3)
+    with h5py.File(path, "a") as f:
+        f.create_dataset("extra/speaker", data=np.array([1, 2]))
+        f.create_dataset("extra/engine", data=np.array([b"a", b"b", b"c"]))
+    with open_dataset(path) as ds:
+        assert ds.extra_fields() == ["engine"]
+        with pytest.raises(InputError, match=r"no metadata field 'speaker' with one value per "
+                                             r"sample: .*s\.h5's extra/speaker has shape \(2,\) "
+                                             r"for 3 samples; .* has engine$"):
+            ds.extra("speaker")
+
+
+def test_an_empty_file_is_refused_as_such(tmp_path):
+    (tmp_path / "empty.h5").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.h5 is empty \(0 bytes\)$"):
+        open_dataset(tmp_path / "empty.h5")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -321,3 +322,100 @@ def test_dispatch_errors_say_what_is_supported(tmp_path: Path) -> None:
         read_recording(tmp_path / "c.npy", sensor="dvs")
     with pytest.raises(FormatError, match="single recording"):
         read_recording(tmp_path / "c.npy", index=3)
+
+
+# -- broken files -----------------------------------------------------------------------------
+def broken_copies(tmp_path: Path) -> dict[str, bytes]:
+    """Each format's file cut off half-way, or never written (0 bytes)."""
+    out = {}
+    np.save(tmp_path / "whole.npy", dvs_events())
+    np.savez(tmp_path / "whole.npz", events=dvs_events())
+    for name in ("whole.npy", "whole.npz"):
+        whole = (tmp_path / name).read_bytes()
+        out[name.replace("whole", "half")] = whole[:len(whole) // 2]
+    out["header_only.npy"] = (tmp_path / "whole.npy").read_bytes()[:40]
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".npy", ".npz", ".csv", ".aedat4", ".raw", ".h5"])
+def test_an_empty_file_is_refused_not_read_as_no_events(tmp_path: Path, suffix: str) -> None:
+    (tmp_path / f"empty{suffix}").write_bytes(b"")
+    with pytest.raises(FormatError, match=rf"empty\{suffix} is empty \(0 bytes\)$"):
+        read_recording(tmp_path / f"empty{suffix}")
+
+
+def test_a_file_of_no_events_is_still_read(tmp_path: Path) -> None:
+    """Not empty: a header and no rows, an array of length 0."""
+    (tmp_path / "header.csv").write_text("t,channel\n")
+    np.save(tmp_path / "none.npy", cochlea_events(n=0))
+    for name in ("header.csv", "none.npy"):
+        with warnings.catch_warnings():  # nor warned about (numpy's "input contained no data")
+            warnings.simplefilter("error")
+            events, sensor, _ = read_recording(tmp_path / name)
+        assert len(events) == 0 and sensor == "cochlea", name
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("half.npy", r"half\.npy: not a complete \.npy file \(Failed to read all data"),
+    ("header_only.npy", r"header_only\.npy: not a complete \.npy file \(EOF"),
+    ("half.npz", r"half\.npz: not a complete \.npz file \(File is not a zip file\)$"),
+])
+def test_a_numpy_file_cut_short_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / name).write_bytes(broken_copies(tmp_path)[name])
+    with pytest.raises(FormatError, match=message):
+        read_recording(tmp_path / name)
+
+
+def test_an_array_of_objects_is_refused_without_unpickling_it(tmp_path: Path) -> None:
+    objects = np.array([{"t": 1}, None])
+    np.save(tmp_path / "obj.npy", objects, allow_pickle=True)
+    np.savez(tmp_path / "obj.npz", events=objects)
+    with pytest.raises(FormatError, match=r"obj\.npy: not an event array \(\.npy of object "
+                                          r"dtype\)$"):
+        read_recording(tmp_path / "obj.npy")
+    with pytest.raises(FormatError, match=r"obj\.npz: events\.npy: not an event array"):
+        read_recording(tmp_path / "obj.npz")
+
+
+def test_a_csv_of_bytes_that_are_not_text_is_refused(tmp_path: Path) -> None:
+    for name, data in (("head.csv", b"t,ch\xffannel\n5,3\n"),
+                       ("body.csv", b"t,channel\n\xfe5,3\n")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(FormatError, match=rf"{name}: not a UTF-8 text file, so no CSV"):
+            read_recording(tmp_path / name)
+
+
+@pytest.mark.parametrize(("header", "encode", "cut", "word"), [
+    ("% evt 2.0\n% end\n", encode_evt2, 3, "4-byte EVT 2.0"),
+    (EVT3_HEADER, encode_evt3, 1, "2-byte EVT 3.0"),
+])
+def test_a_raw_file_cut_inside_a_word_is_refused(
+        tmp_path: Path, header: str, encode: Callable[[np.ndarray], bytes], cut: int,
+        word: str) -> None:
+    """expelliarmus and np.fromfile would drop the last, partial word without a word."""
+    body = encode(dvs_events(size=480, t0=5_000_000))[:-cut]
+    (tmp_path / "cut.raw").write_bytes(header.encode() + body)
+    with pytest.raises(FormatError, match=rf"cut\.raw has {len(body)} bytes after its header, "
+                                          rf"not a whole number of {word} words"):
+        read_recording(tmp_path / "cut.raw")
+
+
+def test_an_aedat4_file_cut_short_or_garbled_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("aedat")
+    for name, data in (("garbled.aedat4", b"#!AER-DAT4.0\r\n" + bytes(range(256)) * 2),
+                       ("header.aedat4", b"#!AER-DAT4.0\r\n")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(FormatError, match=rf"{name}: not a complete AEDAT4 file"):
+            read_recording(tmp_path / name)
+
+
+def test_a_negative_timestamp_is_refused_by_the_reader_as_a_time_problem(tmp_path: Path) -> None:
+    """Not left to the model's checks, whose words are about its input's size."""
+    (tmp_path / "neg.csv").write_text("t,x,y,p\n10,1,1,0\n-5,1,2,1\n")
+    ev = cochlea_events(n=4)
+    ev["t"][2] = -7
+    np.save(tmp_path / "neg.npy", ev)
+    for name, t, i in (("neg.csv", -5, 1), ("neg.npy", -7, 2)):
+        with pytest.raises(FormatError, match=rf"{name}: negative timestamp {t} at index {i}; "
+                                              r"t counts µs from the recording's start$"):
+            read_recording(tmp_path / name)
