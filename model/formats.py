@@ -320,29 +320,46 @@ def read_numpy(path: Path) -> Recording:
     return _from_fields(array, path, "numpy")
 
 
+# 3.0 differs from 2.0 only in allowing UTF-8 field names
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0,
+                      (3, 0): np.lib.format.read_array_header_2_0}
+# numpy's words for a file cut short ("EOF: ...", "Failed to read all data ...") or a header
+# that is no Python literal (some of which tokenize reports itself)
+NPY_BROKEN = (ValueError, EOFError, SyntaxError, tokenize.TokenError)
+
+
+class NpyError(ValueError):
+    """A .npy stream cut short, or not .npy at all."""
+
+
+def npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy stream declares, read up to its data, before any array is
+    made (numpy would allocate the declared shape however few bytes follow); NpyError for one
+    cut short or not .npy."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in NPY_HEADER_READERS:
+            raise ValueError(f"format version {version} is none numpy writes")
+        shape, _, dtype = NPY_HEADER_READERS[version](f)
+    except NPY_BROKEN as exc:
+        raise NpyError(str(exc)) from exc
+    return shape, dtype
+
+
 def _read_npy(f: IO[bytes], where: str) -> np.ndarray:
     """The array of an open .npy file (or .npz member), FormatError naming ``where`` for one
     of objects (which would need unpickling) and for a file cut short or not .npy at all."""
-    fmt = np.lib.format
-    # numpy's words for a file cut short ("EOF: ...", "Failed to read all data ...") or a
-    # header that is no Python literal (some of which tokenize reports itself)
-    broken = (ValueError, EOFError, SyntaxError, tokenize.TokenError)
     try:
-        version = fmt.read_magic(f)
-        if version not in ((1, 0), (2, 0), (3, 0)):
-            raise ValueError(f"format version {version} is none numpy writes")
-        # 3.0 differs from 2.0 only in allowing UTF-8 field names
-        read_header = fmt.read_array_header_1_0 if version == (1, 0) else \
-            fmt.read_array_header_2_0
-        dtype = read_header(f)[2]
-    except broken as exc:
+        _, dtype = npy_header(f)
+    except NpyError as exc:
         raise FormatError(f"{where}: not a complete .npy file ({exc})") from exc
     if dtype.hasobject:
         raise FormatError(f"{where}: not an event array (.npy of object dtype)")
     f.seek(0)
     try:
-        return fmt.read_array(f, allow_pickle=False)
-    except broken as exc:
+        return np.lib.format.read_array(f, allow_pickle=False)
+    except NPY_BROKEN as exc:
         raise FormatError(f"{where}: not a complete .npy file ({exc})") from exc
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from model.events import EVENT_DTYPES, EventError, SensorKind, as_events, empty_events, make_events
+from model.formats import NpyError, npy_header
 from server.encode import describe
 from server.errors import ApiError
 
@@ -133,20 +134,13 @@ def _decode_json(body: bytes, sensor: SensorKind) -> tuple[np.ndarray, dict[str,
     return make_events(sensor, **arrays), doc
 
 
-NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                      (2, 0): np.lib.format.read_array_header_2_0}
-
-
 def _decode_npy(body: bytes, sensor: SensorKind, max_events: int) -> np.ndarray:
     """A ``.npy`` file's one structured array. Its header is checked before any array is
     made: numpy would allocate the shape it declares, however few bytes follow."""
     stream = io.BytesIO(body)
     try:
-        version = np.lib.format.read_magic(stream)
-        if version not in NPY_HEADER_READERS:
-            raise ValueError(f"format version {version} is not read here; use 1.0 or 2.0")
-        shape, _, dtype = NPY_HEADER_READERS[version](stream)
-    except (ValueError, OSError, EOFError) as exc:
+        shape, dtype = npy_header(stream)
+    except NpyError as exc:
         raise EventError(f"the body is not a readable .npy file: {exc}") from exc
     if len(shape) != 1 or dtype.names is None or dtype.hasobject:
         raise EventError(f"a .npy body must hold a 1-d structured array with fields "
