@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.flags import count, natural, npz_file
+from cli.flags import channels, natural, npz_file
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("audio", type=Path, help="input audio (WAV, FLAC, ...; any sample rate)")
     p.add_argument("out", type=npz_file, help="output .npz (the suffix is added if missing)")
     p.add_argument("--seed", type=natural, default=0, help="seed of the stochastic spike stage")
-    p.add_argument("--channels", type=count, default=700, help="cochlea channels")
+    p.add_argument("--channels", type=channels, default=700, help="cochlea channels")
     p.add_argument("--raw", dest="as_trained", action="store_false",
                    help="encode the whole file at its own rate, without the training words' "
                         "preparation")

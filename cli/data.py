@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.flags import count, natural, output_dir, output_file
+from cli.flags import channels, count, natural, output_dir, output_file
 from cli.progress import progress_bar, tracker
 
 
@@ -72,7 +72,7 @@ def register_speech(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=count, default=2_000, help="test recordings (held-out voices)")
     p.add_argument("--seed", type=natural, default=0, help="synthesis and augmentation seed")
     p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
-    p.add_argument("--channels", type=count, default=700, help="cochlea channels")
+    p.add_argument("--channels", type=channels, default=700, help="cochlea channels")
     p.add_argument("--formants", type=float, nargs=2, default=(1.0, 1.0), metavar=("LO", "HI"),
                    help="warp the espeak-ng training voices' formants by a vocal-tract factor "
                         "drawn from [LO, HI] per utterance (default 1 1: voices as they are)")
@@ -141,7 +141,7 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
     p.add_argument("root", type=Path, help="folder of class folders")
     p.add_argument("--out", type=output_file, required=True, help="output HDF5 file")
     p.add_argument("--seed", type=natural, default=0, help="seed of the cochlea's spike stage")
-    p.add_argument("--channels", type=count, default=700, help="cochlea channels")
+    p.add_argument("--channels", type=channels, default=700, help="cochlea channels")
     p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")
     p.set_defaults(func=run_audio, resumes=True)
 

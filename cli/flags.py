@@ -15,6 +15,18 @@ def count(text: str) -> int:
     return value
 
 
+MAX_CHANNELS = 4096  # SHD's cochlea has 700; the chain's time and memory grow with the count
+
+
+def channels(text: str) -> int:
+    """A cochlea's channel count: 1 to ``MAX_CHANNELS`` (100,000 asked numpy for 36 GiB)."""
+    value = count(text)
+    if value > MAX_CHANNELS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CHANNELS:,} (SHD's cochlea has "
+                                         f"700), not {value:,}")
+    return value
+
+
 def positive(text: str) -> float:
     """A duration or rate: a number above 0."""
     value = float(text)

@@ -96,6 +96,8 @@ class EventDataset:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DatasetError(f"{self.path} is a folder; give an HDF5 file in it")
         if self.path.is_file() and self.path.stat().st_size == 0:  # a copy that broke off
             raise DatasetError(f"{self.path} is empty (0 bytes)")
         try:

@@ -1,16 +1,18 @@
-"""Output-path flags: a path no command could write is refused by argparse (exit 2, one
-line) before any work, and nothing is written."""
+"""The commands' flag types: a value no command could use (a path it could not write, a count
+out of range) is refused by argparse (exit 2, one line) before any work, and nothing is
+written."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli.flags import image_file, npz_file, output_dir, output_file
+from cli.flags import MAX_CHANNELS, channels, image_file, npz_file, output_dir, output_file
 from cli.main import main
 
 # /proc takes no new file, even from root (whom permission bits let write anywhere)
@@ -21,6 +23,13 @@ def refused(flag: Callable[[str], Path], path: Path) -> str:
     with pytest.raises(argparse.ArgumentTypeError) as exc:
         flag(str(path))
     return str(exc.value)
+
+
+def test_channels_are_a_count_up_to_what_a_cochlea_can_hold() -> None:
+    assert channels("700") == 700 and channels(str(MAX_CHANNELS)) == MAX_CHANNELS
+    for text, words in (("0", "at least 1"), ("100000", "at most 4,096 (SHD's cochlea has 700)")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(words)):
+            channels(text)
 
 
 def test_output_file(tmp_path: Path) -> None:

@@ -224,7 +224,9 @@ def test_a_per_sample_field_of_another_length_is_named_as_such(tmp_path):
             ds.extra("speaker")
 
 
-def test_an_empty_file_is_refused_as_such(tmp_path):
+def test_an_empty_file_or_a_folder_is_refused_as_such(tmp_path):
     (tmp_path / "empty.h5").write_bytes(b"")
     with pytest.raises(InputError, match=r"empty\.h5 is empty \(0 bytes\)$"):
         open_dataset(tmp_path / "empty.h5")
+    with pytest.raises(InputError, match=r"is a folder; give an HDF5 file in it$"):
+        open_dataset(tmp_path)  # it was h5py's "file read failed: ... errno = 21"
