@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.flags import channels, count, natural, output_dir, output_file
+from cli.flags import channels, count, natural, output_dir, output_file_with_folders
 from cli.progress import progress_bar, tracker
 
 
@@ -139,7 +139,8 @@ def register_audio(datasets: argparse._SubParsersAction) -> None:
         "after an interruption to continue.",
     )
     p.add_argument("root", type=Path, help="folder of class folders")
-    p.add_argument("--out", type=output_file, required=True, help="output HDF5 file")
+    p.add_argument("--out", type=output_file_with_folders, required=True,
+                   help="output HDF5 file (its folder is made if missing)")
     p.add_argument("--seed", type=natural, default=0, help="seed of the cochlea's spike stage")
     p.add_argument("--channels", type=channels, default=700, help="cochlea channels")
     p.add_argument("--workers", type=count, default=2, help="processes (output is the same)")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cli.flags import count, image_file
 
@@ -33,6 +36,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _update_card(path: Path, metrics: dict[str, Any],
+                 draw: Callable[[Path, Path], None]) -> None:
+    """Record ``metrics`` in the card of checkpoint ``path`` with the figures ``draw`` makes of
+    them, drawn aside first: a figure that cannot be drawn leaves the checkpoint as it was."""
+    from model import checkpoint
+
+    final = [path / checkpoint.CONFUSION_PNG, path / checkpoint.EARLY_PNG]
+    aside = [png.with_name(f"{png.stem}.partial{png.suffix}") for png in final]
+    try:
+        draw(*aside)
+        checkpoint.record_metrics(path, "eval", metrics)
+        for drawn, png in zip(aside, final, strict=True):
+            os.replace(drawn, png)
+    finally:
+        for drawn in aside:
+            drawn.unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -58,19 +79,16 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(ckpt.params, ckpt.cfg, spec, data, ckpt.card.labels, args.batch_size,
                        args.scan, groups)
     metrics |= this_run(args.command_line)
-    figures = [(args.confusion_png, args.early_png)]
-    if args.update_card:  # the card's figures go with the card's numbers, wherever else too,
-        # drawn after the others: one that cannot be drawn leaves the checkpoint as it was
-        figures.append((args.checkpoint / checkpoint.CONFUSION_PNG,
-                        args.checkpoint / checkpoint.EARLY_PNG))
-    for confusion_png, early_png in figures:
+    def draw(confusion_png: Path | None, early_png: Path | None) -> None:
         if confusion_png:
             plot_confusion(metrics["confusion"], ckpt.card.labels, confusion_png)
         if early_png:
             plot_early_accuracy({ckpt.card.name: metrics["accuracy_vs_fraction_seen"]},
                                 early_png)
-    if args.update_card:
-        checkpoint.record_metrics(args.checkpoint, "eval", metrics)
+
+    draw(args.confusion_png, args.early_png)
+    if args.update_card:  # the card's figures go with its numbers, wherever else too
+        _update_card(args.checkpoint, metrics, draw)
     if args.json:
         print(json.dumps(metrics))
     else:

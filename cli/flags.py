@@ -124,6 +124,16 @@ def output_file(text: str) -> Path:
     return path
 
 
+def output_file_with_folders(text: str) -> Path:
+    """A file a command writes, making its missing folders: not a folder, under a folder it
+    may write in."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder, not a file")
+    output_dir(str(path.parent))
+    return path
+
+
 def npz_file(text: str) -> Path:
     """An output .npz, the suffix added when missing (as numpy does): neither the path given
     nor the one written may be a folder."""

@@ -38,16 +38,16 @@ def tracker(bar: Progress, description: str) -> Callable[[int, int], None]:
 
 
 @contextlib.contextmanager
-def epoch_bar(epochs: int) -> Iterator[Callable[[int, int, int, float], None]]:
-    """A bar over each epoch's steps ("epoch 3/16", the steps, the loss), and its
-    ``progress(epoch, step, steps, loss)`` callback."""
+def epoch_bar(epochs: int, first: int = 1) -> Iterator[Callable[[int, int, int, float], None]]:
+    """A bar over each epoch's steps ("epoch 3/16", the steps, the loss), from epoch ``first``
+    (a resumed run's), and its ``progress(epoch, step, steps, loss)`` callback."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("step {task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
                   TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(f"epoch 1/{epochs}", total=1, loss=float("nan"))
+        task = bar.add_task(f"epoch {first}/{epochs}", total=1, loss=float("nan"))
 
         def progress(epoch: int, step: int, total: int, loss: float) -> None:
             bar.update(task, description=f"epoch {epoch}/{epochs}", completed=step, total=total,

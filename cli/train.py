@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out} has done its {tc.epochs} epochs already; nothing to train",
               file=sys.stderr)
         return 0
-    with epoch_bar(tc.epochs) as progress:
+    with epoch_bar(tc.epochs, first=saved["epoch"] + 1 if saved else 1) as progress:
         train(run_cfg, _card_writer(args, name, run_cfg, train_ds.keys), progress)
     return 0
 
@@ -174,8 +174,8 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _datasets(args: argparse.Namespace) -> tuple[list[EventDataset], EventDataset]:
-    """The training files and the test file, opened; refused unless they agree on sensor,
-    sizes and classes, and unless the preset and flags make a network of them."""
+    """The training files and the test file, opened; refused unless the preset is known and
+    the files agree on sensor, sizes and classes."""
     from model.datasets import open_dataset
     from model.errors import InputError
     from model.spec import PRESETS

@@ -86,7 +86,7 @@ def batches(data: BinnedSet, batch_size: int, n_bins: int, spec: InputSpec,
     size meant for another dataset could ask for more memory than there is). Shuffled when
     ``rng`` is given; event augmentation (re-binning) when ``aug`` is enabled."""
     order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
-    F, B = spec.features, min(batch_size, len(data))
+    F, B = spec.features, max(1, min(batch_size, len(data)))
     for lo in range(0, len(order), B):
         sel = order[lo : lo + B]
         x = np.zeros((B, n_bins, F), np.float32)

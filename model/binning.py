@@ -55,7 +55,7 @@ def validate_events(events: np.ndarray, spec: InputSpec) -> None:
     else:
         _check_range(events["x"], spec.width, "x")
         _check_range(events["y"], spec.height, "y")
-        _check_range(events["p"], 2, "p (polarity)")
+        _check_range(events["p"], 2, "p (polarity)", EventError)  # no place on the sensor
     if unsorted >= 0:
         i = unsorted
         raise EventError(
@@ -121,11 +121,12 @@ def _fields(spec: InputSpec) -> set[str]:
     return {"t", "channel"} if spec.sensor == "cochlea" else {"t", "x", "y", "p"}
 
 
-def _check_range(values: np.ndarray, size: int | None, name: str) -> None:
+def _check_range(values: np.ndarray, size: int | None, name: str,
+                 error: type[EventError] = OutOfRange) -> None:
     assert size is not None
     i = _first_at_or_above(values, size)
     if i >= 0:
-        raise OutOfRange(f"{name} {values[i]} at index {i} is out of range [0, {size})")
+        raise error(f"{name} {values[i]} at index {i} is out of range [0, {size})")
 
 
 def feature_index(events: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -36,9 +36,10 @@ CHANNELS = 700
 # 47,998 samples -> a 24,000-point (2^6 * 3 * 5^3) half spectrum: 3.5x faster than 48,000.
 CLIP_SAMPLES = 47_998
 LENGTH_STEP = 12_000  # a quarter second: the padding step of bucketed_length
-# The longest word bucketed_length takes: the chain's time and memory grow with the clip (its
-# transfer matrix is channels x half the clip's samples), and a spoken word lasts about 1 s.
-MAX_WORD_S = 5
+# The longest clip bucketed_length takes (a word and the silence after it): the chain's time
+# and memory grow with the clip (its transfer matrix is channels x half the clip's samples),
+# and a spoken word lasts about 1 s.
+MAX_CLIP_S = 5
 MIN_RATE = 8_000  # below it no speech band survives (FSDD's 8 kHz is the lowest we read)
 RMS_LEVEL = 0.3
 _CHUNK = 64  # channels per transfer-matrix block: keeps complex temporaries cache-sized
@@ -108,11 +109,11 @@ def bucketed_length(n: int) -> int:
     """``CLIP_SAMPLES``, or for a longer word (``n`` samples at 48 kHz) the fast length at or
     after ``CLIP_SAMPLES`` plus the whole quarter seconds the word needs beyond it: words of
     many lengths then share a few transfer matrices (each takes ~10 s to compute at 700
-    channels, ten times a word's encoding). InputError beyond ``MAX_WORD_S``."""
-    if n > MAX_WORD_S * SAMPLE_RATE:
-        raise InputError(f"it lasts {n / SAMPLE_RATE:.1f} s: the cochlea encodes one spoken "
-                         f"word at a time, of at most {MAX_WORD_S} s; split the recording at its "
-                         "pauses (`s5rf listen --words` does)")
+    channels, ten times a word's encoding). InputError beyond ``MAX_CLIP_S``."""
+    if n > MAX_CLIP_S * SAMPLE_RATE:
+        raise InputError(f"it lasts {n / SAMPLE_RATE:.2f} s with the silence after it, over the "
+                         f"{MAX_CLIP_S} s the cochlea encodes at once (a spoken word lasts about "
+                         "1 s); cut the recording into words")
     steps = max(-(-(n - CLIP_SAMPLES) // LENGTH_STEP), 0)
     return padded_length(CLIP_SAMPLES + steps * LENGTH_STEP)
 

@@ -21,6 +21,7 @@ the first event's time for camera files (whose clocks count from power-up or the
 
 from __future__ import annotations
 
+import math
 import tokenize
 import warnings
 import zipfile
@@ -302,7 +303,8 @@ def read_numpy(path: Path) -> Recording:
                 arrays = {}
                 for k in names:
                     with npz.open(files[k]) as member:
-                        arrays[k] = _read_npy(member, f"{path}: {files[k]}")
+                        arrays[k] = _read_npy(member, f"{path}: {files[k]}",
+                                              npz.getinfo(files[k]).file_size)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # cut short, garbage
             raise FormatError(f"{path}: not a complete .npz file ({exc})") from exc
         if "events" in arrays:
@@ -313,17 +315,16 @@ def read_numpy(path: Path) -> Recording:
             array = _structured(arrays)
     else:
         with path.open("rb") as f:
-            array = _read_npy(f, str(path))
+            array = _read_npy(f, str(path), path.stat().st_size)
     if array.dtype.names is None or array.ndim != 1:
         raise FormatError(f"{path} holds dtype {array.dtype} shape {array.shape}; expected a "
                           "1-d structured array with fields t and channel (or x), or t, x, y, p")
     return _from_fields(array, path, "numpy")
 
 
-# 3.0 differs from 2.0 only in allowing UTF-8 field names
+# (numpy writes 3.0 only for field names beyond latin-1, which no event array has)
 NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                      (2, 0): np.lib.format.read_array_header_2_0,
-                      (3, 0): np.lib.format.read_array_header_2_0}
+                      (2, 0): np.lib.format.read_array_header_2_0}
 # numpy's words for a file cut short ("EOF: ...", "Failed to read all data ...") or a header
 # that is no Python literal (some of which tokenize reports itself)
 NPY_BROKEN = (ValueError, EOFError, SyntaxError, tokenize.TokenError)
@@ -340,22 +341,29 @@ def npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = np.lib.format.read_magic(f)
         if version not in NPY_HEADER_READERS:
-            raise ValueError(f"format version {version} is none numpy writes")
+            raise ValueError(f"format version {version} is not read here; use 1.0 or 2.0")
         shape, _, dtype = NPY_HEADER_READERS[version](f)
     except NPY_BROKEN as exc:
         raise NpyError(str(exc)) from exc
     return shape, dtype
 
 
-def _read_npy(f: IO[bytes], where: str) -> np.ndarray:
-    """The array of an open .npy file (or .npz member), FormatError naming ``where`` for one
-    of objects (which would need unpickling) and for a file cut short or not .npy at all."""
+def _read_npy(f: IO[bytes], where: str, size: int) -> np.ndarray:
+    """The array of an open .npy file (or .npz member) of ``size`` bytes, FormatError naming
+    ``where`` for one of objects (which would need unpickling), for one cut short or not .npy
+    at all, and for a header declaring more values than follow it (numpy would allocate them
+    all first)."""
     try:
-        _, dtype = npy_header(f)
+        shape, dtype = npy_header(f)
     except NpyError as exc:
         raise FormatError(f"{where}: not a complete .npy file ({exc})") from exc
     if dtype.hasobject:
         raise FormatError(f"{where}: not an event array (.npy of object dtype)")
+    declared, left = math.prod(shape) * dtype.itemsize, size - f.tell()
+    if declared > left:
+        raise FormatError(f"{where}: not a complete .npy file (its header declares "
+                          f"{math.prod(shape):,} values of {dtype.itemsize} bytes, but {left:,} "
+                          "bytes follow it)")
     f.seek(0)
     try:
         return np.lib.format.read_array(f, allow_pickle=False)

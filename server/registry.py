@@ -52,15 +52,16 @@ class LoadedModel:
     engine: Engine
     slots: SlotPool
     infer_slots: SlotPool
+    # A session belongs to exactly this network (``ModelCard.version``): hashed once, not on
+    # every result that names it.
+    version: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.version = self.card.version
 
     @property
     def name(self) -> str:
         return self.card.name
-
-    @property
-    def version(self) -> str:
-        """A session belongs to exactly this network (see ``ModelCard.version``)."""
-        return self.card.version
 
 
 class ModelRegistry:

@@ -364,7 +364,7 @@ class SessionManager:
             return session
 
     def _decode(self, record: StoredSession) -> tuple[LoadedModel, SessionSnapshot]:
-        """The record's model and snapshot, for a model this server holds at the same weights."""
+        """The record's model and snapshot, for a model this server holds at the same version."""
         batcher = self.batchers.get(record.model)
         if batcher is None:
             raise ApiError(409, f"this session is on model {record.model!r}, which this replica "

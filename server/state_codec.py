@@ -1,11 +1,12 @@
 """The one serialised form of a session: engine state row + binner + counters, versioned.
 
-A snapshot is msgpack: ``{"format": 1, "model", "version", "sensor", "late", "origin",
+A snapshot is msgpack: ``{"format": 2, "model", "version", "sensor", "late", "origin",
 "seq", "binner": {"t0_us", "closed", "last_t", "pending"}, "totals": {...}, "log_probs",
 "state": {"layers": [...], "li", "sum", "comp", "count"}}``. Arrays are ``{"dtype", "shape",
 "data"}`` with little-endian dtype strings; pending events are the wire format of the sensor's
 dtype. Decoding reads format 1 too (no "comp", a float32 "count": snapshots taken before the
-readout's sum was compensated) and refuses other versions or a snapshot of other weights.
+readout's sum was compensated) and refuses other formats, and a snapshot of another model or
+of another version of it (``ModelCard.version``: weights, architecture, input spec).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class SnapshotError(ValueError):
 
 
 class OtherModel(SnapshotError):
-    """A readable snapshot of another model or of other weights."""
+    """A readable snapshot of another model or of another version of it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,9 +157,10 @@ def encode(snap: SessionSnapshot) -> bytes:
 
 
 def decode(blob: bytes, model: str, version: str) -> SessionSnapshot:
-    """Parse a snapshot meant for ``model`` at parameter ``version``.
+    """Parse a snapshot meant for ``model`` at ``version``.
 
-    Raises OtherModel for a snapshot of other weights, SnapshotError for anything unreadable.
+    Raises OtherModel for a snapshot of another model or version, SnapshotError for anything
+    unreadable.
     """
     try:
         raw = msgpack.unpackb(blob)

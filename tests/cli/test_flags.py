@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from cli.flags import MAX_CHANNELS, channels, image_file, npz_file, output_dir, output_file
+from cli.flags import (
+    MAX_CHANNELS,
+    channels,
+    image_file,
+    npz_file,
+    output_dir,
+    output_file,
+    output_file_with_folders,
+)
 from cli.main import main
 
 # /proc takes no new file, even from root (whom permission bits let write anywhere)
@@ -30,6 +38,16 @@ def test_channels_are_a_count_up_to_what_a_cochlea_can_hold() -> None:
     for text, words in (("0", "at least 1"), ("100000", "at most 4,096 (SHD's cochlea has 700)")):
         with pytest.raises(argparse.ArgumentTypeError, match=re.escape(words)):
             channels(text)
+
+
+def test_output_file_with_folders_takes_a_missing_folder_but_not_a_file_for_one(
+        tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    new = tmp_path / "a" / "b" / "x.h5"
+    assert output_file_with_folders(str(new)) == new and not (tmp_path / "a").exists()
+    assert refused(output_file_with_folders, tmp_path) == f"{tmp_path} is a folder, not a file"
+    assert refused(output_file_with_folders, tmp_path / "afile" / "x.h5") == (
+        f"{tmp_path / 'afile'} is not a folder")
 
 
 def test_output_file(tmp_path: Path) -> None:

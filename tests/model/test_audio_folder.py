@@ -227,7 +227,7 @@ def test_no_audio_is_refused(tmp_path: Path) -> None:
 
 def test_cli_writes_the_file_and_reports_errors(folder: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "cli.h5"
+    out = tmp_path / "new" / "cli.h5"  # its folder made, as the flag's help says
     assert main(["data", "audio", str(folder), "--out", str(out),
                  "--channels", str(CHANNELS)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {

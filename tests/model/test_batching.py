@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.batching import MAX_RECORDING_BINS, batches, load_binned, padded_length
+from model.batching import (
+    MAX_RECORDING_BINS,
+    BinnedSet,
+    batches,
+    load_binned,
+    padded_length,
+)
 from model.datasets import open_dataset, write_shd
 from model.errors import InputError
 from model.events import make_events
@@ -51,3 +57,5 @@ def test_a_batch_larger_than_the_data_holds_only_its_recordings(tmp_path: Path) 
     assert lengths.tolist() == [2, 4, 6] and labels.tolist() == [0, 1, 0]
     shapes = [b[0].shape for b in batches(data, 2, padded_length(data), SPEC)]
     assert shapes == [(2, 6, 40)] * 2  # one shape for every batch, the last one padded
+    none = BinnedSet(events=[], bins=[], labels=np.zeros(0, np.int64))
+    assert list(batches(none, 64, 1, SPEC)) == []

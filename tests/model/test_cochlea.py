@@ -168,10 +168,10 @@ def test_prepare_waveform_rejects_a_silent_or_too_long_word() -> None:
 def test_a_recording_longer_than_a_word_is_refused_before_its_transfer_matrix() -> None:
     """3 s took a minute and 2.3 GB at 700 channels, 8 s ran out of patience: the matrix grows
     with the clip."""
-    longest = cochlea.MAX_WORD_S * cochlea.SAMPLE_RATE
+    longest = cochlea.MAX_CLIP_S * cochlea.SAMPLE_RATE
     assert cochlea.bucketed_length(longest) >= longest
-    with pytest.raises(InputError, match=r"it lasts 5\.0 s: the cochlea encodes one spoken word"
-                                         r" at a time, of at most 5 s; split"):
+    with pytest.raises(InputError, match=r"it lasts 5\.00 s with the silence after it, over the "
+                                         r"5 s the cochlea encodes at once"):
         cochlea.bucketed_length(longest + 1)
 
 

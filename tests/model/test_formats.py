@@ -7,9 +7,11 @@ readers (so a reader and a writer cannot share a mistake).
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -356,7 +358,8 @@ def test_a_file_of_no_events_is_still_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("half.npy", r"half\.npy: not a complete \.npy file \(Failed to read all data"),
+    ("half.npy", r"half\.npy: not a complete \.npy file \(its header declares [\d,]+ values of "
+                 r"\d+ bytes, but [\d,]+ bytes follow it\)$"),
     ("header_only.npy", r"header_only\.npy: not a complete \.npy file \(EOF"),
     ("half.npz", r"half\.npz: not a complete \.npz file \(File is not a zip file\)$"),
 ])
@@ -364,6 +367,26 @@ def test_a_numpy_file_cut_short_is_refused(tmp_path: Path, name: str, message: s
     (tmp_path / name).write_bytes(broken_copies(tmp_path)[name])
     with pytest.raises(FormatError, match=message):
         read_recording(tmp_path / name)
+
+
+def test_a_header_declaring_more_events_than_follow_is_refused_before_allocating_them(
+        tmp_path: Path) -> None:
+    """228 bytes declaring 10^11 events asked numpy for 931 GiB: a traceback."""
+    events = make_events("cochlea", t=np.array([1, 2]), channel=np.array([3, 4]))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(
+        events.dtype), "fortran_order": False, "shape": (10**11,)})
+    (tmp_path / "big.npy").write_bytes(header.getvalue() + events.tobytes())
+    with zipfile.ZipFile(tmp_path / "big.npz", "w") as npz:
+        npz.writestr("events.npy", header.getvalue() + events.tobytes())
+    for name in ("big.npy", "big.npz"):
+        with pytest.raises(FormatError, match=r"declares 100,000,000,000 values of 10 bytes, "
+                                              r"but 20 bytes follow it"):
+            read_recording(tmp_path / name)
+    np.lib.format.write_array(buffer := io.BytesIO(), events, version=(3, 0))
+    (tmp_path / "v3.npy").write_bytes(buffer.getvalue())
+    with pytest.raises(FormatError, match=r"format version \(3, 0\) is not read here"):
+        read_recording(tmp_path / "v3.npy")
 
 
 def test_an_array_of_objects_is_refused_without_unpickling_it(tmp_path: Path) -> None:
